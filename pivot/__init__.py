@@ -1,0 +1,21 @@
+"""pivot: input-aware attention skipping for Vision Transformer inference (PIVOT, DAC'24).
+
+Importing pivot never imports torch; the PyTorch side lives in ``pivot.torch``.
+"""
+from ._native import _core  # noqa: F401  (loads the C core and its OpenBLAS)
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
+
+# --- engine
+from .config import ViTConfig, normalize_path  # noqa: E402
+
+__all__ += ["ViTConfig", "normalize_path"]
+# --- end engine
+
+# --- simulator
+# --- end simulator
+
+# --- cka
+# --- end cka
