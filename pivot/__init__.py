@@ -19,3 +19,11 @@ __all__ += ["ViTConfig", "normalize_path"]
 
 # --- cka
 # --- end cka
+
+
+def __getattr__(name):
+    # Heavy or optional submodules load on first use: `pivot.plot` (matplotlib), `pivot.torch` (torch).
+    if name in ("plot", "torch"):
+        import importlib
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'pivot' has no attribute {name!r}")

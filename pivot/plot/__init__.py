@@ -1,0 +1,14 @@
+"""Plots (matplotlib). Every function labels its axes with units and returns its Figure.
+
+Imported on first use of ``pivot.plot``; importing pivot alone does not import matplotlib.
+"""
+__all__ = []
+
+# --- simulator plots
+# --- end simulator plots
+
+# --- cka plots
+# --- end cka plots
+
+# --- search plots
+# --- end search plots
