@@ -20,6 +20,12 @@ __all__ += ["ViTConfig", "normalize_path"]
 # --- cka
 # --- end cka
 
+# --- data
+from . import datasets  # noqa: E402
+
+__all__ += ["datasets"]
+# --- end data
+
 
 def __getattr__(name):
     # Heavy or optional submodules load on first use: `pivot.plot` (matplotlib), `pivot.torch` (torch).
