@@ -51,26 +51,91 @@ static void layernorm_rows(float *out,          /* (N, C) */
     }
 }
 
-static inline float gelu_scalar(float x) {
-    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752440f));
+/* Elementwise loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time
+ * (GCC function multiversioning); the default build flags target baseline x86-64 only. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 12 && defined(__linux__)
+#define PIVOT_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define PIVOT_MULTIVERSION
+#endif
+
+/* exp(x) with relative error ~2e-7, branch-free so that loops over it vectorize (libm's expf is
+ * a call per element). Cody-Waite range reduction x = n ln2 + r, a degree-6 polynomial for e^r,
+ * and 2^n built in the exponent bits. NaN stays NaN; below -87 gives 0, above 88 gives e^88. */
+static inline float exp_fast(float x_in) {
+    float x = x_in < -87.0f ? -87.0f : x_in;
+    x = x > 88.0f ? 88.0f : x;
+    float kd = x * 1.44269504088896341f + 12582912.0f; /* 1.5 * 2^23: rounds, leaves n in low bits */
+    uint32_t ki;
+    memcpy(&ki, &kd, sizeof ki);
+    float n = kd - 12582912.0f;
+    float r = x - n * 0.693359375f - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    uint32_t bits = (ki + 127u) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return x_in < -87.0f ? 0.0f : p * scale;
 }
 
+/* Exact (erf) GELU: 0.5 x erfc(-x / sqrt(2)), with erfc from Numerical Recipes' erfcc
+ * (fractional error < 1.2e-7 everywhere), so negative inputs keep their relative accuracy. */
+static inline float gelu_scalar(float x) {
+    float z = x * -0.70710678118654752440f;
+    float az = z < 0.0f ? -z : z;
+    float t = 1.0f / (1.0f + 0.5f * az);
+    float poly = -0.82215223f + t * 0.17087277f;
+    poly = 1.48851587f + t * poly;
+    poly = -1.13520398f + t * poly;
+    poly = 0.27886807f + t * poly;
+    poly = -0.18628806f + t * poly;
+    poly = 0.09678418f + t * poly;
+    poly = 0.37409196f + t * poly;
+    poly = 1.00002368f + t * poly;
+    poly = -1.26551223f + t * poly;
+    float erfc_az = t * exp_fast(-az * az + poly);
+    float erfc_z = z >= 0.0f ? erfc_az : 2.0f - erfc_az;
+    return 0.5f * x * erfc_z;
+}
+
+PIVOT_MULTIVERSION
+static void gelu_array(float *out,       /* (N) */
+                       const float *inp, /* (N) */
+                       size_t N) {
+    for (size_t i = 0; i < N; i++) out[i] = gelu_scalar(inp[i]);
+}
+
+PIVOT_MULTIVERSION
 static void softmax_rows(float *out,       /* (N, C) */
                          const float *inp, /* (N, C) */
                          size_t N, size_t C) {
+    enum { LANES = 16 }; /* partial max/sum lanes: lets the compiler vectorize the reductions */
     for (size_t n = 0; n < N; n++) {
         const float *x = inp + n * C;
         float *y = out + n * C;
+        float lane[LANES];
+        for (int l = 0; l < LANES; l++) lane[l] = x[0];
+        size_t c = 0;
+        for (; c + LANES <= C; c += LANES)
+            for (int l = 0; l < LANES; l++) lane[l] = x[c + l] > lane[l] ? x[c + l] : lane[l];
         float maxval = x[0];
-        for (size_t c = 1; c < C; c++) maxval = x[c] > maxval ? x[c] : maxval;
-        if (isnan(x[0])) maxval = x[0];
+        for (int l = 0; l < LANES; l++) maxval = lane[l] > maxval ? lane[l] : maxval;
+        for (; c < C; c++) maxval = x[c] > maxval ? x[c] : maxval;
+        for (c = 0; c < C; c++) y[c] = exp_fast(x[c] - maxval);
+        for (int l = 0; l < LANES; l++) lane[l] = 0.0f;
+        for (c = 0; c + LANES <= C; c += LANES)
+            for (int l = 0; l < LANES; l++) lane[l] += y[c + l];
         float sum = 0.0f;
-        for (size_t c = 0; c < C; c++) {
-            y[c] = expf(x[c] - maxval);
-            sum += y[c];
-        }
+        for (int l = 0; l < LANES; l++) sum += lane[l];
+        for (; c < C; c++) sum += y[c];
+        /* a NaN anywhere in the row (the max comparisons skip it) makes the sum, so the row, NaN */
         float inv = 1.0f / sum;
-        for (size_t c = 0; c < C; c++) y[c] *= inv;
+        for (c = 0; c < C; c++) y[c] *= inv;
     }
 }
 
@@ -84,6 +149,7 @@ static void linear_nobias(float *out,          /* (N, OC), row stride ldo */
                       (int)ldi, weight, (int)IC, 0.0f, out, (int)ldo);
 }
 
+PIVOT_MULTIVERSION
 static void add_bias_rows(float *x,          /* (N, C) */
                           const float *bias, /* (C) */
                           size_t N, size_t C) {
@@ -91,6 +157,7 @@ static void add_bias_rows(float *x,          /* (N, C) */
         for (size_t c = 0; c < C; c++) x[n * C + c] += bias[c];
 }
 
+PIVOT_MULTIVERSION
 static void bias_gelu_rows(float *x,          /* (N, C) */
                            const float *bias, /* (C) */
                            size_t N, size_t C) {
@@ -99,6 +166,7 @@ static void bias_gelu_rows(float *x,          /* (N, C) */
 }
 
 /* branch += bias; capture = branch (optional); x += branch. */
+PIVOT_MULTIVERSION
 static void bias_capture_residual(float *x,          /* (N, C) */
                                   float *capture,    /* (N, C) or NULL */
                                   float *branch,     /* (N, C) */
@@ -588,7 +656,7 @@ int pivot_layernorm_forward(float *out, const float *inp, const float *weight, c
 int pivot_gelu_forward(float *out, const float *inp, size_t N) {
     if (N == 0) return PIVOT_OK;
     if (!out || !inp) return PIVOT_ERR_VALUE;
-    for (size_t i = 0; i < N; i++) out[i] = gelu_scalar(inp[i]);
+    gelu_array(out, inp, N);
     return PIVOT_OK;
 }
 
