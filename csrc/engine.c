@@ -219,6 +219,13 @@ static void blas_single_enter(void) {
     pthread_mutex_unlock(&blas_guard_mutex);
 }
 
+int pivot_engine_blas_threads(void) {
+    pthread_mutex_lock(&blas_guard_mutex);
+    int n = blas_guard_users ? blas_guard_saved : pivot_blas_get_num_threads();
+    pthread_mutex_unlock(&blas_guard_mutex);
+    return n;
+}
+
 static void blas_single_leave(void) {
     pthread_mutex_lock(&blas_guard_mutex);
     if (--blas_guard_users == 0 && blas_guard_saved != 1) pivot_blas_set_num_threads(blas_guard_saved);

@@ -102,4 +102,8 @@ int pivot_vit_forward(float *logits,              /* (B, K) */
                       const uint8_t *path,        /* (D) */
                       size_t B, int threads);
 
+/* The OpenBLAS thread count as the user set it (e.g. through threadpoolctl), even while engine
+ * calls hold OpenBLAS at one thread. The Python default for `threads` is capped by it. */
+int pivot_engine_blas_threads(void);
+
 #endif /* PIVOT_ENGINE_H */

@@ -267,6 +267,10 @@ static PyObject *py_block_forward(PyObject *self, PyObject *args) {
     return (PyObject *)out;
 }
 
+static PyObject *py_engine_blas_threads(PyObject *self, PyObject *noargs) {
+    return PyLong_FromLong(pivot_engine_blas_threads());
+}
+
 static PyObject *py_vit_num_params(PyObject *self, PyObject *arg) {
     pivot_vit_config cfg;
     if (parse_vit_config(arg, &cfg)) return NULL;
@@ -351,6 +355,7 @@ static PyMethodDef core_methods[] = {
     {"attention_forward", py_attention_forward, METH_VARARGS, "attention_forward(inp (B, T, C), qkv_w, qkv_b, proj_w, proj_b, num_heads) -> (B, T, C)"},
     {"mlp_forward", py_mlp_forward, METH_VARARGS, "mlp_forward(inp (N, C), fc1_w, fc1_b, fc2_w, fc2_b) -> (N, C)"},
     {"block_forward", py_block_forward, METH_VARARGS, "block_forward(inp (B, T, C), block params (flat), num_heads, hidden, eps, attn_active, threads) -> (B, T, C)"},
+    {"engine_blas_threads", py_engine_blas_threads, METH_NOARGS, "OpenBLAS thread count as set by the user (the engine holds it at 1 during calls)"},
     {"vit_num_params", py_vit_num_params, METH_O, "vit_num_params(config tuple) -> length of the flat parameter array"},
     {"vit_forward", py_vit_forward, METH_VARARGS, "vit_forward(images, params, config tuple, path uint8, threads, capture) -> logits or (logits, attn, mlp)"},
 

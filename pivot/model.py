@@ -14,11 +14,13 @@ __all__ = ["ViT", "flops", "default_threads"]
 
 
 def default_threads() -> int:
-    """Threads a call uses when ``threads=None``: the cores this process may run on."""
+    """Threads a call uses when ``threads=None``: the cores this process may run on, capped by
+    the thread limit of pivot's OpenBLAS (so ``threadpoolctl.threadpool_limits`` applies)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, _core.engine_blas_threads()))
 
 
 def _resolve_threads(threads) -> int:

@@ -310,3 +310,15 @@ def test_save_load_round_trip_bit_for_bit(tmp_path):
     np.testing.assert_array_equal(again._params, model._params)
     images = random_images(DISTILLED, 2)
     np.testing.assert_array_equal(again(images), model(images))
+
+
+def test_threads_default_follows_threadpoolctl_and_blas_setting_is_restored(models):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from pivot.model import default_threads
+
+    model, _ = models["small"]
+    before = pivot._core.blas_get_num_threads()
+    with threadpoolctl.threadpool_limits(1):
+        assert default_threads() == 1
+    model(random_images(model.config, 2), threads=2)
+    assert pivot._core.blas_get_num_threads() == before
