@@ -10,8 +10,9 @@ __all__ = ["__version__"]
 
 # --- engine
 from .config import ViTConfig, normalize_path  # noqa: E402
+from .model import ViT, flops  # noqa: E402
 
-__all__ += ["ViTConfig", "normalize_path"]
+__all__ += ["ViTConfig", "normalize_path", "ViT", "flops"]
 # --- end engine
 
 # --- simulator
