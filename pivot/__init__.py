@@ -14,6 +14,12 @@ from .config import ViTConfig, normalize_path  # noqa: E402
 __all__ += ["ViTConfig", "normalize_path"]
 # --- end engine
 
+# --- io
+from .io import WeightsFileError  # noqa: E402
+
+__all__ += ["WeightsFileError"]
+# --- end io
+
 # --- simulator
 # --- end simulator
 
