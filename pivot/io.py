@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import zipfile
+from collections import Counter
 from collections.abc import Mapping
 
 import numpy as np
@@ -221,7 +222,7 @@ def save_safetensors(path, tensors: Mapping, metadata: Mapping[str, str] | None 
             f.write(len(header_bytes).to_bytes(8, "little"))
             f.write(header_bytes)
             for name in sorted(arrays):
-                f.write(memoryview(arrays[name]).cast("B"))
+                f.write(memoryview(arrays[name].reshape(-1).view(np.uint8)))
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)
@@ -259,7 +260,7 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as npz:
             names = list(npz.files)
-            duplicates = sorted({n for n in names if names.count(n) > 1})
+            duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
             if duplicates:
                 raise WeightsFileError(f"{path}: duplicate member(s) {', '.join(map(repr, duplicates))}")
             arrays = {}
@@ -319,14 +320,15 @@ def _unwrap_checkpoint(obj, where: str) -> Mapping:
         if wrapper is None:
             break
         obj = obj[wrapper]
-    state = {}
+    state, original = {}, {}
     for key, value in obj.items():
         if not isinstance(key, str):
             raise WeightsFileError(f"{where}: state-dict key {key!r} is not a string")
         name = key[len("module."):] if key.startswith("module.") else key
         if name in state:
-            raise WeightsFileError(f"{where}: both {key!r} and {name!r} present")
-        state[name] = value
+            first, second = sorted((original[name], key), key=len, reverse=True)
+            raise WeightsFileError(f"{where}: both {first!r} and {second!r} present")
+        state[name], original[name] = value, key
     return state
 
 
@@ -396,7 +398,10 @@ _CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(ViTConfig))
 def _shape(state_dict: Mapping, key: str, why: str) -> tuple[int, ...]:
     if key not in state_dict:
         raise ValueError(f"cannot infer the ViT config: key {key!r} is missing ({why})")
-    return tuple(int(d) for d in state_dict[key].shape)
+    shape = getattr(state_dict[key], "shape", None)
+    if shape is None:
+        raise TypeError(f"state_dict[{key!r}] is a {type(state_dict[key]).__name__}, not an array")
+    return tuple(int(d) for d in shape)
 
 
 def infer_config(state_dict: Mapping, num_heads: int | None = None, **overrides) -> ViTConfig:
