@@ -15,6 +15,12 @@ from .model import ViT, flops  # noqa: E402
 __all__ += ["ViTConfig", "normalize_path", "ViT", "flops"]
 # --- end engine
 
+# --- io
+from .io import WeightsFileError  # noqa: E402
+
+__all__ += ["WeightsFileError"]
+# --- end io
+
 # --- simulator
 # --- end simulator
 
