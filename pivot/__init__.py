@@ -18,6 +18,11 @@ __all__ += ["ViTConfig", "normalize_path"]
 # --- end simulator
 
 # --- cka
+from .cka import (MinibatchCKA, ScoredPath, best_paths, cka, cka_matrix, model_cka,  # noqa: E402
+                  path_score, rank_paths)
+
+__all__ += ["cka", "cka_matrix", "model_cka", "MinibatchCKA", "ScoredPath", "path_score", "rank_paths",
+            "best_paths"]
 # --- end cka
 
 
