@@ -43,8 +43,7 @@ def cka_heatmap(cka, ax=None, *, title: str | None = "CKA between MLP outputs an
         fig, ax = plt.subplots(figsize=(1.2 + 0.45 * cols, 0.8 + 0.45 * rows))
     else:
         fig = ax.figure
-    colours = plt.get_cmap(cmap).copy()
-    colours.set_bad(alpha=0.0)  # NaN cells stay blank
+    colours = plt.get_cmap(cmap).with_extremes(bad=(0.0, 0.0, 0.0, 0.0))  # NaN cells stay blank
     image = ax.imshow(np.ma.masked_invalid(values), cmap=colours, vmin=vmin, vmax=vmax,
                       origin="upper", interpolation="nearest", aspect="equal")
     ax.set_xticks(range(cols), [str(j + 1) for j in range(cols)])

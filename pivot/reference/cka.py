@@ -75,14 +75,14 @@ def minibatch_cka_matrix(mlp_outputs, attn_outputs, batches, debiased: bool = Fa
     Dm, Da = len(mlp_outputs), len(attn_outputs)
     xy, xx, yy = np.zeros((Dm, Da)), np.zeros(Dm), np.zeros(Da)
     for idx in batches:
-        Ks = [gram_linear(features(x, mode)[idx]) for x in mlp_outputs]
-        Ls = [gram_linear(features(y, mode)[idx]) for y in attn_outputs]
+        Ks = [None if x is None else gram_linear(features(x, mode)[idx]) for x in mlp_outputs]
+        Ls = [None if y is None else gram_linear(features(y, mode)[idx]) for y in attn_outputs]
         for i, K in enumerate(Ks):
-            xx[i] += hsic(K, K, debiased)
+            xx[i] += np.nan if K is None else hsic(K, K, debiased)
             for j, L in enumerate(Ls):
-                xy[i, j] += hsic(K, L, debiased)
+                xy[i, j] += np.nan if K is None or L is None else hsic(K, L, debiased)
         for j, L in enumerate(Ls):
-            yy[j] += hsic(L, L, debiased)
+            yy[j] += np.nan if L is None else hsic(L, L, debiased)
     return xy / np.sqrt(np.outer(xx, yy))
 
 
