@@ -25,6 +25,11 @@ __all__ += ["WeightsFileError"]
 # --- end simulator
 
 # --- cka
+from .cka import (MinibatchCKA, ScoredPath, best_paths, cka, cka_matrix, model_cka,  # noqa: E402
+                  path_score, rank_paths)
+
+__all__ += ["cka", "cka_matrix", "model_cka", "MinibatchCKA", "ScoredPath", "path_score", "rank_paths",
+            "best_paths"]
 # --- end cka
 
 # --- data
