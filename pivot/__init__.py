@@ -15,6 +15,9 @@ __all__ += ["ViTConfig", "normalize_path"]
 # --- end engine
 
 # --- simulator
+from . import sim  # noqa: E402
+
+__all__ += ["sim"]
 # --- end simulator
 
 # --- cka
