@@ -82,13 +82,14 @@ def capacities(hw):
     return cap_in, cap_wt, cap_out
 
 
-def dram_accesses(M, N, K, hw):
-    """(DRAM reads, DRAM writes) in words of one GEMM.
+def dram_traffic(M, N, K, hw):
+    """DRAM words of one GEMM: {"a": reads of A, "b": reads of B, "partial": partial sums read
+    back, "writes": output words written}.
 
     An operand is fetched once when the data it re-streams fits in its on-chip capacity, else once
     per pass (SCALE-Sim's estimate-bandwidth read buffers behave the same way). Partial sums stay
     in OPMEM when one pass of outputs fits; otherwise every fold's partial sums go out and all but
-    the first come back (reads)."""
+    the first come back."""
     R, C, df = hw["array_rows"], hw["array_cols"], hw["dataflow"]
     Sr, Sc, T = mapping(M, N, K, df)
     row_folds, col_folds = _ceil_div(Sr, R), _ceil_div(Sc, C)
@@ -106,12 +107,14 @@ def dram_accesses(M, N, K, hw):
         b = K * N if K * min(C, N) <= cap_wt else K * N * row_folds
         pass_outputs = 0          # outputs accumulate in the PEs
     if df != "os" and row_folds > 1 and pass_outputs > cap_out:
-        writes = M * N * row_folds
-        partial_reads = M * N * (row_folds - 1)
-    else:
-        writes = M * N
-        partial_reads = 0
-    return a + b + partial_reads, writes
+        return {"a": a, "b": b, "partial": M * N * (row_folds - 1), "writes": M * N * row_folds}
+    return {"a": a, "b": b, "partial": 0, "writes": M * N}
+
+
+def dram_accesses(M, N, K, hw):
+    """(DRAM reads, DRAM writes) in words of one GEMM (see dram_traffic)."""
+    t = dram_traffic(M, N, K, hw)
+    return t["a"] + t["b"] + t["partial"], t["writes"]
 
 
 def exposed_words(M, N, K, hw):
