@@ -308,6 +308,7 @@ int pivot_sim_vit_forward(double *rows, int64_t *num_rows, double *totals, const
         vit->num_patches < 1 || vit->patch_dim < 1 || vit->num_classes < 1 || vit->num_prefix_tokens < 1)
         return PIVOT_ERR_VALUE;
     if (vit->depth > (INT64_MAX - 5) / 10 || max_rows < pivot_sim_vit_max_rows(vit->depth)) return PIVOT_ERR_SHAPE;
+    if (C > INT64_MAX / 3) return PIVOT_ERR_OVERFLOW;
     const int64_t hd = C / H;
     int64_t BT, BP, BH, Bprefix;
     if ((status = mul_i64(&BT, B, T)) || (status = mul_i64(&BP, B, vit->num_patches)) ||

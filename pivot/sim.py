@@ -252,9 +252,9 @@ IPMEM/WTMEM/OPMEM 64 Kb each), calibrated on the paper's DeiT-S baseline."""
 
 
 def _check_dataflow(dataflow) -> int:
-    if not isinstance(dataflow, str) or dataflow.lower() not in DATAFLOWS:
+    if dataflow not in DATAFLOWS:
         raise ValueError(f"dataflow must be one of {DATAFLOWS} (input, weight, output stationary), got {dataflow!r}")
-    return DATAFLOWS.index(dataflow.lower())
+    return DATAFLOWS.index(dataflow)
 
 
 def _check_positive_int(value, name: str) -> int:

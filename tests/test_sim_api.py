@@ -64,6 +64,7 @@ def test_bad_hardware_is_refused(changes, match):
     ((4, 4, 4, 8, 2.5, "is"), "cols must be a positive integer"),
     ((4, 4, 4, 8, 8, "rs"), "dataflow must be one of"),
     ((4, 4, 4, 8, 8, None), "dataflow must be one of"),
+    ((4, 4, 4, 8, 8, "IS"), "dataflow must be one of"),
 ])
 def test_gemm_cycles_validation(args, match):
     with pytest.raises(ValueError, match=match):
