@@ -165,18 +165,19 @@ static void bias_gelu_rows(float *x,          /* (N, C) */
         for (size_t c = 0; c < C; c++) x[n * C + c] = gelu_scalar(x[n * C + c] + bias[c]);
 }
 
-/* branch += bias; capture = branch (optional); x += branch. */
+/* branch += bias; capture = branch (optional); x += branch * scale (scale = 1 / skip_lam, 1 for
+ * timm: multiplying by 1.0f is exact, so plain ViTs compute what they did without the scale). */
 PIVOT_MULTIVERSION
 static void bias_capture_residual(float *x,          /* (N, C) */
                                   float *capture,    /* (N, C) or NULL */
                                   float *branch,     /* (N, C) */
                                   const float *bias, /* (C) */
-                                  size_t N, size_t C) {
+                                  float scale, size_t N, size_t C) {
     for (size_t n = 0; n < N; n++) {
         float *br = branch + n * C, *xr = x + n * C;
         for (size_t c = 0; c < C; c++) {
             br[c] += bias[c];
-            xr[c] += br[c];
+            xr[c] += br[c] * scale;
         }
         if (capture) memcpy(capture + n * C, br, C * sizeof(float));
     }
@@ -315,10 +316,10 @@ static void barrier_wait(team_barrier *bar) {
     pthread_mutex_unlock(&bar->mutex);
 }
 
-typedef struct team team;
+typedef struct pivot_team team;
 typedef void (*team_fn)(void *arg, team *tm, int tid);
 
-struct team {
+struct pivot_team {
     int nthreads;          /* final team size, fixed before any worker starts work */
     team_barrier barrier;
     team_fn fn;
@@ -433,6 +434,8 @@ typedef struct {
     float *logits;            /* (B, K) */
     const float *norm_w, *norm_b, *head_w, *head_b, *head_dist_w, *head_dist_b;
     size_t K;
+    float residual_scale;     /* 1 / skip_lam: x += branch * residual_scale (1 for timm) */
+    const float *aux_w, *aux_b; /* (K, C) (K) LV-ViT's token-labeling head, or NULL */
 
     float *attn_capture;      /* (n_active, B*T, C) or NULL */
     float *mlp_capture;       /* (D, B*T, C) or NULL */
@@ -443,6 +446,7 @@ typedef struct {
     float *attn;              /* (B*T, C) concatenated heads */
     float *head_in;           /* (prefix*B, C) */
     float *head_tmp;          /* (B, K) */
+    float *aux_max;           /* (threads, B, K) per-thread max of aux_head over patch tokens */
     float *scratch;           /* (threads, scratch_stride) */
     size_t scratch_stride;
     size_t q_chunks;          /* query chunks per (b, h) attention item */
@@ -452,7 +456,7 @@ typedef struct {
 typedef struct {
     float *xn;      /* (TILE_ROWS, C) */
     float *branch;  /* (TILE_ROWS, C) */
-    float *hidden;  /* (TILE_ROWS, max(H, in_chans*patch*patch)) */
+    float *hidden;  /* (TILE_ROWS, max(H, in_chans*patch*patch, K if aux head)) */
     float *scores;  /* (ceil(T / q_chunks), T) */
 } thread_scratch;
 
@@ -462,6 +466,7 @@ static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS 
 static void scratch_sizes(const forward_plan *pl, size_t *xn, size_t *hidden, size_t *scores) {
     size_t k2 = pl->images ? pl->in_chans * pl->patch * pl->patch : 0;
     size_t wide = pl->H > k2 ? pl->H : k2;
+    if (pl->aux_w && pl->K > wide) wide = pl->K;
     *xn = round_up(TILE_ROWS * pl->C);
     *hidden = round_up(TILE_ROWS * wide);
     size_t qrows = (pl->T + pl->q_chunks - 1) / pl->q_chunks;
@@ -489,7 +494,7 @@ static int add_buffer(size_t *offset, size_t *total, size_t a, size_t b, size_t 
 /* Allocates the one workspace of a call (release it with workspace_release(*workspace,
  * *capacity)) and points the plan's buffers into it. */
 static int plan_workspace(forward_plan *pl, int threads, float **workspace, size_t *capacity) {
-    size_t BT, total = 0, o_x, o_qkv = 0, o_attn = 0, o_hin = 0, o_htmp = 0, o_scr;
+    size_t BT, total = 0, o_x, o_qkv = 0, o_attn = 0, o_hin = 0, o_htmp = 0, o_aux = 0, o_scr;
     int st;
     if ((st = pivot_mul_size(&BT, pl->B, pl->T))) return st;
     int any_active = 0;
@@ -509,6 +514,7 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
     if (pl->logits) {
         if ((st = add_buffer(&o_hin, &total, pl->prefix, pl->B, pl->C))) return st;
         if ((st = add_buffer(&o_htmp, &total, pl->B, pl->K, 1))) return st;
+        if (pl->aux_w && (st = add_buffer(&o_aux, &total, (size_t)threads, pl->B, pl->K))) return st;
     }
     /* per-thread scratch: check the products that scratch_sizes computes unchecked */
     size_t k2 = 0, wide, qrows = (pl->T + pl->q_chunks - 1) / pl->q_chunks, tmp;
@@ -516,6 +522,7 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
                        (st = pivot_mul_size(&k2, k2, pl->patch))))
         return st;
     wide = pl->H > k2 ? pl->H : k2;
+    if (pl->aux_w && pl->K > wide) wide = pl->K;
     if ((st = pivot_mul_size(&tmp, TILE_ROWS, pl->C)) || (st = pivot_mul_size(&tmp, TILE_ROWS, wide)) ||
         (st = pivot_mul_size(&tmp, qrows, pl->T)))
         return st;
@@ -536,6 +543,7 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
     pl->attn = any_active ? ws + o_attn : NULL;
     pl->head_in = pl->logits ? ws + o_hin : NULL;
     pl->head_tmp = pl->logits ? ws + o_htmp : NULL;
+    pl->aux_max = pl->logits && pl->aux_w ? ws + o_aux : NULL;
     pl->scratch = ws + o_scr;
     *workspace = ws;
     return PIVOT_OK;
@@ -604,13 +612,14 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
         float *x = pl->x + r * C;
         if (active) {
             linear_nobias(s->branch, pl->attn + r * C, bp->proj_w, m, C, C, C, C);
-            bias_capture_residual(x, attn_cap ? attn_cap + r * C : NULL, s->branch, bp->proj_b, m, C);
+            bias_capture_residual(x, attn_cap ? attn_cap + r * C : NULL, s->branch, bp->proj_b, pl->residual_scale,
+                                  m, C);
         }
         layernorm_rows(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
         linear_nobias(s->hidden, s->xn, bp->fc1_w, m, C, H, C, H);
         bias_gelu_rows(s->hidden, bp->fc1_b, m, H);
         linear_nobias(s->branch, s->hidden, bp->fc2_w, m, H, C, H, C);
-        bias_capture_residual(x, mlp_cap ? mlp_cap + r * C : NULL, s->branch, bp->fc2_b, m, C);
+        bias_capture_residual(x, mlp_cap ? mlp_cap + r * C : NULL, s->branch, bp->fc2_b, pl->residual_scale, m, C);
     }
 }
 
@@ -625,8 +634,30 @@ static void attention_phase(const forward_plan *pl, const thread_scratch *s, int
     }
 }
 
-/* Final norm of the class (and dist) tokens and the head(s); thread 0 only, after a barrier. */
-static void head_phase(const forward_plan *pl) {
+/* LV-ViT's token-labeling head on this thread's rows [r0, r1): final norm, aux_head (without its
+ * bias, added after the max, which rounding cannot change) and the running max over the patch
+ * tokens of each image into the thread's slot of aux_max. NaN propagates, as in torch.max. */
+static void aux_head_rows(const forward_plan *pl, const thread_scratch *s, int tid, size_t r0, size_t r1) {
+    size_t C = pl->C, T = pl->T, K = pl->K;
+    float *pmax = pl->aux_max + (size_t)tid * pl->B * K;
+    for (size_t i = 0; i < pl->B * K; i++) pmax[i] = -INFINITY;
+    for (size_t r = r0; r < r1; r += TILE_ROWS) {
+        size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
+        layernorm_rows(s->xn, pl->x + r * C, pl->norm_w, pl->norm_b, m, C, pl->eps);
+        linear_nobias(s->hidden, s->xn, pl->aux_w, m, C, K, C, K);
+        for (size_t i = 0; i < m; i++) {
+            size_t b = (r + i) / T, t = (r + i) % T;
+            if (t < pl->prefix) continue; /* class/dist tokens are not labeled */
+            const float *v = s->hidden + i * K;
+            float *pm = pmax + b * K;
+            for (size_t k = 0; k < K; k++) pm[k] = (v[k] > pm[k] || v[k] != v[k]) ? v[k] : pm[k];
+        }
+    }
+}
+
+/* Final norm of the class (and dist) tokens and the head(s); thread 0 only, after a barrier.
+ * nthreads: the team size (how many aux_max slots the threads filled). */
+static void head_phase(const forward_plan *pl, int nthreads) {
     size_t B = pl->B, C = pl->C, T = pl->T, K = pl->K;
     for (size_t j = 0; j < pl->prefix; j++)
         for (size_t b = 0; b < B; b++)
@@ -639,6 +670,17 @@ static void head_phase(const forward_plan *pl) {
         linear_nobias(pl->head_tmp, pl->head_in + B * C, pl->head_dist_w, B, C, K, C, K);
         add_bias_rows(pl->head_tmp, pl->head_dist_b, B, K);
         for (size_t i = 0; i < B * K; i++) pl->logits[i] = (pl->logits[i] + pl->head_tmp[i]) / 2.0f;
+    }
+    if (pl->aux_w) {
+        /* LV-ViT at eval: head(x_cls) + 0.5 * max over patch tokens of aux_head(x_patch) */
+        for (size_t i = 0; i < B * K; i++) {
+            float m = pl->aux_max[i];
+            for (int t = 1; t < nthreads; t++) {
+                float v = pl->aux_max[(size_t)t * B * K + i];
+                m = (v > m || v != v) ? v : m;
+            }
+            pl->logits[i] += 0.5f * (m + pl->aux_b[i % K]);
+        }
     }
 }
 
@@ -670,8 +712,9 @@ static void forward_team(void *arg, team *tm, int tid) {
         post_attention_rows(pl, &s, bp, active, attn_cap, mlp_cap, r0, r1);
     }
     if (pl->logits) {
+        if (pl->aux_w) aux_head_rows(pl, &s, tid, r0, r1);
         barrier_wait(&tm->barrier);
-        if (tid == 0) head_phase(pl);
+        if (tid == 0) head_phase(pl, nthreads);
     }
 }
 
@@ -812,6 +855,7 @@ int pivot_block_forward(float *out, const float *inp, const float *block, size_t
     forward_plan pl;
     memset(&pl, 0, sizeof pl);
     pl.B = B; pl.T = T; pl.C = C; pl.NH = NH; pl.H = H; pl.D = 1; pl.eps = eps;
+    pl.residual_scale = 1.0f;
     pl.path = &path;
     pl.blocks = &bp;
     float *workspace = NULL;
@@ -864,9 +908,19 @@ int pivot_vit_num_params(size_t *out, const pivot_vit_config *cfg) {
 int pivot_vit_forward(float *logits, float *attn_capture, float *mlp_capture, const float *images,
                       const float *params, const pivot_vit_config *cfg, const uint8_t *path, size_t B,
                       int threads) {
+    return pivot_vit_forward_ex(logits, attn_capture, mlp_capture, images, params, cfg, NULL, path, B, threads);
+}
+
+int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture, const float *images,
+                         const float *params, const pivot_vit_config *cfg, const pivot_vit_extras *extras,
+                         const uint8_t *path, size_t B, int threads) {
     size_t np;
     int st = pivot_vit_num_params(&np, cfg);
     if (st) return st;
+    if (extras && (!(extras->skip_lam > 0.0f) || isinf(extras->skip_lam) ||
+                   (extras->aux_head_w != NULL) != (extras->aux_head_b != NULL) ||
+                   (extras->aux_head_w && cfg->distilled)))
+        return PIVOT_ERR_VALUE;
     if ((threads = clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
     if (B == 0) return PIVOT_OK;
     if (!logits || !images || !params || !path) return PIVOT_ERR_VALUE;
@@ -912,7 +966,33 @@ int pivot_vit_forward(float *logits, float *attn_capture, float *mlp_capture, co
     pl.K = cfg->num_classes;
     pl.attn_capture = attn_capture;
     pl.mlp_capture = mlp_capture;
+    pl.residual_scale = extras ? (float)(1.0 / (double)extras->skip_lam) : 1.0f;
+    pl.aux_w = extras ? extras->aux_head_w : NULL;
+    pl.aux_b = extras ? extras->aux_head_b : NULL;
     st = run_plan(&pl, threads);
     free(blocks);
     return st;
 }
+
+/* ================================================================== team for other kernels */
+
+typedef struct {
+    pivot_team_fn fn;
+    void *arg;
+} team_call;
+
+static void team_call_main(void *arg, team *tm, int tid) {
+    team_call *call = (team_call *)arg;
+    call->fn(call->arg, tm, tid, tm->nthreads);
+}
+
+int pivot_team_run(pivot_team_fn fn, void *arg, int threads) {
+    if (!fn || (threads = clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
+    team_call call = {fn, arg};
+    blas_single_enter();
+    int st = team_run(team_call_main, &call, threads, NULL);
+    blas_single_leave();
+    return st;
+}
+
+void pivot_team_barrier(pivot_team *tm) { barrier_wait(&tm->barrier); }

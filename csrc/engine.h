@@ -102,6 +102,34 @@ int pivot_vit_forward(float *logits,              /* (B, K) */
                       const uint8_t *path,        /* (D) */
                       size_t B, int threads);
 
+/* Options beyond timm's ViT (LV-ViT); pivot_vit_forward is pivot_vit_forward_ex with extras NULL,
+ * which means skip_lam 1 and no aux head. */
+typedef struct {
+    float skip_lam;          /* > 0: every block computes x + branch / skip_lam (as x + branch * (1/skip_lam));
+                              * the captured branches are taken BEFORE this division */
+    const float *aux_head_w; /* (K, C) token-labeling head, or NULL; not with distilled. Logits become
+                              * head(x_cls) + 0.5 * max over patch tokens of aux_head(norm(x_patch)) */
+    const float *aux_head_b; /* (K), NULL exactly when aux_head_w is */
+} pivot_vit_extras;
+
+int pivot_vit_forward_ex(float *logits,              /* (B, K) */
+                         float *attn_capture,        /* (n_active, B, T, C) or NULL */
+                         float *mlp_capture,         /* (D, B, T, C) or NULL */
+                         const float *images,        /* (B, in_chans, img_size, img_size) */
+                         const float *params,        /* (pivot_vit_num_params) */
+                         const pivot_vit_config *cfg,
+                         const pivot_vit_extras *extras, /* or NULL */
+                         const uint8_t *path,        /* (D) */
+                         size_t B, int threads);
+
+/* The engine's thread team, for other kernels (csrc/lvvit.c): runs fn(arg, team, tid, nthreads)
+ * on `threads` threads (the caller is tid 0; nthreads may be fewer if the OS refuses threads),
+ * with OpenBLAS held single-threaded. pivot_team_barrier waits for every thread of the team. */
+typedef struct pivot_team pivot_team;
+typedef void (*pivot_team_fn)(void *arg, pivot_team *team, int tid, int nthreads);
+int pivot_team_run(pivot_team_fn fn, void *arg, int threads);
+void pivot_team_barrier(pivot_team *team);
+
 /* The OpenBLAS thread count as the user set it (e.g. through threadpoolctl), even while engine
  * calls hold OpenBLAS at one thread. The Python default for `threads` is capped by it. */
 int pivot_engine_blas_threads(void);

@@ -703,6 +703,169 @@ static PyObject *py_best_paths(PyObject *self, PyObject *arg) {
 
 /* ===================================================================== end cka */
 
+/* ===================================================================== lvvit */
+
+#include "lvvit.h"
+
+/* Parses (vit config tuple, stem_channels, skip_lam, aux_head) as pivot/lvvit.py packs it; the vit
+ * tuple is the engine's (parse_vit_config), of the model as its images see it. */
+static int parse_lvvit_config(PyObject *obj, pivot_lvvit_config *cfg) {
+    PyObject *vit;
+    Py_ssize_t stem_channels;
+    float skip_lam;
+    int aux_head;
+    if (!PyArg_ParseTuple(obj, "Onfp;lvvit config must be a tuple (vit config, stem_channels, skip_lam, aux_head)",
+                          &vit, &stem_channels, &skip_lam, &aux_head))
+        return -1;
+    if (parse_vit_config(vit, &cfg->vit)) return -1;
+    if (stem_channels < 0 || !(skip_lam > 0.0f) || isinf(skip_lam)) {
+        PyErr_SetString(PyExc_ValueError, "stem_channels must be >= 0 and skip_lam positive and finite");
+        return -1;
+    }
+    cfg->stem_channels = (size_t)stem_channels;
+    cfg->skip_lam = skip_lam;
+    cfg->aux_head = aux_head;
+    return 0;
+}
+
+/* conv2d_forward(inp (B, Cin, H, W), weight (Cout, Cin, k, k), bias (Cout), stride, pad, relu, threads) */
+static PyObject *py_conv2d_forward(PyObject *self, PyObject *args) {
+    PyObject *o_inp, *o_w, *o_b;
+    Py_ssize_t stride, pad;
+    int relu, threads;
+    if (!PyArg_ParseTuple(args, "OOOnnpi", &o_inp, &o_w, &o_b, &stride, &pad, &relu, &threads)) return NULL;
+    PyArrayObject *inp = check_array(o_inp, "inp", NPY_FLOAT32, 4);
+    PyArrayObject *w = inp ? check_array(o_w, "weight", NPY_FLOAT32, 4) : NULL;
+    PyArrayObject *b = w ? check_array(o_b, "bias", NPY_FLOAT32, 1) : NULL;
+    if (!b || check_threads(threads)) return NULL;
+    npy_intp B = PyArray_DIM(inp, 0), Cin = PyArray_DIM(inp, 1), H = PyArray_DIM(inp, 2), W = PyArray_DIM(inp, 3);
+    npy_intp Cout = PyArray_DIM(w, 0), k = PyArray_DIM(w, 2);
+    if (check_dim(w, "weight", 1, Cin) || check_dim(w, "weight", 3, k) || check_dim(b, "bias", 0, Cout)) return NULL;
+    if (stride < 1 || pad < 0 || k < 1 || Cout < 1 || Cin < 1 || H + 2 * pad < k || W + 2 * pad < k) {
+        PyErr_Format(PyExc_ValueError, "conv2d: need stride >= 1, pad >= 0 and a kernel (%zd) that fits the padded "
+                     "input (%zd x %zd, pad %zd)", (Py_ssize_t)k, (Py_ssize_t)H, (Py_ssize_t)W, pad);
+        return NULL;
+    }
+    npy_intp dims[4] = {B, Cout, (H + 2 * pad - k) / stride + 1, (W + 2 * pad - k) / stride + 1};
+    PyArrayObject *out = new_float_array(4, dims);
+    if (!out) return NULL;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_conv2d_forward(F32(out), F32(inp), F32(w), F32(b), (size_t)B, (size_t)Cin, (size_t)H, (size_t)W,
+                              (size_t)Cout, (size_t)k, (size_t)stride, (size_t)pad, relu, threads);
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); return raise_status(st, "conv2d_forward"); }
+    return (PyObject *)out;
+}
+
+/* lvvit_num_params(config) -> (params floats, stem floats) */
+static PyObject *py_lvvit_num_params(PyObject *self, PyObject *arg) {
+    pivot_lvvit_config cfg;
+    if (parse_lvvit_config(arg, &cfg)) return NULL;
+    size_t np, ns;
+    int st = pivot_lvvit_num_params(&np, &ns, &cfg);
+    if (st) return raise_status(st, "lvvit_num_params");
+    return Py_BuildValue("(nn)", (Py_ssize_t)np, (Py_ssize_t)ns);
+}
+
+/* Checks images (B, in_chans, img, img) and the stem array against a config; returns B or -1. */
+static npy_intp check_lvvit_inputs(PyArrayObject *img, PyArrayObject *stem, const pivot_lvvit_config *cfg, size_t ns) {
+    if (check_dim(img, "images", 1, (npy_intp)cfg->vit.in_chans) || check_dim(img, "images", 2, (npy_intp)cfg->vit.img_size) ||
+        check_dim(img, "images", 3, (npy_intp)cfg->vit.img_size))
+        return -1;
+    if (stem && check_dim(stem, "stem", 0, (npy_intp)ns)) return -1;
+    return PyArray_DIM(img, 0);
+}
+
+/* lvvit_stem_forward(images, stem, config, threads) -> (B, stem_channels, img/2, img/2) */
+static PyObject *py_lvvit_stem_forward(PyObject *self, PyObject *args) {
+    PyObject *o_img, *o_stem, *o_cfg;
+    int threads;
+    if (!PyArg_ParseTuple(args, "OOOi", &o_img, &o_stem, &o_cfg, &threads)) return NULL;
+    pivot_lvvit_config cfg;
+    if (parse_lvvit_config(o_cfg, &cfg) || check_threads(threads)) return NULL;
+    if (!cfg.stem_channels) {
+        PyErr_SetString(PyExc_ValueError, "lvvit_stem_forward: the config has no conv stem (stem_channels 0)");
+        return NULL;
+    }
+    PyArrayObject *img = check_array(o_img, "images", NPY_FLOAT32, 4);
+    PyArrayObject *stem = img ? check_array(o_stem, "stem", NPY_FLOAT32, 1) : NULL;
+    if (!stem) return NULL;
+    size_t np, ns;
+    int st = pivot_lvvit_num_params(&np, &ns, &cfg);
+    if (st) return raise_status(st, "lvvit_stem_forward");
+    npy_intp B = check_lvvit_inputs(img, stem, &cfg, ns);
+    if (B < 0) return NULL;
+    npy_intp dims[4] = {B, (npy_intp)cfg.stem_channels, (npy_intp)cfg.vit.img_size / 2, (npy_intp)cfg.vit.img_size / 2};
+    PyArrayObject *out = new_float_array(4, dims);
+    if (!out) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_lvvit_stem_forward(F32(out), F32(img), F32(stem), &cfg, (size_t)B, threads);
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); return raise_status(st, "lvvit_stem_forward"); }
+    return (PyObject *)out;
+}
+
+/* lvvit_forward(images, stem or None, params, config, path, threads, capture) -> logits, or with
+ * capture (logits, attn (n_active, B, T, C), mlp (D, B, T, C)). */
+static PyObject *py_lvvit_forward(PyObject *self, PyObject *args) {
+    PyObject *o_img, *o_stem, *o_params, *o_cfg, *o_path;
+    int threads, capture;
+    if (!PyArg_ParseTuple(args, "OOOOOip", &o_img, &o_stem, &o_params, &o_cfg, &o_path, &threads, &capture))
+        return NULL;
+    pivot_lvvit_config cfg;
+    if (parse_lvvit_config(o_cfg, &cfg) || check_threads(threads)) return NULL;
+    size_t np, ns;
+    int st = pivot_lvvit_num_params(&np, &ns, &cfg);
+    if (st) return raise_status(st, "lvvit_forward");
+    if ((o_stem == Py_None) != (cfg.stem_channels == 0)) {
+        PyErr_SetString(PyExc_ValueError, "lvvit_forward: pass the stem array exactly when the config has a conv stem");
+        return NULL;
+    }
+    PyArrayObject *img = check_array(o_img, "images", NPY_FLOAT32, 4);
+    PyArrayObject *stem = NULL;
+    if (img && o_stem != Py_None && !(stem = check_array(o_stem, "stem", NPY_FLOAT32, 1))) return NULL;
+    PyArrayObject *params = img ? check_array(o_params, "params", NPY_FLOAT32, 1) : NULL;
+    PyArrayObject *path = params ? check_array(o_path, "path", NPY_UINT8, 1) : NULL;
+    if (!path) return NULL;
+    npy_intp B = check_lvvit_inputs(img, stem, &cfg, ns);
+    if (B < 0 || check_dim(params, "params", 0, (npy_intp)np) || check_dim(path, "path", 0, (npy_intp)cfg.vit.depth))
+        return NULL;
+    const uint8_t *pp = (const uint8_t *)PyArray_DATA(path);
+    npy_intp n_active = 0;
+    for (size_t i = 0; i < cfg.vit.depth; i++) {
+        if (pp[i] > 1) {
+            PyErr_Format(PyExc_ValueError, "path values must be 0 or 1, got %d at %zu", (int)pp[i], i);
+            return NULL;
+        }
+        n_active += pp[i];
+    }
+    npy_intp G = (npy_intp)(cfg.vit.img_size / cfg.vit.patch_size);
+    npy_intp T = G * G + (cfg.vit.distilled ? 2 : 1);
+    npy_intp dl[2] = {B, (npy_intp)cfg.vit.num_classes};
+    npy_intp da[4] = {n_active, B, T, (npy_intp)cfg.vit.embed_dim};
+    npy_intp dm[4] = {(npy_intp)cfg.vit.depth, B, T, (npy_intp)cfg.vit.embed_dim};
+    PyArrayObject *logits = new_float_array(2, dl), *attn = NULL, *mlp = NULL;
+    if (!logits) return NULL;
+    if (capture) {
+        attn = new_float_array(4, da);
+        mlp = attn ? new_float_array(4, dm) : NULL;
+        if (!mlp) { Py_DECREF(logits); Py_XDECREF(attn); return NULL; }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_lvvit_forward(F32(logits), attn ? F32(attn) : NULL, mlp ? F32(mlp) : NULL, F32(img),
+                             stem ? F32(stem) : NULL, F32(params), &cfg, pp, (size_t)B, threads);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_DECREF(logits); Py_XDECREF(attn); Py_XDECREF(mlp);
+        return raise_status(st, "lvvit_forward");
+    }
+    if (!capture) return (PyObject *)logits;
+    return Py_BuildValue("(NNN)", logits, attn, mlp);
+}
+
+/* ===================================================================== end lvvit */
+
 /* ===================================================================== module */
 
 static PyMethodDef core_methods[] = {
@@ -740,6 +903,13 @@ static PyMethodDef core_methods[] = {
 
     /* end cka methods */
 
+    /* lvvit methods */
+    {"conv2d_forward", py_conv2d_forward, METH_VARARGS, "conv2d_forward(inp (B, Cin, H, W), weight (Cout, Cin, k, k), bias (Cout), stride, pad, relu, threads) -> (B, Cout, Ho, Wo)"},
+    {"lvvit_num_params", py_lvvit_num_params, METH_O, "lvvit_num_params(lvvit config) -> (params floats, stem floats)"},
+    {"lvvit_stem_forward", py_lvvit_stem_forward, METH_VARARGS, "lvvit_stem_forward(images, stem, lvvit config, threads) -> (B, stem_channels, img/2, img/2)"},
+    {"lvvit_forward", py_lvvit_forward, METH_VARARGS, "lvvit_forward(images, stem or None, params, lvvit config, path uint8, threads, capture) -> logits or (logits, attn, mlp)"},
+    /* end lvvit methods */
+
     {NULL, NULL, 0, NULL},
 };
 
@@ -762,5 +932,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     /* end module setup: simulator */
     /* module setup: cka */
     /* end module setup: cka */
+    /* module setup: lvvit */
+    /* end module setup: lvvit */
     return m;
 }

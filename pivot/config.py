@@ -2,19 +2,38 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["ViTConfig", "normalize_path"]
+__all__ = ["ViTConfig", "normalize_path", "STEMS"]
+
+# Patch embeddings: "patch" is timm's one Conv2d (kernel = stride = patch_size); "lvvit_conv" is
+# LV-ViT's PatchEmbed4_2 (three conv+BatchNorm+ReLU layers, then a patch_size/2 projection).
+STEMS = ("patch", "lvvit_conv")
 
 
 @dataclasses.dataclass(frozen=True)
 class ViTConfig:
-    """Shape of a timm-style ``VisionTransformer`` (DeiT family).
+    """Shape of a timm-style ``VisionTransformer`` (DeiT family) or of an LV-ViT.
 
     Tokens are ``[cls] [dist] patches`` (the distillation token only when ``distilled``); the
     position embedding covers all of them. ``mlp_hidden = int(embed_dim * mlp_ratio)`` as in timm.
+
+    LV-ViT ("All tokens matter: token labeling", Jiang et al. 2021; ``ViTConfig.preset("lvvit_s")``)
+    uses the last five fields:
+
+    * ``stem="lvvit_conv"``: the patch embedding is LV-ViT's ``PatchEmbed4_2``: conv 7x7 stride 2
+      padding 3 (``stem_channels`` out, no bias) + BatchNorm + ReLU, twice conv 3x3 stride 1
+      padding 1 + BatchNorm + ReLU, then ``proj``, a conv with kernel = stride = patch_size / 2
+      (with bias). BatchNorm runs on its running statistics (eval mode, eps 1e-5).
+    * ``skip_lam``: each block computes ``x = x + attn(norm1(x)) / skip_lam`` and
+      ``x = x + mlp(norm2(x)) / skip_lam`` (1 = timm's block).
+    * ``aux_head``: a token-labeling head ``aux_head`` (Linear C -> num_classes) on the normalized
+      patch tokens; the logits are ``head(x_cls) + 0.5 * max over patches of aux_head(x_patch)``,
+      LV-ViT's inference output.
+    * ``qkv_bias``: whether ``attn.qkv`` has a bias (LV-ViT: no).
     """
     img_size: int = 224
     patch_size: int = 16
@@ -26,6 +45,11 @@ class ViTConfig:
     mlp_ratio: float = 4.0
     distilled: bool = False
     norm_eps: float = 1e-6
+    stem: str = "patch"
+    stem_channels: int = 64
+    skip_lam: float = 1.0
+    aux_head: bool = False
+    qkv_bias: bool = True
 
     def __post_init__(self):
         for field in ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads"):
@@ -40,6 +64,23 @@ class ViTConfig:
             raise ValueError(f"ViTConfig.mlp_ratio must give a positive hidden size, got {self.mlp_ratio!r}")
         if not (self.norm_eps > 0):
             raise ValueError(f"ViTConfig.norm_eps must be positive, got {self.norm_eps!r}")
+        if self.stem not in STEMS:
+            raise ValueError(f"ViTConfig.stem must be one of {STEMS}, got {self.stem!r}")
+        value = self.stem_channels
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"ViTConfig.stem_channels must be a positive integer, got {value!r}")
+        if self.stem == "lvvit_conv" and self.patch_size % 2:
+            raise ValueError(f"ViTConfig.patch_size ({self.patch_size}) must be even for stem='lvvit_conv' "
+                             f"(a stride-2 convolution, then a patch_size/2 projection)")
+        if isinstance(self.skip_lam, bool) or not isinstance(self.skip_lam, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(self.skip_lam) or not self.skip_lam > 0:
+            raise ValueError(f"ViTConfig.skip_lam must be a positive finite number, got {self.skip_lam!r}")
+        for field in ("distilled", "aux_head", "qkv_bias"):
+            if not isinstance(getattr(self, field), (bool, np.bool_)):
+                raise ValueError(f"ViTConfig.{field} must be a bool, got {getattr(self, field)!r}")
+        if self.distilled and self.aux_head:
+            raise ValueError("ViTConfig: distilled and aux_head cannot be combined (no model defines how "
+                             "their outputs would mix)")
 
     # -- derived sizes
     @property
@@ -60,6 +101,27 @@ class ViTConfig:
         return self.num_patches + self.num_prefix_tokens
 
     @property
+    def proj_size(self) -> int:
+        """Height = width of the map that the patch projection (``patch_embed.proj``) reads:
+        the image, or the conv stem's output (img_size / 2)."""
+        return self.img_size // 2 if self.stem == "lvvit_conv" else self.img_size
+
+    @property
+    def proj_kernel(self) -> int:
+        """Kernel = stride of ``patch_embed.proj``: patch_size, or patch_size / 2 after the conv stem."""
+        return self.patch_size // 2 if self.stem == "lvvit_conv" else self.patch_size
+
+    @property
+    def proj_in_chans(self) -> int:
+        """Channels that ``patch_embed.proj`` reads: in_chans, or stem_channels after the conv stem."""
+        return self.stem_channels if self.stem == "lvvit_conv" else self.in_chans
+
+    @property
+    def is_timm_vit(self) -> bool:
+        """True when the model is a plain timm VisionTransformer (no LV-ViT feature in use)."""
+        return self.stem == "patch" and self.skip_lam == 1 and not self.aux_head and self.qkv_bias
+
+    @property
     def head_dim(self) -> int:
         return self.embed_dim // self.num_heads
 
@@ -71,21 +133,35 @@ class ViTConfig:
         return dataclasses.replace(self, **changes)
 
     def weight_shapes(self) -> "OrderedDict[str, tuple[int, ...]]":
-        """timm's state-dict key names and shapes for this config, in timm's order."""
+        """State-dict key names and shapes for this config, in the order the model's ``state_dict()``
+        lists them: timm's for a ViT / DeiT, the official TokenLabeling repository's for an LV-ViT
+        (``patch_embed.conv1`` ... ``patch_embed.bn3``, no ``attn.qkv.bias``, ``aux_head``).
+
+        BatchNorm layers list weight, bias, running_mean and running_var; their integer
+        ``num_batches_tracked`` counters (training bookkeeping) are not weights and are left out.
+        """
         C, H, K = self.embed_dim, self.mlp_hidden, self.num_classes
         s: OrderedDict[str, tuple[int, ...]] = OrderedDict()
         s["cls_token"] = (1, 1, C)
         if self.distilled:
             s["dist_token"] = (1, 1, C)
         s["pos_embed"] = (1, self.num_tokens, C)
-        s["patch_embed.proj.weight"] = (C, self.in_chans, self.patch_size, self.patch_size)
+        if self.stem == "lvvit_conv":
+            S = self.stem_channels
+            for i, (cin, k) in enumerate(((self.in_chans, 7), (S, 3), (S, 3)), start=1):
+                s[f"patch_embed.conv{i}.weight"] = (S, cin, k, k)
+                for name in ("weight", "bias", "running_mean", "running_var"):
+                    s[f"patch_embed.bn{i}.{name}"] = (S,)
+        P = self.proj_kernel
+        s["patch_embed.proj.weight"] = (C, self.proj_in_chans, P, P)
         s["patch_embed.proj.bias"] = (C,)
         for i in range(self.depth):
             b = f"blocks.{i}."
             s[b + "norm1.weight"] = (C,)
             s[b + "norm1.bias"] = (C,)
             s[b + "attn.qkv.weight"] = (3 * C, C)
-            s[b + "attn.qkv.bias"] = (3 * C,)
+            if self.qkv_bias:
+                s[b + "attn.qkv.bias"] = (3 * C,)
             s[b + "attn.proj.weight"] = (C, C)
             s[b + "attn.proj.bias"] = (C,)
             s[b + "norm2.weight"] = (C,)
@@ -101,12 +177,18 @@ class ViTConfig:
         if self.distilled:
             s["head_dist.weight"] = (K, C)
             s["head_dist.bias"] = (K,)
+        if self.aux_head:
+            s["aux_head.weight"] = (K, C)
+            s["aux_head.bias"] = (K,)
         return s
 
     # -- presets
     @classmethod
     def preset(cls, name: str) -> "ViTConfig":
-        """Config of a timm model by name, e.g. ``ViTConfig.preset("deit_small_patch16_224")``."""
+        """Config of a model by name: timm's (``ViTConfig.preset("deit_small_patch16_224")``) or
+        LV-ViT's at 224 (``"lvvit_t"``, ``"lvvit_s"``, ``"lvvit_m"``, ``"lvvit_l"``, as the
+        TokenLabeling repository's ``tlt/models/lvvit.py`` registers them; for its 384/448
+        checkpoints use ``.replace(img_size=...)`` or let ``pivot.ViT.from_timm`` infer it)."""
         try:
             return _PRESETS[name]
         except KeyError:
@@ -122,6 +204,14 @@ for _size, (_dim, _heads) in {"tiny": (192, 3), "small": (384, 6), "base": (768,
     _PRESETS[f"deit_{_size}_patch16_224"] = ViTConfig(embed_dim=_dim, num_heads=_heads)
     _PRESETS[f"deit_{_size}_distilled_patch16_224"] = ViTConfig(embed_dim=_dim, num_heads=_heads, distilled=True)
     _PRESETS[f"vit_{_size}_patch16_224"] = ViTConfig(embed_dim=_dim, num_heads=_heads)
+# LV-ViT (tlt/models/lvvit.py): patch 16, mlp ratio 3, qkv_bias=False, nn.LayerNorm's eps 1e-5,
+# PatchEmbed4_2 stem (64 channels; 128 for LV-ViT-L's PatchEmbed4_2_128), token-labeling aux head.
+for _name, (_dim, _depth, _heads, _lam, _stem_ch) in {
+        "lvvit_t": (240, 12, 4, 1.0, 64), "lvvit_s": (384, 16, 6, 2.0, 64),
+        "lvvit_m": (512, 20, 8, 2.0, 64), "lvvit_l": (768, 24, 12, 3.0, 128)}.items():
+    _PRESETS[_name] = ViTConfig(embed_dim=_dim, depth=_depth, num_heads=_heads, mlp_ratio=3.0, norm_eps=1e-5,
+                                stem="lvvit_conv", stem_channels=_stem_ch, skip_lam=_lam, aux_head=True,
+                                qkv_bias=False)
 
 
 def normalize_path(path, depth: int) -> np.ndarray:

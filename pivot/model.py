@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from . import lvvit as _lvvit
 from ._native import _core
 from .config import ViTConfig, normalize_path
 
@@ -44,15 +45,19 @@ def _path_text(path: np.ndarray) -> str:
 
 
 class ViT:
-    """A timm ``VisionTransformer`` (DeiT family) running on pivot's C engine, fp32 on CPU.
+    """A timm ``VisionTransformer`` (DeiT family) or an LV-ViT running on pivot's C engine, fp32 on CPU.
 
     ``weights`` maps timm state-dict keys to numeric arrays (any real dtype, converted to float32);
     keys and shapes must match ``config.weight_shapes()`` exactly. The model keeps a private
     float32 copy, so later changes to the caller's arrays do not affect it.
 
     ``path`` (length ``config.depth``, values 0/1, default all ones) selects which encoders run
-    their attention; a skipped encoder computes ``x + mlp(norm2(x))`` only. Calls use it when they
-    pass ``path=None``.
+    their attention; a skipped encoder computes ``x + mlp(norm2(x))`` only (LV-ViT:
+    ``x + mlp(norm2(x)) / skip_lam``). Calls use it when they pass ``path=None``.
+
+    LV-ViT configs (``ViTConfig.preset("lvvit_s")``) take the TokenLabeling checkpoint's keys;
+    BatchNorm ``num_batches_tracked`` counters in ``weights`` are ignored. The stem's BatchNorm is
+    folded into its convolutions when the model is built (see ``pivot.lvvit``).
 
     Example::
 
@@ -68,7 +73,7 @@ class ViT:
             raise TypeError(f"weights must be a mapping of timm key -> array, got {type(weights).__name__}")
         shapes = config.weight_shapes()
         missing = [k for k in shapes if k not in weights]
-        unexpected = sorted(str(k) for k in weights.keys() if k not in shapes)
+        unexpected = sorted(str(k) for k in weights.keys() if k not in shapes and not _batchnorm_counter(k, shapes))
         problems = []
         arrays = []
         for key, shape in shapes.items():
@@ -95,16 +100,29 @@ class ViT:
             if problems:
                 lines.append(f"wrong shapes or dtypes ({len(problems)}): " + "; ".join(problems))
             raise ValueError("weights do not match the config:\n  " + "\n  ".join(lines))
-        params = np.concatenate([a.astype(np.float32, copy=False).ravel() for a in arrays])
+        if config.is_timm_vit:
+            params = np.concatenate([a.astype(np.float32, copy=False).ravel() for a in arrays])
+        else:
+            params = _lvvit.pack(config, dict(zip(shapes, arrays)))
         self._init(config, params, path)
 
     def _init(self, config, params, path):
-        expected = _core.vit_num_params(_config_tuple(config))
+        if config.is_timm_vit:
+            self._cfg_tuple = _config_tuple(config)
+            expected = _core.vit_num_params(self._cfg_tuple)
+            self._engine_floats, self._stem = expected, None
+        else:  # LV-ViT features: the engine's part of params, then the raw stem (pivot/lvvit.py)
+            self._cfg_tuple = _lvvit.core_config(config)
+            self._engine_floats = _core.lvvit_num_params(self._cfg_tuple)[0]
+            expected = _lvvit.engine_floats(config) + sum(int(np.prod(config.weight_shapes()[k]))
+                                                          for k in _lvvit.stem_keys(config))
+            if _lvvit.engine_floats(config) != self._engine_floats:
+                raise ValueError("internal: pivot/lvvit.py and the C engine disagree on the parameter layout")
+            self._stem = _lvvit.folded_stem(config, params)
         if params.shape != (expected,):
             raise ValueError(f"internal: {params.size} parameters, the engine expects {expected}")
         params.flags.writeable = False  # shared by with_path() copies; never written
         self._config = config
-        self._cfg_tuple = _config_tuple(config)
         self._params = params
         self._path = self._checked_path(path)
         self._path.flags.writeable = False
@@ -128,8 +146,8 @@ class ViT:
 
     @property
     def num_params(self) -> int:
-        """Number of weights (floats)."""
-        return int(self._params.size)
+        """Number of weights (floats; BatchNorm running statistics included, zero qkv biases not)."""
+        return int(sum(int(np.prod(shape)) for shape in self._config.weight_shapes().values()))
 
     def __repr__(self) -> str:
         c = self._config
@@ -164,7 +182,10 @@ class ViT:
     def _run(self, images, path, threads, capture):
         images = self._checked_images(images)
         path = self._path if path is None else self._checked_path(path)
-        return _core.vit_forward(images, self._params, self._cfg_tuple, path, _resolve_threads(threads), capture), path
+        if self._stem is None and self._config.is_timm_vit:
+            return _core.vit_forward(images, self._params, self._cfg_tuple, path, _resolve_threads(threads), capture), path
+        return _core.lvvit_forward(images, self._stem, self._params[:self._engine_floats], self._cfg_tuple, path,
+                                   _resolve_threads(threads), capture), path
 
     def __call__(self, images, path=None, threads=None) -> np.ndarray:
         """Logits (B, num_classes) float32 for float NCHW images (B, in_chans, img_size, img_size).
@@ -177,7 +198,9 @@ class ViT:
     def forward_intermediates(self, images, path=None, threads=None):
         """``(logits, attn_outputs, mlp_outputs)``: per encoder, the attention-branch output (after
         proj) and the MLP-branch output (after fc2), each (B, T, C) float32 before the residual add.
-        A skipped encoder's attention output is None."""
+        A skipped encoder's attention output is None. For LV-ViT they are taken before the division
+        by ``skip_lam`` (what the ``attn`` / ``mlp`` modules return; CKA is scale-invariant, so
+        either choice gives the same CKA)."""
         (logits, attn, mlp), path = self._run(images, path, threads, True)
         attn_iter = iter(attn)
         attn_outputs = [next(attn_iter) if active else None for active in path]
@@ -189,8 +212,15 @@ class ViT:
 
     # ------------------------------------------------------------------ weights
     def state_dict(self) -> dict:
-        """timm key -> float32 array (fresh copies, in timm's order)."""
+        """timm key -> float32 array (fresh copies, in timm's order; LV-ViT: the TokenLabeling
+        checkpoint's keys, BatchNorm unfolded, without num_batches_tracked)."""
         out, offset = {}, 0
+        if not self._config.is_timm_vit:
+            where = _lvvit.offsets(self._config)
+            for key, shape in self._config.weight_shapes().items():
+                offset = where[key][0]
+                out[key] = self._params[offset:offset + int(np.prod(shape))].reshape(shape).copy()
+            return out
         for key, shape in self._config.weight_shapes().items():
             n = int(np.prod(shape))
             out[key] = self._params[offset:offset + n].reshape(shape).copy()
@@ -200,13 +230,20 @@ class ViT:
     @classmethod
     def random(cls, config: ViTConfig, seed: int = 0, path=None) -> "ViT":
         """A model with timm-like random init: truncated normal (std 0.02, cut at 2 std) for Linear,
-        patch-embedding, position and class/dist token weights; zero biases; LayerNorm ones/zeros."""
+        patch-embedding, position and class/dist token weights; zero biases; LayerNorm ones/zeros.
+        LV-ViT's convolutions (stem and proj) keep torch's default init and its BatchNorm starts as
+        the identity (``pivot.lvvit.random_stem_weight``)."""
         if not isinstance(config, ViTConfig):
             raise TypeError(f"config must be a pivot.ViTConfig, got {type(config).__name__}")
         rng = np.random.default_rng(seed)
         weights = {}
+        conv_keys = set(_lvvit.stem_keys(config))
+        if conv_keys:
+            conv_keys.add("patch_embed.proj.weight")
         for key, shape in config.weight_shapes().items():
-            if key.endswith("norm1.weight") or key.endswith("norm2.weight") or key == "norm.weight":
+            if key in conv_keys:
+                weights[key] = _lvvit.random_stem_weight(rng, key, shape)
+            elif key.endswith("norm1.weight") or key.endswith("norm2.weight") or key == "norm.weight":
                 weights[key] = np.ones(shape, np.float32)
             elif key.endswith(".bias"):
                 weights[key] = np.zeros(shape, np.float32)
@@ -255,6 +292,12 @@ class ViT:
         _io.save_safetensors(path, self.state_dict(), metadata)
 
 
+def _batchnorm_counter(key, shapes) -> bool:
+    """True for a BatchNorm ``num_batches_tracked`` counter of a layer in ``shapes`` (not a weight)."""
+    suffix = "num_batches_tracked"
+    return isinstance(key, str) and key.endswith("." + suffix) and key[:-len(suffix)] + "running_mean" in shapes
+
+
 def _trunc_normal(rng, shape, std):
     x = rng.standard_normal(shape)
     bad = np.abs(x) > 2.0
@@ -266,7 +309,8 @@ def _trunc_normal(rng, shape, std):
 
 def flops(model_or_config, path=None) -> int:
     """FLOPs of one image's forward pass: 2 x multiply-accumulates of every matrix product
-    (patch embedding, qkv, q k^T, softmax x v, proj, fc1, fc2, head(s)).
+    (patch embedding (LV-ViT: its three stem convolutions too), qkv, q k^T, softmax x v, proj, fc1,
+    fc2, head(s), LV-ViT's aux head over the patch tokens).
 
     Elementwise work (LayerNorm, softmax, GELU, bias and residual adds) is not counted; it is
     below 1% of the total for DeiT sizes. A skipped encoder counts its MLP only.
@@ -286,8 +330,10 @@ def flops(model_or_config, path=None) -> int:
         path = normalize_path(own if path is None else path, config.depth)
     c = config
     T, C, H = c.num_tokens, c.embed_dim, c.mlp_hidden
-    macs = c.num_patches * c.in_chans * c.patch_size ** 2 * C         # patch embedding
+    macs = _lvvit.stem_macs(c) + c.num_patches * c.proj_in_chans * c.proj_kernel ** 2 * C  # patch embedding
     attention = T * C * 3 * C + 2 * T * T * C + T * C * C               # qkv, q k^T, softmax x v, proj
     macs += int(path.sum()) * attention + c.depth * 2 * T * C * H       # + every MLP
     macs += (2 if c.distilled else 1) * C * c.num_classes               # head(s)
+    if c.aux_head:
+        macs += c.num_patches * C * c.num_classes                       # aux head on every patch
     return 2 * int(macs)

@@ -6,6 +6,14 @@ skips the attention of encoders where path is 0 (``x + mlp(norm2(x))``). It is t
 of the benchmarks and a cross-check in the tests. Importing this module imports torch; importing
 ``pivot`` does not.
 
+LV-ViT configs (``ViTConfig.preset("lvvit_s")``) build the model of TokenLabeling's
+``tlt/models/lvvit.py`` and ``models/layers.py``, re-written from that public definition: the
+``PatchEmbed4_2`` stem (conv1/bn1/relu, conv2/bn2/relu, conv3/bn3/relu, proj; BatchNorm in eval
+mode on its running statistics), blocks ``x + attn(norm1(x)) / skip_lam`` and
+``x + mlp(norm2(x)) / skip_lam``, ``qkv`` without bias, and at eval the output
+``head(x[:, 0]) + 0.5 * aux_head(x[:, 1:]).max(1)[0]``. Its ``state_dict()`` has the official
+checkpoint's keys (``num_batches_tracked`` included, as any BatchNorm2d).
+
     module = pivot.torch.from_vit(model)        # pivot.ViT -> nn.Module (weights copied)
     model = pivot.torch.to_vit(module)          # nn.Module -> pivot.ViT
 """
@@ -21,12 +29,12 @@ __all__ = ["VisionTransformer", "from_vit", "to_vit"]
 
 
 class Attention(nn.Module):
-    def __init__(self, dim: int, num_heads: int):
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim ** -0.5
-        self.qkv = nn.Linear(dim, dim * 3)
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x):
@@ -53,14 +61,16 @@ class Block(nn.Module):
         super().__init__()
         C = config.embed_dim
         self.norm1 = nn.LayerNorm(C, eps=config.norm_eps)
-        self.attn = Attention(C, config.num_heads)
+        self.attn = Attention(C, config.num_heads, config.qkv_bias)
         self.norm2 = nn.LayerNorm(C, eps=config.norm_eps)
         self.mlp = Mlp(C, config.mlp_hidden)
+        self.skip_lam = float(config.skip_lam)
 
     def forward(self, x, attn_active: bool = True):
+        # LV-ViT's Block: residual branches divided by skip_lam (1 for timm, where / 1 is exact)
         if attn_active:
-            x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+            x = x + self.attn(self.norm1(x)) / self.skip_lam
+        return x + self.mlp(self.norm2(x)) / self.skip_lam
 
 
 class PatchEmbed(nn.Module):
@@ -69,6 +79,29 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(config.in_chans, config.embed_dim, config.patch_size, stride=config.patch_size)
 
     def forward(self, x):
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class ConvStemPatchEmbed(nn.Module):
+    """LV-ViT's PatchEmbed4_2 (``models/layers.py``): three conv + BatchNorm + ReLU layers at half
+    resolution, then ``proj`` with kernel = stride = patch_size / 2."""
+
+    def __init__(self, config: ViTConfig):
+        super().__init__()
+        S, P = config.stem_channels, config.patch_size // 2
+        self.conv1 = nn.Conv2d(config.in_chans, S, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(S)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(S, S, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(S)
+        self.conv3 = nn.Conv2d(S, S, kernel_size=3, stride=1, padding=1, bias=False)
+        self.bn3 = nn.BatchNorm2d(S)
+        self.proj = nn.Conv2d(S, config.embed_dim, kernel_size=P, stride=P)
+
+    def forward(self, x):
+        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn2(self.conv2(x)))
+        x = self.relu(self.bn3(self.conv3(x)))
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
@@ -85,11 +118,12 @@ class VisionTransformer(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, C))
         self.dist_token = nn.Parameter(torch.zeros(1, 1, C)) if config.distilled else None
         self.pos_embed = nn.Parameter(torch.zeros(1, config.num_tokens, C))
-        self.patch_embed = PatchEmbed(config)
+        self.patch_embed = ConvStemPatchEmbed(config) if config.stem == "lvvit_conv" else PatchEmbed(config)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.depth))
         self.norm = nn.LayerNorm(C, eps=config.norm_eps)
         self.head = nn.Linear(C, config.num_classes)
         self.head_dist = nn.Linear(C, config.num_classes) if config.distilled else None
+        self.aux_head = nn.Linear(C, config.num_classes) if config.aux_head else None
         self.eval()
 
     def forward(self, images, path=None):
@@ -107,6 +141,8 @@ class VisionTransformer(nn.Module):
         logits = self.head(x[:, 0])
         if self.head_dist is not None:
             logits = (logits + self.head_dist(x[:, 1])) / 2
+        if self.aux_head is not None:  # LV-ViT at eval: x_cls + 0.5 * x_aux.max(1)[0]
+            logits = logits + 0.5 * self.aux_head(x[:, 1:]).max(1)[0]
         return logits
 
 
@@ -114,6 +150,9 @@ def from_vit(model) -> VisionTransformer:
     """A ``VisionTransformer`` with a copy of a ``pivot.ViT``'s weights and path, in eval mode."""
     module = VisionTransformer(model.config, path=model.path)
     state = {k: torch.from_numpy(v) for k, v in model.state_dict().items()}
+    for key, value in module.state_dict().items():  # BatchNorm counters: not weights, keep the module's
+        if key.endswith(".num_batches_tracked"):
+            state[key] = value
     module.load_state_dict(state, strict=True)
     return module
 
@@ -122,5 +161,6 @@ def to_vit(module: VisionTransformer, path=None):
     """A ``pivot.ViT`` with a copy of the module's weights (path: the module's unless given)."""
     from .model import ViT
 
-    weights = {k: v.detach().cpu().to(torch.float32).numpy() for k, v in module.state_dict().items()}
+    weights = {k: v.detach().cpu().to(torch.float32).numpy() for k, v in module.state_dict().items()
+               if not k.endswith(".num_batches_tracked")}
     return ViT(module.config, weights, path=module.path if path is None else path)
