@@ -19,6 +19,9 @@ enum {
     PIVOT_SIM_OP_SOFTMAX, PIVOT_SIM_OP_SV, PIVOT_SIM_OP_PROJ, PIVOT_SIM_OP_NORM2, PIVOT_SIM_OP_FC1,
     PIVOT_SIM_OP_GELU, PIVOT_SIM_OP_FC2, PIVOT_SIM_OP_NORM, PIVOT_SIM_OP_HEAD, PIVOT_SIM_OP_HEAD_DIST,
     PIVOT_SIM_OP_ENTROPY,
+    /* LV-ViT (csrc/sim_lvvit.c): stem convolutions (block column = the stem layer, from 1) and their
+     * ReLUs, the final norm of the patch tokens, the token-labeling aux head and its max over tokens */
+    PIVOT_SIM_OP_STEM_CONV, PIVOT_SIM_OP_RELU, PIVOT_SIM_OP_NORM_PATCHES, PIVOT_SIM_OP_AUX_HEAD, PIVOT_SIM_OP_AUX_MAX,
 };
 
 /* Modules of the delay breakdown (Fig. 6a), plus everything else. */
@@ -123,6 +126,25 @@ int pivot_sim_gemms(double *rows,          // (n, PIVOT_SIM_ROW_FIELDS)
                     const pivot_sim_hw *hw,
                     const int64_t *shapes, // (n, 4): M, N, K, count
                     int64_t n);
+
+/* Rows an LV-ViT-style model can need: the ViT's, two per stem convolution, three for the aux head. */
+int64_t pivot_sim_lvvit_max_rows(int64_t depth, int64_t n_stem);
+
+/* Every row of one inference of a ViT with LV-ViT's additions (csrc/sim_lvvit.c): first, per stem
+ * convolution i (as an im2col GEMM of M = output pixels per image, N = output channels,
+ * K = in_channels * kernel^2; BatchNorm folded into it) a GEMM over batch * M rows and a ReLU on
+ * the PS; then the ViT rows (vit->patch_dim: the projection's in_channels * kernel^2); then, with
+ * aux_head, the final norm of the patch tokens (PS), the aux head GEMM over all patch tokens and
+ * its max over them (PS); last the entropy when asked. ReLU and the max cost gelu_cycles per
+ * element (an elementwise pass on the PS like the GELU lookup). */
+int pivot_sim_lvvit_forward(double *rows,           // (max_rows, PIVOT_SIM_ROW_FIELDS)
+                            int64_t *num_rows,
+                            double *totals,         // (PIVOT_SIM_TOT_FIELDS)
+                            const pivot_sim_hw *hw, const pivot_sim_vit *vit,
+                            const int64_t *stem,    // (n_stem, 3): M, N, K per image
+                            int64_t n_stem, int aux_head,
+                            const uint8_t *path,    // (depth)
+                            int entropy, int64_t max_rows);
 
 /* Sums of n rows. */
 void pivot_sim_totals(double *totals,      // (PIVOT_SIM_TOT_FIELDS)

@@ -243,7 +243,10 @@ int pivot_sim_ps_row(double *row, const pivot_sim_hw *hw, int op, int64_t rows, 
     switch (op) {
     case PIVOT_SIM_OP_NORM1:
     case PIVOT_SIM_OP_NORM2:
-    case PIVOT_SIM_OP_NORM: per_element = hw->layernorm_cycles; break;
+    case PIVOT_SIM_OP_NORM:
+    case PIVOT_SIM_OP_NORM_PATCHES: per_element = hw->layernorm_cycles; break;
+    case PIVOT_SIM_OP_RELU:
+    case PIVOT_SIM_OP_AUX_MAX: per_element = hw->gelu_cycles; break; /* one elementwise pass, as the GELU lookup */
     case PIVOT_SIM_OP_SOFTMAX: per_element = hw->softmax_cycles; break;
     case PIVOT_SIM_OP_GELU: per_element = hw->gelu_cycles; break;
     case PIVOT_SIM_OP_ENTROPY: per_element = hw->entropy_cycles; break;

@@ -864,6 +864,52 @@ static PyObject *py_lvvit_forward(PyObject *self, PyObject *args) {
     return Py_BuildValue("(NNN)", logits, attn, mlp);
 }
 
+/* sim_lvvit(hw, (batch, depth, embed_dim, num_heads, mlp_hidden, num_tokens, num_patches, patch_dim,
+ *            num_classes, num_prefix_tokens, distilled), stem int64 (n, 3): M, N, K, aux_head, path uint8,
+ *            entropy) -> (rows, totals), as sim_vit (csrc/sim_lvvit.c) */
+static PyObject *py_sim_lvvit(PyObject *self, PyObject *args) {
+    PyObject *hw_obj, *stem_obj, *path_obj;
+    int aux_head, entropy;
+    pivot_sim_vit vit;
+    if (!PyArg_ParseTuple(args, "O(LLLLLLLLLLL)OpOp", &hw_obj, &vit.batch, &vit.depth, &vit.embed_dim, &vit.num_heads,
+                          &vit.mlp_hidden, &vit.num_tokens, &vit.num_patches, &vit.patch_dim, &vit.num_classes,
+                          &vit.num_prefix_tokens, &vit.distilled, &stem_obj, &aux_head, &path_obj, &entropy))
+        return NULL;
+    pivot_sim_hw hw;
+    if (parse_sim_hw(hw_obj, &hw) != 0) return NULL;
+    PyArrayObject *stem = check_array(stem_obj, "stem", NPY_INT64, 2);
+    PyArrayObject *path = stem ? check_array(path_obj, "path", NPY_UINT8, 1) : NULL;
+    if (path == NULL) return NULL;
+    if (PyArray_DIM(stem, 1) != 3 || PyArray_DIM(stem, 0) > 1000) {
+        PyErr_SetString(PyExc_ValueError, "stem must have shape (n <= 1000, 3): M, N, K of each convolution");
+        return NULL;
+    }
+    if (vit.depth < 1 || vit.depth > 1000000) {
+        PyErr_Format(PyExc_ValueError, "depth must be in [1, 1000000], got %lld", (long long)vit.depth);
+        return NULL;
+    }
+    if (PyArray_DIM(path, 0) != vit.depth) {
+        PyErr_Format(PyExc_ValueError, "path has %zd entries but the model has %lld encoders",
+                     (Py_ssize_t)PyArray_DIM(path, 0), (long long)vit.depth);
+        return NULL;
+    }
+    const int64_t n_stem = PyArray_DIM(stem, 0);
+    const int64_t max_rows = pivot_sim_lvvit_max_rows(vit.depth, n_stem);
+    double *rows = malloc((size_t)max_rows * PIVOT_SIM_ROW_FIELDS * sizeof(double));
+    if (rows == NULL) return PyErr_NoMemory();
+    double totals[PIVOT_SIM_TOT_FIELDS];
+    int64_t n = 0;
+    int status;
+    const uint8_t *p = PyArray_DATA(path);
+    const int64_t *st = PyArray_DATA(stem);
+    Py_BEGIN_ALLOW_THREADS
+    status = pivot_sim_lvvit_forward(rows, &n, totals, &hw, &vit, st, n_stem, aux_head, p, entropy, max_rows);
+    Py_END_ALLOW_THREADS
+    PyObject *out = status == PIVOT_OK ? sim_result(rows, n, totals) : raise_status(status, "sim_lvvit");
+    free(rows);
+    return out;
+}
+
 /* ===================================================================== end lvvit */
 
 /* ===================================================================== module */
@@ -908,6 +954,7 @@ static PyMethodDef core_methods[] = {
     {"lvvit_num_params", py_lvvit_num_params, METH_O, "lvvit_num_params(lvvit config) -> (params floats, stem floats)"},
     {"lvvit_stem_forward", py_lvvit_stem_forward, METH_VARARGS, "lvvit_stem_forward(images, stem, lvvit config, threads) -> (B, stem_channels, img/2, img/2)"},
     {"lvvit_forward", py_lvvit_forward, METH_VARARGS, "lvvit_forward(images, stem or None, params, lvvit config, path uint8, threads, capture) -> logits or (logits, attn, mlp)"},
+    {"sim_lvvit", py_sim_lvvit, METH_VARARGS, "Rows and totals of one inference of a ViT with LV-ViT's stem and aux head (see pivot.sim.simulate)."},
     /* end lvvit methods */
 
     {NULL, NULL, 0, NULL},

@@ -48,6 +48,13 @@ _SAFETENSORS_DTYPE_BITS = {
     "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
 }
 _DECODABLE = {"F32": "<f4", "F16": "<f2", "BF16": "<u2", "F64": "<f8"}
+_COUNTER_DTYPES = {"I64", "I32", "U64", "U32"}
+
+
+def _is_batchnorm_counter(name) -> bool:
+    """BatchNorm's ``num_batches_tracked``: an integer training counter, not a weight. Every reader
+    drops it (LV-ViT checkpoints hold three, one per stem BatchNorm)."""
+    return isinstance(name, str) and (name == "num_batches_tracked" or name.endswith(".num_batches_tracked"))
 _TENSOR_FIELDS = ("dtype", "shape", "data_offsets")
 
 
@@ -75,6 +82,8 @@ def _read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]
 
     tensors = {}
     for name, (dtype, shape, begin, end) in entries.items():
+        if _is_batchnorm_counter(name):
+            continue
         raw = np.frombuffer(buffer, dtype=_DECODABLE[dtype], count=math.prod(shape), offset=begin)
         tensors[name] = _decode(raw, dtype).reshape(shape)
     return tensors, metadata
@@ -130,7 +139,7 @@ def _parse_safetensors_header(path: str, header_bytes: bytes):
         dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
         if not isinstance(dtype, str) or dtype not in _SAFETENSORS_DTYPE_BITS:
             raise WeightsFileError(f"{where}: unknown dtype {dtype!r}")
-        if dtype not in _DECODABLE:
+        if dtype not in _DECODABLE and not (_is_batchnorm_counter(name) and dtype in _COUNTER_DTYPES):
             raise WeightsFileError(f"{where}: dtype {dtype} is not supported (only F32, F16, BF16 and F64 load)")
         if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
             raise WeightsFileError(f"{where}: shape must be a list of non-negative integers, got {shape!r}")
@@ -265,6 +274,8 @@ def _read_npz(path: str) -> dict[str, np.ndarray]:
                 raise WeightsFileError(f"{path}: duplicate member(s) {', '.join(map(repr, duplicates))}")
             arrays = {}
             for name in names:
+                if _is_batchnorm_counter(name):
+                    continue
                 _check_npz_member(path, npz.zip, name)
                 array = npz[name]
                 arrays[name] = _numpy_to_float32(name, array)
@@ -362,22 +373,26 @@ def load_state_dict(source) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Load weights as ``(state_dict, metadata)``: timm key -> C-contiguous float32 array, and the
     file's string metadata (safetensors ``__metadata__``; empty for other sources).
 
-    ``source`` is a path to a ``.safetensors``, ``.npz`` or ``.pth``/``.pt`` file (the last needs
-    torch), or a mapping of name -> NumPy array or torch tensor. Training-checkpoint wrappers
-    (``model``, ``state_dict``, ``model_ema``, ``state_dict_ema``) are unwrapped and a leading
-    ``module.`` is stripped. float32, float16, bfloat16 and float64 tensors load (converted to
-    float32); anything else, and any malformed file, raises :class:`WeightsFileError` naming the
-    problem. The result owns its memory: later changes to ``source`` do not reach it.
+    ``source`` is a path to a ``.safetensors``, ``.npz`` or ``.pth``/``.pt``/``.pth.tar`` file
+    (the last two need torch; ``.pth.tar`` is how the LV-ViT checkpoints are named), or a mapping
+    of name -> NumPy array or torch tensor. Training-checkpoint wrappers (``model``,
+    ``state_dict``, ``model_ema``, ``state_dict_ema``) are unwrapped and a leading ``module.`` is
+    stripped. BatchNorm ``num_batches_tracked`` counters (integers, not weights) are dropped.
+    float32, float16, bfloat16 and float64 tensors load (converted to float32); anything else, and
+    any malformed file, raises :class:`WeightsFileError` naming the problem. The result owns its
+    memory: later changes to ``source`` do not reach it.
     """
     if isinstance(source, Mapping):
         state = _unwrap_checkpoint(source, "weights dict")
-        return {name: _to_float32(name, value) for name, value in state.items()}, {}
+        return {name: _to_float32(name, value) for name, value in state.items() if not _is_batchnorm_counter(name)}, {}
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"source must be a file path or a dict of arrays, got {type(source).__name__}")
     path = os.fsdecode(os.fspath(source))
     suffix = os.path.splitext(path)[1].lower()
+    if path.lower().endswith(".pth.tar"):
+        suffix = ".pth"  # torch.save files named as TokenLabeling (timm's training scripts) name them
     if suffix not in (".safetensors", ".npz", ".pth", ".pt"):
-        raise ValueError(f"{path!r}: unknown weight file extension {suffix or '(none)'!r}; expected .safetensors, .npz, .pth or .pt")
+        raise ValueError(f"{path!r}: unknown weight file extension {suffix or '(none)'!r}; expected .safetensors, .npz, .pth, .pth.tar or .pt")
     if not os.path.exists(path):
         raise FileNotFoundError(f"weight file not found: {path!r}")
     if suffix == ".safetensors":
@@ -385,7 +400,7 @@ def load_state_dict(source) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     if suffix == ".npz":
         return _read_npz(path), {}
     state = _unwrap_checkpoint(_read_pth(path), path)
-    return {name: _to_float32(name, value) for name, value in state.items()}, {}
+    return {name: _to_float32(name, value) for name, value in state.items() if not _is_batchnorm_counter(name)}, {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -393,6 +408,10 @@ def load_state_dict(source) -> tuple[dict[str, np.ndarray], dict[str, str]]:
 
 _BLOCK_KEY = re.compile(r"blocks\.(\d+)\.")
 _CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(ViTConfig))
+
+# The LV-ViT variants of TokenLabeling's tlt/models/lvvit.py, by (embed_dim, depth): skip_lam and
+# num_heads, which the weights do not record. lvvit_t is registered but has no released checkpoint.
+_LVVIT_VARIANTS = {(240, 12): (1.0, 4), (384, 16): (2.0, 6), (512, 20): (2.0, 8), (768, 24): (3.0, 12)}
 
 
 def _shape(state_dict: Mapping, key: str, why: str) -> tuple[int, ...]:
@@ -405,14 +424,22 @@ def _shape(state_dict: Mapping, key: str, why: str) -> tuple[int, ...]:
 
 
 def infer_config(state_dict: Mapping, num_heads: int | None = None, **overrides) -> ViTConfig:
-    """The :class:`~pivot.ViTConfig` of a timm ``VisionTransformer`` state dict, from its key names
-    and tensor shapes.
+    """The :class:`~pivot.ViTConfig` of a timm ``VisionTransformer`` or LV-ViT state dict, from its
+    key names and tensor shapes.
 
     depth from the ``blocks.N.`` indices, embed dim, patch size and channels from
     ``patch_embed.proj.weight``, distilled from ``dist_token``, image size from ``pos_embed``,
-    classes from ``head.weight``, mlp ratio from ``blocks.0.mlp.fc1.weight``. Head count is not in
-    the shapes: ``num_heads`` defaults to ``embed_dim // 64`` (at least 1). ``overrides`` (any
-    ViTConfig field, e.g. ``norm_eps=1e-5``) are applied last.
+    classes from ``head.weight``, mlp ratio from ``blocks.0.mlp.fc1.weight``, qkv_bias from
+    ``blocks.0.attn.qkv.bias``. Head count is not in the shapes: ``num_heads`` defaults to
+    ``embed_dim // 64`` (at least 1). ``overrides`` (any ViTConfig field, e.g. ``norm_eps=1e-5``)
+    are applied last.
+
+    LV-ViT (TokenLabeling checkpoints) is recognized by ``patch_embed.conv1.weight`` (its conv stem:
+    stem_channels and in_chans from it, patch_size = 2 x proj's kernel) or ``aux_head.weight``;
+    it gets LayerNorm eps 1e-5 (``nn.LayerNorm``'s default, which LV-ViT keeps). ``skip_lam`` is
+    not in the weights either: it and the default head count come from the official variant of the
+    same embed dim and depth (LV-ViT-T/S/M/L: skip_lam 1/2/2/3, 4/6/8/12 heads); any other LV-ViT
+    needs ``skip_lam=`` passed.
     """
     unknown = sorted(set(overrides) - set(_CONFIG_FIELDS))
     if unknown:
@@ -434,6 +461,18 @@ def infer_config(state_dict: Mapping, num_heads: int | None = None, **overrides)
     embed_dim, in_chans, patch_h, patch_w = proj
     if patch_h != patch_w:
         raise ValueError(f"only square patches are supported; patch_embed.proj.weight has a {patch_h}x{patch_w} kernel")
+    lvvit = {}
+    if "patch_embed.conv1.weight" in state_dict:  # LV-ViT's PatchEmbed4_2 stem
+        conv1 = _shape(state_dict, "patch_embed.conv1.weight", "")
+        if len(conv1) != 4 or conv1[2:] != (7, 7):
+            raise ValueError(f"patch_embed.conv1.weight has shape {conv1}, expected (stem_channels, in_chans, 7, 7) "
+                             f"of LV-ViT's convolutional patch embedding")
+        if in_chans != conv1[0]:
+            raise ValueError(f"patch_embed.proj.weight reads {in_chans} channels but patch_embed.conv1 makes {conv1[0]}")
+        lvvit = dict(stem="lvvit_conv", stem_channels=conv1[0])
+        in_chans, patch_h = conv1[1], 2 * patch_h
+    if "aux_head.weight" in state_dict:
+        lvvit["aux_head"] = True
     if "cls_token" in state_dict:
         cls = _shape(state_dict, "cls_token", "")
         if cls != (1, 1, embed_dim):
@@ -464,8 +503,23 @@ def infer_config(state_dict: Mapping, num_heads: int | None = None, **overrides)
     while int(embed_dim * mlp_ratio) < fc1[0]:
         mlp_ratio = math.nextafter(mlp_ratio, math.inf)
 
+    qkv = _shape(state_dict, "blocks.0.attn.qkv.weight", "it gives the attention's shape")
+    if qkv != (3 * embed_dim, embed_dim):
+        raise ValueError(f"blocks.0.attn.qkv.weight has shape {qkv}, expected ({3 * embed_dim}, {embed_dim})")
     fields = dict(img_size=grid * patch_h, patch_size=patch_h, in_chans=in_chans, num_classes=head[0],
                   embed_dim=embed_dim, depth=depth, mlp_ratio=mlp_ratio, distilled=distilled)
+    if "blocks.0.attn.qkv.bias" not in state_dict:
+        fields["qkv_bias"] = False
+    if lvvit:
+        fields.update(lvvit, norm_eps=1e-5)
+        variant = _LVVIT_VARIANTS.get((embed_dim, depth))
+        if variant is not None:
+            fields["skip_lam"] = variant[0]
+            if num_heads is None and "embed_dim" not in overrides:
+                num_heads = variant[1]
+        elif "skip_lam" not in overrides:
+            raise ValueError(f"cannot infer skip_lam of this LV-ViT (embed_dim {embed_dim}, depth {depth} is none of "
+                             f"LV-ViT-T/S/M/L, and the weights do not record it); pass skip_lam= (and num_heads=)")
     fields.update(overrides)
     if num_heads is None:
         num_heads = max(1, fields["embed_dim"] // 64)

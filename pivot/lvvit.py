@@ -140,6 +140,16 @@ def stem_macs(config: ViTConfig) -> int:
     return half * half * S * (config.in_chans * 7 * 7 + 2 * S * 3 * 3)
 
 
+def stem_gemm_shapes(config: ViTConfig) -> list:
+    """The stem's convolutions as im2col GEMMs for one image, ``[(M, N, K)]`` in the simulator's
+    convention ``out (M, N) = A (M, K) @ B (K, N)``: M = output pixels, N = output channels,
+    K = in_channels * kernel^2 (empty without the conv stem)."""
+    if config.stem != "lvvit_conv":
+        return []
+    half, S = config.img_size // 2, config.stem_channels
+    return [(half * half, S, config.in_chans * 7 * 7), (half * half, S, S * 3 * 3), (half * half, S, S * 3 * 3)]
+
+
 def random_stem_weight(rng, key: str, shape):
     """LV-ViT's init of a stem tensor for ``pivot.ViT.random``: convolutions keep torch's default
     (kaiming uniform with a = sqrt(5), i.e. U(-1/sqrt(fan_in), 1/sqrt(fan_in))), since LV-ViT's

@@ -130,7 +130,9 @@ ENERGY_COMPONENTS = ("pe_array", "sram", "periphery", "ps")
 
 # Row kinds, as numbered in csrc/pivot_sim.h; each ViT row's name is built from its kind and block.
 _OPS = ("gemm", "patch_embed", "norm1", "qkv", "qk", "softmax", "sv", "proj", "norm2", "fc1", "gelu",
-        "fc2", "norm", "head", "head_dist", "entropy")
+        "fc2", "norm", "head", "head_dist", "entropy", "stem_conv", "relu", "norm_patches", "aux_head", "aux_max")
+_LVVIT_NAMES = {"stem_conv": "patch_embed.conv{}", "relu": "patch_embed.relu{}", "norm_patches": "norm.patches",
+                "aux_head": "aux_head", "aux_max": "aux_head.max"}
 _BLOCK_NAMES = {"norm1": "norm1", "qkv": "attn.qkv", "qk": "attn.qk", "softmax": "attn.softmax",
                 "sv": "attn.sv", "proj": "attn.proj", "norm2": "norm2", "fc1": "mlp.fc1", "gelu": "mlp.gelu",
                 "fc2": "mlp.fc2"}
@@ -318,7 +320,10 @@ def _row_names(rows: np.ndarray, names=None) -> list:
     out = []
     for op, block in zip(rows[:, _R_OP].astype(int), rows[:, _R_BLOCK].astype(int)):
         kind = _OPS[op]
-        out.append(f"blocks.{block}.{_BLOCK_NAMES[kind]}" if block >= 0 else kind)
+        if kind in _LVVIT_NAMES:  # the stem rows' block column holds the stem layer (1, 2, 3)
+            out.append(_LVVIT_NAMES[kind].format(block))
+        else:
+            out.append(f"blocks.{block}.{_BLOCK_NAMES[kind]}" if block >= 0 else kind)
     return out
 
 
@@ -487,9 +492,14 @@ def simulate(model_or_config, path=None, hw: HardwareConfig = ZCU102, batch: int
     hw = _check_hw(hw)
     batch = _check_positive_int(batch, "batch")
     vit = (batch, config.depth, config.embed_dim, config.num_heads, config.mlp_hidden, config.num_tokens,
-           config.num_patches, config.in_chans * config.patch_size ** 2, config.num_classes,
+           config.num_patches, config.proj_in_chans * config.proj_kernel ** 2, config.num_classes,
            config.num_prefix_tokens, int(config.distilled))
-    rows, totals = _core.sim_vit(hw._packed, vit, path_arr, bool(entropy))
+    if config.stem == "lvvit_conv" or config.aux_head:
+        from .lvvit import stem_gemm_shapes
+        stem = np.array(stem_gemm_shapes(config), dtype=np.int64).reshape(-1, 3)
+        rows, totals = _core.sim_lvvit(hw._packed, vit, stem, bool(config.aux_head), path_arr, bool(entropy))
+    else:
+        rows, totals = _core.sim_vit(hw._packed, vit, path_arr, bool(entropy))
     return SimReport._from_c(hw, config, tuple(path_arr.tolist()), batch, rows, totals)
 
 

@@ -1,7 +1,9 @@
 """Plain NumPy float64 reference of every engine kernel (csrc/engine.c), for the tests.
 
 Written for clarity, not speed: each function follows timm's ``VisionTransformer`` literally.
-Weights are mappings of timm key -> array; every computation runs in float64.
+Weights are mappings of timm key -> array; every computation runs in float64. LV-ViT configs
+(conv stem, skip_lam, aux head, no qkv bias) follow TokenLabeling's model definition, with the
+stem from ``pivot.reference.lvvit`` (BatchNorm unfolded).
 """
 from __future__ import annotations
 
@@ -71,21 +73,23 @@ def _block_weights(weights, i):
     return {k[len(p):]: v for k, v in weights.items() if k.startswith(p)}
 
 
-def block(x, w, num_heads, eps=1e-6, attn_active=True):
-    """One pre-norm encoder; ``w`` holds the block's keys without the ``blocks.i.`` prefix.
+def block(x, w, num_heads, eps=1e-6, attn_active=True, skip_lam=1.0):
+    """One pre-norm encoder; ``w`` holds the block's keys without the ``blocks.i.`` prefix (no
+    ``attn.qkv.bias``: qkv without bias).
 
-    Returns (out, attn_branch or None, mlp_branch): branches are before the residual add. A
-    skipped encoder (``attn_active=False``) computes x + mlp(norm2(x)) only.
+    Returns (out, attn_branch or None, mlp_branch): branches are before the residual add and before
+    LV-ViT's division by ``skip_lam`` (out = x + branch / skip_lam). A skipped encoder
+    (``attn_active=False``) computes x + mlp(norm2(x)) / skip_lam only.
     """
     x = _f64(x)
     a = None
     if attn_active:
         a = attention(layernorm(x, w["norm1.weight"], w["norm1.bias"], eps), w["attn.qkv.weight"],
-                      w["attn.qkv.bias"], w["attn.proj.weight"], w["attn.proj.bias"], num_heads)
-        x = x + a
+                      w.get("attn.qkv.bias"), w["attn.proj.weight"], w["attn.proj.bias"], num_heads)
+        x = x + a / skip_lam
     m = mlp(layernorm(x, w["norm2.weight"], w["norm2.bias"], eps), w["mlp.fc1.weight"], w["mlp.fc1.bias"],
             w["mlp.fc2.weight"], w["mlp.fc2.bias"])
-    return x + m, a, m
+    return x + m / skip_lam, a, m
 
 
 def patch_embed(images, weight, bias, patch_size) -> np.ndarray:
@@ -103,20 +107,28 @@ def forward_intermediates(config: ViTConfig, weights, images, path=None):
     images = _f64(images)
     B = images.shape[0]
     C = config.embed_dim
-    x = patch_embed(images, weights["patch_embed.proj.weight"], weights["patch_embed.proj.bias"], config.patch_size)
+    if config.stem == "lvvit_conv":
+        from .lvvit import conv_stem
+        images = conv_stem(images, weights)
+    x = patch_embed(images, weights["patch_embed.proj.weight"], weights["patch_embed.proj.bias"], config.proj_kernel)
     prefix = [np.broadcast_to(_f64(weights["cls_token"]), (B, 1, C))]
     if config.distilled:
         prefix.append(np.broadcast_to(_f64(weights["dist_token"]), (B, 1, C)))
     x = np.concatenate(prefix + [x], axis=1) + _f64(weights["pos_embed"])
     attn_outputs, mlp_outputs = [], []
     for i in range(config.depth):
-        x, a, m = block(x, _block_weights(weights, i), config.num_heads, config.norm_eps, bool(path[i]))
+        x, a, m = block(x, _block_weights(weights, i), config.num_heads, config.norm_eps, bool(path[i]),
+                        config.skip_lam)
         attn_outputs.append(a)
         mlp_outputs.append(m)
     x = layernorm(x, weights["norm.weight"], weights["norm.bias"], config.norm_eps)
     logits = linear(x[:, 0], weights["head.weight"], weights["head.bias"])
     if config.distilled:
         logits = (logits + linear(x[:, 1], weights["head_dist.weight"], weights["head_dist.bias"])) / 2
+    if config.aux_head:
+        from .lvvit import aux_head_logits
+        logits = logits + aux_head_logits(x[:, config.num_prefix_tokens:], weights["aux_head.weight"],
+                                          weights["aux_head.bias"])
     return logits, attn_outputs, mlp_outputs
 
 

@@ -15,10 +15,10 @@ DATAFLOWS = ("is", "ws", "os")
 
 # Row kinds and modules, in the order of csrc/pivot_sim.h.
 OPS = ("gemm", "patch_embed", "norm1", "qkv", "qk", "softmax", "sv", "proj", "norm2", "fc1", "gelu",
-       "fc2", "norm", "head", "head_dist", "entropy")
+       "fc2", "norm", "head", "head_dist", "entropy", "stem_conv", "relu", "norm_patches", "aux_head", "aux_max")
 MODULES = ("attention_mac", "softmax", "mlp", "other")
 MODULE_OF = {"qkv": 0, "qk": 0, "sv": 0, "proj": 0, "softmax": 1, "fc1": 2, "gelu": 2, "fc2": 2}
-PS_OPS = ("norm1", "softmax", "norm2", "gelu", "norm", "entropy")
+PS_OPS = ("norm1", "softmax", "norm2", "gelu", "norm", "entropy", "relu", "norm_patches", "aux_max")
 
 
 def _ceil_div(a, b):
@@ -171,9 +171,10 @@ def gemm_row(M, N, K, count, hw, op="gemm", block=-1, module=3):
 
 def ps_row(op, rows, cols, count, hw, block=-1, module=3):
     """An elementwise op on the processing system over `count` (rows x cols) tensors: it reads
-    its input from DRAM and writes its output back (entropy writes one value per row)."""
-    per_element = {"norm1": "layernorm", "norm2": "layernorm", "norm": "layernorm", "softmax": "softmax",
-                   "gelu": "gelu", "entropy": "entropy"}[op]
+    its input from DRAM and writes its output back (entropy writes one value per row). LV-ViT's
+    ReLU and aux-head max cost what the GELU lookup costs per element (one elementwise pass)."""
+    per_element = {"norm1": "layernorm", "norm2": "layernorm", "norm": "layernorm", "norm_patches": "layernorm",
+                   "softmax": "softmax", "gelu": "gelu", "relu": "gelu", "aux_max": "gelu", "entropy": "entropy"}[op]
     elements = count * rows * cols
     ps_cycles = elements * hw[per_element + "_cycles_per_element"]
     writes = count * rows if op == "entropy" else elements
@@ -204,12 +205,23 @@ def vit_rows(cfg, path, hw, batch=1, entropy=False):
     """Every row of a ViT inference on `batch` images, in execution order.
 
     `cfg`: a mapping with embed_dim, depth, num_heads, mlp_hidden, num_tokens, num_patches,
-    patch_dim (in_chans * patch_size**2), num_classes, num_prefix_tokens, distilled.
+    patch_dim (in_chans * patch_size**2: what the patch projection reads), num_classes,
+    num_prefix_tokens, distilled, and optionally LV-ViT's stem_gemms (per stem convolution
+    (M, N, K) of one image: output pixels, output channels, in_channels * kernel^2) and aux_head.
     Encoder i runs its attention branch only when path[i] == 1; its MLP branch always runs.
+
+    LV-ViT: each stem convolution is an im2col GEMM over batch * M rows (BatchNorm folded into it,
+    no cost of its own) followed by a ReLU on the PS, before the patch projection; with aux_head,
+    after the head: LayerNorm of every patch token, the aux head GEMM over them and its max over
+    the tokens (PS). skip_lam costs nothing (it scales proj and fc2, offline).
     """
     B, T, Cd, H = batch, cfg["num_tokens"], cfg["embed_dim"], cfg["num_heads"]
     hd, hidden = Cd // H, cfg["mlp_hidden"]
-    rows = [gemm_row(B * cfg["num_patches"], Cd, cfg["patch_dim"], 1, hw, "patch_embed", -1, 3)]
+    rows = []
+    for layer, (M, N, K) in enumerate(cfg.get("stem_gemms", ()), start=1):
+        rows.append(gemm_row(B * M, N, K, 1, hw, "stem_conv", layer, 3))
+        rows.append(ps_row("relu", B * M, N, 1, hw, layer, 3))
+    rows.append(gemm_row(B * cfg["num_patches"], Cd, cfg["patch_dim"], 1, hw, "patch_embed", -1, 3))
     for i in range(cfg["depth"]):
         if path[i]:
             rows.append(ps_row("norm1", B * T, Cd, 1, hw, i, 3))
@@ -227,6 +239,11 @@ def vit_rows(cfg, path, hw, batch=1, entropy=False):
     rows.append(gemm_row(B, cfg["num_classes"], Cd, 1, hw, "head", -1, 3))
     if cfg["distilled"]:
         rows.append(gemm_row(B, cfg["num_classes"], Cd, 1, hw, "head_dist", -1, 3))
+    if cfg.get("aux_head"):
+        BP = B * cfg["num_patches"]
+        rows.append(ps_row("norm_patches", BP, Cd, 1, hw, -1, 3))
+        rows.append(gemm_row(BP, cfg["num_classes"], Cd, 1, hw, "aux_head", -1, 3))
+        rows.append(ps_row("aux_max", BP, cfg["num_classes"], 1, hw, -1, 3))
     if entropy:
         rows.append(ps_row("entropy", B, cfg["num_classes"], 1, hw, -1, 3))
     return rows
