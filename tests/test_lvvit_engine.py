@@ -78,7 +78,7 @@ def test_fold_batchnorm_equals_conv_then_batchnorm(rng):
     x = rng.standard_normal((2, 4, 7, 7))
     unfolded = ref_lvvit.batchnorm(ref_lvvit.conv2d(x, w, None, 1, 1), gamma, beta, mean, var)
     np.testing.assert_allclose(ref_lvvit.conv2d(x, fw, fb, 1, 1), unfolded, rtol=1e-5, atol=1e-5)
-X
+    bn = torch.nn.BatchNorm2d(6).double().eval()                   # torch eval BatchNorm, eps 1e-5
     with torch.no_grad():
         for p, v in zip((bn.weight, bn.bias, bn.running_mean, bn.running_var), (gamma, beta, mean, var)):
             p.copy_(torch.from_numpy(v))
