@@ -101,6 +101,19 @@ Without refitting, an LVViT-S-shaped model (``ViTConfig(depth=16, mlp_ratio=3.0)
 6 heads, 197 tokens, no conv stem) gives 75.01 ms, 0.591 J, 7.88 W, EDP 44.3 J x ms against
 Table 3's 79.55 ms, 0.63 J, 50.8 (delay -5.7%); its delay splits into attention MACs 19.4%,
 softmax 60.8%, MLP 18.7% (Fig. 6a: 19%, 63%, 18%). The README has the PVDS/PVLS-style pairs.
+
+LV-ViT
+------
+A config with LV-ViT's conv stem or aux head (``ViTConfig.preset("lvvit_s")``) adds rows
+(csrc/sim_lvvit.c): each stem convolution as an im2col GEMM (M = output pixels, N = output
+channels, K = in_channels * kernel^2, as SCALE-Sim maps convolutions) with BatchNorm folded into
+it, followed by its ReLU on the PS at ``gelu_cycles_per_element``; the patch projection reads the
+stem's map (patch_dim = stem_channels * (patch/2)^2); after the head, the LayerNorm of the patch
+tokens (PS), the aux head GEMM over them and its max over tokens (PS, as the ReLU). ``skip_lam``
+costs nothing (folded into proj and fc2). LVViT-S then takes 90.25 ms, 0.680 J, 7.53 W without
+refitting (Table 3: 79.55 ms, 0.63 J): the stem's convolutions stream only 64 output channels per
+fold on the input-stationary array and use 22-28% of it (13.25 ms); at full utilization the stem
+and projection would give 80.01 ms. The README discusses the difference.
 """
 from __future__ import annotations
 
