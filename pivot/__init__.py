@@ -20,6 +20,15 @@ __all__ += ["ViTConfig", "normalize_path"]
 # --- cka
 # --- end cka
 
+# --- search
+from .inference import entropy, MultiEffort, MultiEffortResult  # noqa: E402
+from .effort_search import (search, pareto, SearchResult, SearchCandidate, SearchTargetError,  # noqa: E402
+                            ParetoResult, ParetoPoint)
+
+__all__ += ["entropy", "MultiEffort", "MultiEffortResult", "search", "pareto", "SearchResult", "SearchCandidate",
+            "SearchTargetError", "ParetoResult", "ParetoPoint"]
+# --- end search
+
 
 def __getattr__(name):
     # Heavy or optional submodules load on first use: `pivot.plot` (matplotlib), `pivot.torch` (torch).
