@@ -20,6 +20,12 @@ __all__ += ["ViTConfig", "normalize_path"]
 # --- cka
 # --- end cka
 
+# --- data
+from . import datasets  # noqa: E402
+
+__all__ += ["datasets"]
+# --- end data
+
 # --- search
 from .inference import entropy, MultiEffort, MultiEffortResult  # noqa: E402
 from .effort_search import (search, pareto, SearchResult, SearchCandidate, SearchTargetError,  # noqa: E402
