@@ -12,9 +12,14 @@ pytest.importorskip("ipykernel")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 NEEDS = ("ViT", "model_cka", "best_paths")
-pytestmark = pytest.mark.skipif(not all(hasattr(pivot, n) for n in NEEDS) or not hasattr(pivot, "sim")
-                                and not (ROOT / "pivot" / "sim.py").exists(),
-                                reason="needs the engine, simulator and CKA areas")
+
+
+def _pipeline_available():
+    import importlib.util
+    return all(hasattr(pivot, n) for n in NEEDS) and importlib.util.find_spec("pivot.sim") is not None
+
+
+pytestmark = pytest.mark.skipif(not _pipeline_available(), reason="needs the engine, simulator and CKA areas")
 
 
 def run_notebook(name, monkeypatch):
