@@ -121,3 +121,25 @@ def test_model_returning_wrong_shape():
     bad = WrongShapeModel(np.zeros((4, 3)))
     with pytest.raises(ValueError, match="logits of shape"):
         pivot.MultiEffort(bad, bad, 0.5).predict(np.arange(4))
+
+
+@pytest.mark.skipif(not hasattr(pivot, "ViT"), reason="needs the engine (pivot.ViT)")
+def test_cascade_real_model_matches_decision_rule():
+    config = pivot.ViTConfig(img_size=16, patch_size=4, in_chans=1, num_classes=7, embed_dim=32, depth=4,
+                             num_heads=2)
+    full = pivot.ViT.random(config, seed=3)
+    low = full.with_path([1, 1, 0, 0])
+    images = np.random.default_rng(0).standard_normal((40, 1, 16, 16)).astype(np.float32)
+    labels = np.random.default_rng(1).integers(0, 7, 40)
+    low_logits, high_logits = low(images), full(images)
+    cascade = pivot.MultiEffort.for_lec(low, full, images, 0.7)
+    res = cascade.predict(images, labels)
+    ref = decision_rule(low_logits, high_logits, labels, cascade.threshold)
+    np.testing.assert_array_equal(res.used_high, ref["go_high"])
+    assert res.f_low == pytest.approx(ref["f_low"]) and res.f_low >= 0.7
+    # A row's logits do not depend on which other rows share its batch (up to float rounding).
+    np.testing.assert_allclose(res.logits, np.where(ref["go_high"][:, None], high_logits, low_logits), atol=1e-4)
+    np.testing.assert_array_equal(res.predictions, res.logits.argmax(1))
+    correct = res.predictions == labels
+    assert (res.c_low, res.c_high) == (int(correct[~res.used_high].sum()), int(correct[res.used_high].sum()))
+    assert res.accuracy == pytest.approx(correct.mean())
