@@ -93,7 +93,7 @@ class _EffortOutputs:
     """Each effort's low-effort entropy and per-input correctness, from ONE run of each model."""
 
     def __init__(self, efforts: dict, images, labels, threads, batch_size, progress: bool):
-        from tqdm.auto import tqdm
+        from tqdm import tqdm
         self.n = images.shape[0]
         self.entropy: dict[int, np.ndarray] = {}
         self.correct: dict[int, np.ndarray] = {}
@@ -265,7 +265,7 @@ def search(efforts, images, labels, target_delay_ms, lec=0.8, hw=None, tolerance
     tolerance = float(tolerance)
     grid = _check_thresholds(thresholds)
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
     outputs = _EffortOutputs(efforts, images, labels, threads, batch_size, progress)
     n = outputs.n
     needed = low_count_needed(lec, n)
@@ -408,7 +408,7 @@ def pareto(efforts, images, labels, hw=None, thresholds=None, progress=True, thr
     labels = check_labels(labels, images.shape[0], num_classes(next(iter(efforts.values()))))
     grid = _check_thresholds(thresholds)
 
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
     outputs = _EffortOutputs(efforts, images, labels, threads, batch_size, progress)
     n = outputs.n
     points: list[ParetoPoint] = []
