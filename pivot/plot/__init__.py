@@ -8,6 +8,9 @@ __all__ = []
 # --- end simulator plots
 
 # --- cka plots
+from ._cka import cka_heatmap  # noqa: E402
+
+__all__ += ["cka_heatmap"]
 # --- end cka plots
 
 # --- search plots

@@ -1,0 +1,655 @@
+"""Linear CKA between activation sets, and PIVOT's Path-Score (paper section 3.2, Algorithm 1).
+
+CKA (centered kernel alignment, Kornblith et al. 2019) compares two sets of activations of the
+same N samples through their N x N Gram matrices over samples, K = X X^T and L = Y Y^T::
+
+    CKA(X, Y) = HSIC(K, L) / sqrt(HSIC(K, K) * HSIC(L, L))
+
+with two HSIC estimators (``debiased``):
+
+- ``False``, biased (Kornblith et al. 2019): ``HSIC(K, L) = tr(K H L H) / (N - 1)^2`` with
+  ``H = I - 11^T / N``. Needs N >= 2; the result lies in [0, 1].
+- ``True``, unbiased (Song et al. 2012; Nguyen et al. 2021): with K~, L~ the Grams with a zero
+  diagonal, ``HSIC = [tr(K~ L~) + 1^T K~ 1 * 1^T L~ 1 / ((N-1)(N-2)) - 2/(N-2) 1^T K~ L~ 1] / (N (N-3))``.
+  Needs N >= 4; the result lies in [-1, 1] and is less biased upwards for small N.
+
+How it is computed: each Gram matrix is built by the C core from float32 OpenBLAS products
+over chunks of 2048 features, summed in float64; the features are first shifted by a mean
+(of the first 64 samples; any shift leaves both estimators unchanged, and one near the mean
+avoids cancellation in float32). Centering and all
+HSIC values are float64. Inputs are converted to float32 (the activations' own type). Results
+are deterministic: the same inputs give the same bits.
+
+Features per sample (``features``): ``"flatten"`` (default, as the paper) uses the whole
+(T, C) token map of a sample as one vector of T*C values (any (N, ...) array is flattened per
+sample); ``"cls"`` uses the class token (token 0) of a (N, T, C) array; ``"mean"`` the mean over
+its T tokens.
+
+Edge cases: a non-finite value (NaN, infinity, or a value whose square overflows float32)
+raises ValueError. When one activation set is the same for every sample (zero variance), CKA is
+0/0: the result is NaN and a RuntimeWarning says so (as numpy.corrcoef does). Rounding
+excursions outside the estimator's range ([0, 1] biased, [-1, 1] unbiased) are clipped.
+
+Path-Score (``path_score``, ``rank_paths``, ``best_paths``) scores which attention modules to
+skip: see ``path_score``. Paths are 0/1 masks, 1 = the encoder's attention is active.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import itertools
+import math
+import numbers
+import warnings
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from ._native import _core
+from .config import normalize_path
+
+__all__ = ["cka", "cka_matrix", "model_cka", "MinibatchCKA", "ScoredPath", "path_score",
+           "rank_paths", "best_paths"]
+
+FEATURE_MODES = ("flatten", "cls", "mean")
+
+# rank_paths returns at most this many paths (C(24, 12) = 2.7 million fits) and, with top_k,
+# enumerates at most MAX_ENUMERATED_PATHS; best_paths has no such limit.
+MAX_RANKED_PATHS = 1 << 22
+MAX_ENUMERATED_PATHS = 1 << 30
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+@contextlib.contextmanager
+def _blas_threads(threads):
+    """Runs the block with pivot's OpenBLAS pool at `threads` threads (None: unchanged)."""
+    if threads is None:
+        yield
+        return
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
+        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    old = _core.blas_get_num_threads()
+    _core.blas_set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        _core.blas_set_num_threads(old)
+
+
+def _min_samples(debiased: bool) -> int:
+    return 4 if debiased else 2
+
+
+def _check_debiased(debiased):
+    if not isinstance(debiased, (bool, np.bool_)):
+        raise TypeError(f"debiased must be True or False, got {debiased!r}")
+    return bool(debiased)
+
+
+def _check_features_mode(features):
+    if features not in FEATURE_MODES:
+        raise ValueError(f"features must be one of {', '.join(map(repr, FEATURE_MODES))}, got {features!r}")
+
+
+def _check_sample_count(n: int, debiased: bool, what: str):
+    need = _min_samples(debiased)
+    if n < need:
+        kind = "debiased (unbiased HSIC)" if debiased else "biased"
+        raise ValueError(f"{kind} CKA needs at least {need} samples, but {what} has {n}")
+
+
+def _features(x, features: str, name: str) -> np.ndarray:
+    """The (N, P) float32 C-contiguous feature matrix of activations x under `features`."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim < 2:
+        raise ValueError(f"{name} must have shape (N, ...) with the samples first, got shape {arr.shape}")
+    if features == "flatten":
+        feats = arr.reshape(arr.shape[0], -1)
+    else:
+        if arr.ndim != 3:
+            raise ValueError(f"features={features!r} needs {name} of shape (N, T, C), got shape {arr.shape}")
+        if arr.shape[1] == 0:
+            raise ValueError(f"{name} has no tokens (shape {arr.shape})")
+        feats = arr[:, 0, :] if features == "cls" else arr.mean(axis=1, dtype=np.float64)
+    if feats.shape[1] == 0:
+        raise ValueError(f"{name} has no features per sample (shape {arr.shape})")
+    return np.ascontiguousarray(feats, dtype=np.float32)
+
+
+def _mean_shift(feats: np.ndarray) -> np.ndarray:
+    """What the Gram kernel subtracts from every sample: the mean of the first 64 samples. Any
+    shift leaves CKA unchanged; one near the mean keeps float32 products free of cancellation,
+    and 64 samples put it well within the features' spread at a quarter of the cost for N = 256."""
+    return feats[:64].mean(axis=0, dtype=np.float64).astype(np.float32)
+
+
+def _check_finite_diagonal(gram: np.ndarray, name: str):
+    # A NaN or infinity in a sample's features (or a square overflowing float32) makes that
+    # sample's diagonal Gram entry non-finite, so the diagonal is enough to detect it.
+    if not np.isfinite(np.diagonal(gram)).all():
+        raise ValueError(f"{name} contains NaN or infinity (or values whose squares overflow float32)")
+
+
+def _centered_gram(feats: np.ndarray, debiased: bool, name: str) -> np.ndarray:
+    gram = _core.cka_gram(feats, None, _mean_shift(feats))
+    _check_finite_diagonal(gram, name)
+    _core.cka_center_gram(gram, debiased)
+    return gram
+
+
+def _cka_from_hsic(hsic_xy: np.ndarray, hsic_x: np.ndarray, hsic_y: np.ndarray, debiased: bool) -> np.ndarray:
+    """CKA from HSIC values; NaN (with a RuntimeWarning) where a self-HSIC is zero."""
+    denom = np.sqrt(np.outer(hsic_x, hsic_y))  # self-HSICs are sums of squares, never negative
+    undefined = ~(denom > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = hsic_xy / denom
+    np.clip(out, -1.0 if debiased else 0.0, 1.0, out=out)
+    if undefined.any():
+        out[undefined] = np.nan
+        warnings.warn(f"{int(undefined.sum())} CKA value(s) are undefined (NaN): an activation set has "
+                      "zero variance across samples", RuntimeWarning, stacklevel=3)
+    return out
+
+
+def _even_batches(n: int, batch_size) -> list[tuple[int, int]]:
+    """ceil(n / batch_size) contiguous batches whose sizes differ by at most one."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    count = -(-n // int(batch_size))
+    edges = [n * k // count for k in range(count + 1)]
+    return list(zip(edges[:-1], edges[1:]))
+
+
+# ----------------------------------------------------------------------------------- CKA
+
+def cka(x, y, debiased: bool = False, features: str = "flatten", *, threads=None) -> float:
+    """Linear CKA between two activation sets of the same N samples.
+
+    Args:
+        x, y: arrays (N, ...) with the samples first, e.g. (N, T, C) token maps; the feature
+            sizes of x and y may differ.
+        debiased: False for the biased HSIC estimator (N >= 2, result in [0, 1]), True for the
+            unbiased one (N >= 4, result in [-1, 1]); see the module docstring.
+        features: "flatten" (each sample's whole array), "cls" (token 0 of (N, T, C)) or
+            "mean" (mean over the T tokens of (N, T, C)).
+        threads: OpenBLAS threads for this call (None: pivot's current setting).
+
+    Returns:
+        CKA as a Python float; symmetric in x and y, invariant to orthogonal transforms and
+        scaling of either set. NaN (with a RuntimeWarning) when x or y is the same for every sample.
+
+    Raises:
+        ValueError: N differs between x and y, too few samples, non-finite values, bad shapes.
+    """
+    debiased = _check_debiased(debiased)
+    _check_features_mode(features)
+    fx, fy = _features(x, features, "x"), _features(y, features, "y")
+    if fx.shape[0] != fy.shape[0]:
+        raise ValueError(f"x and y must hold the same samples, got N = {fx.shape[0]} and N = {fy.shape[0]}")
+    _check_sample_count(fx.shape[0], debiased, "x")
+    with _blas_threads(threads):
+        gx = _centered_gram(fx, debiased, "x")[None]
+        gy = _centered_gram(fy, debiased, "y")[None]
+        out = _cka_from_hsic(_core.cka_hsic(gx, gy, debiased), _core.cka_hsic_self(gx, debiased),
+                             _core.cka_hsic_self(gy, debiased), debiased)
+    return float(out[0, 0])
+
+
+def _layer_list(outputs, name: str) -> list:
+    if isinstance(outputs, np.ndarray) or not isinstance(outputs, Sequence):
+        raise TypeError(f"{name} must be a list of per-encoder arrays (None for a skipped attention), "
+                        f"got {type(outputs).__name__}")
+    if len(outputs) == 0:
+        raise ValueError(f"{name} is empty")
+    return list(outputs)
+
+
+def cka_matrix(mlp_outputs, attn_outputs, debiased: bool = False, features: str = "flatten", *,
+               threads=None) -> np.ndarray:
+    """The CKA matrix of the paper's Fig. 3a: entry [i, j] = CKA(MLP_i, A_j).
+
+    Args:
+        mlp_outputs: list of D arrays (N, T, C): the MLP-branch output of each encoder (as
+            returned by ``model.forward_intermediates``).
+        attn_outputs: list of D arrays (N, T, C), None for an encoder whose attention is skipped.
+        debiased, features, threads: as in ``cka``.
+
+    Returns:
+        (len(mlp_outputs), len(attn_outputs)) float64 array; NaN in column j where A_j is None
+        (and in row i where MLP_i is None). All pairs are computed, although the Path-Score
+        (Algorithm 1) only reads the entries above the diagonal (i < j). Each Gram matrix is
+        computed once, so the cost is one Gram per layer plus a cheap HSIC per pair.
+    """
+    debiased = _check_debiased(debiased)
+    _check_features_mode(features)
+    mlp_outputs = _layer_list(mlp_outputs, "mlp_outputs")
+    attn_outputs = _layer_list(attn_outputs, "attn_outputs")
+    names = [f"mlp_outputs[{i}]" for i in range(len(mlp_outputs))] + \
+            [f"attn_outputs[{j}]" for j in range(len(attn_outputs))]
+    feats = [None if a is None else _features(a, features, name)
+             for a, name in zip(mlp_outputs + attn_outputs, names)]
+    present = [f for f in feats if f is not None]
+    if not present:
+        raise ValueError("every entry of mlp_outputs and attn_outputs is None")
+    n = present[0].shape[0]
+    for f, name in zip(feats, names):
+        if f is not None and f.shape[0] != n:
+            raise ValueError(f"all activations must hold the same samples: {name} has N = {f.shape[0]}, "
+                             f"the first array has N = {n}")
+    _check_sample_count(n, debiased, "the activations")
+    with _blas_threads(threads):
+        grams = [None if f is None else _centered_gram(f, debiased, name) for f, name in zip(feats, names)]
+    return _matrix_from_grams(grams[:len(mlp_outputs)], grams[len(mlp_outputs):], debiased, threads)
+
+
+def _matrix_from_grams(grams_mlp: list, grams_attn: list, debiased: bool, threads=None) -> np.ndarray:
+    """(Dm, Da) CKA matrix from centered Grams (None entries give NaN rows/columns)."""
+    out = np.full((len(grams_mlp), len(grams_attn)), np.nan)
+    rows = [i for i, g in enumerate(grams_mlp) if g is not None]
+    cols = [j for j, g in enumerate(grams_attn) if g is not None]
+    if not rows or not cols:
+        return out
+    gx = np.stack([grams_mlp[i] for i in rows])
+    gy = np.stack([grams_attn[j] for j in cols])
+    with _blas_threads(threads):
+        values = _cka_from_hsic(_core.cka_hsic(gx, gy, debiased), _core.cka_hsic_self(gx, debiased),
+                                _core.cka_hsic_self(gy, debiased), debiased)
+    out[np.ix_(rows, cols)] = values
+    return out
+
+
+class _LayerLayout:
+    """Which encoders of a model's outputs are present, fixed by the first batch."""
+
+    def __init__(self, mlp_outputs, attn_outputs):
+        mlp_outputs = _layer_list(mlp_outputs, "mlp_outputs")
+        attn_outputs = _layer_list(attn_outputs, "attn_outputs")
+        self.n_mlp, self.n_attn = len(mlp_outputs), len(attn_outputs)
+        self.mlp_present = tuple(a is not None for a in mlp_outputs)
+        self.attn_present = tuple(a is not None for a in attn_outputs)
+        if not (any(self.mlp_present) and any(self.attn_present)):
+            raise ValueError("need at least one MLP output and one attention output that are not None")
+
+    def features(self, mlp_outputs, attn_outputs, features: str, batch_n: int) -> list[np.ndarray]:
+        """Feature matrices of the present layers, MLP first; checks the layout and batch size."""
+        mlp_outputs = _layer_list(mlp_outputs, "mlp_outputs")
+        attn_outputs = _layer_list(attn_outputs, "attn_outputs")
+        if (tuple(a is not None for a in mlp_outputs) != self.mlp_present
+                or tuple(a is not None for a in attn_outputs) != self.attn_present):
+            raise ValueError("the encoders returning None changed between batches (the path must stay the same)")
+        feats = []
+        for kind, outputs in (("mlp_outputs", mlp_outputs), ("attn_outputs", attn_outputs)):
+            for i, a in enumerate(outputs):
+                if a is None:
+                    continue
+                f = _features(a, features, f"{kind}[{i}]")
+                if f.shape[0] != batch_n:
+                    raise ValueError(f"{kind}[{i}] has {f.shape[0]} samples in a batch of {batch_n}")
+                feats.append(f)
+        return feats
+
+    def split(self, grams: list) -> tuple[list, list]:
+        """Per-encoder Gram lists (None where absent) from the present layers' Grams."""
+        it = iter(grams)
+        mlp = [next(it) if p else None for p in self.mlp_present]
+        attn = [next(it) if p else None for p in self.attn_present]
+        return mlp, attn
+
+
+class MinibatchCKA:
+    """Minibatch CKA (Nguyen et al. 2021): HSIC values averaged over minibatches of samples.
+
+    For streams too large to hold: each ``update`` takes one minibatch of activations, builds
+    its small Gram matrices and adds the minibatch's HSIC of every (MLP_i, A_j) pair and of every
+    layer with itself; ``result`` returns::
+
+        CKA[i, j] = mean_b HSIC_b(MLP_i, A_j) / sqrt(mean_b HSIC_b(MLP_i, MLP_i) * mean_b HSIC_b(A_j, A_j))
+
+    Memory is O(layers^2 + one minibatch); N is unbounded. This is a different estimator from
+    the CKA of all N samples at once (``cka_matrix``): it equals it when there is a single
+    minibatch, and with ``debiased=True`` (which Nguyen et al. recommend here: each minibatch's
+    HSIC is then unbiased, so their mean is too) it estimates the same population quantity.
+    Every minibatch has the same weight, whatever its size; each needs >= 4 samples (debiased)
+    or >= 2 (biased).
+
+    Example::
+
+        acc = pivot.MinibatchCKA(debiased=True)
+        for batch in batches:
+            _, attn, mlp = model.forward_intermediates(batch)
+            acc.update(mlp, attn)
+        matrix = acc.result()
+    """
+
+    def __init__(self, debiased: bool = False, features: str = "flatten", *, threads=None):
+        self.debiased = _check_debiased(debiased)
+        _check_features_mode(features)
+        self.features = features
+        self.threads = threads
+        self.n_batches = 0
+        self.n_samples = 0
+        self._layout = None
+        self._hsic_xy = self._hsic_x = self._hsic_y = None
+
+    def update(self, mlp_outputs, attn_outputs) -> None:
+        """Adds one minibatch: lists of per-encoder arrays (b, ...) as in ``cka_matrix``."""
+        mlp_outputs = _layer_list(mlp_outputs, "mlp_outputs")
+        attn_outputs = _layer_list(attn_outputs, "attn_outputs")
+        layout = self._layout or _LayerLayout(mlp_outputs, attn_outputs)
+        first = next((a for a in mlp_outputs + attn_outputs if a is not None), None)
+        if first is None or np.ndim(first) < 1:
+            raise ValueError("a minibatch needs arrays (b, ...) of activations, not only None")
+        batch_n = int(np.shape(first)[0])
+        _check_sample_count(batch_n, self.debiased, "a minibatch")
+        feats = layout.features(mlp_outputs, attn_outputs, self.features, batch_n)
+        with _blas_threads(self.threads):
+            grams = []
+            for f in feats:
+                gram = _core.cka_gram(f, None, _mean_shift(f))
+                _check_finite_diagonal(gram, "a minibatch's activations")
+                _core.cka_center_gram(gram, self.debiased)
+                grams.append(gram)
+            n_x = sum(layout.mlp_present)
+            gx, gy = np.stack(grams[:n_x]), np.stack(grams[n_x:])
+            hsic_xy = _core.cka_hsic(gx, gy, self.debiased)
+            hsic_x = _core.cka_hsic_self(gx, self.debiased)
+            hsic_y = _core.cka_hsic_self(gy, self.debiased)
+        if self._layout is None:
+            self._layout = layout
+            self._hsic_xy, self._hsic_x, self._hsic_y = hsic_xy, hsic_x, hsic_y
+        else:
+            self._hsic_xy += hsic_xy
+            self._hsic_x += hsic_x
+            self._hsic_y += hsic_y
+        self.n_batches += 1
+        self.n_samples += batch_n
+
+    def result(self) -> np.ndarray:
+        """The (D_mlp, D_attn) minibatch CKA matrix so far (NaN where an output is None)."""
+        if self._layout is None:
+            raise ValueError("MinibatchCKA.result() needs at least one update()")
+        values = _cka_from_hsic(self._hsic_xy / self.n_batches, self._hsic_x / self.n_batches,
+                                self._hsic_y / self.n_batches, self.debiased)
+        layout = self._layout
+        out = np.full((layout.n_mlp, layout.n_attn), np.nan)
+        out[np.ix_(np.flatnonzero(layout.mlp_present), np.flatnonzero(layout.attn_present))] = values
+        return out
+
+
+def _plan_passes(batch_sizes: list[int], bytes_per_sample: int, memory_limit: int) -> list[tuple[int, int]]:
+    """Passes of model_cka: (first batch, end of the batches kept) with kept bytes <= memory_limit
+    (always at least one batch). Pass k runs the model on batches first..end-1 (kept) and on every
+    later batch (streamed past the kept ones)."""
+    passes, start = [], 0
+    while start < len(batch_sizes):
+        end, kept = start, 0
+        while end < len(batch_sizes) and (end == start or kept + batch_sizes[end] * bytes_per_sample <= memory_limit):
+            kept += batch_sizes[end] * bytes_per_sample
+            end += 1
+        passes.append((start, end))
+        start = end
+    return passes
+
+
+def model_cka(model, images, batch_size: int = 64, path=None, debiased: bool = False,
+              features: str = "flatten", progress: bool = True, *, minibatch: bool = False,
+              memory_limit: int = 2 << 30, threads=None) -> np.ndarray:
+    """The CKA matrix [i, j] = CKA(MLP_i, A_j) of a model on a set of images, run in batches.
+
+    Calls ``model.forward_intermediates(batch, path=path)`` (which returns ``(logits,
+    attn_outputs, mlp_outputs)``) on batches of at most ``batch_size`` images (sizes made as even
+    as possible), with a tqdm progress bar, and returns the same (D, D) matrix as ``cka_matrix``
+    would on all outputs concatenated, without holding all activations of a large N at once.
+
+    How (``minibatch=False``, the default: exact). The N x N Gram matrix of each layer is
+    assembled block by block: block (a, b) of the Gram is (X_a - m)(X_b - m)^T for sample
+    batches a and b, with m a shift from the first batch (any shift gives the same CKA).
+    Features of batches are kept only up to ``memory_limit`` bytes: in one pass the model runs
+    on every batch, keeping the first batches that fit and computing their blocks with each
+    later batch as it streams past; if not all fit, another pass starts at the first batch not
+    kept (rerunning the model on it and the ones after it; the model must be deterministic).
+    When everything fits, which the default 2 GiB does for N = 256 flattened DeiT-S
+    activations (24 maps of 197 x 384 float32 per image: 1.9 GB), that is a single pass; a
+    lower ``memory_limit`` trades memory for reruns (B batches, k kept per pass: about
+    B^2 / (2k) model calls). Memory: the Grams, (layers x N x N) float64, plus the kept
+    features; the result equals ``cka_matrix`` on the concatenated outputs up to float rounding
+    (about 1e-7). Why keep or rerun at all: a Gram can be summed over chunks of features (the C
+    kernel does so) but not over batches of samples, since block (a, b) needs the features of
+    both batches, and for flattened maps (T*C features > N samples) nothing smaller than the
+    features determines those inner products.
+
+    ``minibatch=True``: Nguyen et al.'s minibatch CKA instead (see ``MinibatchCKA``): the HSIC
+    values of each batch are averaged. One pass, memory O(one batch) whatever N, but a
+    different estimator (equal to the exact value only when there is a single batch); each
+    batch needs >= 4 samples (debiased) or >= 2 (biased).
+
+    Args:
+        model: an object with ``forward_intermediates(images, path=...)``, e.g. ``pivot.ViT``.
+        images: array (N, ...) of N >= 2 (biased) or N >= 4 (debiased) inputs for the model.
+        batch_size: most images per model call.
+        path: passed to the model (None: the model's own path); skipped attentions give NaN columns.
+        debiased, features: as in ``cka``.
+        progress: show a tqdm progress bar of model calls.
+        minibatch: see above.
+        memory_limit: bytes of float32 features kept between model calls in the exact mode.
+        threads: OpenBLAS threads, also passed to the model when not None.
+
+    Returns:
+        (D_mlp, D_attn) float64 array.
+    """
+    debiased = _check_debiased(debiased)
+    _check_features_mode(features)
+    if not hasattr(model, "forward_intermediates"):
+        raise TypeError(f"model must have a forward_intermediates method, got {type(model).__name__}")
+    if np.ndim(images) < 1:
+        raise ValueError("images must be an array (N, ...) with the samples first")
+    n = len(images)
+    _check_sample_count(n, debiased, "images")
+    bounds = _even_batches(n, batch_size)
+    if isinstance(memory_limit, bool) or not isinstance(memory_limit, numbers.Integral) or memory_limit < 0:
+        raise ValueError(f"memory_limit must be a non-negative number of bytes, got {memory_limit!r}")
+    kwargs = {"path": path} if threads is None else {"path": path, "threads": threads}
+
+    def run(batch):
+        start, stop = bounds[batch]
+        result = model.forward_intermediates(images[start:stop], **kwargs)
+        if not (isinstance(result, tuple) and len(result) == 3):
+            raise TypeError("model.forward_intermediates must return (logits, attn_outputs, mlp_outputs)")
+        return result[2], result[1], stop - start
+
+    from tqdm.auto import tqdm
+
+    if minibatch:
+        _check_sample_count(min(b - a for a, b in bounds), debiased, "the smallest batch")
+        acc = MinibatchCKA(debiased, features, threads=threads)
+        for batch in tqdm(range(len(bounds)), desc="minibatch CKA", unit="batch", disable=not progress):
+            mlp, attn, _ = run(batch)
+            acc.update(mlp, attn)
+        return acc.result()
+
+    with _blas_threads(threads), tqdm(total=len(bounds), desc="CKA", unit="batch", disable=not progress) as bar:
+        # The first batch fixes the layers present, the shifts and the plan of passes.
+        mlp, attn, batch_n = run(0)
+        bar.update()
+        layout = _LayerLayout(mlp, attn)
+        first_feats = layout.features(mlp, attn, features, batch_n)
+        del mlp, attn
+        shifts = [_mean_shift(f) for f in first_feats]
+        grams = np.zeros((len(first_feats), n, n))
+        bytes_per_sample = sum(f.shape[1] for f in first_feats) * 4
+        passes = _plan_passes([b - a for a, b in bounds], bytes_per_sample, memory_limit)
+        bar.total = sum(len(bounds) - start for start, _ in passes)
+        bar.refresh()
+
+        for pass_start, kept_end in passes:
+            kept = {}  # batch index -> features of its present layers
+            for batch in range(pass_start, len(bounds)):
+                if batch == 0:
+                    feats, first_feats = first_feats, None
+                else:
+                    mlp, attn, batch_n = run(batch)
+                    bar.update()
+                    feats = layout.features(mlp, attn, features, batch_n)
+                    del mlp, attn
+                b0, b1 = bounds[batch]
+                if pass_start == 0:  # each batch's own block, on its first visit
+                    for layer, f in enumerate(feats):
+                        block = _core.cka_gram(f, None, shifts[layer])
+                        _check_finite_diagonal(block, "the model's activations")
+                        grams[layer, b0:b1, b0:b1] = block
+                for a, kept_feats in kept.items():  # blocks with the kept batches before this one
+                    a0, a1 = bounds[a]
+                    for layer, (fa, fb) in enumerate(zip(kept_feats, feats)):
+                        block = _core.cka_gram(fa, fb, shifts[layer])
+                        grams[layer, a0:a1, b0:b1] = block
+                        grams[layer, b0:b1, a0:a1] = block.T
+                if batch < kept_end:
+                    kept[batch] = feats
+        for gram in grams:
+            _core.cka_center_gram(gram, debiased)
+        mlp_grams, attn_grams = layout.split(list(grams))
+        return _matrix_from_grams(mlp_grams, attn_grams, debiased)
+
+
+# ----------------------------------------------------------------------------------- Path-Score
+
+@dataclasses.dataclass(frozen=True)
+class ScoredPath:
+    """A path with its Path-Score.
+
+    effort: number of active attention modules; path: 0/1 mask of length D, 1 = the encoder's
+    attention is active (the form ``pivot.normalize_path`` and ``model.with_path`` take);
+    score: its Path-Score (``path_score``).
+    """
+    effort: int
+    path: tuple[int, ...]
+    score: float
+
+
+def _check_cka_for_paths(cka) -> np.ndarray:
+    arr = np.asarray(cka)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"cka must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] < 1:
+        raise ValueError(f"cka must be a square (D, D) matrix with D >= 1, got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if np.isfinite(arr).all():
+        return arr
+    upper = np.triu(np.ones(arr.shape, dtype=bool), k=1)
+    bad = np.argwhere(upper & ~np.isfinite(arr))
+    if len(bad):
+        i, j = bad[0]
+        raise ValueError(f"cka[{i}, {j}] is {arr[i, j]}: the entries above the diagonal (i < j), which "
+                         "the Path-Score reads, must be finite; compute the CKA matrix with all attentions active")
+    return arr
+
+
+def _check_effort(effort, depth: int) -> int:
+    if isinstance(effort, bool) or not isinstance(effort, numbers.Integral) or not 0 <= effort <= depth:
+        raise ValueError(f"effort must be an integer in [0, {depth}] (active attentions), got {effort!r}")
+    return int(effort)
+
+
+def path_score(cka, path) -> float:
+    """Path-Score S of a path (the paper's Algorithm 1).
+
+    For each active encoder i (in order), add cka[i, j] for the skipped encoders j = i+1, i+2, ...
+    that follow it, stopping at the next active encoder::
+
+        S = sum over active i of  sum over j in (i, next active encoder) of  CKA(MLP_i, A_j)
+
+    A high S means the skipped attentions are similar to the MLP output they would receive, so
+    they are redundant. Skipped encoders before the first active encoder are preceded by no
+    active encoder and add nothing (Algorithm 1 only starts runs at active encoders); so does
+    the all-skipped path (effort 0), and the all-active path scores 0.
+
+    Args:
+        cka: (D, D) matrix from ``cka_matrix`` / ``model_cka``; only entries above the diagonal
+            are read, and they must be finite.
+        path: 0/1 mask of length D (1 = active), anything ``pivot.normalize_path`` accepts;
+            None = all active.
+
+    Example (the paper's, 1-based: encoders 3, 4, 9, 10 skipped of 12): the score is
+    CKA[MLP_2, A_3] + CKA[MLP_2, A_4] + CKA[MLP_8, A_9] + CKA[MLP_8, A_10], i.e. with 0-based
+    indices ``cka[1, 2] + cka[1, 3] + cka[7, 8] + cka[7, 9]``.
+    """
+    arr = _check_cka_for_paths(cka)
+    return _core.path_score(arr, normalize_path(path, arr.shape[0]))
+
+
+def _scored_paths(effort: int, scores: np.ndarray, paths: np.ndarray) -> list[ScoredPath]:
+    return list(map(ScoredPath, itertools.repeat(effort), map(tuple, paths.tolist()), scores.tolist()))
+
+
+def rank_paths(cka, effort: int, top_k: int | None = None) -> list[ScoredPath]:
+    """All C(D, effort) paths with exactly `effort` active attentions, best Path-Score first.
+
+    Ties in score are broken deterministically towards the lexicographically greater 0/1 mask,
+    i.e. the path whose active encoders come earlier. Enumeration runs in C; it needs D <= 64,
+    at most 2^22 paths returned and, with top_k, at most 2^30 enumerated. For the single best
+    path of large D use ``best_paths`` (exact dynamic programming).
+
+    Args:
+        cka: (D, D) CKA matrix (see ``path_score``).
+        effort: number of active attentions, 0..D.
+        top_k: return only the best top_k paths (None: all).
+
+    Returns:
+        list of ``ScoredPath``, best first.
+    """
+    arr = _check_cka_for_paths(cka)
+    depth = arr.shape[0]
+    effort = _check_effort(effort, depth)
+    if depth > 64:
+        raise ValueError(f"rank_paths enumerates paths of at most 64 encoders, got D = {depth}; use best_paths")
+    total = math.comb(depth, effort)
+    if top_k is None:
+        if total > MAX_RANKED_PATHS:
+            raise ValueError(f"C({depth}, {effort}) = {total} paths is too many to return; pass top_k, "
+                             "or use best_paths for the best path of each effort")
+        k = total
+    else:
+        if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+            raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
+        if total > MAX_ENUMERATED_PATHS:
+            raise ValueError(f"C({depth}, {effort}) = {total} paths is too many to enumerate; "
+                             "use best_paths for the best path of each effort")
+        k = min(int(top_k), total)
+    scores, paths = _core.rank_paths(arr, effort, k)
+    return _scored_paths(effort, scores, paths)
+
+
+def best_paths(cka, efforts: Iterable[int] | None = None) -> dict[int, ScoredPath]:
+    """The path with the highest Path-Score for each effort, exactly, by dynamic programming.
+
+    With ``best[i][e]`` the best score of encoders i..D-1 given that i is active and e of them
+    are, ``best[i][e] = max over the next active k of run(i, k) + best[k][e - 1]``, where
+    ``run(i, k) = cka[i, i+1] + ... + cka[i, k-1]`` is what i earns from the skipped encoders
+    up to k (a prefix sum of row i); the best path of effort e starts at the best first active
+    encoder (the skipped ones before it add nothing). O(D^3) time in C, so D = 24, 32, 48
+    (where the C(D, D/2) paths cannot be enumerated) take well under a millisecond. Ties are
+    broken as in ``rank_paths`` (earlier active encoders first), and each score is recomputed
+    in Algorithm 1's order, so it equals ``path_score`` of the path bit for bit.
+
+    Args:
+        cka: (D, D) CKA matrix (see ``path_score``).
+        efforts: the efforts wanted (each 0..D); None: every effort 0..D (effort 0 is the
+            all-skipped path, effort D the all-active one, both scoring 0).
+
+    Returns:
+        dict effort -> ``ScoredPath``, in increasing effort.
+    """
+    arr = _check_cka_for_paths(cka)
+    depth = arr.shape[0]
+    if efforts is None:
+        wanted = list(range(depth + 1))
+    else:
+        if isinstance(efforts, numbers.Integral):
+            raise TypeError("efforts must be an iterable of integers (e.g. [6, 9]) or None")
+        wanted = sorted({_check_effort(e, depth) for e in efforts})
+    scores, paths = _core.best_paths(arr)
+    score_list, path_list = scores.tolist(), paths.tolist()
+    return {e: ScoredPath(e, tuple(path_list[e]), score_list[e]) for e in wanted}
