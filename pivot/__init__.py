@@ -42,9 +42,10 @@ __all__ += ["datasets"]
 from .inference import entropy, MultiEffort, MultiEffortResult  # noqa: E402
 from .effort_search import (search, pareto, SearchResult, SearchCandidate, SearchTargetError,  # noqa: E402
                             ParetoResult, ParetoPoint)
+from . import demo  # noqa: E402  (offline stand-in efforts for the demo, notebooks and README)
 
 __all__ += ["entropy", "MultiEffort", "MultiEffortResult", "search", "pareto", "SearchResult", "SearchCandidate",
-            "SearchTargetError", "ParetoResult", "ParetoPoint"]
+            "SearchTargetError", "ParetoResult", "ParetoPoint", "demo"]
 # --- end search
 
 

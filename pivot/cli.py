@@ -18,12 +18,6 @@ import numpy as np
 
 __all__ = ["main", "build_parser"]
 
-# The model `--model random` builds: a small ViT for 28 x 28 grey images (Fashion-MNIST shape),
-# small enough that `pivot demo` runs in seconds.
-DEMO_CONFIG = dict(img_size=28, patch_size=7, in_chans=1, num_classes=10, embed_dim=64, depth=6, num_heads=4,
-                   mlp_ratio=4.0)
-
-
 class CLIError(Exception):
     """A user error worth one line on stderr and exit status 2, not a traceback."""
 
@@ -50,8 +44,10 @@ def format_table(rows, columns=None) -> str:
     widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
     line = "  ".join(c.ljust(w) for c, w in zip(columns, widths))
     out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(v.rjust(w) for v, w in zip(row, widths)) for row in cells]
-    return "\n".join(out)
+    # Numbers right-aligned, text left-aligned.
+    text = [isinstance(rows[0].get(c), str) for c in columns]
+    out += ["  ".join(v.ljust(w) if t else v.rjust(w) for v, w, t in zip(row, widths, text)).rstrip() for row in cells]
+    return "\n".join(line.rstrip() for line in out)
 
 
 def _json_default(obj):
@@ -68,6 +64,12 @@ def _print_json(data) -> None:
     print(json.dumps(data, indent=2, default=_json_default, allow_nan=True))
 
 
+def _trail_rows(trail) -> list:
+    """Search candidates as table rows, fractions in %."""
+    return [dict(low=c.low, high=c.high, threshold=c.threshold, f_low_pct=100 * c.f_low, accuracy_pct=100 * c.accuracy,
+                 delay_ms=c.delay_ms, edp_j_ms=c.edp, accepted=c.accepted, note=c.note) for c in trail]
+
+
 def _path_bits(path) -> str:
     return "".join(str(int(v)) for v in np.asarray(path).ravel())
 
@@ -76,55 +78,85 @@ def _path_bits(path) -> str:
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="random", metavar="random|FILE",
-                   help="'random': a small random-weight ViT for 28x28 grey images (default); or a weights file "
-                        "(.safetensors, .npz, .pth) read with pivot.ViT.from_timm")
+                   help="'random' (default): the offline demo model of pivot.demo, a small random-weight ViT "
+                        "encoder for 28x28 Fashion-MNIST images with a linear head fitted per effort on the "
+                        "shipped sample; or a weights file (.safetensors, .npz, .pth) read with pivot.ViT.from_timm")
     p.add_argument("--num-heads", type=int, default=None, help="heads of a weights file's model, if not inferable")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights and random images (default 0)")
     p.add_argument("--data", choices=("auto", "sample", "random"), default="auto",
-                   help="images: the Fashion-MNIST sample shipped with pivot, or Gaussian noise of the model's "
-                        "input shape (auto: the sample when the model takes 1x28x28 images)")
+                   help="images for a weights file: the Fashion-MNIST sample shipped with pivot (with its labels), "
+                        "or Gaussian noise of the model's input shape (labels: the all-attention model's "
+                        "predictions); auto: the sample when the model takes 1x28x28 images")
     p.add_argument("--threads", type=int, default=None, help="threads for the model (default: all cores)")
 
 
-def _build_model(args):
+@dataclasses.dataclass
+class Setup:
+    """Phase 1 done: the base model, CKA, best paths, efforts and the data splits."""
+    model: object
+    cka: np.ndarray
+    best: dict
+    efforts: dict
+    calibration: tuple
+    test: tuple
+    label_kind: str
+    description: str
+
+
+def _file_model(args):
     import pivot
-    if args.model == "random":
-        return pivot.ViT.random(pivot.ViTConfig(**DEMO_CONFIG), seed=args.seed)
     path = pathlib.Path(args.model)
     if not path.exists():
         raise CLIError(f"--model: no such file {args.model!r} (use 'random' or a weights file)")
     return pivot.ViT.from_timm(str(path), num_heads=args.num_heads)
 
 
-def _images(args, model, count: int, offset: int = 0):
-    """(images, dataset labels or None) for the model: the shipped sample, or random images."""
+def _file_images(args, model, count: int, offset: int = 0):
+    """(images, labels, what the labels are) for a weights-file model."""
     import pivot
     cfg = model.config
-    use_sample = args.data == "sample" or (
-        args.data == "auto" and (cfg.in_chans, cfg.img_size) == (1, 28))
-    if use_sample:
-        if (cfg.in_chans, cfg.img_size) != (1, 28):
+    sample_shape = (cfg.in_chans, cfg.img_size) == (1, 28)
+    if args.data == "sample" or (args.data == "auto" and sample_shape):
+        if not sample_shape:
             raise CLIError(f"--data sample holds 1x28x28 images but the model takes {cfg.in_chans}x{cfg.img_size}x"
                            f"{cfg.img_size}; use --data random")
         images, labels = pivot.datasets.fashion_mnist_sample()
         if offset + count > images.shape[0]:
             raise CLIError(f"the shipped sample has {images.shape[0]} images; asked for {offset + count}")
-        labels = labels[offset:offset + count]
-        if labels.size and labels.max() >= cfg.num_classes:
-            labels = None
-        return images[offset:offset + count], labels
-    rng = np.random.default_rng(args.seed + 1 + offset)
-    images = rng.standard_normal((count, cfg.in_chans, cfg.img_size, cfg.img_size)).astype(np.float32)
-    return images, None
+        if cfg.num_classes >= 10:
+            return images[offset:offset + count], labels[offset:offset + count], "Fashion-MNIST labels"
+        images = images[offset:offset + count]
+    else:
+        rng = np.random.default_rng(args.seed + 1 + offset)
+        images = rng.standard_normal((count, cfg.in_chans, cfg.img_size, cfg.img_size)).astype(np.float32)
+    full = np.ones(cfg.depth, dtype=np.uint8)
+    labels = np.argmax(model(images, path=full, threads=args.threads), axis=1).astype(np.int64)
+    return images, labels, "agreement with the all-attention model"
 
 
-def _labels(args, model, images, data_labels):
-    """Labels for accuracy: the data's when the model is trained, else the all-attention model's
-    predictions (a random-weight model has no meaningful accuracy; agreement with it is measured)."""
-    if data_labels is not None and args.model != "random":
-        return data_labels, "dataset labels"
-    logits = model(images, path=np.ones(model.config.depth, dtype=np.uint8), threads=args.threads)
-    return np.argmax(logits, axis=1).astype(np.int64), "agreement with the all-attention model"
+def _setup(args, efforts_text=None, test=0, progress=False) -> Setup:
+    """Phase 1 for the CLI: CKA on the calibration images, best paths, one model per effort."""
+    import pivot
+    if args.model == "random":
+        from .demo import DEMO_CONFIG, demo_setup
+        wanted = _parse_efforts(efforts_text, DEMO_CONFIG.depth)
+        if args.images + test > 900:
+            raise CLIError(f"the demo model fits its heads on the 1000-image shipped sample: --images + --batch "
+                           f"must be at most 900, got {args.images} + {test}")
+        s = demo_setup(efforts=wanted, seed=args.seed, calibration=args.images, test=test,
+                       cka_images=min(args.cka_images, args.images), threads=args.threads)
+        return Setup(s.model, s.cka, s.best, s.efforts, s.calibration, s.test, "Fashion-MNIST labels",
+                     f"pivot.demo model (random {DEMO_CONFIG.depth}-encoder ViT, dim {DEMO_CONFIG.embed_dim}, "
+                     f"heads fitted per effort on {s.train[0].shape[0]} sample images)")
+    model = _file_model(args)
+    wanted = _parse_efforts(efforts_text, model.config.depth)
+    images, labels, kind = _file_images(args, model, args.images)
+    test_images = _file_images(args, model, test, offset=args.images)[:2] if test else (images[:0], labels[:0])
+    cka = pivot.model_cka(model, images[:args.cka_images], batch_size=args.batch_size, progress=progress,
+                          threads=args.threads)
+    best = pivot.best_paths(cka, efforts=wanted or range(1, model.config.depth + 1))
+    efforts = {int(e): model.with_path(sp.path) for e, sp in best.items()}
+    return Setup(model, cka, best, efforts, (images, labels), test_images, kind, f"{args.model}")
 
 
 def _hardware(args):
@@ -201,16 +233,25 @@ def cmd_sim(args) -> int:
 
 def cmd_cka(args) -> int:
     import pivot
-    model = _build_model(args)
-    images, _ = _images(args, model, args.images)
-    cka = pivot.model_cka(model, images, batch_size=args.batch_size)
+    if args.model == "random":
+        from .demo import DEMO_CONFIG
+        model = pivot.ViT.random(DEMO_CONFIG, seed=args.seed)
+        images = pivot.datasets.fashion_mnist_sample()[0]
+        if args.images > images.shape[0]:
+            raise CLIError(f"the shipped sample has {images.shape[0]} images; --images {args.images} is too many")
+        images = images[:args.images]
+    else:
+        model = _file_model(args)
+        images = _file_images(args, model, args.images)[0]
+    cka = pivot.model_cka(model, images, batch_size=args.batch_size, progress=not args.json, threads=args.threads)
     best = pivot.best_paths(cka)
     rows = [dict(effort=e, path=_path_bits(sp.path), score=float(sp.score)) for e, sp in sorted(best.items())]
     if args.json:
         _print_json(dict(images=int(images.shape[0]), cka=np.asarray(cka).tolist(), best_paths=rows))
         return 0
     depth = model.config.depth
-    print(f"CKA(MLP_i, A_j) on {images.shape[0]} images ({depth} encoders; rows i = MLP output, columns j = attention):")
+    print(f"CKA(MLP_i, A_j) on {images.shape[0]} images ({depth} encoders; row i = MLP output of encoder i, "
+          f"column j = attention output of encoder j, numbered from 0):")
     print(format_table([{"i": i, **{f"A{j}": float(cka[i, j]) for j in range(depth)}} for i in range(depth)]))
     print("\nbest path per effort (Path-Score, Algorithm 1):")
     print(format_table(rows))
@@ -218,14 +259,6 @@ def cmd_cka(args) -> int:
 
 
 # ----------------------------------------------------------------------------- pivot search
-
-def _efforts_from_cka(model, images, args, efforts=None):
-    """{effort: model.with_path(best path)} from the model's CKA matrix, and the best paths."""
-    import pivot
-    cka = pivot.model_cka(model, images[:args.cka_images], batch_size=args.batch_size)
-    best = pivot.best_paths(cka, efforts=efforts)
-    return {int(e): model.with_path(sp.path) for e, sp in best.items()}, best, cka
-
 
 def _parse_efforts(text, depth):
     if text is None:
@@ -256,8 +289,8 @@ def _search_options(p):
                                      "(default: every effort from 1 to the depth)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--target-ms", type=float, help="target delay in ms on the simulated accelerator")
-    g.add_argument("--target-fraction", type=float, default=0.6,
-                   help="target as a fraction of the largest effort's delay (default 0.6)")
+    g.add_argument("--target-fraction", type=float, default=0.7,
+                   help="target as a fraction of the largest effort's delay (default 0.7)")
     p.add_argument("--lec", type=float, default=0.8, help="low-effort constraint: fraction of inputs the low "
                                                           "effort must classify (default 0.8)")
     p.add_argument("--tolerance", type=float, default=0.05, help="accepted relative distance to the target "
@@ -269,16 +302,13 @@ def _search_options(p):
 
 def cmd_search(args) -> int:
     import pivot
-    model = _build_model(args)
-    images, data_labels = _images(args, model, args.images)
-    labels, label_kind = _labels(args, model, images, data_labels)
-    wanted = _parse_efforts(args.efforts, model.config.depth) or list(range(1, model.config.depth + 1))
-    efforts, best, _ = _efforts_from_cka(model, images, args, wanted)
+    setup = _setup(args, args.efforts, progress=not (args.json or args.quiet))
+    images, labels = setup.calibration
     hw = _hardware(args)
-    target = _target(args, efforts, hw)
+    target = _target(args, setup.efforts, hw)
     try:
-        result = pivot.search(efforts, images, labels, target, lec=args.lec, hw=hw, tolerance=args.tolerance,
-                              progress=not args.json and not args.quiet, threads=args.threads)
+        result = pivot.search(setup.efforts, images, labels, target, lec=args.lec, hw=hw, tolerance=args.tolerance,
+                              progress=not (args.json or args.quiet), threads=args.threads)
     except pivot.SearchTargetError as exc:
         if args.json:
             _print_json(dict(error=str(exc), trail=[c.to_dict() for c in exc.trail]))
@@ -287,11 +317,11 @@ def cmd_search(args) -> int:
     if args.csv:
         result.to_csv(args.csv)
     if args.json:
-        _print_json(dict(result.to_dict(), labels=label_kind))
+        _print_json(dict(result.to_dict(), model=setup.description, labels=setup.label_kind))
         return 0
-    print(f"search over efforts {sorted(efforts)} on {result.n_images} images ({label_kind}):")
-    print(format_table([c.to_dict() for c in result.trail],
-                       ["low", "high", "threshold", "f_low", "accuracy", "delay_ms", "edp", "accepted", "note"]))
+    print(f"{setup.description}\nsearch over efforts {sorted(setup.efforts)} on {result.n_images} images "
+          f"({setup.label_kind}):")
+    print(format_table(_trail_rows(result.trail)))
     print("\nchosen:\n" + result.summary())
     return 0
 
@@ -300,25 +330,26 @@ def cmd_search(args) -> int:
 
 def cmd_demo(args) -> int:
     import pivot
+    from . import sim
     started = time.perf_counter()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     say = (lambda *a: None) if args.json else print
-    model = _build_model(args)
-    cfg = model.config
-    say(f"model: {args.model} ViT, {cfg.depth} encoders, dim {cfg.embed_dim}, {cfg.num_heads} heads, "
-        f"{cfg.img_size}x{cfg.img_size}x{cfg.in_chans} inputs, {cfg.num_classes} classes")
 
-    calib, calib_data_labels = _images(args, model, args.images)
-    labels, label_kind = _labels(args, model, calib, calib_data_labels)
-
-    # Phase 1: CKA matrix and the best path of each effort.
-    efforts, best, cka = _efforts_from_cka(model, calib, args)
-    say(f"\nPhase 1: CKA on {min(args.cka_images, calib.shape[0])} images; best path per effort:")
-    say(format_table([dict(effort=e, path=_path_bits(sp.path), score=float(sp.score)) for e, sp in sorted(best.items())]))
+    # Phase 1: the models, the CKA matrix and the best path of each effort.
+    setup = _setup(args, args.efforts, test=args.batch)
+    efforts, best, cka = setup.efforts, setup.best, setup.cka
+    calib, labels = setup.calibration
+    cfg = setup.model.config
+    top = max(efforts)
+    say(f"model: {setup.description}; {cfg.img_size}x{cfg.img_size}x{cfg.in_chans} inputs, {cfg.num_classes} classes")
+    say(f"\nPhase 1: CKA on {min(args.cka_images, calib.shape[0])} images; best path per effort "
+        f"(accuracy on the {calib.shape[0]} calibration images, {setup.label_kind}):")
+    say(format_table([dict(effort=e, path=_path_bits(sp.path), score=float(sp.score),
+                           accuracy_pct=100 * float(np.mean(np.argmax(efforts[e](calib, threads=args.threads), 1) == labels)))
+                      for e, sp in sorted(best.items())]))
 
     # Phase 2: search at the target delay.
-    from . import sim
     hw = _hardware(args)
     target = _target(args, efforts, hw)
     try:
@@ -326,17 +357,15 @@ def cmd_demo(args) -> int:
                               progress=False, threads=args.threads)
     except pivot.SearchTargetError as exc:
         raise CLIError(f"{exc}. Try --target-fraction or --target-ms") from None
-    say(f"\nPhase 2: target {target:.3f} ms +/- {100 * args.tolerance:g}% at LEC {args.lec:g}, "
+    say(f"\nPhase 2: target {target:.4g} ms +/- {100 * args.tolerance:g}% at LEC {args.lec:g}, "
         f"{len(result.trail)} pair(s) tried:")
-    say(format_table([c.to_dict() for c in result.trail], ["low", "high", "threshold", "f_low", "accuracy",
-                                                            "delay_ms", "edp", "accepted"]))
+    say(format_table(_trail_rows(result.trail)))
 
-    # Classify a fresh batch with the chosen pair and time it against the all-attention model.
-    batch, batch_data_labels = _images(args, model, args.batch, offset=args.images)
-    batch_labels, _ = _labels(args, model, batch, batch_data_labels)
+    # Classify a held-out batch with the chosen pair; time it against the largest effort alone.
+    batch, batch_labels = setup.test
     cascade = result.multi_effort(efforts)
-    full = efforts[max(efforts)]
-    cascade.predict(batch[:2], threads=args.threads)  # warm up both paths
+    full = efforts[top]
+    cascade.predict(batch[:2], threads=args.threads)  # warm up both models
     t0 = time.perf_counter()
     run = cascade.predict(batch, batch_labels, threads=args.threads)
     t_cascade = time.perf_counter() - t0
@@ -346,45 +375,46 @@ def cmd_demo(args) -> int:
     full_acc = float(np.mean(np.argmax(full_logits, axis=1) == batch_labels))
     baseline = sim.simulate(full, hw=hw)
 
-    # The whole front and the plots.
+    # The whole front, the plots and the CSVs.
     front = pivot.pareto(efforts, calib, labels, hw=hw, progress=False, threads=args.threads)
-    plots = _demo_plots(out, cka, front, result, efforts, hw)
+    files = _demo_plots(out, cka, front, result, efforts, hw)
     result.to_csv(out / "search_trail.csv")
     front.to_csv(out / "pareto.csv")
+    files += [out / "search_trail.csv", out / "pareto.csv"]
 
     summary = dict(
-        model=args.model, labels=label_kind, calibration_images=int(calib.shape[0]),
+        model=setup.description, labels=setup.label_kind, calibration_images=int(calib.shape[0]),
         best_paths={int(e): _path_bits(sp.path) for e, sp in best.items()},
         chosen=dict(low=result.low, high=result.high, low_path=_path_bits(result.low_path),
                     high_path=_path_bits(result.high_path), threshold=result.threshold),
         target_delay_ms=target, lec=args.lec,
         pivot=dict(accuracy=result.accuracy, f_low=result.f_low, delay_ms=result.delay_ms,
                    energy_j=result.energy_j, edp=result.edp, fps_per_w=result.fps_per_w),
-        baseline=dict(effort=max(efforts), delay_ms=baseline.delay_ms, energy_j=baseline.energy_j,
-                      edp=baseline.edp, fps_per_w=baseline.fps_per_w),
+        baseline=dict(effort=top, accuracy=front_accuracy(front, top), delay_ms=baseline.delay_ms,
+                      energy_j=baseline.energy_j, edp=baseline.edp, fps_per_w=baseline.fps_per_w),
         batch=dict(images=int(batch.shape[0]), f_low=run.f_low, accuracy=run.accuracy, full_accuracy=full_acc,
                    cascade_s=t_cascade, full_s=t_full),
         front_points=len(front.points), front_size=len(front.front),
-        files=[str(p) for p in plots + [out / "search_trail.csv", out / "pareto.csv"]],
-        seconds=time.perf_counter() - started)
+        files=[str(f) for f in files], seconds=time.perf_counter() - started)
     if args.json:
         _print_json(summary)
         return 0
-    print(f"\nclassified a batch of {batch.shape[0]} images: {100 * run.f_low:.1f}% decided by effort {result.low}, "
-          f"{run.n_high} re-run on effort {result.high}; accuracy {100 * run.accuracy:.1f}% vs "
-          f"{100 * full_acc:.1f}% for effort {max(efforts)} alone ({label_kind}); "
-          f"CPU time {1e3 * t_cascade:.1f} ms vs {1e3 * t_full:.1f} ms")
-    print("\nsimulated accelerator (PIVOT-Sim):")
+    print(f"\nclassified a held-out batch of {batch.shape[0]} images: {100 * run.f_low:.1f}% decided by effort "
+          f"{result.low}, {run.n_high} re-run on effort {result.high}; accuracy {100 * run.accuracy:.1f}% "
+          f"(effort {top} alone: {100 * full_acc:.1f}%); CPU time {1e3 * t_cascade:.1f} ms "
+          f"(effort {top} alone: {1e3 * t_full:.1f} ms)")
+    print(f"\nsimulated accelerator ({hw.name}, calibration images):")
     print(format_table([
-        dict(design=f"effort {max(efforts)} alone", delay_ms=baseline.delay_ms, energy_j=baseline.energy_j,
-             edp_j_ms=baseline.edp, fps_per_w=baseline.fps_per_w, accuracy=front_accuracy(front, max(efforts))),
-        dict(design=f"PIVOT {result.low}/{result.high}", delay_ms=result.delay_ms, energy_j=result.energy_j,
-             edp_j_ms=result.edp, fps_per_w=result.fps_per_w, accuracy=result.accuracy),
+        dict(design=f"effort {top} alone", accuracy_pct=100 * summary["baseline"]["accuracy"], delay_ms=baseline.delay_ms,
+             energy_j=baseline.energy_j, edp_j_ms=baseline.edp, fps_per_w=baseline.fps_per_w),
+        dict(design=f"PIVOT {result.low}/{result.high}", accuracy_pct=100 * result.accuracy, delay_ms=result.delay_ms,
+             energy_j=result.energy_j, edp_j_ms=result.edp, fps_per_w=result.fps_per_w),
     ]))
-    print(f"\nEDP {baseline.edp / result.edp:.2f}x lower, delay {baseline.delay_ms / result.delay_ms:.2f}x lower "
-          f"than effort {max(efforts)} alone")
-    print(f"wrote {len(summary['files'])} files to {out}/ in {summary['seconds']:.1f} s: "
-          + ", ".join(pathlib.Path(f).name for f in summary["files"]))
+    print(f"\nPIVOT {result.low}/{result.high}: EDP {baseline.edp / result.edp:.2f}x lower, delay "
+          f"{baseline.delay_ms / result.delay_ms:.2f}x lower than effort {top} alone, accuracy "
+          f"{100 * (result.accuracy - summary['baseline']['accuracy']):+.1f} points")
+    print(f"wrote {len(files)} files to {out}/ in {summary['seconds']:.1f} s: "
+          + ", ".join(f.name for f in files))
     return 0
 
 
@@ -406,11 +436,11 @@ def _demo_plots(out, cka, front, result, efforts, hw) -> list:
         save(plot.cka_heatmap(cka), "cka_heatmap.png")
     save(plot.edp_vs_lec(front), "edp_vs_lec.png")
     reports = {}
+    pair = (result.low, result.high)
     for lec in (0.6, 0.7, 0.8, 0.9, 1.0):
-        me = pivot.MultiEffort(efforts[result.low], efforts[result.high], front.at_lec(lec)[(result.low, result.high)].threshold)
-        f_high = 1.0 - front.at_lec(lec)[(result.low, result.high)].f_low
-        reports[f"LEC {100 * lec:.0f}%"] = sim.simulate_pair(me.low, me.high, f_high, hw=hw)
-    save(plot.edp_split(reports), "edp_split.png")
+        point = front.at_lec(lec)[pair]
+        reports[f"LEC {100 * lec:.0f}%"] = sim.simulate_pair(efforts[pair[0]], efforts[pair[1]], 1.0 - point.f_low, hw=hw)
+    save(plot.edp_split(reports, xlabel=f"efforts {result.low}/{result.high} at each LEC"), "edp_split.png")
     save(plot.accuracy_edp_front(front, highlight=result), "accuracy_edp_front.png")
     if hasattr(plot, "delay_breakdown"):
         save(plot.delay_breakdown([sim.simulate(efforts[max(efforts)], hw=hw), result.report]), "delay_breakdown.png")
@@ -460,7 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_options(p)
     _search_options(p)
     _add_hw_options(p)
-    p.add_argument("--batch", type=int, default=256, help="images of the classified batch (default 256)")
+    p.add_argument("--batch", type=int, default=256, help="held-out images classified at the end (default 256)")
     p.add_argument("--out", default="pivot-demo", help="folder for plots and CSVs (default ./pivot-demo)")
     p.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
     p.set_defaults(func=cmd_demo)

@@ -51,6 +51,7 @@ def test_format_table():
     text = cli.format_table([dict(a=1, b=0.123456, c=None, d=(1, 0, 1))])
     lines = text.splitlines()
     assert lines[0].split() == ["a", "b", "c", "d"] and lines[2].split() == ["1", "0.1235", "-", "101"]
+    assert cli.format_table([dict(x="ab", y=1.0)]).splitlines()[2] == "ab  1"
     assert cli.format_table([]) == "(none)"
 
 

@@ -28,7 +28,7 @@ def test_edp_vs_lec(results):
     assert isinstance(fig, matplotlib.figure.Figure)
     ax_edp, ax_acc = fig.axes
     assert "J x ms" in ax_edp.get_ylabel() and "%" in ax_edp.get_xlabel() and "%" in ax_acc.get_ylabel()
-    labels = [t.get_text() for t in ax_edp.get_legend().get_texts()]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "efforts 4/6" in labels and "effort 6 alone" in labels
     line = next(line for line in ax_edp.get_lines() if line.get_label() == "efforts 2/6")
     chosen = front.at_lec(0.8)[(2, 6)]

@@ -30,7 +30,7 @@ def edp_vs_lec(front, lecs=(0.6, 0.7, 0.8, 0.9, 1.0), pairs=None) -> Figure:
     unknown = [p for p in pairs if p not in front.pairs()]
     if unknown:
         raise ValueError(f"pairs {unknown} are not in the result; it has {front.pairs()}")
-    fig = Figure(figsize=(10, 4), layout="constrained")
+    fig = Figure(figsize=(11, 4), layout="constrained")
     ax_edp, ax_acc = fig.subplots(1, 2)
     x = [100 * lec for lec in lecs]
     for pair in pairs:
@@ -47,7 +47,7 @@ def edp_vs_lec(front, lecs=(0.6, 0.7, 0.8, 0.9, 1.0), pairs=None) -> Figure:
     ax_edp.set(xlabel="LEC: inputs classified by the low effort (%)", ylabel=EDP_LABEL, title="EDP vs LEC")
     ax_acc.set(xlabel="LEC: inputs classified by the low effort (%)", ylabel="accuracy (%)",
                title="Accuracy vs LEC")
-    ax_edp.legend(fontsize="small")
+    fig.legend(*ax_edp.get_legend_handles_labels(), loc="outside right upper", fontsize="small")
     return fig
 
 
@@ -66,12 +66,12 @@ def _split(report):
     return parts
 
 
-def edp_split(reports, labels=None) -> Figure:
+def edp_split(reports, labels=None, xlabel="design") -> Figure:
     """EDP split into low effort, high effort and recomputation, as stacked bars (Fig. 8b).
 
     ``reports``: a simulator PairReport (``pivot.sim.simulate_pair``), a ``pivot.SearchResult``
     (its ``.report``), or a sequence or {label: report} mapping of them, e.g. one per LEC.
-    ``labels`` names the bars of a sequence. Each part is its energy times the pair's delay, so the
+    ``labels`` names the bars of a sequence, ``xlabel`` their axis. Each part is its energy times the pair's delay, so the
     bar's height is the pair's EDP; recomputation is the low-effort work spent on the inputs
     re-run on the high effort (F_H x D_L).
     """
@@ -100,7 +100,7 @@ def edp_split(reports, labels=None) -> Figure:
         ax.bar(x, split[:, j], bottom=bottom, label=name, color=color)
         bottom += split[:, j]
     ax.set_xticks(x, labels)
-    ax.set(ylabel=EDP_LABEL, title="EDP split: low, high and recomputation")
+    ax.set(xlabel=xlabel, ylabel=EDP_LABEL, title="EDP split: low, high and recomputation")
     ax.legend(fontsize="small")
     return fig
 
