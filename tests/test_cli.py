@@ -75,7 +75,7 @@ def test_cka(capsys):
     assert status == 0 and "best path per effort" in out
     status, out, _ = run(capsys, "cka", "--images", "16", "--json")
     data = json.loads(out)
-    assert len(data["cka"]) == cli.DEMO_CONFIG["depth"] and data["best_paths"]
+    assert len(data["cka"]) == pivot.demo.DEMO_CONFIG.depth and data["best_paths"]
 
 
 @pipeline
@@ -97,7 +97,7 @@ def test_search(capsys, tmp_path):
 def test_demo(capsys, tmp_path):
     status, out, _ = run(capsys, "demo", "--out", str(tmp_path), "--images", "128", "--batch", "64")
     assert status == 0
-    assert "Phase 1" in out and "Phase 2" in out and "EDP" in out and "classified a batch" in out
+    assert "Phase 1" in out and "Phase 2" in out and "EDP" in out and "classified a held-out batch" in out
     for name in ("edp_vs_lec.png", "edp_split.png", "accuracy_edp_front.png", "search_trail.csv", "pareto.csv"):
         assert (tmp_path / name).stat().st_size > 0
     status, out, _ = run(capsys, "demo", "--out", str(tmp_path / "j"), "--images", "128", "--batch", "64", "--json")

@@ -25,7 +25,6 @@ pytestmark = pytest.mark.skipif(not _pipeline_available(), reason="needs the eng
 def run_notebook(name, monkeypatch):
     # The kernel must import the pivot under test (this checkout), wherever pivot is installed.
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    monkeypatch.setenv("MPLBACKEND", "Agg")
     nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
     nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
                             resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
