@@ -22,6 +22,9 @@ __all__ += ["WeightsFileError"]
 # --- end io
 
 # --- simulator
+from . import sim  # noqa: E402
+
+__all__ += ["sim"]
 # --- end simulator
 
 # --- cka

@@ -5,6 +5,9 @@ Imported on first use of ``pivot.plot``; importing pivot alone does not import m
 __all__ = []
 
 # --- simulator plots
+from ._sim import delay_breakdown  # noqa: E402
+
+__all__ += ["delay_breakdown"]
 # --- end simulator plots
 
 # --- cka plots
