@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import pathlib
 import sys
 import time
@@ -181,6 +182,11 @@ def _hardware(args):
         raise CLIError(f"hardware: {exc}") from None
 
 
+def _hw_text(hw) -> str:
+    return (f"{hw.name}: {hw.array_rows}x{hw.array_cols} PEs, {hw.dataflow.upper()} dataflow, "
+            f"{hw.clock_mhz:g} MHz")
+
+
 def _pick(fields, names, value) -> dict:
     for name in names:
         if name in fields:
@@ -219,13 +225,14 @@ def cmd_sim(args) -> int:
         _print_json(dict(summary, hardware=hw, breakdown=report.breakdown, layers=report.to_dicts()))
         return 0
     print(f"PIVOT-Sim: {summary['model']}, path {summary['path']} ({summary['active_attentions']}/{target.depth} "
-          f"attentions), {hw}")
+          f"attentions) on {_hw_text(hw)}")
     print(format_table([dict(delay_ms=report.delay_ms, energy_j=report.energy_j, power_w=report.power_w,
                              edp_j_ms=report.edp, fps_per_w=report.fps_per_w)]))
     breakdown = report.breakdown
     if isinstance(breakdown, dict) and breakdown:
         print("\ndelay breakdown:")
-        print(format_table([dict(part=k, value=v) for k, v in breakdown.items()]))
+        print(format_table([dict(module=k, delay_ms=v, share_pct=100 * v / report.delay_ms)
+                            for k, v in breakdown.items()]))
     return 0
 
 
@@ -403,7 +410,7 @@ def cmd_demo(args) -> int:
           f"{result.low}, {run.n_high} re-run on effort {result.high}; accuracy {100 * run.accuracy:.1f}% "
           f"(effort {top} alone: {100 * full_acc:.1f}%); CPU time {1e3 * t_cascade:.1f} ms "
           f"(effort {top} alone: {1e3 * t_full:.1f} ms)")
-    print(f"\nsimulated accelerator ({hw.name}, calibration images):")
+    print(f"\nsimulated accelerator ({_hw_text(hw)}; accuracy on the calibration images):")
     print(format_table([
         dict(design=f"effort {top} alone", accuracy_pct=100 * summary["baseline"]["accuracy"], delay_ms=baseline.delay_ms,
              energy_j=baseline.energy_j, edp_j_ms=baseline.edp, fps_per_w=baseline.fps_per_w),
@@ -514,6 +521,11 @@ def main(argv=None) -> int:
     except CLIError as exc:
         print(f"pivot {args.command}: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # e.g. `pivot sim --json | head`: the reader left, nothing to report
+        # Point stdout at /dev/null so that the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except (ValueError, FileNotFoundError) as exc:
         print(f"pivot {args.command}: error: {exc}", file=sys.stderr)
         return 2
