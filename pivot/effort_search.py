@@ -16,6 +16,7 @@ from typing import Mapping, Optional
 
 import numpy as np
 
+from . import sim
 from .inference import (MultiEffort, check_images, check_labels, check_lec, entropy, low_count_needed,
                         model_path, num_classes, run_model)
 
@@ -27,14 +28,12 @@ __all__ = ["search", "pareto", "SearchResult", "SearchCandidate", "SearchTargetE
 
 def _simulate_pair(low, high, f_high: float, hw):
     """The simulator's PairReport of a low/high pair with a fraction f_high re-run on the high effort."""
-    from . import sim
-    return sim.simulate_pair(low, high, f_high) if hw is None else sim.simulate_pair(low, high, f_high, hw=hw)
+    return sim.simulate_pair(low, high, f_high, hw=hw)
 
 
 def _simulate(model, hw):
     """The simulator's SimReport of one model with its own path."""
-    from . import sim
-    return sim.simulate(model) if hw is None else sim.simulate(model, hw=hw)
+    return sim.simulate(model, hw=hw)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -59,6 +58,12 @@ def _check_efforts(efforts) -> dict:
         detail = ", ".join(f"effort {e}: {k}" for e, k in sorted(classes.items()))
         raise ValueError(f"the efforts' models disagree in their number of classes ({detail})")
     return dict(sorted(checked.items()))
+
+
+def _check_hw(hw):
+    if not isinstance(hw, sim.HardwareConfig):
+        raise TypeError(f"hw must be a pivot.sim.HardwareConfig (e.g. pivot.sim.ZCU102), got {type(hw).__name__}")
+    return hw
 
 
 def _check_positive(value, name: str) -> float:
@@ -238,7 +243,7 @@ class SearchResult:
                 f"{self.fps_per_w:.3g} FPS/W; {len(self.trail)} candidate(s) tried")
 
 
-def search(efforts, images, labels, target_delay_ms, lec=0.8, hw=None, tolerance=0.05, thresholds=None,
+def search(efforts, images, labels, target_delay_ms, lec=0.8, hw=sim.ZCU102, tolerance=0.05, thresholds=None,
            progress=True, threads=None, batch_size=None) -> SearchResult:
     """PIVOT's Phase 2: the first effort pair, from the most active attentions down, whose delay
     at F_L >= ``lec`` is within ``tolerance`` of ``target_delay_ms``.
@@ -249,7 +254,7 @@ def search(efforts, images, labels, target_delay_ms, lec=0.8, hw=None, tolerance
     descending, then high effort descending) the threshold is raised step by step along the grid
     (``thresholds``, or by default the sorted unique low-effort entropies of the images) until
     F_L >= lec; the accuracy (C_L + C_H) / N is computed there and the simulator gives the pair's
-    delay D_L + F_H * D_H on ``hw`` (None: ``pivot.sim.ZCU102``). The pair is accepted when
+    delay D_L + F_H * D_H on ``hw`` (a ``pivot.sim.HardwareConfig``). The pair is accepted when
     |delay - target| <= tolerance * target. Each model runs once; its logits are reused across
     pairs and thresholds. Raises ``SearchTargetError`` (a ValueError, with the reachable delays
     in its message and the candidates in ``.trail``) when no pair meets the target.
@@ -264,6 +269,7 @@ def search(efforts, images, labels, target_delay_ms, lec=0.8, hw=None, tolerance
         raise ValueError(f"tolerance must be a fraction of the target in [0, 1), got {tolerance!r}")
     tolerance = float(tolerance)
     grid = _check_thresholds(thresholds)
+    hw = _check_hw(hw)
 
     from tqdm import tqdm
     outputs = _EffortOutputs(efforts, images, labels, threads, batch_size, progress)
@@ -392,21 +398,22 @@ def _pair_costs(low, high, f_high: np.ndarray, hw):
     return d0 + f_high * (d1 - d0), e0 + f_high * (e1 - e0)
 
 
-def pareto(efforts, images, labels, hw=None, thresholds=None, progress=True, threads=None,
+def pareto(efforts, images, labels, hw=sim.ZCU102, thresholds=None, progress=True, threads=None,
            batch_size=None) -> ParetoResult:
     """The accuracy-EDP front over all low/high pairs and thresholds, plus each effort alone.
 
     Same inputs as ``pivot.search`` (each model runs once). For each pair, one point per threshold
     of the grid (default: the sorted unique low-effort entropies, i.e. every distinct split;
     thresholds giving the same split are kept once, the smallest). A point's accuracy is
-    (C_L + C_H) / N on the images; its delay and energy come from the simulator (``hw`` None:
-    ``pivot.sim.ZCU102``) and EDP = energy x delay (J x ms). ``front`` holds the points no other
+    (C_L + C_H) / N on the images; its delay and energy come from the simulator on ``hw``
+    and EDP = energy x delay (J x ms). ``front`` holds the points no other
     point beats in both accuracy (higher) and EDP (lower).
     """
     efforts = _check_efforts(efforts)
     images = check_images(images)
     labels = check_labels(labels, images.shape[0], num_classes(next(iter(efforts.values()))))
     grid = _check_thresholds(thresholds)
+    hw = _check_hw(hw)
 
     from tqdm import tqdm
     outputs = _EffortOutputs(efforts, images, labels, threads, batch_size, progress)

@@ -169,6 +169,11 @@ def test_search_errors(sim_calls):
         pivot.search({"a": models[1], 2: models[2]}, ids, labels, 10.0)
     with pytest.raises(TypeError, match="mapping"):
         pivot.search([models[1], models[2]], ids, labels, 10.0)
+    with pytest.raises(TypeError, match="HardwareConfig"):
+        pivot.search(models, ids, labels, 10.0, hw="ZCU102")
+    with pytest.raises(TypeError, match="HardwareConfig"):
+        pivot.pareto(models, ids, labels, hw=None)
+    assert all(m.calls == 0 for m in models.values())   # bad arguments fail before any model runs
     with pytest.raises(ValueError, match="at least 2 efforts"):
         pivot.pareto({1: models[1]}, ids, labels)
     with pytest.raises(ValueError, match="20 images but 3 labels"):
