@@ -163,21 +163,18 @@ def _setup(args, efforts_text=None, test=0, progress=False) -> Setup:
 def _hardware(args):
     """pivot.sim.ZCU102 with the --array/--dataflow/--clock-mhz changes."""
     from . import sim
-    hw = sim.ZCU102
     changes = {}
-    fields = {f.name for f in dataclasses.fields(hw)}
     if getattr(args, "array", None):
         try:
-            rows, cols = (int(v) for v in args.array.lower().split("x"))
+            changes["array_rows"], changes["array_cols"] = (int(v) for v in args.array.lower().split("x"))
         except ValueError:
             raise CLIError(f"--array must look like 64x36 (rows x columns), got {args.array!r}") from None
-        changes.update(_pick(fields, ("array_rows", "rows"), rows), **_pick(fields, ("array_cols", "cols"), cols))
     if getattr(args, "dataflow", None):
-        changes.update(_pick(fields, ("dataflow",), args.dataflow))
+        changes["dataflow"] = args.dataflow
     if getattr(args, "clock_mhz", None) is not None:
-        changes.update(_pick(fields, ("clock_mhz", "clock_hz"), args.clock_mhz))
+        changes["clock_mhz"] = args.clock_mhz
     try:
-        return dataclasses.replace(hw, **changes) if changes else hw
+        return sim.ZCU102.replace(**changes)
     except (ValueError, TypeError) as exc:
         raise CLIError(f"hardware: {exc}") from None
 
@@ -185,13 +182,6 @@ def _hardware(args):
 def _hw_text(hw) -> str:
     return (f"{hw.name}: {hw.array_rows}x{hw.array_cols} PEs, {hw.dataflow.upper()} dataflow, "
             f"{hw.clock_mhz:g} MHz")
-
-
-def _pick(fields, names, value) -> dict:
-    for name in names:
-        if name in fields:
-            return {name: value * 1e6 if name == "clock_hz" else value}
-    raise CLIError(f"the simulator's HardwareConfig has none of the fields {names}")
 
 
 def _add_hw_options(p: argparse.ArgumentParser) -> None:
