@@ -703,6 +703,50 @@ static PyObject *py_best_paths(PyObject *self, PyObject *arg) {
 
 /* ===================================================================== end cka */
 
+/* ===================================================================== search */
+
+#include "entropy.h"
+
+/* softmax_entropy(logits, with_probs) -> entropy (B,) float32, or (probs (B, K), entropy (B,)).
+ * logits: float32 (B, K), C-contiguous, K >= 2. */
+static PyObject *py_softmax_entropy(PyObject *self, PyObject *args) {
+    PyObject *logits_obj;
+    int with_probs = 0;
+    if (!PyArg_ParseTuple(args, "O|p:softmax_entropy", &logits_obj, &with_probs)) return NULL;
+    PyArrayObject *logits = check_array(logits_obj, "logits", NPY_FLOAT32, 2);
+    if (logits == NULL) return NULL;
+    npy_intp B = PyArray_DIM(logits, 0), K = PyArray_DIM(logits, 1);
+    if (K < 2) {
+        PyErr_Format(PyExc_ValueError,
+                     "logits must have at least 2 classes (entropy is normalized by log K), got K=%zd", (Py_ssize_t)K);
+        return NULL;
+    }
+    npy_intp entropy_dims[1] = {B};
+    PyArrayObject *entropy = (PyArrayObject *)PyArray_SimpleNew(1, entropy_dims, NPY_FLOAT32);
+    if (entropy == NULL) return NULL;
+    PyArrayObject *probs = NULL;
+    if (with_probs) {
+        npy_intp probs_dims[2] = {B, K};
+        probs = (PyArrayObject *)PyArray_SimpleNew(2, probs_dims, NPY_FLOAT32);
+        if (probs == NULL) { Py_DECREF(entropy); return NULL; }
+    }
+    int status;
+    Py_BEGIN_ALLOW_THREADS
+    status = pivot_softmax_entropy(probs != NULL ? (float *)PyArray_DATA(probs) : NULL,
+                                   (float *)PyArray_DATA(entropy), (const float *)PyArray_DATA(logits),
+                                   (size_t)B, (size_t)K);
+    Py_END_ALLOW_THREADS
+    if (status != PIVOT_OK) {
+        Py_DECREF(entropy);
+        Py_XDECREF(probs);
+        return raise_status(status, "softmax_entropy");
+    }
+    if (probs == NULL) return (PyObject *)entropy;
+    return Py_BuildValue("(NN)", probs, entropy);
+}
+
+/* ===================================================================== end search */
+
 /* ===================================================================== lvvit */
 
 #include "lvvit.h"
@@ -949,6 +993,12 @@ static PyMethodDef core_methods[] = {
 
     /* end cka methods */
 
+    /* search methods */
+    {"softmax_entropy", py_softmax_entropy, METH_VARARGS,
+     "softmax_entropy(logits, with_probs=False): normalized entropy (B,) of float32 logits (B, K), "
+     "or (probs, entropy)."},
+    /* end search methods */
+
     /* lvvit methods */
     {"conv2d_forward", py_conv2d_forward, METH_VARARGS, "conv2d_forward(inp (B, Cin, H, W), weight (Cout, Cin, k, k), bias (Cout), stride, pad, relu, threads) -> (B, Cout, Ho, Wo)"},
     {"lvvit_num_params", py_lvvit_num_params, METH_O, "lvvit_num_params(lvvit config) -> (params floats, stem floats)"},
@@ -979,6 +1029,8 @@ PyMODINIT_FUNC PyInit__core(void) {
     /* end module setup: simulator */
     /* module setup: cka */
     /* end module setup: cka */
+    /* module setup: search */
+    /* end module setup: search */
     /* module setup: lvvit */
     /* end module setup: lvvit */
     return m;
