@@ -75,10 +75,18 @@ static void im2col_rows(float *cols,      /* (Cin*k*k, (y1 - y0) * Wo) */
                         continue;
                     }
                     const float *src = img + (ci * L->H + (iy - L->pad)) * L->W;
-                    for (size_t x = 0; x < Wo; x++) {
-                        size_t ix = x * L->stride + kx;
-                        d[x] = (ix < L->pad || ix - L->pad >= L->W) ? 0.0f : src[ix - L->pad];
-                    }
+                    /* output columns [x0, x1) read inside the row; the rest read the padding */
+                    size_t x0 = kx >= L->pad ? 0 : (L->pad - kx + L->stride - 1) / L->stride;
+                    size_t x1 = L->W + L->pad > kx ? (L->W + L->pad - kx + L->stride - 1) / L->stride : 0;
+                    if (x1 > Wo) x1 = Wo;
+                    if (x0 > x1) x0 = x1;
+                    for (size_t x = 0; x < x0; x++) d[x] = 0.0f;
+                    const float *s0 = src + (x0 * L->stride + kx - L->pad);
+                    if (L->stride == 1)
+                        memcpy(d + x0, s0, (x1 - x0) * sizeof(float));
+                    else
+                        for (size_t x = x0; x < x1; x++) d[x] = s0[(x - x0) * L->stride];
+                    for (size_t x = x1; x < Wo; x++) d[x] = 0.0f;
                 }
             }
 }

@@ -55,6 +55,20 @@ def test_conv2d_kernel_matches_reference(rng, shape, relu):
     np.testing.assert_allclose(want, tw.numpy(), rtol=1e-5, atol=1e-5)
 
 
+def test_conv2d_kernel_on_random_small_shapes(rng):
+    # every combination of padding wider than the row, stride past the edge, 1-pixel inputs
+    for _ in range(80):
+        k, stride, pad = int(rng.integers(1, 8)), int(rng.integers(1, 4)), int(rng.integers(0, 4))
+        H, W = (int(v) for v in rng.integers(max(1, k - 2 * pad), 12, size=2))
+        B, Cin, Cout = (int(v) for v in rng.integers(1, 4, size=3))
+        x = rng.standard_normal((B, Cin, H, W)).astype(np.float32)
+        w = rng.standard_normal((Cout, Cin, k, k)).astype(np.float32)
+        b = rng.standard_normal(Cout).astype(np.float32)
+        got = _core.conv2d_forward(x, w, b, stride, pad, False, 2)
+        np.testing.assert_allclose(got, ref_lvvit.conv2d(x, w, b, stride, pad), rtol=1e-5, atol=1e-5,
+                                   err_msg=str((B, Cin, H, W, Cout, k, stride, pad)))
+
+
 def test_conv2d_kernel_refuses_bad_arguments(rng):
     x = np.zeros((1, 2, 4, 4), np.float32)
     w = np.zeros((3, 2, 3, 3), np.float32)
@@ -163,8 +177,9 @@ def test_large_batches_run_in_chunks_with_the_same_logits():
 
 
 @pytest.mark.parametrize("changes", [dict(stem="patch"), dict(aux_head=False), dict(skip_lam=3.0),
-                                     dict(qkv_bias=True), dict(stem="patch", aux_head=False, qkv_bias=True)],
-                         ids=["patch_stem", "no_aux", "skip_lam_3", "qkv_bias", "only_skip_lam"])
+                                     dict(qkv_bias=True), dict(stem="patch", aux_head=False, qkv_bias=True),
+                                     dict(aux_head=False, distilled=True)],
+                         ids=["patch_stem", "no_aux", "skip_lam_3", "qkv_bias", "only_skip_lam", "stem_distilled"])
 def test_each_lvvit_feature_alone_matches_torch_and_reference(changes):
     config = TINY.replace(**changes)
     weights = random_weights(config, seed=15)
@@ -196,8 +211,8 @@ def test_lvvit_s_matches_torch_at_224():
         weights[f"patch_embed.bn{i}.running_var"] = rng.uniform(0.05, 0.5, 64).astype(np.float32)
         weights[f"patch_embed.bn{i}.weight"] = rng.uniform(0.5, 1.5, 64).astype(np.float32)
         weights[f"patch_embed.bn{i}.bias"] = (rng.standard_normal(64) * 0.1).astype(np.float32)
-    weights["head.weight"] *= 50                                     # logits of order 1
-    weights["aux_head.weight"] *= 50
+    weights["head.weight"] *= 5                                      # logits of order 1-10
+    weights["aux_head.weight"] *= 5
     model = pivot.ViT(config, weights)
     module = pt.from_vit(model)
     images = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
