@@ -10,9 +10,16 @@ __all__ = ["__version__"]
 
 # --- engine
 from .config import ViTConfig, normalize_path  # noqa: E402
+from .model import ViT, flops  # noqa: E402
 
-__all__ += ["ViTConfig", "normalize_path"]
+__all__ += ["ViTConfig", "normalize_path", "ViT", "flops"]
 # --- end engine
+
+# --- io
+from .io import WeightsFileError  # noqa: E402
+
+__all__ += ["WeightsFileError"]
+# --- end io
 
 # --- simulator
 # --- end simulator
@@ -24,6 +31,12 @@ from .cka import (MinibatchCKA, ScoredPath, best_paths, cka, cka_matrix, model_c
 __all__ += ["cka", "cka_matrix", "model_cka", "MinibatchCKA", "ScoredPath", "path_score", "rank_paths",
             "best_paths"]
 # --- end cka
+
+# --- data
+from . import datasets  # noqa: E402
+
+__all__ += ["datasets"]
+# --- end data
 
 
 def __getattr__(name):

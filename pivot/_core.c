@@ -86,6 +86,252 @@ static PyObject *py_blas_get_num_threads(PyObject *self, PyObject *noargs) {
 
 /* ===================================================================== engine */
 
+#include "engine.h"
+
+/* Parses a config tuple (img_size, patch_size, in_chans, num_classes, embed_dim, depth, num_heads,
+ * mlp_hidden, distilled, norm_eps) as built by pivot/model.py. */
+static int parse_vit_config(PyObject *obj, pivot_vit_config *cfg) {
+    Py_ssize_t v[8];
+    int distilled;
+    float eps;
+    if (!PyArg_ParseTuple(obj, "nnnnnnnnpf;config must be a tuple (img_size, patch_size, in_chans, "
+                               "num_classes, embed_dim, depth, num_heads, mlp_hidden, distilled, norm_eps)",
+                          &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7], &distilled, &eps))
+        return -1;
+    for (int i = 0; i < 8; i++)
+        if (v[i] < 1) {
+            PyErr_SetString(PyExc_ValueError, "config sizes must be positive");
+            return -1;
+        }
+    cfg->img_size = (size_t)v[0];
+    cfg->patch_size = (size_t)v[1];
+    cfg->in_chans = (size_t)v[2];
+    cfg->num_classes = (size_t)v[3];
+    cfg->embed_dim = (size_t)v[4];
+    cfg->depth = (size_t)v[5];
+    cfg->num_heads = (size_t)v[6];
+    cfg->mlp_hidden = (size_t)v[7];
+    cfg->distilled = distilled;
+    cfg->norm_eps = eps;
+    return 0;
+}
+
+static int check_dim(PyArrayObject *arr, const char *name, int axis, npy_intp want) {
+    if (PyArray_DIM(arr, axis) != want) {
+        PyErr_Format(PyExc_ValueError, "%s has size %zd along axis %d, expected %zd", name,
+                     (Py_ssize_t)PyArray_DIM(arr, axis), axis, (Py_ssize_t)want);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_threads(int threads) {
+    if (threads < 1 || threads > 1024) {
+        PyErr_Format(PyExc_ValueError, "threads must be in [1, 1024], got %d", threads);
+        return -1;
+    }
+    return 0;
+}
+
+static PyArrayObject *new_float_array(int ndim, npy_intp *dims) {
+    return (PyArrayObject *)PyArray_SimpleNew(ndim, dims, NPY_FLOAT32);
+}
+
+#define F32(a) ((float *)PyArray_DATA(a))
+
+static PyObject *py_layernorm_forward(PyObject *self, PyObject *args) {
+    PyObject *o_inp, *o_w, *o_b;
+    float eps;
+    if (!PyArg_ParseTuple(args, "OOOf", &o_inp, &o_w, &o_b, &eps)) return NULL;
+    PyArrayObject *inp = check_array(o_inp, "inp", NPY_FLOAT32, 2);
+    PyArrayObject *w = inp ? check_array(o_w, "weight", NPY_FLOAT32, 1) : NULL;
+    PyArrayObject *b = w ? check_array(o_b, "bias", NPY_FLOAT32, 1) : NULL;
+    if (!b) return NULL;
+    npy_intp N = PyArray_DIM(inp, 0), C = PyArray_DIM(inp, 1);
+    if (check_dim(w, "weight", 0, C) || check_dim(b, "bias", 0, C)) return NULL;
+    PyArrayObject *out = new_float_array(2, PyArray_DIMS(inp));
+    if (!out) return NULL;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_layernorm_forward(F32(out), F32(inp), F32(w), F32(b), (size_t)N, (size_t)C, eps);
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); return raise_status(st, "layernorm_forward"); }
+    return (PyObject *)out;
+}
+
+static PyObject *py_gelu_forward(PyObject *self, PyObject *arg) {
+    PyArrayObject *inp = check_array(arg, "inp", NPY_FLOAT32, -1);
+    if (!inp) return NULL;
+    PyArrayObject *out = new_float_array(PyArray_NDIM(inp), PyArray_DIMS(inp));
+    if (!out) return NULL;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_gelu_forward(F32(out), F32(inp), (size_t)PyArray_SIZE(inp));
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); return raise_status(st, "gelu_forward"); }
+    return (PyObject *)out;
+}
+
+static PyObject *py_softmax_forward(PyObject *self, PyObject *arg) {
+    PyArrayObject *inp = check_array(arg, "inp", NPY_FLOAT32, 2);
+    if (!inp) return NULL;
+    PyArrayObject *out = new_float_array(2, PyArray_DIMS(inp));
+    if (!out) return NULL;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_softmax_forward(F32(out), F32(inp), (size_t)PyArray_DIM(inp, 0), (size_t)PyArray_DIM(inp, 1));
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); return raise_status(st, "softmax_forward"); }
+    return (PyObject *)out;
+}
+
+static PyObject *py_attention_forward(PyObject *self, PyObject *args) {
+    PyObject *o[5];
+    Py_ssize_t NH;
+    if (!PyArg_ParseTuple(args, "OOOOOn", &o[0], &o[1], &o[2], &o[3], &o[4], &NH)) return NULL;
+    PyArrayObject *inp = check_array(o[0], "inp", NPY_FLOAT32, 3);
+    if (!inp) return NULL;
+    npy_intp B = PyArray_DIM(inp, 0), T = PyArray_DIM(inp, 1), C = PyArray_DIM(inp, 2);
+    PyArrayObject *qw = check_array(o[1], "qkv_w", NPY_FLOAT32, 2);
+    PyArrayObject *qb = qw ? check_array(o[2], "qkv_b", NPY_FLOAT32, 1) : NULL;
+    PyArrayObject *pw = qb ? check_array(o[3], "proj_w", NPY_FLOAT32, 2) : NULL;
+    PyArrayObject *pb = pw ? check_array(o[4], "proj_b", NPY_FLOAT32, 1) : NULL;
+    if (!pb) return NULL;
+    if (check_dim(qw, "qkv_w", 0, 3 * C) || check_dim(qw, "qkv_w", 1, C) || check_dim(qb, "qkv_b", 0, 3 * C) ||
+        check_dim(pw, "proj_w", 0, C) || check_dim(pw, "proj_w", 1, C) || check_dim(pb, "proj_b", 0, C))
+        return NULL;
+    if (NH < 1 || C % NH) {
+        PyErr_Format(PyExc_ValueError, "num_heads (%zd) must be positive and divide C (%zd)", NH, (Py_ssize_t)C);
+        return NULL;
+    }
+    PyArrayObject *out = new_float_array(3, PyArray_DIMS(inp));
+    if (!out) return NULL;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_attention_forward(F32(out), F32(inp), F32(qw), F32(qb), F32(pw), F32(pb), (size_t)B, (size_t)T,
+                                 (size_t)C, (size_t)NH);
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); return raise_status(st, "attention_forward"); }
+    return (PyObject *)out;
+}
+
+static PyObject *py_mlp_forward(PyObject *self, PyObject *args) {
+    PyObject *o[5];
+    if (!PyArg_ParseTuple(args, "OOOOO", &o[0], &o[1], &o[2], &o[3], &o[4])) return NULL;
+    PyArrayObject *inp = check_array(o[0], "inp", NPY_FLOAT32, 2);
+    PyArrayObject *w1 = inp ? check_array(o[1], "fc1_w", NPY_FLOAT32, 2) : NULL;
+    PyArrayObject *b1 = w1 ? check_array(o[2], "fc1_b", NPY_FLOAT32, 1) : NULL;
+    PyArrayObject *w2 = b1 ? check_array(o[3], "fc2_w", NPY_FLOAT32, 2) : NULL;
+    PyArrayObject *b2 = w2 ? check_array(o[4], "fc2_b", NPY_FLOAT32, 1) : NULL;
+    if (!b2) return NULL;
+    npy_intp N = PyArray_DIM(inp, 0), C = PyArray_DIM(inp, 1), H = PyArray_DIM(w1, 0);
+    if (check_dim(w1, "fc1_w", 1, C) || check_dim(b1, "fc1_b", 0, H) || check_dim(w2, "fc2_w", 0, C) ||
+        check_dim(w2, "fc2_w", 1, H) || check_dim(b2, "fc2_b", 0, C))
+        return NULL;
+    PyArrayObject *out = new_float_array(2, PyArray_DIMS(inp));
+    if (!out) return NULL;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_mlp_forward(F32(out), F32(inp), F32(w1), F32(b1), F32(w2), F32(b2), (size_t)N, (size_t)C, (size_t)H);
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); return raise_status(st, "mlp_forward"); }
+    return (PyObject *)out;
+}
+
+static PyObject *py_block_forward(PyObject *self, PyObject *args) {
+    PyObject *o_inp, *o_block;
+    Py_ssize_t NH, H;
+    float eps;
+    int active, threads;
+    if (!PyArg_ParseTuple(args, "OOnnfpi", &o_inp, &o_block, &NH, &H, &eps, &active, &threads)) return NULL;
+    PyArrayObject *inp = check_array(o_inp, "inp", NPY_FLOAT32, 3);
+    PyArrayObject *blk = inp ? check_array(o_block, "block", NPY_FLOAT32, 1) : NULL;
+    if (!blk || check_threads(threads)) return NULL;
+    npy_intp B = PyArray_DIM(inp, 0), T = PyArray_DIM(inp, 1), C = PyArray_DIM(inp, 2);
+    if (NH < 1 || C % NH || H < 1) {
+        PyErr_Format(PyExc_ValueError, "num_heads (%zd) must divide C (%zd) and hidden (%zd) be positive", NH,
+                     (Py_ssize_t)C, H);
+        return NULL;
+    }
+    size_t np;
+    int st = pivot_block_num_params(&np, (size_t)C, (size_t)H);
+    if (st) return raise_status(st, "block_forward");
+    if (check_dim(blk, "block", 0, (npy_intp)np)) return NULL;
+    PyArrayObject *out = new_float_array(3, PyArray_DIMS(inp));
+    if (!out) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_block_forward(F32(out), F32(inp), F32(blk), (size_t)B, (size_t)T, (size_t)C, (size_t)NH, (size_t)H,
+                             eps, active, threads);
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); return raise_status(st, "block_forward"); }
+    return (PyObject *)out;
+}
+
+static PyObject *py_engine_blas_threads(PyObject *self, PyObject *noargs) {
+    return PyLong_FromLong(pivot_engine_blas_threads());
+}
+
+static PyObject *py_vit_num_params(PyObject *self, PyObject *arg) {
+    pivot_vit_config cfg;
+    if (parse_vit_config(arg, &cfg)) return NULL;
+    size_t n;
+    int st = pivot_vit_num_params(&n, &cfg);
+    if (st) return raise_status(st, "vit_num_params");
+    return PyLong_FromSize_t(n);
+}
+
+/* vit_forward(images, params, config, path, threads, capture) -> logits, or with capture
+ * (logits, attn (n_active, B, T, C), mlp (D, B, T, C)). */
+static PyObject *py_vit_forward(PyObject *self, PyObject *args) {
+    PyObject *o_img, *o_params, *o_cfg, *o_path;
+    int threads, capture;
+    if (!PyArg_ParseTuple(args, "OOOOip", &o_img, &o_params, &o_cfg, &o_path, &threads, &capture)) return NULL;
+    pivot_vit_config cfg;
+    if (parse_vit_config(o_cfg, &cfg) || check_threads(threads)) return NULL;
+    PyArrayObject *img = check_array(o_img, "images", NPY_FLOAT32, 4);
+    PyArrayObject *params = img ? check_array(o_params, "params", NPY_FLOAT32, 1) : NULL;
+    PyArrayObject *path = params ? check_array(o_path, "path", NPY_UINT8, 1) : NULL;
+    if (!path) return NULL;
+    size_t np;
+    int st = pivot_vit_num_params(&np, &cfg);
+    if (st) return raise_status(st, "vit_forward");
+    npy_intp B = PyArray_DIM(img, 0);
+    if (check_dim(params, "params", 0, (npy_intp)np) || check_dim(path, "path", 0, (npy_intp)cfg.depth) ||
+        check_dim(img, "images", 1, (npy_intp)cfg.in_chans) || check_dim(img, "images", 2, (npy_intp)cfg.img_size) ||
+        check_dim(img, "images", 3, (npy_intp)cfg.img_size))
+        return NULL;
+    const uint8_t *pp = (const uint8_t *)PyArray_DATA(path);
+    npy_intp n_active = 0;
+    for (size_t i = 0; i < cfg.depth; i++) {
+        if (pp[i] > 1) {
+            PyErr_Format(PyExc_ValueError, "path values must be 0 or 1, got %d at %zu", (int)pp[i], i);
+            return NULL;
+        }
+        n_active += pp[i];
+    }
+    npy_intp T = (npy_intp)((cfg.img_size / cfg.patch_size) * (cfg.img_size / cfg.patch_size) + (cfg.distilled ? 2 : 1));
+    npy_intp dl[2] = {B, (npy_intp)cfg.num_classes};
+    npy_intp da[4] = {n_active, B, T, (npy_intp)cfg.embed_dim};
+    npy_intp dm[4] = {(npy_intp)cfg.depth, B, T, (npy_intp)cfg.embed_dim};
+    PyArrayObject *logits = new_float_array(2, dl), *attn = NULL, *mlp = NULL;
+    if (!logits) return NULL;
+    if (capture) {
+        attn = new_float_array(4, da);
+        mlp = attn ? new_float_array(4, dm) : NULL;
+        if (!mlp) { Py_DECREF(logits); Py_XDECREF(attn); return NULL; }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_vit_forward(F32(logits), attn ? F32(attn) : NULL, mlp ? F32(mlp) : NULL, F32(img), F32(params),
+                           &cfg, pp, (size_t)B, threads);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_DECREF(logits); Py_XDECREF(attn); Py_XDECREF(mlp);
+        return raise_status(st, "vit_forward");
+    }
+    if (!capture) return (PyObject *)logits;
+    return Py_BuildValue("(NNN)", logits, attn, mlp);
+}
+
 /* ===================================================================== end engine */
 
 /* ===================================================================== simulator */
@@ -347,6 +593,15 @@ static PyMethodDef core_methods[] = {
     {"blas_get_num_threads", py_blas_get_num_threads, METH_NOARGS, "OpenBLAS thread count used by pivot."},
 
     /* engine methods */
+    {"layernorm_forward", py_layernorm_forward, METH_VARARGS, "layernorm_forward(inp (N, C), weight (C), bias (C), eps) -> (N, C)"},
+    {"gelu_forward", py_gelu_forward, METH_O, "gelu_forward(inp) -> exact-erf GELU of inp"},
+    {"softmax_forward", py_softmax_forward, METH_O, "softmax_forward(inp (N, C)) -> row-wise softmax"},
+    {"attention_forward", py_attention_forward, METH_VARARGS, "attention_forward(inp (B, T, C), qkv_w, qkv_b, proj_w, proj_b, num_heads) -> (B, T, C)"},
+    {"mlp_forward", py_mlp_forward, METH_VARARGS, "mlp_forward(inp (N, C), fc1_w, fc1_b, fc2_w, fc2_b) -> (N, C)"},
+    {"block_forward", py_block_forward, METH_VARARGS, "block_forward(inp (B, T, C), block params (flat), num_heads, hidden, eps, attn_active, threads) -> (B, T, C)"},
+    {"engine_blas_threads", py_engine_blas_threads, METH_NOARGS, "OpenBLAS thread count as set by the user (the engine holds it at 1 during calls)"},
+    {"vit_num_params", py_vit_num_params, METH_O, "vit_num_params(config tuple) -> length of the flat parameter array"},
+    {"vit_forward", py_vit_forward, METH_VARARGS, "vit_forward(images, params, config tuple, path uint8, threads, capture) -> logits or (logits, attn, mlp)"},
 
     /* end engine methods */
 

@@ -1,0 +1,864 @@
+/* pivot's fp32 ViT inference engine. See engine.h for the layout of parameters.
+ *
+ * Threading: a forward call starts a team of `threads` POSIX threads (the caller is thread 0)
+ * that run the whole network SPMD-style. Token-wise work (LayerNorm, every Linear as an OpenBLAS
+ * sgemm, bias, GELU, residual) is split by token rows, and each thread keeps the same rows from
+ * one encoder to the next, so only attention needs all tokens: an active encoder costs two
+ * barriers (before and after attention, which is split by (batch, head, query chunk)); a skipped
+ * encoder costs none. OpenBLAS itself runs single-threaded during the call (our team already
+ * fills the cores; two thread pools on 2 cores would oversubscribe them); the previous OpenBLAS
+ * thread count is restored when the last concurrent call leaves.
+ *
+ * Memory: one workspace allocation per call, nothing allocated in the hot loop; the call only
+ * reads the parameters, so concurrent calls on the same parameters are safe. */
+#define _POSIX_C_SOURCE 200809L
+#include "engine.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pivot_blas.h"
+
+#define TILE_ROWS 256    /* token rows per sgemm in token-wise phases (keeps activations in L2) */
+#define ALIGN_FLOATS 16  /* 64-byte alignment of workspace sub-buffers */
+#define MAX_THREADS 256
+
+/* ================================================================== elementwise kernels */
+
+static void layernorm_rows(float *out,          /* (N, C) */
+                           const float *inp,    /* (N, C) */
+                           const float *weight, /* (C) */
+                           const float *bias,   /* (C) */
+                           size_t N, size_t C, float eps) {
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        float *y = out + n * C;
+        /* two passes in double: stable for large magnitudes, cheap next to the GEMMs */
+        double sum = 0.0;
+        for (size_t c = 0; c < C; c++) sum += x[c];
+        double mean = sum / (double)C;
+        double sq = 0.0;
+        for (size_t c = 0; c < C; c++) {
+            double d = (double)x[c] - mean;
+            sq += d * d;
+        }
+        float rstd = (float)(1.0 / sqrt(sq / (double)C + (double)eps));
+        float m = (float)mean;
+        for (size_t c = 0; c < C; c++) y[c] = (x[c] - m) * rstd * weight[c] + bias[c];
+    }
+}
+
+/* Elementwise loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time
+ * (GCC function multiversioning); the default build flags target baseline x86-64 only. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 12 && defined(__linux__)
+#define PIVOT_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define PIVOT_MULTIVERSION
+#endif
+
+/* exp(x) with relative error ~2e-7, branch-free so that loops over it vectorize (libm's expf is
+ * a call per element). Cody-Waite range reduction x = n ln2 + r, a degree-6 polynomial for e^r,
+ * and 2^n built in the exponent bits. NaN stays NaN; below -87 gives 0, above 88 gives e^88. */
+static inline float exp_fast(float x_in) {
+    float x = x_in < -87.0f ? -87.0f : x_in;
+    x = x > 88.0f ? 88.0f : x;
+    float kd = x * 1.44269504088896341f + 12582912.0f; /* 1.5 * 2^23: rounds, leaves n in low bits */
+    uint32_t ki;
+    memcpy(&ki, &kd, sizeof ki);
+    float n = kd - 12582912.0f;
+    float r = x - n * 0.693359375f - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    uint32_t bits = (ki + 127u) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return x_in < -87.0f ? 0.0f : p * scale;
+}
+
+/* Exact (erf) GELU: 0.5 x erfc(-x / sqrt(2)), with erfc from Numerical Recipes' erfcc
+ * (fractional error < 1.2e-7 everywhere), so negative inputs keep their relative accuracy. */
+static inline float gelu_scalar(float x) {
+    float z = x * -0.70710678118654752440f;
+    float az = z < 0.0f ? -z : z;
+    float t = 1.0f / (1.0f + 0.5f * az);
+    float poly = -0.82215223f + t * 0.17087277f;
+    poly = 1.48851587f + t * poly;
+    poly = -1.13520398f + t * poly;
+    poly = 0.27886807f + t * poly;
+    poly = -0.18628806f + t * poly;
+    poly = 0.09678418f + t * poly;
+    poly = 0.37409196f + t * poly;
+    poly = 1.00002368f + t * poly;
+    poly = -1.26551223f + t * poly;
+    float erfc_az = t * exp_fast(-az * az + poly);
+    float erfc_z = z >= 0.0f ? erfc_az : 2.0f - erfc_az;
+    return 0.5f * x * erfc_z;
+}
+
+PIVOT_MULTIVERSION
+static void gelu_array(float *out,       /* (N) */
+                       const float *inp, /* (N) */
+                       size_t N) {
+    for (size_t i = 0; i < N; i++) out[i] = gelu_scalar(inp[i]);
+}
+
+PIVOT_MULTIVERSION
+static void softmax_rows(float *out,       /* (N, C) */
+                         const float *inp, /* (N, C) */
+                         size_t N, size_t C) {
+    enum { LANES = 16 }; /* partial max/sum lanes: lets the compiler vectorize the reductions */
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        float *y = out + n * C;
+        float lane[LANES];
+        for (int l = 0; l < LANES; l++) lane[l] = x[0];
+        size_t c = 0;
+        for (; c + LANES <= C; c += LANES)
+            for (int l = 0; l < LANES; l++) lane[l] = x[c + l] > lane[l] ? x[c + l] : lane[l];
+        float maxval = x[0];
+        for (int l = 0; l < LANES; l++) maxval = lane[l] > maxval ? lane[l] : maxval;
+        for (; c < C; c++) maxval = x[c] > maxval ? x[c] : maxval;
+        for (c = 0; c < C; c++) y[c] = exp_fast(x[c] - maxval);
+        for (int l = 0; l < LANES; l++) lane[l] = 0.0f;
+        for (c = 0; c + LANES <= C; c += LANES)
+            for (int l = 0; l < LANES; l++) lane[l] += y[c + l];
+        float sum = 0.0f;
+        for (int l = 0; l < LANES; l++) sum += lane[l];
+        for (; c < C; c++) sum += y[c];
+        /* a NaN anywhere in the row (the max comparisons skip it) makes the sum, so the row, NaN */
+        float inv = 1.0f / sum;
+        for (c = 0; c < C; c++) y[c] *= inv;
+    }
+}
+
+/* out = inp @ weight^T (no bias), row-major, with leading dimensions. */
+static void linear_nobias(float *out,          /* (N, OC), row stride ldo */
+                          const float *inp,    /* (N, IC), row stride ldi */
+                          const float *weight, /* (OC, IC) */
+                          size_t N, size_t IC, size_t OC, size_t ldi, size_t ldo) {
+    if (N == 0) return;
+    pivot_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)N, (int)OC, (int)IC, 1.0f, inp,
+                      (int)ldi, weight, (int)IC, 0.0f, out, (int)ldo);
+}
+
+PIVOT_MULTIVERSION
+static void add_bias_rows(float *x,          /* (N, C) */
+                          const float *bias, /* (C) */
+                          size_t N, size_t C) {
+    for (size_t n = 0; n < N; n++)
+        for (size_t c = 0; c < C; c++) x[n * C + c] += bias[c];
+}
+
+PIVOT_MULTIVERSION
+static void bias_gelu_rows(float *x,          /* (N, C) */
+                           const float *bias, /* (C) */
+                           size_t N, size_t C) {
+    for (size_t n = 0; n < N; n++)
+        for (size_t c = 0; c < C; c++) x[n * C + c] = gelu_scalar(x[n * C + c] + bias[c]);
+}
+
+/* branch += bias; capture = branch (optional); x += branch. */
+PIVOT_MULTIVERSION
+static void bias_capture_residual(float *x,          /* (N, C) */
+                                  float *capture,    /* (N, C) or NULL */
+                                  float *branch,     /* (N, C) */
+                                  const float *bias, /* (C) */
+                                  size_t N, size_t C) {
+    for (size_t n = 0; n < N; n++) {
+        float *br = branch + n * C, *xr = x + n * C;
+        for (size_t c = 0; c < C; c++) {
+            br[c] += bias[c];
+            xr[c] += br[c];
+        }
+        if (capture) memcpy(capture + n * C, br, C * sizeof(float));
+    }
+}
+
+/* One attention work item: query rows [q0, q1) of head h of image b.
+ * qkv rows are timm's (3, NH, hd) layout, so q, k, v of head h are column blocks of width hd at
+ * offsets h*hd, C + h*hd, 2C + h*hd with row stride 3C: no gather or transpose is needed. */
+static void attention_item(float *attn,      /* (B, T, C) concatenated heads */
+                           float *scores,    /* (q1 - q0, T) scratch */
+                           const float *qkv, /* (B, T, 3C) */
+                           size_t b, size_t h, size_t q0, size_t q1, size_t T, size_t C, size_t NH) {
+    size_t hd = C / NH, ld = 3 * C;
+    const float *base = qkv + b * T * ld;
+    const float *q = base + q0 * ld + h * hd;
+    const float *k = base + C + h * hd;
+    const float *v = base + 2 * C + h * hd;
+    size_t M = q1 - q0;
+    float scale = 1.0f / sqrtf((float)hd);
+    pivot_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)T, (int)hd, scale, q, (int)ld,
+                      k, (int)ld, 0.0f, scores, (int)T);
+    softmax_rows(scores, scores, M, T);
+    pivot_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)hd, (int)T, 1.0f, scores,
+                      (int)T, v, (int)ld, 0.0f, attn + (b * T + q0) * C + h * hd, (int)C);
+}
+
+/* ================================================================== OpenBLAS thread guard */
+
+static pthread_mutex_t blas_guard_mutex = PTHREAD_MUTEX_INITIALIZER;
+static int blas_guard_users = 0;
+static int blas_guard_saved = 1;
+
+/* OpenBLAS runs single-threaded while any pivot call is inside (see the top comment). */
+static void blas_single_enter(void) {
+    pthread_mutex_lock(&blas_guard_mutex);
+    if (blas_guard_users++ == 0) {
+        blas_guard_saved = pivot_blas_get_num_threads();
+        if (blas_guard_saved != 1) pivot_blas_set_num_threads(1);
+    }
+    pthread_mutex_unlock(&blas_guard_mutex);
+}
+
+int pivot_engine_blas_threads(void) {
+    pthread_mutex_lock(&blas_guard_mutex);
+    int n = blas_guard_users ? blas_guard_saved : pivot_blas_get_num_threads();
+    pthread_mutex_unlock(&blas_guard_mutex);
+    return n;
+}
+
+static void blas_single_leave(void) {
+    pthread_mutex_lock(&blas_guard_mutex);
+    if (--blas_guard_users == 0 && blas_guard_saved != 1) pivot_blas_set_num_threads(blas_guard_saved);
+    pthread_mutex_unlock(&blas_guard_mutex);
+}
+
+/* ================================================================== thread team */
+
+/* Barrier that spins briefly (phases are short) before sleeping on a condition variable. */
+typedef struct {
+    atomic_uint arrived;
+    atomic_uint generation;
+    unsigned count;
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+} team_barrier;
+
+#define BARRIER_SPINS 20000
+
+static void barrier_wait(team_barrier *bar) {
+    if (bar->count <= 1) return;
+    unsigned gen = atomic_load(&bar->generation);
+    if (atomic_fetch_add(&bar->arrived, 1) + 1 == bar->count) {
+        atomic_store(&bar->arrived, 0);
+        pthread_mutex_lock(&bar->mutex);
+        atomic_fetch_add(&bar->generation, 1);
+        pthread_cond_broadcast(&bar->cond);
+        pthread_mutex_unlock(&bar->mutex);
+        return;
+    }
+    for (int spin = 0; spin < BARRIER_SPINS; spin++)
+        if (atomic_load_explicit(&bar->generation, memory_order_acquire) != gen) return;
+    pthread_mutex_lock(&bar->mutex);
+    while (atomic_load(&bar->generation) == gen) pthread_cond_wait(&bar->cond, &bar->mutex);
+    pthread_mutex_unlock(&bar->mutex);
+}
+
+typedef struct team team;
+typedef void (*team_fn)(void *arg, team *tm, int tid);
+
+struct team {
+    int nthreads;          /* final team size, fixed before any worker starts work */
+    team_barrier barrier;
+    team_fn fn;
+    void *arg;
+    int go;                /* start gate: workers wait until the team size is final */
+    pthread_mutex_t gate_mutex;
+    pthread_cond_t gate_cond;
+};
+
+typedef struct {
+    team *tm;
+    int tid;
+} worker_arg;
+
+static void *worker_main(void *p) {
+    worker_arg *wa = (worker_arg *)p;
+    team *tm = wa->tm;
+    pthread_mutex_lock(&tm->gate_mutex);
+    while (!tm->go) pthread_cond_wait(&tm->gate_cond, &tm->gate_mutex);
+    pthread_mutex_unlock(&tm->gate_mutex);
+    if (wa->tid < tm->nthreads) tm->fn(tm->arg, tm, wa->tid);
+    return NULL;
+}
+
+/* Runs fn(arg, team, tid) on `threads` threads (fewer if the OS refuses to create some) and
+ * returns the team size actually used through *used. fn must partition its work by nthreads. */
+static int team_run(team_fn fn, void *arg, int threads, int *used) {
+    team tm;
+    memset(&tm, 0, sizeof tm);
+    tm.fn = fn;
+    tm.arg = arg;
+    pthread_mutex_init(&tm.gate_mutex, NULL);
+    pthread_cond_init(&tm.gate_cond, NULL);
+    pthread_mutex_init(&tm.barrier.mutex, NULL);
+    pthread_cond_init(&tm.barrier.cond, NULL);
+    atomic_init(&tm.barrier.arrived, 0);
+    atomic_init(&tm.barrier.generation, 0);
+
+    pthread_t handles[MAX_THREADS];
+    worker_arg args[MAX_THREADS];
+    int started = 0;
+    for (int t = 1; t < threads; t++) {
+        args[t].tm = &tm;
+        args[t].tid = t;
+        if (pthread_create(&handles[t], NULL, worker_main, &args[t]) != 0) break;
+        started++;
+    }
+    tm.nthreads = started + 1;
+    tm.barrier.count = (unsigned)tm.nthreads;
+    pthread_mutex_lock(&tm.gate_mutex);
+    tm.go = 1;
+    pthread_cond_broadcast(&tm.gate_cond);
+    pthread_mutex_unlock(&tm.gate_mutex);
+
+    fn(arg, &tm, 0);
+    for (int t = 1; t <= started; t++) pthread_join(handles[t], NULL);
+
+    pthread_mutex_destroy(&tm.gate_mutex);
+    pthread_cond_destroy(&tm.gate_cond);
+    pthread_mutex_destroy(&tm.barrier.mutex);
+    pthread_cond_destroy(&tm.barrier.cond);
+    if (used) *used = tm.nthreads;
+    return PIVOT_OK;
+}
+
+/* Static split of n items: thread tid of nthreads gets [*begin, *end). */
+static void split_range(size_t n, int tid, int nthreads, size_t *begin, size_t *end) {
+    *begin = n * (size_t)tid / (size_t)nthreads;
+    *end = n * (size_t)(tid + 1) / (size_t)nthreads;
+}
+
+/* ================================================================== model plan */
+
+typedef struct {
+    const float *norm1_w, *norm1_b; /* (C) (C) */
+    const float *qkv_w, *qkv_b;     /* (3C, C) (3C) */
+    const float *proj_w, *proj_b;   /* (C, C) (C) */
+    const float *norm2_w, *norm2_b; /* (C) (C) */
+    const float *fc1_w, *fc1_b;     /* (H, C) (H) */
+    const float *fc2_w, *fc2_b;     /* (C, H) (C) */
+} block_params;
+
+/* Points bp at the 12 tensors of a block packed in timm order; returns the pointer past them. */
+static const float *block_params_at(block_params *bp, const float *p, size_t C, size_t H) {
+    bp->norm1_w = p; p += C;
+    bp->norm1_b = p; p += C;
+    bp->qkv_w = p; p += 3 * C * C;
+    bp->qkv_b = p; p += 3 * C;
+    bp->proj_w = p; p += C * C;
+    bp->proj_b = p; p += C;
+    bp->norm2_w = p; p += C;
+    bp->norm2_b = p; p += C;
+    bp->fc1_w = p; p += H * C;
+    bp->fc1_b = p; p += H;
+    bp->fc2_w = p; p += C * H;
+    bp->fc2_b = p; p += C;
+    return p;
+}
+
+/* Everything a team needs for one forward call; shared read-only except the buffers, which the
+ * threads write in disjoint row ranges between barriers. */
+typedef struct {
+    size_t B, T, C, NH, H, D;
+    float eps;
+    const uint8_t *path;      /* (D) */
+    const block_params *blocks;
+
+    /* optional stages (NULL: not run) */
+    const float *images;      /* (B, in_chans, img, img) */
+    size_t in_chans, img, patch, grid, prefix;
+    const float *cls_token, *dist_token, *pos_embed, *patch_w, *patch_b; /* (C) (C) (T, C) (C, K2) (C) */
+    float *logits;            /* (B, K) */
+    const float *norm_w, *norm_b, *head_w, *head_b, *head_dist_w, *head_dist_b;
+    size_t K;
+
+    float *attn_capture;      /* (n_active, B*T, C) or NULL */
+    float *mlp_capture;       /* (D, B*T, C) or NULL */
+
+    /* workspace */
+    float *x;                 /* (B*T, C) residual stream */
+    float *qkv;               /* (B*T, 3C) */
+    float *attn;              /* (B*T, C) concatenated heads */
+    float *head_in;           /* (prefix*B, C) */
+    float *head_tmp;          /* (B, K) */
+    float *scratch;           /* (threads, scratch_stride) */
+    size_t scratch_stride;
+    size_t q_chunks;          /* query chunks per (b, h) attention item */
+} forward_plan;
+
+/* Per-thread scratch layout (floats). */
+typedef struct {
+    float *xn;      /* (TILE_ROWS, C) */
+    float *branch;  /* (TILE_ROWS, C) */
+    float *hidden;  /* (TILE_ROWS, max(H, in_chans*patch*patch)) */
+    float *scores;  /* (ceil(T / q_chunks), T) */
+} thread_scratch;
+
+static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS * ALIGN_FLOATS; }
+
+/* Sizes of the scratch sub-buffers; all products were checked by plan_workspace. */
+static void scratch_sizes(const forward_plan *pl, size_t *xn, size_t *hidden, size_t *scores) {
+    size_t k2 = pl->images ? pl->in_chans * pl->patch * pl->patch : 0;
+    size_t wide = pl->H > k2 ? pl->H : k2;
+    *xn = round_up(TILE_ROWS * pl->C);
+    *hidden = round_up(TILE_ROWS * wide);
+    size_t qrows = (pl->T + pl->q_chunks - 1) / pl->q_chunks;
+    *scores = round_up(qrows * pl->T);
+}
+
+static thread_scratch scratch_for(const forward_plan *pl, int tid) {
+    size_t xn, hidden, scores;
+    scratch_sizes(pl, &xn, &hidden, &scores);
+    float *base = pl->scratch + (size_t)tid * pl->scratch_stride;
+    thread_scratch s = {base, base + xn, base + 2 * xn, base + 2 * xn + hidden};
+    return s;
+}
+
+/* Overflow-checked size of a product of up to three factors, rounded for alignment, added to *total. */
+static int add_buffer(size_t *offset, size_t *total, size_t a, size_t b, size_t c) {
+    size_t n;
+    if (pivot_mul_size(&n, a, b) || pivot_mul_size(&n, n, c)) return PIVOT_ERR_OVERFLOW;
+    if (n > SIZE_MAX - ALIGN_FLOATS || *total > SIZE_MAX - round_up(n)) return PIVOT_ERR_OVERFLOW;
+    *offset = *total;
+    *total += round_up(n);
+    return PIVOT_OK;
+}
+
+/* Allocates the one workspace of a call and points the plan's buffers into it. */
+static int plan_workspace(forward_plan *pl, int threads, float **workspace) {
+    size_t BT, total = 0, o_x, o_qkv = 0, o_attn = 0, o_hin = 0, o_htmp = 0, o_scr;
+    int st;
+    if ((st = pivot_mul_size(&BT, pl->B, pl->T))) return st;
+    int any_active = 0;
+    for (size_t i = 0; i < pl->D; i++) any_active |= pl->path[i] != 0;
+
+    /* enough query chunks that every thread has attention work even at batch 1 */
+    size_t items = pl->B * pl->NH; /* B*T*C was checked below before use; B*NH <= B*C */
+    size_t want = 4 * (size_t)threads;
+    pl->q_chunks = items >= want ? 1 : (want + items - 1) / items;
+    if (pl->q_chunks > pl->T) pl->q_chunks = pl->T;
+
+    if ((st = add_buffer(&o_x, &total, BT, pl->C, 1))) return st;
+    if (any_active) {
+        if ((st = add_buffer(&o_qkv, &total, BT, pl->C, 3))) return st;
+        if ((st = add_buffer(&o_attn, &total, BT, pl->C, 1))) return st;
+    }
+    if (pl->logits) {
+        if ((st = add_buffer(&o_hin, &total, pl->prefix, pl->B, pl->C))) return st;
+        if ((st = add_buffer(&o_htmp, &total, pl->B, pl->K, 1))) return st;
+    }
+    /* per-thread scratch: check the products that scratch_sizes computes unchecked */
+    size_t k2 = 0, wide, qrows = (pl->T + pl->q_chunks - 1) / pl->q_chunks, tmp;
+    if (pl->images && ((st = pivot_mul_size(&k2, pl->in_chans, pl->patch)) ||
+                       (st = pivot_mul_size(&k2, k2, pl->patch))))
+        return st;
+    wide = pl->H > k2 ? pl->H : k2;
+    if ((st = pivot_mul_size(&tmp, TILE_ROWS, pl->C)) || (st = pivot_mul_size(&tmp, TILE_ROWS, wide)) ||
+        (st = pivot_mul_size(&tmp, qrows, pl->T)))
+        return st;
+    size_t xn, hidden, scores;
+    scratch_sizes(pl, &xn, &hidden, &scores);
+    size_t stride = 2 * xn;
+    if (stride > SIZE_MAX - hidden || stride + hidden > SIZE_MAX - scores) return PIVOT_ERR_OVERFLOW;
+    stride += hidden + scores;
+    pl->scratch_stride = stride;
+    if ((st = add_buffer(&o_scr, &total, stride, (size_t)threads, 1))) return st;
+
+    size_t bytes;
+    if ((st = pivot_mul_size(&bytes, total, sizeof(float)))) return st;
+    void *mem = NULL;
+    if (posix_memalign(&mem, 64, bytes ? bytes : 64) != 0) return PIVOT_ERR_NOMEM;
+    float *ws = (float *)mem;
+    pl->x = ws + o_x;
+    pl->qkv = any_active ? ws + o_qkv : NULL;
+    pl->attn = any_active ? ws + o_attn : NULL;
+    pl->head_in = pl->logits ? ws + o_hin : NULL;
+    pl->head_tmp = pl->logits ? ws + o_htmp : NULL;
+    pl->scratch = ws + o_scr;
+    *workspace = ws;
+    return PIVOT_OK;
+}
+
+/* ================================================================== forward phases */
+
+/* Patch embedding (im2col + sgemm), class/dist tokens and position embedding, for this thread's
+ * share of patches. */
+static void embed_phase(const forward_plan *pl, int tid, int nthreads) {
+    thread_scratch s = scratch_for(pl, tid);
+    size_t C = pl->C, T = pl->T, P = pl->patch, G = pl->grid, NP = G * G, img = pl->img;
+    size_t K2 = pl->in_chans * P * P;
+    size_t b0, b1, r0, r1;
+    split_range(pl->B, tid, nthreads, &b0, &b1);
+    for (size_t b = b0; b < b1; b++) {
+        float *row = pl->x + b * T * C;
+        for (size_t c = 0; c < C; c++) row[c] = pl->cls_token[c] + pl->pos_embed[c];
+        if (pl->prefix == 2)
+            for (size_t c = 0; c < C; c++) row[C + c] = pl->dist_token[c] + pl->pos_embed[C + c];
+    }
+    split_range(pl->B * NP, tid, nthreads, &r0, &r1);
+    size_t r = r0;
+    while (r < r1) {
+        size_t b = r / NP, p0 = r % NP;
+        size_t m = r1 - r;
+        if (m > NP - p0) m = NP - p0; /* one image per sgemm: output rows are contiguous in x */
+        if (m > TILE_ROWS) m = TILE_ROWS;
+        const float *image = pl->images + b * pl->in_chans * img * img;
+        for (size_t i = 0; i < m; i++) {
+            size_t p = p0 + i, gy = p / G, gx = p % G;
+            float *col = s.hidden + i * K2;
+            for (size_t ch = 0; ch < pl->in_chans; ch++)
+                for (size_t ky = 0; ky < P; ky++)
+                    memcpy(col + (ch * P + ky) * P, image + (ch * img + gy * P + ky) * img + gx * P,
+                           P * sizeof(float));
+        }
+        float *out = pl->x + (b * T + pl->prefix + p0) * C;
+        linear_nobias(out, s.hidden, pl->patch_w, m, K2, C, K2, C);
+        const float *pos = pl->pos_embed + (pl->prefix + p0) * C;
+        for (size_t i = 0; i < m; i++)
+            for (size_t c = 0; c < C; c++) out[i * C + c] += pl->patch_b[c] + pos[i * C + c];
+        r += m;
+    }
+}
+
+/* norm1 + qkv for rows [r0, r1). */
+static void qkv_rows(const forward_plan *pl, const thread_scratch *s, const block_params *bp, size_t r0,
+                     size_t r1) {
+    size_t C = pl->C;
+    for (size_t r = r0; r < r1; r += TILE_ROWS) {
+        size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
+        layernorm_rows(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
+        float *q = pl->qkv + r * 3 * C;
+        linear_nobias(q, s->xn, bp->qkv_w, m, C, 3 * C, C, 3 * C);
+        add_bias_rows(q, bp->qkv_b, m, 3 * C);
+    }
+}
+
+/* For rows [r0, r1): (if active) proj + residual, then norm2 + MLP + residual. */
+static void post_attention_rows(const forward_plan *pl, const thread_scratch *s, const block_params *bp,
+                                int active, float *attn_cap, float *mlp_cap, size_t r0, size_t r1) {
+    size_t C = pl->C, H = pl->H;
+    for (size_t r = r0; r < r1; r += TILE_ROWS) {
+        size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
+        float *x = pl->x + r * C;
+        if (active) {
+            linear_nobias(s->branch, pl->attn + r * C, bp->proj_w, m, C, C, C, C);
+            bias_capture_residual(x, attn_cap ? attn_cap + r * C : NULL, s->branch, bp->proj_b, m, C);
+        }
+        layernorm_rows(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
+        linear_nobias(s->hidden, s->xn, bp->fc1_w, m, C, H, C, H);
+        bias_gelu_rows(s->hidden, bp->fc1_b, m, H);
+        linear_nobias(s->branch, s->hidden, bp->fc2_w, m, H, C, H, C);
+        bias_capture_residual(x, mlp_cap ? mlp_cap + r * C : NULL, s->branch, bp->fc2_b, m, C);
+    }
+}
+
+static void attention_phase(const forward_plan *pl, const thread_scratch *s, int tid, int nthreads) {
+    size_t QC = pl->q_chunks, T = pl->T;
+    size_t i0, i1;
+    split_range(pl->B * pl->NH * QC, tid, nthreads, &i0, &i1);
+    for (size_t i = i0; i < i1; i++) {
+        size_t qc = i % QC, bh = i / QC, h = bh % pl->NH, b = bh / pl->NH;
+        size_t q0 = T * qc / QC, q1 = T * (qc + 1) / QC;
+        if (q1 > q0) attention_item(pl->attn, s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH);
+    }
+}
+
+/* Final norm of the class (and dist) tokens and the head(s); thread 0 only, after a barrier. */
+static void head_phase(const forward_plan *pl) {
+    size_t B = pl->B, C = pl->C, T = pl->T, K = pl->K;
+    for (size_t j = 0; j < pl->prefix; j++)
+        for (size_t b = 0; b < B; b++)
+            layernorm_rows(pl->head_in + (j * B + b) * C, pl->x + (b * T + j) * C, pl->norm_w, pl->norm_b, 1,
+                           C, pl->eps);
+    linear_nobias(pl->logits, pl->head_in, pl->head_w, B, C, K, C, K);
+    add_bias_rows(pl->logits, pl->head_b, B, K);
+    if (pl->prefix == 2) {
+        /* DeiT distilled at eval: (head(x[:, 0]) + head_dist(x[:, 1])) / 2, as timm */
+        linear_nobias(pl->head_tmp, pl->head_in + B * C, pl->head_dist_w, B, C, K, C, K);
+        add_bias_rows(pl->head_tmp, pl->head_dist_b, B, K);
+        for (size_t i = 0; i < B * K; i++) pl->logits[i] = (pl->logits[i] + pl->head_tmp[i]) / 2.0f;
+    }
+}
+
+static void forward_team(void *arg, team *tm, int tid) {
+    const forward_plan *pl = (const forward_plan *)arg;
+    int nthreads = tm->nthreads;
+    thread_scratch s = scratch_for(pl, tid);
+    size_t BT = pl->B * pl->T, BTC = BT * pl->C, r0, r1;
+    split_range(BT, tid, nthreads, &r0, &r1);
+
+    if (pl->images) {
+        embed_phase(pl, tid, nthreads);
+        barrier_wait(&tm->barrier);
+    }
+    size_t active_seen = 0;
+    for (size_t i = 0; i < pl->D; i++) {
+        const block_params *bp = &pl->blocks[i];
+        int active = pl->path[i] != 0;
+        float *attn_cap = NULL;
+        if (active) {
+            qkv_rows(pl, &s, bp, r0, r1);
+            barrier_wait(&tm->barrier);
+            attention_phase(pl, &s, tid, nthreads);
+            barrier_wait(&tm->barrier);
+            if (pl->attn_capture) attn_cap = pl->attn_capture + active_seen * BTC;
+            active_seen++;
+        }
+        float *mlp_cap = pl->mlp_capture ? pl->mlp_capture + i * BTC : NULL;
+        post_attention_rows(pl, &s, bp, active, attn_cap, mlp_cap, r0, r1);
+    }
+    if (pl->logits) {
+        barrier_wait(&tm->barrier);
+        if (tid == 0) head_phase(pl);
+    }
+}
+
+static int clamp_threads(int threads) {
+    if (threads < 1) return -1;
+    return threads > MAX_THREADS ? MAX_THREADS : threads;
+}
+
+/* Checks the sizes that every sgemm call receives as int. */
+static int check_int_sizes(size_t BT, size_t C, size_t H) {
+    size_t lim = (size_t)2147483647, tmp;
+    if (BT > lim || C > lim / 3 || H > lim) return PIVOT_ERR_OVERFLOW;
+    if (pivot_mul_size(&tmp, BT, 3 * C)) return PIVOT_ERR_OVERFLOW;
+    return PIVOT_OK;
+}
+
+static int run_plan(forward_plan *pl, int threads) {
+    float *workspace = NULL;
+    int st = plan_workspace(pl, threads, &workspace);
+    if (st) return st;
+    blas_single_enter();
+    st = team_run(forward_team, pl, threads, NULL);
+    blas_single_leave();
+    free(workspace);
+    return st;
+}
+
+/* ================================================================== public kernels */
+
+int pivot_layernorm_forward(float *out, const float *inp, const float *weight, const float *bias, size_t N,
+                            size_t C, float eps) {
+    if (C == 0 || !(eps >= 0.0f)) return PIVOT_ERR_VALUE;
+    if (N == 0) return PIVOT_OK;
+    if (!out || !inp || !weight || !bias) return PIVOT_ERR_VALUE;
+    size_t tmp;
+    if (pivot_mul_size(&tmp, N, C)) return PIVOT_ERR_OVERFLOW;
+    layernorm_rows(out, inp, weight, bias, N, C, eps);
+    return PIVOT_OK;
+}
+
+int pivot_gelu_forward(float *out, const float *inp, size_t N) {
+    if (N == 0) return PIVOT_OK;
+    if (!out || !inp) return PIVOT_ERR_VALUE;
+    gelu_array(out, inp, N);
+    return PIVOT_OK;
+}
+
+int pivot_softmax_forward(float *out, const float *inp, size_t N, size_t C) {
+    if (C == 0) return PIVOT_ERR_VALUE;
+    if (N == 0) return PIVOT_OK;
+    if (!out || !inp) return PIVOT_ERR_VALUE;
+    size_t tmp;
+    if (pivot_mul_size(&tmp, N, C)) return PIVOT_ERR_OVERFLOW;
+    softmax_rows(out, inp, N, C);
+    return PIVOT_OK;
+}
+
+int pivot_attention_forward(float *out, const float *inp, const float *qkv_w, const float *qkv_b,
+                            const float *proj_w, const float *proj_b, size_t B, size_t T, size_t C, size_t NH) {
+    if (T == 0 || C == 0 || NH == 0 || C % NH) return PIVOT_ERR_SHAPE;
+    if (B == 0) return PIVOT_OK;
+    if (!out || !inp || !qkv_w || !qkv_b || !proj_w || !proj_b) return PIVOT_ERR_VALUE;
+    size_t BT, n_qkv, n_cat, n_scores, total;
+    int st;
+    if ((st = pivot_mul_size(&BT, B, T)) || (st = check_int_sizes(BT, C, 1))) return st;
+    if ((st = pivot_mul_size(&n_qkv, BT, 3 * C)) || (st = pivot_mul_size(&n_cat, BT, C)) ||
+        (st = pivot_mul_size(&n_scores, T, T)))
+        return st;
+    if (n_qkv > SIZE_MAX - n_cat || n_qkv + n_cat > SIZE_MAX - n_scores) return PIVOT_ERR_OVERFLOW;
+    total = n_qkv + n_cat + n_scores;
+    if ((st = pivot_mul_size(&total, total, sizeof(float)))) return st;
+    float *ws = (float *)malloc(total);
+    if (!ws) return PIVOT_ERR_NOMEM;
+    float *qkv = ws, *cat = ws + n_qkv, *scores = cat + n_cat;
+    blas_single_enter();
+    linear_nobias(qkv, inp, qkv_w, BT, C, 3 * C, C, 3 * C);
+    add_bias_rows(qkv, qkv_b, BT, 3 * C);
+    for (size_t b = 0; b < B; b++)
+        for (size_t h = 0; h < NH; h++) attention_item(cat, scores, qkv, b, h, 0, T, T, C, NH);
+    linear_nobias(out, cat, proj_w, BT, C, C, C, C);
+    add_bias_rows(out, proj_b, BT, C);
+    blas_single_leave();
+    free(ws);
+    return PIVOT_OK;
+}
+
+int pivot_mlp_forward(float *out, const float *inp, const float *fc1_w, const float *fc1_b, const float *fc2_w,
+                      const float *fc2_b, size_t N, size_t C, size_t H) {
+    if (C == 0 || H == 0) return PIVOT_ERR_SHAPE;
+    if (N == 0) return PIVOT_OK;
+    if (!out || !inp || !fc1_w || !fc1_b || !fc2_w || !fc2_b) return PIVOT_ERR_VALUE;
+    size_t n_hidden;
+    int st;
+    if ((st = check_int_sizes(N, C, H)) || (st = pivot_mul_size(&n_hidden, N, H)) ||
+        (st = pivot_mul_size(&n_hidden, n_hidden, sizeof(float))))
+        return st;
+    float *hidden = (float *)malloc(n_hidden);
+    if (!hidden) return PIVOT_ERR_NOMEM;
+    blas_single_enter();
+    linear_nobias(hidden, inp, fc1_w, N, C, H, C, H);
+    bias_gelu_rows(hidden, fc1_b, N, H);
+    linear_nobias(out, hidden, fc2_w, N, H, C, H, C);
+    add_bias_rows(out, fc2_b, N, C);
+    blas_single_leave();
+    free(hidden);
+    return PIVOT_OK;
+}
+
+int pivot_block_num_params(size_t *out, size_t C, size_t H) {
+    /* 2C + 3C*C + 3C + C*C + C + 2C + H*C + H + C*H + C = 4C*C + 2H*C + 9C + H */
+    size_t cc, hc, acc;
+    if (pivot_mul_size(&cc, C, C) || pivot_mul_size(&cc, cc, 4) || pivot_mul_size(&hc, H, C) ||
+        pivot_mul_size(&hc, hc, 2))
+        return PIVOT_ERR_OVERFLOW;
+    if (cc > SIZE_MAX - hc) return PIVOT_ERR_OVERFLOW;
+    acc = cc + hc;
+    size_t lin;
+    if (pivot_mul_size(&lin, C, 9) || acc > SIZE_MAX - lin || acc + lin > SIZE_MAX - H) return PIVOT_ERR_OVERFLOW;
+    *out = acc + lin + H;
+    return PIVOT_OK;
+}
+
+int pivot_block_forward(float *out, const float *inp, const float *block, size_t B, size_t T, size_t C,
+                        size_t NH, size_t H, float eps, int attn_active, int threads) {
+    if (T == 0 || C == 0 || H == 0 || NH == 0 || C % NH) return PIVOT_ERR_SHAPE;
+    if ((threads = clamp_threads(threads)) < 0 || !(eps >= 0.0f)) return PIVOT_ERR_VALUE;
+    if (B == 0) return PIVOT_OK;
+    if (!out || !inp || !block) return PIVOT_ERR_VALUE;
+    size_t BT, n, np;
+    int st;
+    if ((st = pivot_mul_size(&BT, B, T)) || (st = check_int_sizes(BT, C, H)) ||
+        (st = pivot_mul_size(&n, BT, C)) || (st = pivot_block_num_params(&np, C, H)))
+        return st;
+    block_params bp;
+    block_params_at(&bp, block, C, H);
+    uint8_t path = attn_active ? 1 : 0;
+    forward_plan pl;
+    memset(&pl, 0, sizeof pl);
+    pl.B = B; pl.T = T; pl.C = C; pl.NH = NH; pl.H = H; pl.D = 1; pl.eps = eps;
+    pl.path = &path;
+    pl.blocks = &bp;
+    float *workspace = NULL;
+    if ((st = plan_workspace(&pl, threads, &workspace))) return st;
+    memcpy(pl.x, inp, n * sizeof(float));
+    blas_single_enter();
+    team_run(forward_team, &pl, threads, NULL);
+    blas_single_leave();
+    memcpy(out, pl.x, n * sizeof(float));
+    free(workspace);
+    return PIVOT_OK;
+}
+
+/* ================================================================== whole model */
+
+static int check_config(const pivot_vit_config *cfg) {
+    if (!cfg) return PIVOT_ERR_VALUE;
+    if (cfg->img_size == 0 || cfg->patch_size == 0 || cfg->in_chans == 0 || cfg->num_classes == 0 ||
+        cfg->embed_dim == 0 || cfg->depth == 0 || cfg->num_heads == 0 || cfg->mlp_hidden == 0)
+        return PIVOT_ERR_VALUE;
+    if (cfg->img_size % cfg->patch_size || cfg->embed_dim % cfg->num_heads) return PIVOT_ERR_SHAPE;
+    if (!(cfg->norm_eps >= 0.0f)) return PIVOT_ERR_VALUE;
+    return PIVOT_OK;
+}
+
+int pivot_vit_num_params(size_t *out, const pivot_vit_config *cfg) {
+    int st = check_config(cfg);
+    if (st) return st;
+    size_t C = cfg->embed_dim, G = cfg->img_size / cfg->patch_size, NP, T, pre = cfg->distilled ? 2 : 1;
+    size_t block, blocks, pos, patch, head, total;
+    if (pivot_mul_size(&NP, G, G) || NP > SIZE_MAX - pre) return PIVOT_ERR_OVERFLOW;
+    T = NP + pre;
+    if ((st = pivot_block_num_params(&block, C, cfg->mlp_hidden)) ||
+        (st = pivot_mul_size(&blocks, block, cfg->depth)) || (st = pivot_mul_size(&pos, T, C)) ||
+        (st = pivot_mul_size(&patch, cfg->in_chans, cfg->patch_size)) ||
+        (st = pivot_mul_size(&patch, patch, cfg->patch_size)) || (st = pivot_mul_size(&patch, patch, C)) ||
+        (st = pivot_mul_size(&head, cfg->num_classes, C + 1)) || (st = pivot_mul_size(&head, head, pre)))
+        return st;
+    size_t parts[] = {pre * C, pos, patch, C, blocks, 2 * C, head};
+    total = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
+        if (total > SIZE_MAX - parts[i]) return PIVOT_ERR_OVERFLOW;
+        total += parts[i];
+    }
+    *out = total;
+    return PIVOT_OK;
+}
+
+int pivot_vit_forward(float *logits, float *attn_capture, float *mlp_capture, const float *images,
+                      const float *params, const pivot_vit_config *cfg, const uint8_t *path, size_t B,
+                      int threads) {
+    size_t np;
+    int st = pivot_vit_num_params(&np, cfg);
+    if (st) return st;
+    if ((threads = clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
+    if (B == 0) return PIVOT_OK;
+    if (!logits || !images || !params || !path) return PIVOT_ERR_VALUE;
+    size_t C = cfg->embed_dim, H = cfg->mlp_hidden, D = cfg->depth, G = cfg->img_size / cfg->patch_size;
+    size_t pre = cfg->distilled ? 2 : 1, T = G * G + pre, BT, k2;
+    for (size_t i = 0; i < D; i++)
+        if (path[i] > 1) return PIVOT_ERR_VALUE;
+    if ((st = pivot_mul_size(&BT, B, T)) || (st = check_int_sizes(BT, C, H)) ||
+        (st = pivot_mul_size(&k2, cfg->in_chans * cfg->patch_size, cfg->patch_size)) ||
+        k2 > 2147483647u || cfg->num_classes > 2147483647u)
+        return st ? st : PIVOT_ERR_OVERFLOW;
+
+    block_params *blocks = (block_params *)malloc(D * sizeof(block_params));
+    if (!blocks) return PIVOT_ERR_NOMEM;
+    forward_plan pl;
+    memset(&pl, 0, sizeof pl);
+    const float *p = params;
+    pl.cls_token = p; p += C;
+    if (cfg->distilled) { pl.dist_token = p; p += C; }
+    pl.pos_embed = p; p += T * C;
+    pl.patch_w = p; p += C * k2;
+    pl.patch_b = p; p += C;
+    for (size_t i = 0; i < D; i++) p = block_params_at(&blocks[i], p, C, H);
+    pl.norm_w = p; p += C;
+    pl.norm_b = p; p += C;
+    pl.head_w = p; p += cfg->num_classes * C;
+    pl.head_b = p; p += cfg->num_classes;
+    if (cfg->distilled) {
+        pl.head_dist_w = p; p += cfg->num_classes * C;
+        pl.head_dist_b = p; p += cfg->num_classes;
+    }
+    if ((size_t)(p - params) != np) {
+        free(blocks);
+        return PIVOT_ERR_INTERNAL;
+    }
+    pl.B = B; pl.T = T; pl.C = C; pl.NH = cfg->num_heads; pl.H = H; pl.D = D; pl.eps = cfg->norm_eps;
+    pl.path = path;
+    pl.blocks = blocks;
+    pl.images = images;
+    pl.in_chans = cfg->in_chans; pl.img = cfg->img_size; pl.patch = cfg->patch_size; pl.grid = G;
+    pl.prefix = pre;
+    pl.logits = logits;
+    pl.K = cfg->num_classes;
+    pl.attn_capture = attn_capture;
+    pl.mlp_capture = mlp_capture;
+    st = run_plan(&pl, threads);
+    free(blocks);
+    return st;
+}

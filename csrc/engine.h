@@ -1,0 +1,109 @@
+/* pivot's fp32 ViT inference engine (timm VisionTransformer / DeiT family).
+ *
+ * Conventions (llm.c style): outputs first, sizes last, a shape comment on every pointer.
+ * Every public function returns a pivot_status (csrc/pivot_status.h) and never prints or exits.
+ * Matrices are row-major; Linear weights have timm's (out_features, in_features) layout, so a
+ * Linear is out = inp @ weight^T + bias.
+ *
+ * Parameters of a whole model live in ONE flat float array, in the order of
+ * ViTConfig.weight_shapes() (timm's state-dict order): cls_token, [dist_token], pos_embed,
+ * patch_embed.proj.{weight,bias}, per block norm1.{w,b} attn.qkv.{w,b} attn.proj.{w,b}
+ * norm2.{w,b} mlp.fc1.{w,b} mlp.fc2.{w,b}, norm.{w,b}, head.{w,b}, [head_dist.{w,b}]. */
+#ifndef PIVOT_ENGINE_H
+#define PIVOT_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pivot_status.h"
+
+typedef struct {
+    size_t img_size;     /* input height = width, in pixels */
+    size_t patch_size;   /* conv kernel = stride of the patch embedding */
+    size_t in_chans;     /* image channels */
+    size_t num_classes;  /* K */
+    size_t embed_dim;    /* C */
+    size_t depth;        /* D, number of encoders */
+    size_t num_heads;    /* NH; C % NH == 0 */
+    size_t mlp_hidden;   /* H, hidden size of the MLP */
+    int distilled;       /* 1: tokens [cls, dist, patches] and a head_dist (DeiT distilled) */
+    float norm_eps;      /* LayerNorm epsilon (1e-6 for DeiT) */
+} pivot_vit_config;
+
+/* ------------------------------------------------------------------ single kernels */
+
+/* Row-wise LayerNorm over the last dimension. */
+int pivot_layernorm_forward(float *out,          /* (N, C) */
+                            const float *inp,    /* (N, C) */
+                            const float *weight, /* (C) */
+                            const float *bias,   /* (C) */
+                            size_t N, size_t C, float eps);
+
+/* Exact GELU: x * 0.5 * (1 + erf(x / sqrt(2))). out may equal inp. */
+int pivot_gelu_forward(float *out,       /* (N) */
+                       const float *inp, /* (N) */
+                       size_t N);
+
+/* Row-wise softmax with the row maximum subtracted. out may equal inp. */
+int pivot_softmax_forward(float *out,       /* (N, C) */
+                          const float *inp, /* (N, C) */
+                          size_t N, size_t C);
+
+/* pivot_attention_forward and pivot_mlp_forward run on the calling thread (the model and block
+ * entry points are the threaded ones); they exist so that tests can hold each piece equal. */
+
+/* Multi-head self-attention branch of a timm Block, without norm1 and the residual:
+ * qkv = inp @ qkv_w^T + qkv_b split as timm's reshape(B, T, 3, NH, hd); per head
+ * softmax(q k^T * hd^-0.5) v; heads concatenated; out = concat @ proj_w^T + proj_b. */
+int pivot_attention_forward(float *out,          /* (B, T, C) */
+                            const float *inp,    /* (B, T, C) */
+                            const float *qkv_w,  /* (3C, C) */
+                            const float *qkv_b,  /* (3C) */
+                            const float *proj_w, /* (C, C) */
+                            const float *proj_b, /* (C) */
+                            size_t B, size_t T, size_t C, size_t NH);
+
+/* MLP branch: out = gelu(inp @ fc1_w^T + fc1_b) @ fc2_w^T + fc2_b. */
+int pivot_mlp_forward(float *out,         /* (N, C) */
+                      const float *inp,   /* (N, C) */
+                      const float *fc1_w, /* (H, C) */
+                      const float *fc1_b, /* (H) */
+                      const float *fc2_w, /* (C, H) */
+                      const float *fc2_b, /* (C) */
+                      size_t N, size_t C, size_t H);
+
+/* One pre-norm encoder. attn_active = 1: x + attn(norm1(x)) then + mlp(norm2(.));
+ * attn_active = 0 (skipped): out = x + mlp(norm2(x)) only. `block` points at the block's
+ * 12 parameters packed in timm order (norm1.w, norm1.b, qkv.w, qkv.b, proj.w, proj.b, norm2.w,
+ * norm2.b, fc1.w, fc1.b, fc2.w, fc2.b); pivot_block_num_params gives its length. */
+int pivot_block_forward(float *out,         /* (B, T, C) */
+                        const float *inp,   /* (B, T, C) */
+                        const float *block, /* (pivot_block_num_params) */
+                        size_t B, size_t T, size_t C, size_t NH, size_t H, float eps,
+                        int attn_active, int threads);
+
+int pivot_block_num_params(size_t *out, size_t C, size_t H);
+
+/* ------------------------------------------------------------------ whole model */
+
+/* Number of floats in the flat parameter array of a config (checks the config first). */
+int pivot_vit_num_params(size_t *out, const pivot_vit_config *cfg);
+
+/* Full forward pass. path[i] = 1: encoder i's attention runs; 0: skipped.
+ * attn_capture (optional, may be NULL): attention-branch outputs (after proj, before the residual
+ * add) of the ACTIVE encoders only, in order; mlp_capture (optional): MLP-branch outputs of every
+ * encoder. threads >= 1 worker threads (the caller's thread included). */
+int pivot_vit_forward(float *logits,              /* (B, K) */
+                      float *attn_capture,        /* (n_active, B, T, C) or NULL */
+                      float *mlp_capture,         /* (D, B, T, C) or NULL */
+                      const float *images,        /* (B, in_chans, img_size, img_size) */
+                      const float *params,        /* (pivot_vit_num_params) */
+                      const pivot_vit_config *cfg,
+                      const uint8_t *path,        /* (D) */
+                      size_t B, int threads);
+
+/* The OpenBLAS thread count as the user set it (e.g. through threadpoolctl), even while engine
+ * calls hold OpenBLAS at one thread. The Python default for `threads` is capped by it. */
+int pivot_engine_blas_threads(void);
+
+#endif /* PIVOT_ENGINE_H */

@@ -1,0 +1,475 @@
+"""Weight files: a strict safetensors reader and writer, ``.npz`` and ``.pth`` loading, and
+inference of a :class:`~pivot.ViTConfig` from timm state-dict key names and shapes.
+
+Weight files come from strangers, so every reader validates the whole file before returning
+anything, refuses bad input with :class:`WeightsFileError` naming the problem, and never
+allocates more than the file can back. Everything comes back as C-contiguous float32 arrays
+that own their memory (no file handle or mapping stays open).
+
+Importing this module never imports torch; ``.pth`` files and dicts of torch tensors use torch
+only when it is installed (for dicts: only when the caller already imported it).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import sys
+import zipfile
+from collections import Counter
+from collections.abc import Mapping
+
+import numpy as np
+
+from .config import ViTConfig
+
+__all__ = ["WeightsFileError", "load_state_dict", "save_safetensors", "infer_config"]
+
+
+class WeightsFileError(ValueError):
+    """A weight file (or weight dict) is malformed, truncated or holds unsupported data."""
+
+
+# ---------------------------------------------------------------------------------------------
+# safetensors
+
+# Header lengths above this are refused outright (the safetensors package uses the same limit).
+_MAX_HEADER_BYTES = 100_000_000
+
+# Every dtype name the safetensors format defines, with its size in bits; only the float ones
+# in _DECODABLE can be loaded, the rest are refused by name.
+_SAFETENSORS_DTYPE_BITS = {
+    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8,
+    "U16": 16, "I16": 16, "F16": 16, "BF16": 16,
+    "U32": 32, "I32": 32, "F32": 32,
+    "U64": 64, "I64": 64, "F64": 64, "C64": 64,
+    "F4": 4, "F6_E2M3": 6, "F6_E3M2": 6,
+}
+_DECODABLE = {"F32": "<f4", "F16": "<f2", "BF16": "<u2", "F64": "<f8"}
+_TENSOR_FIELDS = ("dtype", "shape", "data_offsets")
+
+
+def _read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Parse and validate a whole safetensors file, then decode its tensors to float32."""
+    with open(path, "rb") as f:
+        file_size = os.fstat(f.fileno()).st_size
+        if file_size < 8:
+            raise WeightsFileError(f"{path}: file is {file_size} bytes, shorter than the 8-byte safetensors header length")
+        header_len = int.from_bytes(f.read(8), "little")
+        if header_len > _MAX_HEADER_BYTES:
+            raise WeightsFileError(f"{path}: header length {header_len} is absurd (more than {_MAX_HEADER_BYTES} bytes)")
+        if header_len > file_size - 8:
+            raise WeightsFileError(f"{path}: header length {header_len} is larger than the file ({file_size - 8} bytes after the length field)")
+        header_bytes = f.read(header_len)
+        if len(header_bytes) != header_len:
+            raise WeightsFileError(f"{path}: file shrank while reading the header")
+        entries, metadata = _parse_safetensors_header(path, header_bytes)
+        buffer_len = file_size - 8 - header_len
+        _check_offsets(path, entries, buffer_len)
+        # Only now that every offset is known to lie inside the file: one read of the data.
+        buffer = f.read(buffer_len)
+        if len(buffer) != buffer_len:
+            raise WeightsFileError(f"{path}: file shrank while reading the tensor data")
+
+    tensors = {}
+    for name, (dtype, shape, begin, end) in entries.items():
+        raw = np.frombuffer(buffer, dtype=_DECODABLE[dtype], count=math.prod(shape), offset=begin)
+        tensors[name] = _decode(raw, dtype).reshape(shape)
+    return tensors, metadata
+
+
+def _parse_safetensors_header(path: str, header_bytes: bytes):
+    """Validated header entries ``name -> (dtype, shape, begin, end)`` and the metadata dict."""
+    try:
+        text = header_bytes.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise WeightsFileError(f"{path}: header is not valid UTF-8 ({e})") from None
+    if not text.startswith("{"):
+        raise WeightsFileError(f"{path}: header is not a JSON object (it must start with '{{')")
+
+    def no_duplicates(pairs):
+        seen = {}
+        for key, value in pairs:
+            if key in seen:
+                raise WeightsFileError(f"{path}: duplicate name {key!r} in the header")
+            seen[key] = value
+        return seen
+
+    def no_constants(name):
+        raise WeightsFileError(f"{path}: header holds the non-JSON constant {name}")
+
+    try:
+        header = json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
+    except WeightsFileError:
+        raise
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, over-long ints, deep nesting
+        raise WeightsFileError(f"{path}: header is not valid JSON ({e})") from None
+    if not isinstance(header, dict):
+        raise WeightsFileError(f"{path}: header is not a JSON object")
+
+    metadata = header.pop("__metadata__", {})
+    if not isinstance(metadata, dict):
+        raise WeightsFileError(f"{path}: __metadata__ must be an object of strings, got {type(metadata).__name__}")
+    for key, value in metadata.items():
+        if not isinstance(value, str):
+            raise WeightsFileError(f"{path}: __metadata__ value for {key!r} is {type(value).__name__}, not a string")
+
+    entries = {}
+    for name, info in header.items():
+        where = f"{path}: tensor {name!r}"
+        if not isinstance(info, dict):
+            raise WeightsFileError(f"{where}: entry must be an object, got {type(info).__name__}")
+        missing = [field for field in _TENSOR_FIELDS if field not in info]
+        if missing:
+            raise WeightsFileError(f"{where}: missing field(s) {', '.join(missing)}")
+        extra = sorted(set(info) - set(_TENSOR_FIELDS))
+        if extra:
+            raise WeightsFileError(f"{where}: unknown field(s) {', '.join(extra)}")
+        dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+        if not isinstance(dtype, str) or dtype not in _SAFETENSORS_DTYPE_BITS:
+            raise WeightsFileError(f"{where}: unknown dtype {dtype!r}")
+        if dtype not in _DECODABLE:
+            raise WeightsFileError(f"{where}: dtype {dtype} is not supported (only F32, F16, BF16 and F64 load)")
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise WeightsFileError(f"{where}: shape must be a list of non-negative integers, got {shape!r}")
+        if (not isinstance(offsets, list) or len(offsets) != 2
+                or not all(type(o) is int and o >= 0 for o in offsets) or offsets[0] > offsets[1]):
+            raise WeightsFileError(f"{where}: data_offsets must be [begin, end] with 0 <= begin <= end, got {offsets!r}")
+        itemsize = _SAFETENSORS_DTYPE_BITS[dtype] // 8
+        # NumPy refuses more than 64 dims, and sizes whose nonzero dims overflow even when empty.
+        if len(shape) > 64 or math.prod(max(d, 1) for d in shape) * itemsize >= 2 ** 63:
+            raise WeightsFileError(f"{where}: shape {shape!r} is too large")
+        begin, end = offsets
+        # Python ints: the product cannot overflow, and nothing is allocated from it.
+        nbytes = math.prod(shape) * itemsize
+        if nbytes != end - begin:
+            raise WeightsFileError(f"{where}: data_offsets span {end - begin} bytes but shape {tuple(shape)} of {dtype} needs {nbytes}")
+        entries[name] = (dtype, tuple(shape), begin, end)
+    return entries, dict(metadata)
+
+
+def _check_offsets(path: str, entries: dict, buffer_len: int) -> None:
+    """Tensors must lie inside the data buffer, must not overlap, and (as the format requires)
+    must cover it without holes."""
+    cursor, previous = 0, None
+    for name, (_, _, begin, end) in sorted(entries.items(), key=lambda item: (item[1][2], item[1][3])):
+        if end > buffer_len:
+            raise WeightsFileError(f"{path}: tensor {name!r} data_offsets [{begin}, {end}] out of range (data buffer is {buffer_len} bytes; file truncated?)")
+        if begin < cursor:
+            raise WeightsFileError(f"{path}: tensors {previous!r} and {name!r} are overlapping")
+        if begin > cursor:
+            raise WeightsFileError(f"{path}: bytes [{cursor}, {begin}) of the data buffer belong to no tensor (hole before {name!r})")
+        if end > begin:
+            cursor, previous = end, name
+    if cursor != buffer_len:
+        raise WeightsFileError(f"{path}: {buffer_len - cursor} trailing bytes of the data buffer belong to no tensor")
+
+
+def _decode(raw: np.ndarray, dtype: str) -> np.ndarray:
+    """A new C-contiguous float32 array from little-endian F32/F16/BF16/F64 data."""
+    if dtype == "BF16":
+        # bfloat16 is the high half of a float32: widening is exact.
+        return (raw.astype(np.uint32) << 16).view(np.float32)
+    return raw.astype(np.float32)
+
+
+def save_safetensors(path, tensors: Mapping, metadata: Mapping[str, str] | None = None) -> None:
+    """Write ``tensors`` (name -> float array) to a ``.safetensors`` file.
+
+    float16 arrays are stored as F16, every other float array as F32. Names are written in sorted
+    order and the header is padded with spaces to a multiple of 8 bytes, as the safetensors
+    package does; ``metadata`` (str -> str) goes to ``__metadata__``. The file is written to a
+    temporary name next to ``path`` and renamed into place, so a crash never leaves a half file.
+    """
+    path = os.fspath(path)
+    if not isinstance(path, str):
+        path = os.fsdecode(path)
+    if not path.lower().endswith(".safetensors"):
+        raise ValueError(f"save_safetensors writes .safetensors files; got the path {path!r}")
+    if not isinstance(tensors, Mapping):
+        raise TypeError(f"tensors must be a mapping of name -> array, got {type(tensors).__name__}")
+    if metadata is None:
+        metadata = {}
+    if not isinstance(metadata, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in metadata.items()):
+        raise TypeError("metadata must be a mapping of str -> str")
+
+    arrays = {}
+    for name in tensors:
+        if not isinstance(name, str) or not name or name == "__metadata__":
+            raise ValueError(f"tensor names must be non-empty strings other than '__metadata__', got {name!r}")
+        arrays[name] = _to_float32_or_16(name, tensors[name])
+
+    header: dict = {}
+    if metadata:
+        header["__metadata__"] = dict(metadata)
+    offset = 0
+    for name in sorted(arrays):
+        array = arrays[name]
+        header[name] = {"dtype": "F16" if array.dtype == np.float16 else "F32",
+                        "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    header_bytes = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    header_bytes += b" " * (-len(header_bytes) % 8)
+
+    directory = os.path.dirname(os.path.abspath(path))
+    temp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+    # os.open with mode 0o666 so the final file gets the umask's usual permissions.
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(len(header_bytes).to_bytes(8, "little"))
+            f.write(header_bytes)
+            for name in sorted(arrays):
+                f.write(memoryview(arrays[name].reshape(-1).view(np.uint8)))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+
+
+def _to_float32_or_16(name: str, value) -> np.ndarray:
+    """Little-endian C-contiguous float16 (kept) or float32 (everything else) for writing."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        if value.dtype == torch.float16:
+            return np.ascontiguousarray(value.detach().cpu().numpy(), dtype="<f2")
+        value = _torch_to_float32(name, value)
+    array = np.asarray(value)
+    if array.dtype.kind != "f":
+        raise ValueError(f"tensor {name!r} has dtype {array.dtype}; only float arrays can be saved")
+    return np.ascontiguousarray(array, dtype="<f2" if array.dtype == np.float16 else "<f4")
+
+
+# ---------------------------------------------------------------------------------------------
+# npz and pth
+
+_NPZ_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members / an empty zip
+
+
+def _read_npz(path: str) -> dict[str, np.ndarray]:
+    with open(path, "rb") as f:
+        if f.read(4) not in _NPZ_MAGICS:
+            raise WeightsFileError(f"{path}: not an npz archive (no zip signature)")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            names = list(npz.files)
+            duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
+            if duplicates:
+                raise WeightsFileError(f"{path}: duplicate member(s) {', '.join(map(repr, duplicates))}")
+            arrays = {}
+            for name in names:
+                _check_npz_member(path, npz.zip, name)
+                array = npz[name]
+                arrays[name] = _numpy_to_float32(name, array)
+            return arrays
+    except WeightsFileError:
+        raise
+    except Exception as e:  # bad zip, bad CRC, bad npy header, pickled objects, ...
+        raise WeightsFileError(f"{path}: cannot read npz archive ({type(e).__name__}: {e})") from None
+
+
+def _check_npz_member(path: str, archive: zipfile.ZipFile, name: str) -> None:
+    """Refuse a member before numpy allocates it: it must be an ``.npy`` array of a float dtype
+    whose declared size fits in the member's (declared uncompressed) size."""
+    member = name + ".npy"
+    if member not in archive.namelist():
+        raise WeightsFileError(f"{path}: member {name!r} is not an .npy array")
+    info = archive.getinfo(member)
+    with archive.open(member) as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+        header_len = f.tell()
+    if dtype.kind != "f" or dtype.fields is not None:
+        raise WeightsFileError(f"{path}: array {name!r} has dtype {dtype}; only float16/float32/float64 arrays load")
+    needed = math.prod(shape) * dtype.itemsize
+    if needed > info.file_size - header_len:
+        raise WeightsFileError(f"{path}: array {name!r} declares shape {shape} ({needed} bytes) but its member holds only {info.file_size - header_len} bytes")
+
+
+_WRAPPER_KEYS = ("state_dict", "model", "model_ema", "state_dict_ema")
+
+
+def _read_pth(path: str) -> Mapping:
+    try:
+        import torch
+    except ImportError:
+        raise ImportError(f"reading {path!r} needs torch (pip install 'pivot[torch]'); or convert it to .safetensors") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # pickle errors, zip errors, disallowed globals, ...
+        raise WeightsFileError(f"{path}: cannot read torch checkpoint ({type(e).__name__}: {e})") from None
+
+
+def _unwrap_checkpoint(obj, where: str) -> Mapping:
+    """The state dict inside a training checkpoint (``{'model': ...}``, ``{'state_dict': ...}``,
+    ``{'model_ema': ...}``), with a DataParallel ``module.`` prefix stripped."""
+    if not isinstance(obj, Mapping):
+        raise WeightsFileError(f"{where}: holds a {type(obj).__name__}, not a state dict")
+    for _ in range(4):  # wrappers may nest, but never deeply
+        wrapper = next((k for k in _WRAPPER_KEYS if isinstance(obj.get(k), Mapping)), None)
+        if wrapper is None:
+            break
+        obj = obj[wrapper]
+    state, original = {}, {}
+    for key, value in obj.items():
+        if not isinstance(key, str):
+            raise WeightsFileError(f"{where}: state-dict key {key!r} is not a string")
+        name = key[len("module."):] if key.startswith("module.") else key
+        if name in state:
+            first, second = sorted((original[name], key), key=len, reverse=True)
+            raise WeightsFileError(f"{where}: both {first!r} and {second!r} present")
+        state[name], original[name] = value, key
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
+# conversion
+
+def _numpy_to_float32(name: str, array: np.ndarray) -> np.ndarray:
+    if array.dtype.kind != "f" or array.dtype.fields is not None:
+        raise WeightsFileError(f"tensor {name!r} has dtype {array.dtype}; only float16/bfloat16/float32/float64 weights load")
+    return np.array(array, dtype=np.float32, order="C", copy=True)
+
+
+def _torch_to_float32(name: str, tensor) -> np.ndarray:
+    import torch  # already imported by whoever made the tensor
+    if tensor.dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+        raise WeightsFileError(f"tensor {name!r} has dtype {tensor.dtype}; only float16/bfloat16/float32/float64 weights load")
+    # float16 and bfloat16 widen to float32 exactly.
+    return np.array(tensor.detach().cpu().to(torch.float32).numpy(), dtype=np.float32, order="C", copy=True)
+
+
+def _to_float32(name: str, value) -> np.ndarray:
+    torch = sys.modules.get("torch")  # never import torch here: a tensor implies it is loaded
+    if torch is not None and isinstance(value, torch.Tensor):
+        return _torch_to_float32(name, value)
+    if isinstance(value, np.ndarray):
+        return _numpy_to_float32(name, value)
+    raise WeightsFileError(f"tensor {name!r} is a {type(value).__name__}, not an array")
+
+
+def load_state_dict(source) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Load weights as ``(state_dict, metadata)``: timm key -> C-contiguous float32 array, and the
+    file's string metadata (safetensors ``__metadata__``; empty for other sources).
+
+    ``source`` is a path to a ``.safetensors``, ``.npz`` or ``.pth``/``.pt`` file (the last needs
+    torch), or a mapping of name -> NumPy array or torch tensor. Training-checkpoint wrappers
+    (``model``, ``state_dict``, ``model_ema``, ``state_dict_ema``) are unwrapped and a leading
+    ``module.`` is stripped. float32, float16, bfloat16 and float64 tensors load (converted to
+    float32); anything else, and any malformed file, raises :class:`WeightsFileError` naming the
+    problem. The result owns its memory: later changes to ``source`` do not reach it.
+    """
+    if isinstance(source, Mapping):
+        state = _unwrap_checkpoint(source, "weights dict")
+        return {name: _to_float32(name, value) for name, value in state.items()}, {}
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"source must be a file path or a dict of arrays, got {type(source).__name__}")
+    path = os.fsdecode(os.fspath(source))
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix not in (".safetensors", ".npz", ".pth", ".pt"):
+        raise ValueError(f"{path!r}: unknown weight file extension {suffix or '(none)'!r}; expected .safetensors, .npz, .pth or .pt")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"weight file not found: {path!r}")
+    if suffix == ".safetensors":
+        return _read_safetensors(path)
+    if suffix == ".npz":
+        return _read_npz(path), {}
+    state = _unwrap_checkpoint(_read_pth(path), path)
+    return {name: _to_float32(name, value) for name, value in state.items()}, {}
+
+
+# ---------------------------------------------------------------------------------------------
+# config inference
+
+_BLOCK_KEY = re.compile(r"blocks\.(\d+)\.")
+_CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(ViTConfig))
+
+
+def _shape(state_dict: Mapping, key: str, why: str) -> tuple[int, ...]:
+    if key not in state_dict:
+        raise ValueError(f"cannot infer the ViT config: key {key!r} is missing ({why})")
+    shape = getattr(state_dict[key], "shape", None)
+    if shape is None:
+        raise TypeError(f"state_dict[{key!r}] is a {type(state_dict[key]).__name__}, not an array")
+    return tuple(int(d) for d in shape)
+
+
+def infer_config(state_dict: Mapping, num_heads: int | None = None, **overrides) -> ViTConfig:
+    """The :class:`~pivot.ViTConfig` of a timm ``VisionTransformer`` state dict, from its key names
+    and tensor shapes.
+
+    depth from the ``blocks.N.`` indices, embed dim, patch size and channels from
+    ``patch_embed.proj.weight``, distilled from ``dist_token``, image size from ``pos_embed``,
+    classes from ``head.weight``, mlp ratio from ``blocks.0.mlp.fc1.weight``. Head count is not in
+    the shapes: ``num_heads`` defaults to ``embed_dim // 64`` (at least 1). ``overrides`` (any
+    ViTConfig field, e.g. ``norm_eps=1e-5``) are applied last.
+    """
+    unknown = sorted(set(overrides) - set(_CONFIG_FIELDS))
+    if unknown:
+        raise TypeError(f"unknown ViTConfig override(s) {', '.join(unknown)}; valid: {', '.join(f for f in _CONFIG_FIELDS if f != 'num_heads')}")
+    if not isinstance(state_dict, Mapping):
+        raise TypeError(f"state_dict must be a mapping of name -> array, got {type(state_dict).__name__}")
+
+    indices = {int(m.group(1)) for key in state_dict if isinstance(key, str) and (m := _BLOCK_KEY.match(key))}
+    if not indices:
+        raise ValueError("cannot infer the ViT config: no 'blocks.N.' keys (not a timm VisionTransformer state dict?)")
+    depth = max(indices) + 1
+    if indices != set(range(depth)):
+        missing = sorted(set(range(depth)) - indices)
+        raise ValueError(f"cannot infer the ViT config: block indices are not contiguous from 0 (missing blocks {missing})")
+
+    proj = _shape(state_dict, "patch_embed.proj.weight", "it gives embed dim, channels and patch size")
+    if len(proj) != 4:
+        raise ValueError(f"patch_embed.proj.weight must be 4-D (embed_dim, in_chans, patch, patch), got shape {proj}")
+    embed_dim, in_chans, patch_h, patch_w = proj
+    if patch_h != patch_w:
+        raise ValueError(f"only square patches are supported; patch_embed.proj.weight has a {patch_h}x{patch_w} kernel")
+    if "cls_token" in state_dict:
+        cls = _shape(state_dict, "cls_token", "")
+        if cls != (1, 1, embed_dim):
+            raise ValueError(f"cls_token has shape {cls}, expected (1, 1, {embed_dim}) from patch_embed.proj.weight")
+    distilled = "dist_token" in state_dict
+
+    pos = _shape(state_dict, "pos_embed", "it gives the image size")
+    if len(pos) != 3 or pos[0] != 1 or pos[2] != embed_dim:
+        raise ValueError(f"pos_embed has shape {pos}, expected (1, tokens, {embed_dim})")
+    prefix = 2 if distilled else 1
+    patches = pos[1] - prefix
+    grid = math.isqrt(max(patches, 0))
+    if patches < 1 or grid * grid != patches:
+        hint = ""
+        if math.isqrt(pos[1]) ** 2 == pos[1]:
+            hint = " (a pos_embed covering only the patches, as in timm's no_embed_class models such as DeiT III, is not supported)"
+        raise ValueError(f"pos_embed has {pos[1]} tokens; without the {prefix} class/distillation token(s) that leaves {patches}, not a square grid{hint}")
+
+    head = _shape(state_dict, "head.weight", "it gives the number of classes; models without a classifier head are not supported")
+    if len(head) != 2 or head[1] != embed_dim:
+        raise ValueError(f"head.weight has shape {head}, expected (num_classes, {embed_dim})")
+
+    fc1 = _shape(state_dict, "blocks.0.mlp.fc1.weight", "it gives the MLP ratio")
+    if len(fc1) != 2 or fc1[1] != embed_dim or fc1[0] < 1:
+        raise ValueError(f"blocks.0.mlp.fc1.weight has shape {fc1}, expected (hidden, {embed_dim})")
+    mlp_ratio = fc1[0] / embed_dim
+    # ViTConfig.mlp_hidden is int(embed_dim * mlp_ratio); step past rounding that would lose one.
+    while int(embed_dim * mlp_ratio) < fc1[0]:
+        mlp_ratio = math.nextafter(mlp_ratio, math.inf)
+
+    fields = dict(img_size=grid * patch_h, patch_size=patch_h, in_chans=in_chans, num_classes=head[0],
+                  embed_dim=embed_dim, depth=depth, mlp_ratio=mlp_ratio, distilled=distilled)
+    fields.update(overrides)
+    if num_heads is None:
+        num_heads = max(1, fields["embed_dim"] // 64)
+        if fields["embed_dim"] % num_heads:
+            raise ValueError(f"embed_dim {fields['embed_dim']} is not divisible by the default num_heads {num_heads} "
+                             f"(embed_dim // 64); pass num_heads= explicitly")
+    return ViTConfig(num_heads=num_heads, **fields)

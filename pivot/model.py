@@ -1,0 +1,287 @@
+"""The ViT model: timm-compatible weights, the C forward pass and attention-skip paths."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from ._native import _core
+from .config import ViTConfig, normalize_path
+
+__all__ = ["ViT", "flops", "default_threads"]
+
+
+def default_threads() -> int:
+    """Threads a call uses when ``threads=None``: the cores this process may run on, capped by
+    the thread limit of pivot's OpenBLAS (so ``threadpoolctl.threadpool_limits`` applies)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return max(1, min(cores, _core.engine_blas_threads()))
+
+
+def _resolve_threads(threads) -> int:
+    if threads is None:
+        return default_threads()
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
+        raise TypeError(f"threads must be a positive int or None, got {threads!r}")
+    if not 1 <= threads <= 1024:
+        raise ValueError(f"threads must be in [1, 1024], got {threads}")
+    return int(threads)
+
+
+def _config_tuple(config: ViTConfig) -> tuple:
+    # The order the C binding parses (pivot/_core.c parse_vit_config).
+    return (config.img_size, config.patch_size, config.in_chans, config.num_classes, config.embed_dim,
+            config.depth, config.num_heads, config.mlp_hidden, bool(config.distilled), float(config.norm_eps))
+
+
+def _path_text(path: np.ndarray) -> str:
+    return "".join(str(int(v)) for v in path)
+
+
+class ViT:
+    """A timm ``VisionTransformer`` (DeiT family) running on pivot's C engine, fp32 on CPU.
+
+    ``weights`` maps timm state-dict keys to numeric arrays (any real dtype, converted to float32);
+    keys and shapes must match ``config.weight_shapes()`` exactly. The model keeps a private
+    float32 copy, so later changes to the caller's arrays do not affect it.
+
+    ``path`` (length ``config.depth``, values 0/1, default all ones) selects which encoders run
+    their attention; a skipped encoder computes ``x + mlp(norm2(x))`` only. Calls use it when they
+    pass ``path=None``.
+
+    Example::
+
+        model = pivot.ViT.random(pivot.ViTConfig.preset("deit_tiny_patch16_224"))
+        logits = model(images)                          # (B, 1000) float32
+        logits = model(images, path=[1, 1, 0, 1] * 3)   # skip three attentions
+    """
+
+    def __init__(self, config: ViTConfig, weights, path=None):
+        if not isinstance(config, ViTConfig):
+            raise TypeError(f"config must be a pivot.ViTConfig, got {type(config).__name__}")
+        if not hasattr(weights, "keys") or not hasattr(weights, "__getitem__"):
+            raise TypeError(f"weights must be a mapping of timm key -> array, got {type(weights).__name__}")
+        shapes = config.weight_shapes()
+        missing = [k for k in shapes if k not in weights]
+        unexpected = sorted(str(k) for k in weights.keys() if k not in shapes)
+        problems = []
+        arrays = []
+        for key, shape in shapes.items():
+            if key not in weights:
+                continue
+            value = weights[key]
+            try:
+                arr = np.asarray(value)
+            except Exception as exc:  # e.g. a tensor that needs .detach()
+                problems.append(f"{key}: cannot be read as an array ({exc})")
+                continue
+            if arr.dtype == bool or arr.dtype.kind not in "fiu":
+                problems.append(f"{key}: dtype {arr.dtype} is not a real numeric type")
+            elif arr.shape != tuple(shape):
+                problems.append(f"{key}: shape {arr.shape}, expected {tuple(shape)}")
+            else:
+                arrays.append(arr)
+        if missing or unexpected or problems:
+            lines = []
+            if missing:
+                lines.append(f"missing keys ({len(missing)}): " + ", ".join(missing))
+            if unexpected:
+                lines.append(f"unexpected keys ({len(unexpected)}): " + ", ".join(unexpected))
+            if problems:
+                lines.append(f"wrong shapes or dtypes ({len(problems)}): " + "; ".join(problems))
+            raise ValueError("weights do not match the config:\n  " + "\n  ".join(lines))
+        params = np.concatenate([a.astype(np.float32, copy=False).ravel() for a in arrays])
+        self._init(config, params, path)
+
+    def _init(self, config, params, path):
+        expected = _core.vit_num_params(_config_tuple(config))
+        if params.shape != (expected,):
+            raise ValueError(f"internal: {params.size} parameters, the engine expects {expected}")
+        params.flags.writeable = False  # shared by with_path() copies; never written
+        self._config = config
+        self._cfg_tuple = _config_tuple(config)
+        self._params = params
+        self._path = self._checked_path(path)
+        self._path.flags.writeable = False
+
+    @classmethod
+    def _from_params(cls, config, params, path):
+        model = cls.__new__(cls)
+        model._init(config, params, path)
+        return model
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def config(self) -> ViTConfig:
+        """The model's shape (a frozen ``pivot.ViTConfig``)."""
+        return self._config
+
+    @property
+    def path(self) -> np.ndarray:
+        """Default attention path: read-only uint8 array of length depth, 1 = attention active."""
+        return self._path
+
+    @property
+    def num_params(self) -> int:
+        """Number of weights (floats)."""
+        return int(self._params.size)
+
+    def __repr__(self) -> str:
+        c = self._config
+        active = int(self._path.sum())
+        return (f"ViT(img_size={c.img_size}, patch_size={c.patch_size}, in_chans={c.in_chans}, "
+                f"embed_dim={c.embed_dim}, depth={c.depth}, num_heads={c.num_heads}, mlp_hidden={c.mlp_hidden}, "
+                f"num_classes={c.num_classes}, distilled={c.distilled}, params={self.num_params / 1e6:.2f}M, "
+                f"path={_path_text(self._path)} ({active}/{c.depth} attentions active), "
+                f"gflops={flops(self) / 1e9:.2f}/image)")
+
+    # ------------------------------------------------------------------ inference
+    def _checked_path(self, path) -> np.ndarray:
+        return normalize_path(path, self._config.depth)
+
+    def _checked_images(self, images) -> np.ndarray:
+        c = self._config
+        arr = np.asarray(images)
+        if arr.dtype == bool or arr.dtype.kind not in "fiu":
+            raise TypeError(f"images must be a real numeric array, got dtype {arr.dtype}")
+        if arr.ndim != 4:
+            raise ValueError(f"images must be 4-D (batch, channels, height, width), got shape {arr.shape}")
+        if arr.shape[0] == 0:
+            raise ValueError("images is an empty batch (shape[0] == 0)")
+        if arr.shape[1] != c.in_chans:
+            raise ValueError(f"images have {arr.shape[1]} channels, the model expects {c.in_chans} "
+                             f"(layout is NCHW: batch, channels, height, width)")
+        if arr.shape[2:] != (c.img_size, c.img_size):
+            raise ValueError(f"images are {arr.shape[2]}x{arr.shape[3]}, the model expects "
+                             f"{c.img_size}x{c.img_size}")
+        return np.ascontiguousarray(arr, dtype=np.float32)
+
+    def _run(self, images, path, threads, capture):
+        images = self._checked_images(images)
+        path = self._path if path is None else self._checked_path(path)
+        return _core.vit_forward(images, self._params, self._cfg_tuple, path, _resolve_threads(threads), capture), path
+
+    def __call__(self, images, path=None, threads=None) -> np.ndarray:
+        """Logits (B, num_classes) float32 for float NCHW images (B, in_chans, img_size, img_size).
+
+        ``path=None`` uses ``self.path``; ``threads=None`` uses every core of the process.
+        The GIL is released while the C engine runs.
+        """
+        return self._run(images, path, threads, False)[0]
+
+    def forward_intermediates(self, images, path=None, threads=None):
+        """``(logits, attn_outputs, mlp_outputs)``: per encoder, the attention-branch output (after
+        proj) and the MLP-branch output (after fc2), each (B, T, C) float32 before the residual add.
+        A skipped encoder's attention output is None."""
+        (logits, attn, mlp), path = self._run(images, path, threads, True)
+        attn_iter = iter(attn)
+        attn_outputs = [next(attn_iter) if active else None for active in path]
+        return logits, attn_outputs, list(mlp)
+
+    def with_path(self, path) -> "ViT":
+        """The same weights (shared, not copied) with another default path."""
+        return ViT._from_params(self._config, self._params, path)
+
+    # ------------------------------------------------------------------ weights
+    def state_dict(self) -> dict:
+        """timm key -> float32 array (fresh copies, in timm's order)."""
+        out, offset = {}, 0
+        for key, shape in self._config.weight_shapes().items():
+            n = int(np.prod(shape))
+            out[key] = self._params[offset:offset + n].reshape(shape).copy()
+            offset += n
+        return out
+
+    @classmethod
+    def random(cls, config: ViTConfig, seed: int = 0, path=None) -> "ViT":
+        """A model with timm-like random init: truncated normal (std 0.02, cut at 2 std) for Linear,
+        patch-embedding, position and class/dist token weights; zero biases; LayerNorm ones/zeros."""
+        if not isinstance(config, ViTConfig):
+            raise TypeError(f"config must be a pivot.ViTConfig, got {type(config).__name__}")
+        rng = np.random.default_rng(seed)
+        weights = {}
+        for key, shape in config.weight_shapes().items():
+            if key.endswith("norm1.weight") or key.endswith("norm2.weight") or key == "norm.weight":
+                weights[key] = np.ones(shape, np.float32)
+            elif key.endswith(".bias"):
+                weights[key] = np.zeros(shape, np.float32)
+            else:
+                weights[key] = _trunc_normal(rng, shape, 0.02)
+        return cls(config, weights, path=path)
+
+    @classmethod
+    def from_timm(cls, source, num_heads=None, path=None, **overrides) -> "ViT":
+        """Load timm weights from a ``.safetensors`` / ``.npz`` / ``.pth`` file or a dict of arrays.
+
+        The config comes from the file's pivot metadata when it has some (files written by
+        ``save``), else it is inferred from tensor shapes and key names (``num_heads`` defaults to
+        embed_dim // 64); ``overrides`` replace config fields. See ``pivot.io``.
+        """
+        from . import io as _io  # loaded lazily: file formats are the io module's job
+
+        state, metadata = _io.load_state_dict(source)
+        metadata = metadata or {}
+        if "pivot.config" in metadata:
+            fields = json.loads(metadata["pivot.config"])
+            if num_heads is not None:
+                overrides = dict(overrides, num_heads=num_heads)
+            config = ViTConfig(**fields).replace(**overrides) if overrides else ViTConfig(**fields)
+        else:
+            config = _io.infer_config(state, num_heads=num_heads, **overrides)
+        if path is None and "pivot.path" in metadata:
+            path = [int(ch) for ch in metadata["pivot.path"]]
+        return cls(config, state, path=path)
+
+    def save(self, path) -> None:
+        """Write the weights as safetensors under timm's key names, with the config and the default
+        path as metadata, so that ``ViT.from_timm(path)`` gives back the same model bit for bit."""
+        from . import io as _io
+
+        metadata = {
+            "pivot.config": json.dumps(dataclasses.asdict(self._config)),
+            "pivot.path": _path_text(self._path),
+        }
+        _io.save_safetensors(path, self.state_dict(), metadata)
+
+
+def _trunc_normal(rng, shape, std):
+    x = rng.standard_normal(shape)
+    bad = np.abs(x) > 2.0
+    while bad.any():  # resample outside [-2, 2] std, like torch.nn.init.trunc_normal_
+        x[bad] = rng.standard_normal(int(bad.sum()))
+        bad = np.abs(x) > 2.0
+    return (x * std).astype(np.float32)
+
+
+def flops(model_or_config, path=None) -> int:
+    """FLOPs of one image's forward pass: 2 x multiply-accumulates of every matrix product
+    (patch embedding, qkv, q k^T, softmax x v, proj, fc1, fc2, head(s)).
+
+    Elementwise work (LayerNorm, softmax, GELU, bias and residual adds) is not counted; it is
+    below 1% of the total for DeiT sizes. A skipped encoder counts its MLP only.
+    ``path=None`` uses the model's path (all ones for a config).
+    """
+    if isinstance(model_or_config, ViT):
+        config = model_or_config.config
+        path = model_or_config.path if path is None else normalize_path(path, config.depth)
+    elif isinstance(model_or_config, ViTConfig):
+        config = model_or_config
+        path = normalize_path(path, config.depth)
+    else:
+        config = getattr(model_or_config, "config", None)
+        if not isinstance(config, ViTConfig):
+            raise TypeError(f"flops takes a pivot.ViT or pivot.ViTConfig, got {type(model_or_config).__name__}")
+        own = getattr(model_or_config, "path", None)
+        path = normalize_path(own if path is None else path, config.depth)
+    c = config
+    T, C, H = c.num_tokens, c.embed_dim, c.mlp_hidden
+    macs = c.num_patches * c.in_chans * c.patch_size ** 2 * C         # patch embedding
+    attention = T * C * 3 * C + 2 * T * T * C + T * C * C               # qkv, q k^T, softmax x v, proj
+    macs += int(path.sum()) * attention + c.depth * 2 * T * C * H       # + every MLP
+    macs += (2 if c.distilled else 1) * C * c.num_classes               # head(s)
+    return 2 * int(macs)
