@@ -180,8 +180,8 @@ def test_bad_inputs(rng):
         pivot.cka_matrix(x, x)
     with pytest.raises(ValueError, match="empty"):
         pivot.cka_matrix([], [x])
-    with pytest.raises(ValueError, match="every entry"):
-        pivot.cka_matrix([None], [None])
+    with pytest.raises(ValueError, match="at least one MLP output and one attention output"):
+        pivot.cka_matrix([None], [x])
     with pytest.raises(ValueError, match="threads"):
         pivot.cka(x, x, threads=0)
 
