@@ -16,9 +16,9 @@ with two HSIC estimators (``debiased``):
 How it is computed: each Gram matrix is built by the C core from float32 OpenBLAS products
 over chunks of 2048 features, summed in float64; the features are first shifted by a mean
 (of the first 64 samples; any shift leaves both estimators unchanged, and one near the mean
-avoids cancellation in float32). Centering and all
-HSIC values are float64. Inputs are converted to float32 (the activations' own type). Results
-are deterministic: the same inputs give the same bits.
+avoids cancellation in float32). Centering and all HSIC values are float64. Inputs are
+converted to float32 (the activations' own type). Results are deterministic: the same inputs
+give the same bits.
 
 Features per sample (``features``): ``"flatten"`` (default, as the paper) uses the whole
 (T, C) token map of a sample as one vector of T*C values (any (N, ...) array is flattened per
@@ -67,8 +67,10 @@ def _blas_threads(threads):
     if threads is None:
         yield
         return
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
+        raise TypeError(f"threads must be a positive int or None, got {threads!r}")
+    if not 1 <= threads <= 1024:
+        raise ValueError(f"threads must be in [1, 1024], got {threads}")
     old = _core.blas_get_num_threads()
     _core.blas_set_num_threads(int(threads))
     try:

@@ -184,6 +184,8 @@ def test_bad_inputs(rng):
         pivot.cka_matrix([None], [x])
     with pytest.raises(ValueError, match="threads"):
         pivot.cka(x, x, threads=0)
+    with pytest.raises(TypeError, match="threads"):
+        pivot.cka(x, x, threads=1.5)
 
 
 def test_threads_argument_restores_the_pool(rng):
