@@ -22,6 +22,9 @@ __all__ += ["WeightsFileError"]
 # --- end io
 
 # --- simulator
+from . import sim  # noqa: E402
+
+__all__ += ["sim"]
 # --- end simulator
 
 # --- cka
@@ -37,6 +40,16 @@ from . import datasets  # noqa: E402
 
 __all__ += ["datasets"]
 # --- end data
+
+# --- search
+from .inference import entropy, MultiEffort, MultiEffortResult  # noqa: E402
+from .effort_search import (search, pareto, SearchResult, SearchCandidate, SearchTargetError,  # noqa: E402
+                            ParetoResult, ParetoPoint)
+from . import demo  # noqa: E402  (offline stand-in efforts for the demo, notebooks and README)
+
+__all__ += ["entropy", "MultiEffort", "MultiEffortResult", "search", "pareto", "SearchResult", "SearchCandidate",
+            "SearchTargetError", "ParetoResult", "ParetoPoint", "demo"]
+# --- end search
 
 
 def __getattr__(name):

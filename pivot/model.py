@@ -227,14 +227,20 @@ class ViT:
         state, metadata = _io.load_state_dict(source)
         metadata = metadata or {}
         if "pivot.config" in metadata:
-            fields = json.loads(metadata["pivot.config"])
+            try:
+                config = ViTConfig(**json.loads(metadata["pivot.config"]))
+            except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
+                raise _io.WeightsFileError(f"{source!r}: bad 'pivot.config' metadata: {exc}") from None
             if num_heads is not None:
                 overrides = dict(overrides, num_heads=num_heads)
-            config = ViTConfig(**fields).replace(**overrides) if overrides else ViTConfig(**fields)
+            config = config.replace(**overrides) if overrides else config
         else:
             config = _io.infer_config(state, num_heads=num_heads, **overrides)
         if path is None and "pivot.path" in metadata:
-            path = [int(ch) for ch in metadata["pivot.path"]]
+            text = metadata["pivot.path"]
+            if not text or set(text) - {"0", "1"}:
+                raise _io.WeightsFileError(f"{source!r}: bad 'pivot.path' metadata {text[:40]!r} (expected 0/1 digits)")
+            path = [int(ch) for ch in text]
         return cls(config, state, path=path)
 
     def save(self, path) -> None:

@@ -748,3 +748,18 @@ def test_random_npz_mutations(compressed, data):
         raw[position] = value
     cut = data.draw(st.integers(0, len(raw)))
     _load_bytes(bytes(raw[:cut]), suffix=".npz")
+
+
+@pytest.mark.parametrize("meta", [{"pivot.config": "garbage"}, {"pivot.config": "[1]"},
+                                  {"pivot.config": '{"embed_dim": -1}'}, {"pivot.path": "10x"}])
+def test_from_timm_refuses_bad_pivot_metadata(tmp_path, meta):
+    import pivot
+    from pivot.io import save_safetensors
+
+    config = pivot.ViTConfig(img_size=8, patch_size=4, in_chans=1, num_classes=3, embed_dim=8, depth=2, num_heads=2)
+    model = pivot.ViT.random(config, seed=0)
+    good = {"pivot.config": __import__("json").dumps(__import__("dataclasses").asdict(config)), "pivot.path": "11"}
+    path = tmp_path / "m.safetensors"
+    save_safetensors(path, model.state_dict(), {**good, **meta})
+    with pytest.raises(pivot.WeightsFileError, match="pivot\\.(config|path)"):
+        pivot.ViT.from_timm(path)

@@ -5,6 +5,9 @@ Imported on first use of ``pivot.plot``; importing pivot alone does not import m
 __all__ = []
 
 # --- simulator plots
+from ._sim import delay_breakdown  # noqa: E402
+
+__all__ += ["delay_breakdown"]
 # --- end simulator plots
 
 # --- cka plots
@@ -14,4 +17,7 @@ __all__ += ["cka_heatmap"]
 # --- end cka plots
 
 # --- search plots
+from ._search import accuracy_edp_front, edp_split, edp_vs_lec  # noqa: E402
+
+__all__ += ["edp_vs_lec", "edp_split", "accuracy_edp_front"]
 # --- end search plots

@@ -1,0 +1,132 @@
+/* PIVOT-Sim: cycles, memory traffic and energy of ViT inference on a systolic-array FPGA
+ * accelerator (PL) with an ARM processing system (PS). The model is documented in pivot/sim.py;
+ * pivot/reference/sim.py is its plain-Python specification.
+ *
+ * GEMM convention (SCALE-Sim's GEMM mode): out (M, N) = A (M, K) @ B (K, N). A is the "ifmap"
+ * (IPMEM), B the "filter" (WTMEM), out the "ofmap" (OPMEM). */
+#ifndef PIVOT_SIM_H
+#define PIVOT_SIM_H
+
+#include <stdint.h>
+
+#include "pivot_status.h"
+
+enum { PIVOT_SIM_IS = 0, PIVOT_SIM_WS = 1, PIVOT_SIM_OS = 2 };
+
+/* Row kinds, in the order of pivot/reference/sim.py OPS. */
+enum {
+    PIVOT_SIM_OP_GEMM = 0, PIVOT_SIM_OP_PATCH_EMBED, PIVOT_SIM_OP_NORM1, PIVOT_SIM_OP_QKV, PIVOT_SIM_OP_QK,
+    PIVOT_SIM_OP_SOFTMAX, PIVOT_SIM_OP_SV, PIVOT_SIM_OP_PROJ, PIVOT_SIM_OP_NORM2, PIVOT_SIM_OP_FC1,
+    PIVOT_SIM_OP_GELU, PIVOT_SIM_OP_FC2, PIVOT_SIM_OP_NORM, PIVOT_SIM_OP_HEAD, PIVOT_SIM_OP_HEAD_DIST,
+    PIVOT_SIM_OP_ENTROPY,
+};
+
+/* Modules of the delay breakdown (Fig. 6a), plus everything else. */
+enum { PIVOT_SIM_ATTENTION_MAC = 0, PIVOT_SIM_SOFTMAX = 1, PIVOT_SIM_MLP = 2, PIVOT_SIM_OTHER = 3 };
+
+/* Columns of one report row (all double; counts are exact integers below 2^53). */
+enum {
+    PIVOT_SIM_ROW_OP = 0, PIVOT_SIM_ROW_BLOCK, PIVOT_SIM_ROW_MODULE, PIVOT_SIM_ROW_IS_PS,
+    PIVOT_SIM_ROW_M, PIVOT_SIM_ROW_N, PIVOT_SIM_ROW_K, PIVOT_SIM_ROW_COUNT, PIVOT_SIM_ROW_MACS,
+    PIVOT_SIM_ROW_COMPUTE_CYCLES, PIVOT_SIM_ROW_STALL_CYCLES, PIVOT_SIM_ROW_PS_CYCLES,
+    PIVOT_SIM_ROW_UTILIZATION_PCT, PIVOT_SIM_ROW_SRAM_READS, PIVOT_SIM_ROW_SRAM_WRITES,
+    PIVOT_SIM_ROW_DRAM_READS, PIVOT_SIM_ROW_DRAM_WRITES, PIVOT_SIM_ROW_DELAY_S,
+    PIVOT_SIM_ROW_ENERGY_PE_ARRAY, PIVOT_SIM_ROW_ENERGY_SRAM, PIVOT_SIM_ROW_ENERGY_PERIPHERY,
+    PIVOT_SIM_ROW_ENERGY_PS, PIVOT_SIM_ROW_ENERGY,
+    PIVOT_SIM_ROW_FIELDS
+};
+
+/* Columns of the totals: sums of the rows' delay, energies and counts, and delay per module. */
+enum {
+    PIVOT_SIM_TOT_DELAY_S = 0, PIVOT_SIM_TOT_ENERGY, PIVOT_SIM_TOT_ENERGY_PE_ARRAY, PIVOT_SIM_TOT_ENERGY_SRAM,
+    PIVOT_SIM_TOT_ENERGY_PERIPHERY, PIVOT_SIM_TOT_ENERGY_PS, PIVOT_SIM_TOT_COMPUTE_CYCLES,
+    PIVOT_SIM_TOT_STALL_CYCLES, PIVOT_SIM_TOT_PS_CYCLES, PIVOT_SIM_TOT_MACS, PIVOT_SIM_TOT_SRAM_READS,
+    PIVOT_SIM_TOT_SRAM_WRITES, PIVOT_SIM_TOT_DRAM_READS, PIVOT_SIM_TOT_DRAM_WRITES,
+    PIVOT_SIM_TOT_MODULE_S, /* 4 entries, one per module */
+    PIVOT_SIM_TOT_FIELDS = PIVOT_SIM_TOT_MODULE_S + 4
+};
+
+/* The hardware, in SI units (Hz, bytes, bytes/s, J, W). */
+typedef struct {
+    int64_t array_rows;            /* PE rows R */
+    int64_t array_cols;            /* PE columns C */
+    int32_t dataflow;              /* PIVOT_SIM_IS / WS / OS */
+    double clock_hz;               /* PL clock */
+    double word_bytes;             /* bytes per operand word */
+    double global_buffer_bytes;    /* GB: staging between DRAM and the SRAMs, >= 0 */
+    double ipmem_bytes;            /* input (A) SRAM */
+    double wtmem_bytes;            /* weight (B) SRAM */
+    double opmem_bytes;            /* output SRAM */
+    double sram_active_fraction;   /* part of each SRAM serving the array (rest is prefetching) */
+    double dram_bytes_per_s;       /* shared DRAM interface; +inf: never stalls */
+    double ps_clock_hz;            /* processing-system clock */
+    double softmax_cycles;         /* PS cycles per element */
+    double gelu_cycles;
+    double layernorm_cycles;
+    double entropy_cycles;
+    double mac_energy_j;           /* per MAC */
+    double sram_access_energy_j;   /* per SRAM word access */
+    double dram_energy_j_per_byte; /* interconnect and memory controller, per DRAM byte */
+    double ps_active_power_w;      /* PS power above idle while it computes */
+    double pe_array_static_w;
+    double sram_static_w;
+    double periphery_static_w;
+    double ps_static_w;
+} pivot_sim_hw;
+
+/* The shape of a ViT: see pivot.ViTConfig. */
+typedef struct {
+    int64_t batch;
+    int64_t depth;
+    int64_t embed_dim;
+    int64_t num_heads;
+    int64_t mlp_hidden;
+    int64_t num_tokens;
+    int64_t num_patches;
+    int64_t patch_dim;          /* in_chans * patch_size^2 */
+    int64_t num_classes;
+    int64_t num_prefix_tokens;  /* tokens that reach the head(s) */
+    int64_t distilled;          /* 1: a second head (head_dist) */
+} pivot_sim_vit;
+
+/* Compute cycles of one GEMM on a rows x cols array, equal to SCALE-Sim's stall-free cycles. */
+int pivot_sim_gemm_cycles(int64_t *cycles, int64_t M, int64_t N, int64_t K, int64_t rows, int64_t cols,
+                          int dataflow);
+
+/* PIVOT_OK when every field of hw is in range, else PIVOT_ERR_VALUE. */
+int pivot_sim_check_hw(const pivot_sim_hw *hw);
+
+/* One report row for `count` back-to-back GEMMs of shape (M, N, K). */
+int pivot_sim_gemm_row(double *row, // (PIVOT_SIM_ROW_FIELDS)
+                       const pivot_sim_hw *hw, int64_t M, int64_t N, int64_t K, int64_t count,
+                       int op, int64_t block, int module);
+
+/* One report row for an elementwise PS op over `count` (rows x cols) tensors. */
+int pivot_sim_ps_row(double *row, // (PIVOT_SIM_ROW_FIELDS)
+                     const pivot_sim_hw *hw, int op, int64_t rows, int64_t cols, int64_t count,
+                     int64_t block, int module);
+
+/* Rows a ViT of this depth can need (pivot_sim_vit writes at most this many). */
+int64_t pivot_sim_vit_max_rows(int64_t depth);
+
+/* Every row of one ViT inference and their totals. path[i] = 1 runs encoder i's attention. */
+int pivot_sim_vit_forward(double *rows,    // (max_rows, PIVOT_SIM_ROW_FIELDS)
+                          int64_t *num_rows,
+                          double *totals,  // (PIVOT_SIM_TOT_FIELDS)
+                          const pivot_sim_hw *hw, const pivot_sim_vit *vit,
+                          const uint8_t *path, // (depth)
+                          int entropy, int64_t max_rows);
+
+/* Rows and totals of a list of GEMMs. */
+int pivot_sim_gemms(double *rows,          // (n, PIVOT_SIM_ROW_FIELDS)
+                    double *totals,        // (PIVOT_SIM_TOT_FIELDS)
+                    const pivot_sim_hw *hw,
+                    const int64_t *shapes, // (n, 4): M, N, K, count
+                    int64_t n);
+
+/* Sums of n rows. */
+void pivot_sim_totals(double *totals,      // (PIVOT_SIM_TOT_FIELDS)
+                      const double *rows,  // (n, PIVOT_SIM_ROW_FIELDS)
+                      int64_t n);
+
+#endif /* PIVOT_SIM_H */

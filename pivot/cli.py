@@ -1,0 +1,525 @@
+"""The ``pivot`` command: ``pivot sim``, ``pivot cka``, ``pivot search``, ``pivot demo``.
+
+Each subcommand prints a readable table, or JSON with ``--json``. Nothing is downloaded: models
+are built offline (a random-weight ViT, or a weights file), images come from the Fashion-MNIST
+sample shipped with pivot or are random.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import pathlib
+import sys
+import time
+
+import numpy as np
+
+__all__ = ["main", "build_parser"]
+
+class CLIError(Exception):
+    """A user error worth one line on stderr and exit status 2, not a traceback."""
+
+
+# ----------------------------------------------------------------------------- output helpers
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "-"
+        return f"{value:.4g}"
+    if isinstance(value, (tuple, list)):
+        return "".join(map(str, value))
+    return "-" if value is None else str(value)
+
+
+def format_table(rows, columns=None) -> str:
+    """A plain-text table of dicts (columns: their keys by default)."""
+    rows = list(rows)
+    if not rows:
+        return "(none)"
+    columns = columns or list(rows[0])
+    cells = [[_fmt(r.get(c)) for c in columns] for r in rows]
+    widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+    line = "  ".join(c.ljust(w) for c, w in zip(columns, widths))
+    out = [line, "  ".join("-" * w for w in widths)]
+    # Numbers right-aligned, text left-aligned.
+    text = [isinstance(rows[0].get(c), str) for c in columns]
+    out += ["  ".join(v.ljust(w) if t else v.rjust(w) for v, w, t in zip(row, widths, text)).rstrip() for row in cells]
+    return "\n".join(line.rstrip() for line in out)
+
+
+def _json_default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if dataclasses.is_dataclass(obj):
+        return dataclasses.asdict(obj)
+    return str(obj)
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, default=_json_default, allow_nan=True))
+
+
+def _trail_rows(trail) -> list:
+    """Search candidates as table rows, fractions in %."""
+    return [dict(low=c.low, high=c.high, threshold=c.threshold, f_low_pct=100 * c.f_low, accuracy_pct=100 * c.accuracy,
+                 delay_ms=c.delay_ms, edp_j_ms=c.edp, accepted=c.accepted, note=c.note) for c in trail]
+
+
+def _path_bits(path) -> str:
+    return "".join(str(int(v)) for v in np.asarray(path).ravel())
+
+
+# ----------------------------------------------------------------------------- shared options
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="random", metavar="random|FILE",
+                   help="'random' (default): the offline demo model of pivot.demo, a small random-weight ViT "
+                        "encoder for 28x28 Fashion-MNIST images with a linear head fitted per effort on the "
+                        "shipped sample; or a weights file (.safetensors, .npz, .pth) read with pivot.ViT.from_timm")
+    p.add_argument("--num-heads", type=int, default=None, help="heads of a weights file's model, if not inferable")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random weights and random images (default 0)")
+    p.add_argument("--data", choices=("auto", "sample", "random"), default="auto",
+                   help="images for a weights file: the Fashion-MNIST sample shipped with pivot (with its labels), "
+                        "or Gaussian noise of the model's input shape (labels: the all-attention model's "
+                        "predictions); auto: the sample when the model takes 1x28x28 images")
+    p.add_argument("--threads", type=int, default=None, help="threads for the model (default: all cores)")
+
+
+@dataclasses.dataclass
+class Setup:
+    """Phase 1 done: the base model, CKA, best paths, efforts and the data splits."""
+    model: object
+    cka: np.ndarray
+    best: dict
+    efforts: dict
+    calibration: tuple
+    test: tuple
+    label_kind: str
+    description: str
+
+
+def _file_model(args):
+    import pivot
+    path = pathlib.Path(args.model)
+    if not path.exists():
+        raise CLIError(f"--model: no such file {args.model!r} (use 'random' or a weights file)")
+    return pivot.ViT.from_timm(str(path), num_heads=args.num_heads)
+
+
+def _file_images(args, model, count: int, offset: int = 0):
+    """(images, labels, what the labels are) for a weights-file model."""
+    import pivot
+    cfg = model.config
+    sample_shape = (cfg.in_chans, cfg.img_size) == (1, 28)
+    if args.data == "sample" or (args.data == "auto" and sample_shape):
+        if not sample_shape:
+            raise CLIError(f"--data sample holds 1x28x28 images but the model takes {cfg.in_chans}x{cfg.img_size}x"
+                           f"{cfg.img_size}; use --data random")
+        images, labels = pivot.datasets.fashion_mnist_sample()
+        if offset + count > images.shape[0]:
+            raise CLIError(f"the shipped sample has {images.shape[0]} images; asked for {offset + count}")
+        if cfg.num_classes >= 10:
+            return images[offset:offset + count], labels[offset:offset + count], "Fashion-MNIST labels"
+        images = images[offset:offset + count]
+    else:
+        rng = np.random.default_rng(args.seed + 1 + offset)
+        images = rng.standard_normal((count, cfg.in_chans, cfg.img_size, cfg.img_size)).astype(np.float32)
+    full = np.ones(cfg.depth, dtype=np.uint8)
+    labels = np.argmax(model(images, path=full, threads=args.threads), axis=1).astype(np.int64)
+    return images, labels, "agreement with the all-attention model"
+
+
+def _setup(args, efforts_text=None, test=0, progress=False) -> Setup:
+    """Phase 1 for the CLI: CKA on the calibration images, best paths, one model per effort."""
+    import pivot
+    if args.model == "random":
+        from .demo import DEMO_CONFIG, demo_setup
+        wanted = _parse_efforts(efforts_text, DEMO_CONFIG.depth)
+        if args.images + test > 900:
+            raise CLIError(f"the demo model fits its heads on the 1000-image shipped sample: --images + --batch "
+                           f"must be at most 900, got {args.images} + {test}")
+        s = demo_setup(efforts=wanted, seed=args.seed, calibration=args.images, test=test,
+                       cka_images=min(args.cka_images, args.images), threads=args.threads)
+        return Setup(s.model, s.cka, s.best, s.efforts, s.calibration, s.test, "Fashion-MNIST labels",
+                     f"pivot.demo model (random {DEMO_CONFIG.depth}-encoder ViT, dim {DEMO_CONFIG.embed_dim}, "
+                     f"heads fitted per effort on {s.train[0].shape[0]} sample images)")
+    model = _file_model(args)
+    wanted = _parse_efforts(efforts_text, model.config.depth)
+    images, labels, kind = _file_images(args, model, args.images)
+    test_images = _file_images(args, model, test, offset=args.images)[:2] if test else (images[:0], labels[:0])
+    cka = pivot.model_cka(model, images[:args.cka_images], batch_size=args.batch_size, progress=progress,
+                          threads=args.threads)
+    best = pivot.best_paths(cka, efforts=wanted or range(1, model.config.depth + 1))
+    efforts = {int(e): model.with_path(sp.path) for e, sp in best.items()}
+    return Setup(model, cka, best, efforts, (images, labels), test_images, kind, f"{args.model}")
+
+
+def _hardware(args):
+    """pivot.sim.ZCU102 with the --array/--dataflow/--clock-mhz changes."""
+    from . import sim
+    changes = {}
+    if getattr(args, "array", None):
+        try:
+            changes["array_rows"], changes["array_cols"] = (int(v) for v in args.array.lower().split("x"))
+        except ValueError:
+            raise CLIError(f"--array must look like 64x36 (rows x columns), got {args.array!r}") from None
+    if getattr(args, "dataflow", None):
+        changes["dataflow"] = args.dataflow
+    if getattr(args, "clock_mhz", None) is not None:
+        changes["clock_mhz"] = args.clock_mhz
+    try:
+        return sim.ZCU102.replace(**changes)
+    except (ValueError, TypeError) as exc:
+        raise CLIError(f"hardware: {exc}") from None
+
+
+def _hw_text(hw) -> str:
+    return (f"{hw.name}: {hw.array_rows}x{hw.array_cols} PEs, {hw.dataflow.upper()} dataflow, "
+            f"{hw.clock_mhz:g} MHz")
+
+
+def _add_hw_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--array", metavar="ROWSxCOLS", help="systolic array size (default ZCU102: 64x36)")
+    p.add_argument("--dataflow", choices=("is", "ws", "os"), help="dataflow: input, weight or output stationary "
+                                                                  "(default ZCU102: is)")
+    p.add_argument("--clock-mhz", type=float, help="clock frequency in MHz (default ZCU102: 125)")
+
+
+# ----------------------------------------------------------------------------- pivot sim
+
+def cmd_sim(args) -> int:
+    import pivot
+    from . import sim
+    if args.weights:
+        target = pivot.ViT.from_timm(args.weights, num_heads=args.num_heads).config
+    else:
+        target = pivot.ViTConfig.preset(args.preset)
+    path = None
+    if args.path:
+        if set(args.path) - {"0", "1"}:
+            raise CLIError(f"--path must be a string of 0/1 (one per encoder), got {args.path!r}")
+        path = [int(c) for c in args.path]
+    path = pivot.normalize_path(path, target.depth)
+    hw = _hardware(args)
+    report = sim.simulate(target, path=path, hw=hw)
+    summary = dict(model=args.weights or args.preset, path=_path_bits(path), active_attentions=int(path.sum()),
+                   delay_ms=report.delay_ms, energy_j=report.energy_j, power_w=report.power_w, edp=report.edp,
+                   fps_per_w=report.fps_per_w)
+    if args.json:
+        _print_json(dict(summary, hardware=hw, breakdown=report.breakdown, layers=report.to_dicts()))
+        return 0
+    print(f"PIVOT-Sim: {summary['model']}, path {summary['path']} ({summary['active_attentions']}/{target.depth} "
+          f"attentions) on {_hw_text(hw)}")
+    print(format_table([dict(delay_ms=report.delay_ms, energy_j=report.energy_j, power_w=report.power_w,
+                             edp_j_ms=report.edp, fps_per_w=report.fps_per_w)]))
+    breakdown = report.breakdown
+    if isinstance(breakdown, dict) and breakdown:
+        print("\ndelay breakdown:")
+        print(format_table([dict(module=k, delay_ms=v, share_pct=100 * v / report.delay_ms)
+                            for k, v in breakdown.items()]))
+    return 0
+
+
+# ----------------------------------------------------------------------------- pivot cka
+
+def cmd_cka(args) -> int:
+    import pivot
+    if args.model == "random":
+        from .demo import DEMO_CONFIG
+        model = pivot.ViT.random(DEMO_CONFIG, seed=args.seed)
+        images = pivot.datasets.fashion_mnist_sample()[0]
+        if args.images > images.shape[0]:
+            raise CLIError(f"the shipped sample has {images.shape[0]} images; --images {args.images} is too many")
+        images = images[:args.images]
+    else:
+        model = _file_model(args)
+        images = _file_images(args, model, args.images)[0]
+    cka = pivot.model_cka(model, images, batch_size=args.batch_size, progress=not args.json, threads=args.threads)
+    best = pivot.best_paths(cka)
+    rows = [dict(effort=e, path=_path_bits(sp.path), score=float(sp.score)) for e, sp in sorted(best.items())]
+    if args.json:
+        _print_json(dict(images=int(images.shape[0]), cka=np.asarray(cka).tolist(), best_paths=rows))
+        return 0
+    depth = model.config.depth
+    print(f"CKA(MLP_i, A_j) on {images.shape[0]} images ({depth} encoders; row i = MLP output of encoder i, "
+          f"column j = attention output of encoder j, numbered from 0):")
+    print(format_table([{"i": i, **{f"A{j}": float(cka[i, j]) for j in range(depth)}} for i in range(depth)]))
+    print("\nbest path per effort (Path-Score, Algorithm 1):")
+    print(format_table(rows))
+    return 0
+
+
+# ----------------------------------------------------------------------------- pivot search
+
+def _parse_efforts(text, depth):
+    if text is None:
+        return None
+    try:
+        efforts = sorted({int(v) for v in text.split(",") if v.strip()})
+    except ValueError:
+        raise CLIError(f"--efforts must be comma-separated integers, got {text!r}") from None
+    bad = [e for e in efforts if not 0 <= e <= depth]
+    if bad:
+        raise CLIError(f"--efforts must be in [0, {depth}] (the model has {depth} encoders), got {bad}")
+    if len(efforts) < 2:
+        raise CLIError("--efforts needs at least 2 efforts")
+    return efforts
+
+
+def _target(args, efforts, hw) -> float:
+    """--target-ms, or --target-fraction of the largest effort's simulated delay."""
+    from . import sim
+    if args.target_ms is not None:
+        return args.target_ms
+    top = efforts[max(efforts)]
+    return args.target_fraction * sim.simulate(top, hw=hw).delay_ms
+
+
+def _search_options(p):
+    p.add_argument("--efforts", help="comma-separated efforts (active attentions) to consider, e.g. 2,3,4,5,6 "
+                                     "(default: every effort from 1 to the depth)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--target-ms", type=float, help="target delay in ms on the simulated accelerator")
+    g.add_argument("--target-fraction", type=float, default=0.7,
+                   help="target as a fraction of the largest effort's delay (default 0.7)")
+    p.add_argument("--lec", type=float, default=0.8, help="low-effort constraint: fraction of inputs the low "
+                                                          "effort must classify (default 0.8)")
+    p.add_argument("--tolerance", type=float, default=0.05, help="accepted relative distance to the target "
+                                                                 "delay (default 0.05)")
+    p.add_argument("--images", type=int, default=256, help="calibration images (default 256, as the paper)")
+    p.add_argument("--cka-images", type=int, default=64, help="images for the CKA matrix (default 64)")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size of CKA runs (default 64)")
+
+
+def cmd_search(args) -> int:
+    import pivot
+    setup = _setup(args, args.efforts, progress=not (args.json or args.quiet))
+    images, labels = setup.calibration
+    hw = _hardware(args)
+    target = _target(args, setup.efforts, hw)
+    try:
+        result = pivot.search(setup.efforts, images, labels, target, lec=args.lec, hw=hw, tolerance=args.tolerance,
+                              progress=not (args.json or args.quiet), threads=args.threads)
+    except pivot.SearchTargetError as exc:
+        if args.json:
+            _print_json(dict(error=str(exc), trail=[c.to_dict() for c in exc.trail]))
+            return 1
+        raise CLIError(str(exc)) from None
+    if args.csv:
+        result.to_csv(args.csv)
+    if args.json:
+        _print_json(dict(result.to_dict(), model=setup.description, labels=setup.label_kind))
+        return 0
+    print(f"{setup.description}\nsearch over efforts {sorted(setup.efforts)} on {result.n_images} images "
+          f"({setup.label_kind}):")
+    print(format_table(_trail_rows(result.trail)))
+    print("\nchosen:\n" + result.summary())
+    return 0
+
+
+# ----------------------------------------------------------------------------- pivot demo
+
+def cmd_demo(args) -> int:
+    import pivot
+    from . import sim
+    started = time.perf_counter()
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    say = (lambda *a: None) if args.json else print
+
+    # Phase 1: the models, the CKA matrix and the best path of each effort.
+    setup = _setup(args, args.efforts, test=args.batch)
+    efforts, best, cka = setup.efforts, setup.best, setup.cka
+    calib, labels = setup.calibration
+    cfg = setup.model.config
+    top = max(efforts)
+    say(f"model: {setup.description}; {cfg.img_size}x{cfg.img_size}x{cfg.in_chans} inputs, {cfg.num_classes} classes")
+    say(f"\nPhase 1: CKA on {min(args.cka_images, calib.shape[0])} images; best path per effort "
+        f"(accuracy on the {calib.shape[0]} calibration images, {setup.label_kind}):")
+    say(format_table([dict(effort=e, path=_path_bits(sp.path), score=float(sp.score),
+                           accuracy_pct=100 * float(np.mean(np.argmax(efforts[e](calib, threads=args.threads), 1) == labels)))
+                      for e, sp in sorted(best.items())]))
+
+    # Phase 2: search at the target delay.
+    hw = _hardware(args)
+    target = _target(args, efforts, hw)
+    try:
+        result = pivot.search(efforts, calib, labels, target, lec=args.lec, hw=hw, tolerance=args.tolerance,
+                              progress=False, threads=args.threads)
+    except pivot.SearchTargetError as exc:
+        raise CLIError(f"{exc}. Try --target-fraction or --target-ms") from None
+    say(f"\nPhase 2: target {target:.4g} ms +/- {100 * args.tolerance:g}% at LEC {args.lec:g}, "
+        f"{len(result.trail)} pair(s) tried:")
+    say(format_table(_trail_rows(result.trail)))
+
+    # Classify a held-out batch with the chosen pair; time it against the largest effort alone.
+    batch, batch_labels = setup.test
+    cascade = result.multi_effort(efforts)
+    full = efforts[top]
+    cascade.predict(batch[:2], threads=args.threads)  # warm up both models
+    t0 = time.perf_counter()
+    run = cascade.predict(batch, batch_labels, threads=args.threads)
+    t_cascade = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    full_logits = full(batch, threads=args.threads)
+    t_full = time.perf_counter() - t0
+    full_acc = float(np.mean(np.argmax(full_logits, axis=1) == batch_labels))
+    baseline = sim.simulate(full, hw=hw)
+
+    # The whole front, the plots and the CSVs.
+    front = pivot.pareto(efforts, calib, labels, hw=hw, progress=False, threads=args.threads)
+    files = _demo_plots(out, cka, front, result, efforts, hw)
+    result.to_csv(out / "search_trail.csv")
+    front.to_csv(out / "pareto.csv")
+    files += [out / "search_trail.csv", out / "pareto.csv"]
+
+    summary = dict(
+        model=setup.description, labels=setup.label_kind, calibration_images=int(calib.shape[0]),
+        best_paths={int(e): _path_bits(sp.path) for e, sp in best.items()},
+        chosen=dict(low=result.low, high=result.high, low_path=_path_bits(result.low_path),
+                    high_path=_path_bits(result.high_path), threshold=result.threshold),
+        target_delay_ms=target, lec=args.lec,
+        pivot=dict(accuracy=result.accuracy, f_low=result.f_low, delay_ms=result.delay_ms,
+                   energy_j=result.energy_j, edp=result.edp, fps_per_w=result.fps_per_w),
+        baseline=dict(effort=top, accuracy=front_accuracy(front, top), delay_ms=baseline.delay_ms,
+                      energy_j=baseline.energy_j, edp=baseline.edp, fps_per_w=baseline.fps_per_w),
+        batch=dict(images=int(batch.shape[0]), f_low=run.f_low, accuracy=run.accuracy, full_accuracy=full_acc,
+                   cascade_s=t_cascade, full_s=t_full),
+        front_points=len(front.points), front_size=len(front.front),
+        files=[str(f) for f in files], seconds=time.perf_counter() - started)
+    if args.json:
+        _print_json(summary)
+        return 0
+    print(f"\nclassified a held-out batch of {batch.shape[0]} images: {100 * run.f_low:.1f}% decided by effort "
+          f"{result.low}, {run.n_high} re-run on effort {result.high}; accuracy {100 * run.accuracy:.1f}% "
+          f"(effort {top} alone: {100 * full_acc:.1f}%); CPU time {1e3 * t_cascade:.1f} ms "
+          f"(effort {top} alone: {1e3 * t_full:.1f} ms)")
+    print(f"\nsimulated accelerator ({_hw_text(hw)}; accuracy on the calibration images):")
+    print(format_table([
+        dict(design=f"effort {top} alone", accuracy_pct=100 * summary["baseline"]["accuracy"], delay_ms=baseline.delay_ms,
+             energy_j=baseline.energy_j, edp_j_ms=baseline.edp, fps_per_w=baseline.fps_per_w),
+        dict(design=f"PIVOT {result.low}/{result.high}", accuracy_pct=100 * result.accuracy, delay_ms=result.delay_ms,
+             energy_j=result.energy_j, edp_j_ms=result.edp, fps_per_w=result.fps_per_w),
+    ]))
+    print(f"\nPIVOT {result.low}/{result.high}: EDP {baseline.edp / result.edp:.2f}x lower, delay "
+          f"{baseline.delay_ms / result.delay_ms:.2f}x lower than effort {top} alone, accuracy "
+          f"{100 * (result.accuracy - summary['baseline']['accuracy']):+.1f} points")
+    print(f"wrote {len(files)} files to {out}/ in {summary['seconds']:.1f} s: "
+          + ", ".join(f.name for f in files))
+    return 0
+
+
+def front_accuracy(front, effort) -> float:
+    return next(p.accuracy for p in front.points if p.high is None and p.low == effort)
+
+
+def _demo_plots(out, cka, front, result, efforts, hw) -> list:
+    import pivot
+    import pivot.plot as plot
+    from . import sim
+    files = []
+
+    def save(fig, name):
+        fig.savefig(out / name, dpi=100)
+        files.append(out / name)
+
+    if hasattr(plot, "cka_heatmap"):
+        save(plot.cka_heatmap(cka), "cka_heatmap.png")
+    save(plot.edp_vs_lec(front), "edp_vs_lec.png")
+    reports = {}
+    pair = (result.low, result.high)
+    for lec in (0.6, 0.7, 0.8, 0.9, 1.0):
+        point = front.at_lec(lec)[pair]
+        reports[f"LEC {100 * lec:.0f}%"] = sim.simulate_pair(efforts[pair[0]], efforts[pair[1]], 1.0 - point.f_low, hw=hw)
+    save(plot.edp_split(reports, xlabel=f"efforts {result.low}/{result.high} at each LEC"), "edp_split.png")
+    save(plot.accuracy_edp_front(front, highlight=result), "accuracy_edp_front.png")
+    if hasattr(plot, "delay_breakdown"):
+        save(plot.delay_breakdown([sim.simulate(efforts[max(efforts)], hw=hw), result.report]), "delay_breakdown.png")
+    return files
+
+
+# ----------------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pivot", description="PIVOT: input-aware attention skipping for ViTs "
+                                     "(C engine, CKA path selection, effort search, FPGA simulator).")
+    sub = parser.add_subparsers(dest="command", metavar="{sim,cka,search,demo}")
+
+    p = sub.add_parser("sim", help="simulate a ViT (preset or weights file) on the systolic-array FPGA model",
+                       description="Simulate one ViT with an attention path on PIVOT-Sim (ZCU102 by default).")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--preset", default="deit_small_patch16_224",
+                   help="a timm model name (default deit_small_patch16_224)")
+    g.add_argument("--weights", help="a weights file; its shape is simulated")
+    p.add_argument("--num-heads", type=int, default=None, help="heads of the weights file's model, if not inferable")
+    p.add_argument("--path", help="attention path, one 0/1 per encoder, e.g. 111111000000 (default all 1)")
+    _add_hw_options(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=cmd_sim)
+
+    p = sub.add_parser("cka", help="CKA matrix of a model and the best path per effort",
+                       description="CKA(MLP_i, A_j) of a model on images, and the Path-Score best path per effort.")
+    _add_model_options(p)
+    p.add_argument("--images", type=int, default=64, help="images for the CKA matrix (default 64)")
+    p.add_argument("--batch-size", type=int, default=64, help="batch size (default 64)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(func=cmd_cka)
+
+    p = sub.add_parser("search", help="Phase-2 search: the effort pair and threshold for a target delay",
+                       description="Build efforts from a model's best paths (CKA), then run pivot.search.")
+    _add_model_options(p)
+    _search_options(p)
+    _add_hw_options(p)
+    p.add_argument("--csv", help="write the search trail to this CSV file")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("demo", help="the whole pipeline on a small model; writes plots",
+                       description="Build a model offline, CKA, best paths, search at a target delay, "
+                                   "classify a batch, simulator report; plots (PNG) and CSVs go to --out.")
+    _add_model_options(p)
+    _search_options(p)
+    _add_hw_options(p)
+    p.add_argument("--batch", type=int, default=256, help="held-out images classified at the end (default 256)")
+    p.add_argument("--out", default="pivot-demo", help="folder for plots and CSVs (default ./pivot-demo)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary instead of text")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of the ``pivot`` command; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "func", None) is None:
+        parser.print_help()
+        return 2
+    for name in ("images", "cka_images", "batch_size", "batch"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            print(f"pivot {args.command}: --{name.replace('_', '-')} must be at least 1, got {value}", file=sys.stderr)
+            return 2
+    try:
+        return args.func(args)
+    except CLIError as exc:
+        print(f"pivot {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `pivot sim --json | head`: the reader left, nothing to report
+        # Point stdout at /dev/null so that the interpreter's final flush does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"pivot {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

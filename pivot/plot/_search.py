@@ -1,0 +1,134 @@
+"""Plots of the search area: EDP vs LEC (Fig. 8a), the EDP split (Fig. 8b), the accuracy-EDP front.
+
+Figures are built with ``matplotlib.figure.Figure`` (no pyplot state); each function returns it.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+__all__ = ["edp_vs_lec", "edp_split", "accuracy_edp_front"]
+
+EDP_LABEL = "EDP (J x ms)"
+
+
+def edp_vs_lec(front, lecs=(0.6, 0.7, 0.8, 0.9, 1.0), pairs=None) -> Figure:
+    """EDP and accuracy against the low-effort constraint, one line per effort pair (Fig. 8a).
+
+    ``front`` is a ``pivot.ParetoResult`` (from ``pivot.pareto``): for each LEC every pair is taken
+    at the first threshold where F_L >= LEC, as ``pivot.search`` does. ``pairs``: the (low, high)
+    pairs to draw (default all). The largest effort alone is drawn dashed for reference.
+    """
+    lecs = [float(v) for v in lecs]
+    if not lecs:
+        raise ValueError("lecs is empty")
+    per_lec = [front.at_lec(lec) for lec in lecs]
+    pairs = front.pairs() if pairs is None else [tuple(p) for p in pairs]
+    unknown = [p for p in pairs if p not in front.pairs()]
+    if unknown:
+        raise ValueError(f"pairs {unknown} are not in the result; it has {front.pairs()}")
+    fig = Figure(figsize=(11, 4), layout="constrained")
+    ax_edp, ax_acc = fig.subplots(1, 2)
+    x = [100 * lec for lec in lecs]
+    for pair in pairs:
+        edp = [chosen[pair].edp if pair in chosen else math.nan for chosen in per_lec]
+        acc = [100 * chosen[pair].accuracy if pair in chosen else math.nan for chosen in per_lec]
+        label = f"efforts {pair[0]}/{pair[1]}"
+        ax_edp.plot(x, edp, marker="o", label=label)
+        ax_acc.plot(x, acc, marker="o", label=label)
+    singles = [p for p in front.points if p.high is None]
+    if singles:
+        top = max(singles, key=lambda p: p.low)
+        ax_edp.axhline(top.edp, color="0.4", linestyle="--", label=f"effort {top.low} alone")
+        ax_acc.axhline(100 * top.accuracy, color="0.4", linestyle="--", label=f"effort {top.low} alone")
+    ax_edp.set(xlabel="LEC: inputs classified by the low effort (%)", ylabel=EDP_LABEL, title="EDP vs LEC")
+    ax_acc.set(xlabel="LEC: inputs classified by the low effort (%)", ylabel="accuracy (%)",
+               title="Accuracy vs LEC")
+    fig.legend(*ax_edp.get_legend_handles_labels(), loc="outside right upper", fontsize="small")
+    return fig
+
+
+def _split(report):
+    """(low, high, recompute) EDP of a PairReport: each part's energy times the pair's delay, so
+    the three add up to the pair's EDP."""
+    delay = float(report.delay_ms)
+    parts = []
+    for name in ("low", "high", "recompute"):
+        part = getattr(report, name)
+        energy = getattr(part, "energy_j", None)
+        if energy is not None:
+            parts.append(float(energy) * delay)
+        else:  # a part with a delay only: its share of the delay
+            parts.append(float(part.delay_ms) / delay * float(report.edp))
+    return parts
+
+
+def edp_split(reports, labels=None, xlabel="design") -> Figure:
+    """EDP split into low effort, high effort and recomputation, as stacked bars (Fig. 8b).
+
+    ``reports``: a simulator PairReport (``pivot.sim.simulate_pair``), a ``pivot.SearchResult``
+    (its ``.report``), or a sequence or {label: report} mapping of them, e.g. one per LEC.
+    ``labels`` names the bars of a sequence, ``xlabel`` their axis. Each part is its energy times the pair's delay, so the
+    bar's height is the pair's EDP; recomputation is the low-effort work spent on the inputs
+    re-run on the high effort (F_H x D_L).
+    """
+    if isinstance(reports, Mapping):
+        labels, items = [str(k) for k in reports], list(reports.values())
+    elif isinstance(reports, Sequence) and not isinstance(reports, str):
+        items = list(reports)
+        labels = [str(v) for v in labels] if labels is not None else [f"#{i + 1}" for i in range(len(items))]
+    else:
+        items = [reports]
+        labels = [str(labels)] if isinstance(labels, str) else (list(labels) if labels is not None else [""])
+    if not items:
+        raise ValueError("no reports to plot")
+    if len(labels) != len(items):
+        raise ValueError(f"got {len(items)} reports but {len(labels)} labels")
+    items = [getattr(r, "report", None) or r for r in items]
+    if any(r is None or not hasattr(r, "recompute") for r in items):
+        raise TypeError("edp_split needs PairReports (pivot.sim.simulate_pair) or SearchResults holding one")
+    split = np.array([_split(r) for r in items])           # (bars, 3)
+    fig = Figure(figsize=(max(4, 1.2 * len(items) + 2), 4), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(items))
+    bottom = np.zeros(len(items))
+    for j, (name, color) in enumerate(zip(("low effort", "high effort", "recomputation"),
+                                          ("tab:blue", "tab:orange", "tab:red"))):
+        ax.bar(x, split[:, j], bottom=bottom, label=name, color=color)
+        bottom += split[:, j]
+    ax.set_xticks(x, labels)
+    ax.set(xlabel=xlabel, ylabel=EDP_LABEL, title="EDP split: low, high and recomputation")
+    ax.legend(fontsize="small")
+    return fig
+
+
+def accuracy_edp_front(front, highlight=None) -> Figure:
+    """Accuracy against EDP of every design point of ``pivot.pareto``, with its front.
+
+    Pairs at each threshold are grey dots, each effort alone a labelled square, the
+    non-dominated front a line. ``highlight``: a ``pivot.SearchResult`` to mark (a star).
+    """
+    fig = Figure(figsize=(6, 4.5), layout="constrained")
+    ax = fig.subplots()
+    pairs = [p for p in front.points if p.high is not None]
+    singles = [p for p in front.points if p.high is None]
+    if pairs:
+        ax.scatter([p.edp for p in pairs], [100 * p.accuracy for p in pairs], s=8, color="0.7",
+                   label="pair at a threshold")
+    if singles:
+        ax.scatter([p.edp for p in singles], [100 * p.accuracy for p in singles], marker="s", s=40,
+                   color="tab:green", label="one effort alone", zorder=3)
+        for p in singles:
+            ax.annotate(str(p.low), (p.edp, 100 * p.accuracy), textcoords="offset points", xytext=(4, 4),
+                        fontsize="small")
+    ax.plot([p.edp for p in front.front], [100 * p.accuracy for p in front.front], marker="o", markersize=3,
+            color="tab:blue", label="accuracy-EDP front", zorder=2)
+    if highlight is not None:
+        ax.scatter([highlight.edp], [100 * highlight.accuracy], marker="*", s=200, color="tab:red", zorder=4,
+                   label=f"search: {highlight.low}/{highlight.high}")
+    ax.set(xlabel=EDP_LABEL, ylabel="accuracy (%)", title="Accuracy-EDP front")
+    ax.legend(fontsize="small")
+    return fig

@@ -1,0 +1,105 @@
+"""The pivot command: --help of every subcommand, small runs, --json output."""
+import importlib.util
+import json
+import subprocess
+import sys
+
+import pytest
+
+import pivot
+from pivot import cli
+
+SUBCOMMANDS = ["sim", "cka", "search", "demo"]
+pipeline = pytest.mark.skipif(
+    not all(hasattr(pivot, n) for n in ("ViT", "model_cka", "best_paths")) or importlib.util.find_spec("pivot.sim") is None,
+    reason="needs the engine, simulator and CKA areas")
+
+
+def run(capsys, *argv):
+    status = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_help(capsys, command):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"usage: pivot {command}" in out and "--json" in out
+
+
+def test_top_level_help_and_no_command(capsys):
+    status, out, _ = run(capsys)
+    assert status == 2 and all(c in out for c in SUBCOMMANDS)
+
+
+def test_python_dash_m():
+    done = subprocess.run([sys.executable, "-m", "pivot", "--help"], capture_output=True, text=True, check=True)
+    assert "{sim,cka,search,demo}" in done.stdout
+
+
+def test_bad_arguments(capsys):
+    status, _, err = run(capsys, "search", "--images", "0")
+    assert status == 2 and "--images must be at least 1" in err
+    with pytest.raises(SystemExit):
+        cli.main(["sim", "--dataflow", "xx"])
+
+
+def test_format_table():
+    text = cli.format_table([dict(a=1, b=0.123456, c=None, d=(1, 0, 1))])
+    lines = text.splitlines()
+    assert lines[0].split() == ["a", "b", "c", "d"] and lines[2].split() == ["1", "0.1235", "-", "101"]
+    assert cli.format_table([dict(x="ab", y=1.0)]).splitlines()[2] == "ab  1"
+    assert cli.format_table([]) == "(none)"
+
+
+@pipeline
+def test_sim(capsys):
+    status, out, _ = run(capsys, "sim", "--preset", "deit_small_patch16_224", "--path", "111111000000")
+    assert status == 0 and "delay_ms" in out and "111111000000" in out
+    status, out, _ = run(capsys, "sim", "--path", "111111000000", "--array", "32x32", "--dataflow", "ws",
+                         "--clock-mhz", "200", "--json")
+    data = json.loads(out)
+    assert status == 0 and data["path"] == "111111000000" and data["active_attentions"] == 6
+    status, _, err = run(capsys, "sim", "--path", "1101")
+    assert status == 2 and "12 encoders" in err
+    status, _, err = run(capsys, "sim", "--array", "64by36")
+    assert status == 2 and "--array" in err
+
+
+@pipeline
+def test_cka(capsys):
+    status, out, _ = run(capsys, "cka", "--images", "16")
+    assert status == 0 and "best path per effort" in out
+    status, out, _ = run(capsys, "cka", "--images", "16", "--json")
+    data = json.loads(out)
+    assert len(data["cka"]) == pivot.demo.DEMO_CONFIG.depth and data["best_paths"]
+
+
+@pipeline
+def test_search(capsys, tmp_path):
+    status, out, _ = run(capsys, "search", "--images", "64", "--efforts", "2,4,6", "--json", "--csv",
+                         str(tmp_path / "trail.csv"))
+    data = json.loads(out)
+    assert status == 0 and data["low"] < data["high"] and data["trail"][-1]["accepted"]
+    assert (tmp_path / "trail.csv").read_text().count("\n") == len(data["trail"]) + 1
+    status, out, _ = run(capsys, "search", "--images", "64", "--efforts", "2,4,6", "--quiet")
+    assert status == 0 and "chosen:" in out
+    status, _, err = run(capsys, "search", "--images", "32", "--target-ms", "1e-6")
+    assert status == 2 and "reachable delays" in err
+    status, _, err = run(capsys, "search", "--efforts", "2,99")
+    assert status == 2 and "--efforts" in err
+
+
+@pipeline
+def test_demo(capsys, tmp_path):
+    status, out, _ = run(capsys, "demo", "--out", str(tmp_path), "--images", "128", "--batch", "64")
+    assert status == 0
+    assert "Phase 1" in out and "Phase 2" in out and "EDP" in out and "classified a held-out batch" in out
+    for name in ("edp_vs_lec.png", "edp_split.png", "accuracy_edp_front.png", "search_trail.csv", "pareto.csv"):
+        assert (tmp_path / name).stat().st_size > 0
+    status, out, _ = run(capsys, "demo", "--out", str(tmp_path / "j"), "--images", "128", "--batch", "64", "--json")
+    data = json.loads(out)
+    assert status == 0 and data["pivot"]["edp"] < data["baseline"]["edp"]

@@ -1,0 +1,47 @@
+"""The notebooks run top to bottom on a model built offline, and their checks pass."""
+import os
+import pathlib
+
+import pytest
+
+import pivot
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NEEDS = ("ViT", "model_cka", "best_paths")
+
+
+def _pipeline_available():
+    import importlib.util
+    return all(hasattr(pivot, n) for n in NEEDS) and importlib.util.find_spec("pivot.sim") is not None
+
+
+pytestmark = pytest.mark.skipif(not _pipeline_available(), reason="needs the engine, simulator and CKA areas")
+
+
+def run_notebook(name, monkeypatch):
+    # The kernel must import the pivot under test (this checkout), wherever pivot is installed.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    nb = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    nbclient.NotebookClient(nb, timeout=120, kernel_name="python3",
+                            resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
+    images = sum("image/png" in o.get("data", {}) for o in outputs)
+    return text, images
+
+
+def test_edp_vs_lec_notebook(monkeypatch):
+    text, images = run_notebook("edp_vs_lec.ipynb", monkeypatch)
+    assert "EDP_VS_LEC_OK" in text and "design points" in text
+    assert images >= 3
+
+
+def test_cka_explorer_notebook(monkeypatch):
+    text, images = run_notebook("cka_explorer.ipynb", monkeypatch)
+    assert "CKA_EXPLORER_OK paths=20" in text
+    assert images >= 2
