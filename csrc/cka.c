@@ -196,8 +196,25 @@ static int rank_order(const ranked_path* a, const ranked_path* b) {
     return 0;
 }
 
-static int compare_best_first(const void* pa, const void* pb) {
-    return -rank_order((const ranked_path*)pa, (const ranked_path*)pb);
+/* Sorts best first: a bottom-up merge sort (its comparison inlines, unlike qsort's). */
+static void sort_best_first(ranked_path* items,    // (n) in place
+                            ranked_path* scratch,  // (n)
+                            size_t n) {
+    ranked_path *src = items, *dst = scratch;
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n;
+            size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t a = lo, b = mid, out = lo;
+            while (a < mid && b < hi) dst[out++] = rank_order(&src[b], &src[a]) > 0 ? src[b++] : src[a++];
+            while (a < mid) dst[out++] = src[a++];
+            while (b < hi) dst[out++] = src[b++];
+        }
+        ranked_path* t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != items) memcpy(items, src, n * sizeof(ranked_path));
 }
 
 /* Min-heap by rank_order: heap[0] is the worst path kept. */
@@ -257,10 +274,12 @@ int pivot_rank_paths(double* scores, uint8_t* paths, const double* cka, size_t D
     if (K == 0 || K > total) return PIVOT_ERR_VALUE;
 
     ranked_path* kept = malloc(K * sizeof(ranked_path));
+    ranked_path* scratch = malloc(K * sizeof(ranked_path));
     uint8_t* mask = calloc(D, 1);
     size_t* active = malloc((effort + 1) * sizeof(size_t));
-    if (kept == NULL || mask == NULL || active == NULL) {
+    if (kept == NULL || scratch == NULL || mask == NULL || active == NULL) {
         free(kept);
+        free(scratch);
         free(mask);
         free(active);
         return PIVOT_ERR_NOMEM;
@@ -299,12 +318,13 @@ int pivot_rank_paths(double* scores, uint8_t* paths, const double* cka, size_t D
         for (size_t r = m + 1; r < effort; r++) mask[active[r]] = 1;
     }
 
-    qsort(kept, K, sizeof(ranked_path), compare_best_first);
+    sort_best_first(kept, scratch, K);
     for (size_t r = 0; r < K; r++) {
         scores[r] = kept[r].score;
         for (size_t i = 0; i < D; i++) paths[r * D + i] = (uint8_t)((kept[r].key >> (D - 1 - i)) & 1u);
     }
     free(kept);
+    free(scratch);
     free(mask);
     free(active);
     return PIVOT_OK;

@@ -16,9 +16,9 @@ with two HSIC estimators (``debiased``):
 How it is computed: each Gram matrix is built by the C core from float32 OpenBLAS products
 over chunks of 2048 features, summed in float64; the features are first shifted by a mean
 (of the first 64 samples; any shift leaves both estimators unchanged, and one near the mean
-avoids cancellation in float32). Centering and all
-HSIC values are float64. Inputs are converted to float32 (the activations' own type). Results
-are deterministic: the same inputs give the same bits.
+avoids cancellation in float32). Centering and all HSIC values are float64. Inputs are
+converted to float32 (the activations' own type). Results are deterministic: the same inputs
+give the same bits.
 
 Features per sample (``features``): ``"flatten"`` (default, as the paper) uses the whole
 (T, C) token map of a sample as one vector of T*C values (any (N, ...) array is flattened per
@@ -67,8 +67,10 @@ def _blas_threads(threads):
     if threads is None:
         yield
         return
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
-        raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
+        raise TypeError(f"threads must be a positive int or None, got {threads!r}")
+    if not 1 <= threads <= 1024:
+        raise ValueError(f"threads must be in [1, 1024], got {threads}")
     old = _core.blas_get_num_threads()
     _core.blas_set_num_threads(int(threads))
     try:
@@ -225,40 +227,21 @@ def cka_matrix(mlp_outputs, attn_outputs, debiased: bool = False, features: str 
     """
     debiased = _check_debiased(debiased)
     _check_features_mode(features)
-    mlp_outputs = _layer_list(mlp_outputs, "mlp_outputs")
-    attn_outputs = _layer_list(attn_outputs, "attn_outputs")
+    layout = _LayerLayout(mlp_outputs, attn_outputs)
+    mlp_outputs, attn_outputs = list(mlp_outputs), list(attn_outputs)
     names = [f"mlp_outputs[{i}]" for i in range(len(mlp_outputs))] + \
             [f"attn_outputs[{j}]" for j in range(len(attn_outputs))]
-    feats = [None if a is None else _features(a, features, name)
-             for a, name in zip(mlp_outputs + attn_outputs, names)]
-    present = [f for f in feats if f is not None]
-    if not present:
-        raise ValueError("every entry of mlp_outputs and attn_outputs is None")
-    n = present[0].shape[0]
-    for f, name in zip(feats, names):
-        if f is not None and f.shape[0] != n:
+    present = [(_features(a, features, name), name) for a, name in zip(mlp_outputs + attn_outputs, names)
+               if a is not None]
+    n = present[0][0].shape[0]
+    for f, name in present:
+        if f.shape[0] != n:
             raise ValueError(f"all activations must hold the same samples: {name} has N = {f.shape[0]}, "
                              f"the first array has N = {n}")
     _check_sample_count(n, debiased, "the activations")
     with _blas_threads(threads):
-        grams = [None if f is None else _centered_gram(f, debiased, name) for f, name in zip(feats, names)]
-    return _matrix_from_grams(grams[:len(mlp_outputs)], grams[len(mlp_outputs):], debiased, threads)
-
-
-def _matrix_from_grams(grams_mlp: list, grams_attn: list, debiased: bool, threads=None) -> np.ndarray:
-    """(Dm, Da) CKA matrix from centered Grams (None entries give NaN rows/columns)."""
-    out = np.full((len(grams_mlp), len(grams_attn)), np.nan)
-    rows = [i for i, g in enumerate(grams_mlp) if g is not None]
-    cols = [j for j, g in enumerate(grams_attn) if g is not None]
-    if not rows or not cols:
-        return out
-    gx = np.stack([grams_mlp[i] for i in rows])
-    gy = np.stack([grams_attn[j] for j in cols])
-    with _blas_threads(threads):
-        values = _cka_from_hsic(_core.cka_hsic(gx, gy, debiased), _core.cka_hsic_self(gx, debiased),
-                                _core.cka_hsic_self(gy, debiased), debiased)
-    out[np.ix_(rows, cols)] = values
-    return out
+        grams = np.stack([_centered_gram(f, debiased, name) for f, name in present])
+        return layout.cka_matrix(grams, debiased)
 
 
 class _LayerLayout:
@@ -291,12 +274,19 @@ class _LayerLayout:
                 feats.append(f)
         return feats
 
-    def split(self, grams: list) -> tuple[list, list]:
-        """Per-encoder Gram lists (None where absent) from the present layers' Grams."""
-        it = iter(grams)
-        mlp = [next(it) if p else None for p in self.mlp_present]
-        attn = [next(it) if p else None for p in self.attn_present]
-        return mlp, attn
+    def cka_matrix(self, grams: np.ndarray, debiased: bool) -> np.ndarray:
+        """The (D_mlp, D_attn) matrix, NaN where an output is absent, from the centered Grams
+        (layers, n, n) of the present layers, MLP first."""
+        n_mlp = sum(self.mlp_present)
+        gx, gy = grams[:n_mlp], grams[n_mlp:]
+        return self.place(_cka_from_hsic(_core.cka_hsic(gx, gy, debiased), _core.cka_hsic_self(gx, debiased),
+                                         _core.cka_hsic_self(gy, debiased), debiased))
+
+    def place(self, values: np.ndarray) -> np.ndarray:
+        """values (present MLP, present attention) into a NaN-filled (D_mlp, D_attn) matrix."""
+        out = np.full((self.n_mlp, self.n_attn), np.nan)
+        out[np.ix_(np.flatnonzero(self.mlp_present), np.flatnonzero(self.attn_present))] = values
+        return out
 
 
 class MinibatchCKA:
@@ -354,7 +344,7 @@ class MinibatchCKA:
                 grams.append(gram)
             n_x = sum(layout.mlp_present)
             gx, gy = np.stack(grams[:n_x]), np.stack(grams[n_x:])
-            hsic_xy = _core.cka_hsic(gx, gy, self.debiased)
+            hsic_xy = _core.cka_hsic(gx, gy, self.debiased)  # HSICs, not yet CKA: they are averaged first
             hsic_x = _core.cka_hsic_self(gx, self.debiased)
             hsic_y = _core.cka_hsic_self(gy, self.debiased)
         if self._layout is None:
@@ -371,12 +361,8 @@ class MinibatchCKA:
         """The (D_mlp, D_attn) minibatch CKA matrix so far (NaN where an output is None)."""
         if self._layout is None:
             raise ValueError("MinibatchCKA.result() needs at least one update()")
-        values = _cka_from_hsic(self._hsic_xy / self.n_batches, self._hsic_x / self.n_batches,
-                                self._hsic_y / self.n_batches, self.debiased)
-        layout = self._layout
-        out = np.full((layout.n_mlp, layout.n_attn), np.nan)
-        out[np.ix_(np.flatnonzero(layout.mlp_present), np.flatnonzero(layout.attn_present))] = values
-        return out
+        return self._layout.place(_cka_from_hsic(self._hsic_xy / self.n_batches, self._hsic_x / self.n_batches,
+                                                 self._hsic_y / self.n_batches, self.debiased))
 
 
 def _plan_passes(batch_sizes: list[int], bytes_per_sample: int, memory_limit: int) -> list[tuple[int, int]]:
@@ -510,8 +496,7 @@ def model_cka(model, images, batch_size: int = 64, path=None, debiased: bool = F
                     kept[batch] = feats
         for gram in grams:
             _core.cka_center_gram(gram, debiased)
-        mlp_grams, attn_grams = layout.split(list(grams))
-        return _matrix_from_grams(mlp_grams, attn_grams, debiased)
+        return layout.cka_matrix(grams, debiased)
 
 
 # ----------------------------------------------------------------------------------- Path-Score

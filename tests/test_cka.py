@@ -180,10 +180,12 @@ def test_bad_inputs(rng):
         pivot.cka_matrix(x, x)
     with pytest.raises(ValueError, match="empty"):
         pivot.cka_matrix([], [x])
-    with pytest.raises(ValueError, match="every entry"):
-        pivot.cka_matrix([None], [None])
+    with pytest.raises(ValueError, match="at least one MLP output and one attention output"):
+        pivot.cka_matrix([None], [x])
     with pytest.raises(ValueError, match="threads"):
         pivot.cka(x, x, threads=0)
+    with pytest.raises(TypeError, match="threads"):
+        pivot.cka(x, x, threads=1.5)
 
 
 def test_threads_argument_restores_the_pool(rng):
