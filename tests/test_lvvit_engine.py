@@ -236,3 +236,17 @@ def test_bad_images_are_refused():
         model(np.zeros((1, 3, 32, 32), np.float32))
     with pytest.raises(ValueError, match="path has 3 entries"):
         model(random_images(TINY, 1), path=[1, 1, 1])
+
+
+def test_model_cka_runs_on_lvvit_and_ignores_the_skip_lam_scale():
+    # The captured branches are before the division by skip_lam; CKA is invariant to that scale,
+    # so the matrix would be the same had they been captured after it.
+    model = pivot.ViT(TINY, random_weights(TINY, seed=17))
+    images = random_images(TINY, 8)
+    path = [1, 0, 1, 1]
+    cka = pivot.model_cka(model, images, batch_size=4, path=path, progress=False)
+    assert cka.shape == (4, 4) and np.isnan(cka[:, 1]).all() and np.isfinite(np.delete(cka, 1, axis=1)).all()
+    _, attn, mlp = model.forward_intermediates(images, path=path)
+    np.testing.assert_allclose(pivot.cka_matrix(mlp, attn), cka, atol=1e-6, equal_nan=True)
+    scaled = pivot.cka_matrix([m / TINY.skip_lam for m in mlp], [a if a is None else a / TINY.skip_lam for a in attn])
+    np.testing.assert_allclose(scaled, cka, atol=1e-6, equal_nan=True)
