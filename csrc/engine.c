@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "pivot_blas.h"
+#include "modes.h" /* modes: attention reuse and ReLU linear attention */
 
 #define TILE_ROWS 256    /* token rows per sgemm in token-wise phases (keeps activations in L2) */
 #define ALIGN_FLOATS 16  /* 64-byte alignment of workspace sub-buffers */
@@ -437,7 +438,12 @@ typedef struct {
     float residual_scale;     /* 1 / skip_lam: x += branch * residual_scale (1 for timm) */
     const float *aux_w, *aux_b; /* (K, C) (K) LV-ViT's token-labeling head, or NULL */
 
-    float *attn_capture;      /* (n_active, B*T, C) or NULL */
+    float *attn_capture;      /* (n_attention, B*T, C) or NULL: encoders with path != 0 */
+    /* modes (csrc/modes.h): path value 2 = reuse; attention_kind; probabilities kept for reuse */
+    int attention_kind;       /* PIVOT_ATTENTION_SOFTMAX / _RELU_LINEAR */
+    float linear_eps;
+    float *probs;             /* (B, NH, T, T) workspace when an encoder reuses and nothing is captured */
+    float *probs_capture;     /* (n_active, B, NH, T, T) softmax outputs of the path == 1 encoders, or NULL */
     float *mlp_capture;       /* (D, B*T, C) or NULL */
 
     /* workspace */
@@ -471,6 +477,10 @@ static void scratch_sizes(const forward_plan *pl, size_t *xn, size_t *hidden, si
     *hidden = round_up(TILE_ROWS * wide);
     size_t qrows = (pl->T + pl->q_chunks - 1) / pl->q_chunks;
     *scores = round_up(qrows * pl->T);
+    if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) { /* modes: linear attention scratch */
+        size_t lin = round_up(pivot_linear_attention_scratch(pl->C / pl->NH, qrows));
+        if (lin > *scores) *scores = lin;
+    }
 }
 
 static thread_scratch scratch_for(const forward_plan *pl, int tid) {
@@ -494,7 +504,7 @@ static int add_buffer(size_t *offset, size_t *total, size_t a, size_t b, size_t 
 /* Allocates the one workspace of a call (release it with workspace_release(*workspace,
  * *capacity)) and points the plan's buffers into it. */
 static int plan_workspace(forward_plan *pl, int threads, float **workspace, size_t *capacity) {
-    size_t BT, total = 0, o_x, o_qkv = 0, o_attn = 0, o_hin = 0, o_htmp = 0, o_aux = 0, o_scr;
+    size_t BT, total = 0, o_x, o_qkv = 0, o_attn = 0, o_hin = 0, o_htmp = 0, o_aux = 0, o_scr, tmp_probs;
     int st;
     if ((st = pivot_mul_size(&BT, pl->B, pl->T))) return st;
     int any_active = 0;
@@ -511,6 +521,14 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
         if ((st = add_buffer(&o_qkv, &total, BT, pl->C, 3))) return st;
         if ((st = add_buffer(&o_attn, &total, BT, pl->C, 1))) return st;
     }
+    /* modes: probabilities of the last active encoder, kept for the reuse encoders after it */
+    size_t o_probs = 0;
+    int need_probs = 0;
+    for (size_t i = 0; i < pl->D; i++) need_probs |= pl->path[i] == PIVOT_PATH_REUSE;
+    need_probs &= pl->probs_capture == NULL;
+    if (need_probs && ((st = pivot_mul_size(&tmp_probs, pl->T, pl->T)) ||
+                       (st = add_buffer(&o_probs, &total, pl->B * pl->NH, tmp_probs, 1))))
+        return st;
     if (pl->logits) {
         if ((st = add_buffer(&o_hin, &total, pl->prefix, pl->B, pl->C))) return st;
         if ((st = add_buffer(&o_htmp, &total, pl->B, pl->K, 1))) return st;
@@ -524,7 +542,7 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
     wide = pl->H > k2 ? pl->H : k2;
     if (pl->aux_w && pl->K > wide) wide = pl->K;
     if ((st = pivot_mul_size(&tmp, TILE_ROWS, pl->C)) || (st = pivot_mul_size(&tmp, TILE_ROWS, wide)) ||
-        (st = pivot_mul_size(&tmp, qrows, pl->T)))
+        (st = pivot_mul_size(&tmp, qrows, pl->T)) || (st = pivot_mul_size(&tmp, pl->C, pl->C)))
         return st;
     size_t xn, hidden, scores;
     scratch_sizes(pl, &xn, &hidden, &scores);
@@ -545,6 +563,7 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
     pl->head_tmp = pl->logits ? ws + o_htmp : NULL;
     pl->aux_max = pl->logits && pl->aux_w ? ws + o_aux : NULL;
     pl->scratch = ws + o_scr;
+    pl->probs = need_probs ? ws + o_probs : NULL; /* modes */
     *workspace = ws;
     return PIVOT_OK;
 }
@@ -590,16 +609,24 @@ static void embed_phase(const forward_plan *pl, int tid, int nthreads) {
     }
 }
 
-/* norm1 + qkv for rows [r0, r1). */
+/* norm1 + qkv for rows [r0, r1). modes: a reuse encoder (mode 2) computes only the V third
+ * (into the V columns); linear attention applies phi = ReLU to Q and K. */
 static void qkv_rows(const forward_plan *pl, const thread_scratch *s, const block_params *bp, size_t r0,
-                     size_t r1) {
+                     size_t r1, int mode) {
     size_t C = pl->C;
+    size_t first = mode == PIVOT_PATH_REUSE ? 2 * C : 0; /* modes */
     for (size_t r = r0; r < r1; r += TILE_ROWS) {
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
         layernorm_rows(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
         float *q = pl->qkv + r * 3 * C;
+        if (first) { /* modes: reuse */
+            linear_nobias(q + first, s->xn, bp->qkv_w + first * C, m, C, C, C, 3 * C);
+            for (size_t i = 0; i < m; i++) add_bias_rows(q + i * 3 * C + first, bp->qkv_b + first, 1, C);
+            continue;
+        }
         linear_nobias(q, s->xn, bp->qkv_w, m, C, 3 * C, C, 3 * C);
         add_bias_rows(q, bp->qkv_b, m, 3 * C);
+        if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) pivot_relu_qk_rows(q, m, C); /* modes */
     }
 }
 
@@ -623,14 +650,25 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
     }
 }
 
-static void attention_phase(const forward_plan *pl, const thread_scratch *s, int tid, int nthreads) {
+/* modes: mode 1 with probs != NULL keeps the softmax output there ((B, NH, T, T)); mode 2
+ * (reuse) reads it from probs instead of computing q k^T and softmax; linear attention replaces
+ * both by pivot_linear_attention_item. */
+static void attention_phase(const forward_plan *pl, const thread_scratch *s, int tid, int nthreads, int mode,
+                            float *probs) {
     size_t QC = pl->q_chunks, T = pl->T;
     size_t i0, i1;
     split_range(pl->B * pl->NH * QC, tid, nthreads, &i0, &i1);
     for (size_t i = i0; i < i1; i++) {
         size_t qc = i % QC, bh = i / QC, h = bh % pl->NH, b = bh / pl->NH;
         size_t q0 = T * qc / QC, q1 = T * (qc + 1) / QC;
-        if (q1 > q0) attention_item(pl->attn, s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH);
+        if (q1 <= q0) continue;
+        float *rows = probs ? probs + (bh * T + q0) * T : NULL; /* modes: (q1 - q0, T) of (b, h) */
+        if (mode == PIVOT_PATH_REUSE)
+            pivot_reuse_attention_item(pl->attn, rows, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH);
+        else if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR)
+            pivot_linear_attention_item(pl->attn, s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH, pl->linear_eps);
+        else
+            attention_item(pl->attn, rows ? rows : s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH);
     }
 }
 
@@ -696,14 +734,28 @@ static void forward_team(void *arg, team *tm, int tid) {
         barrier_wait(&tm->barrier);
     }
     size_t active_seen = 0;
+    size_t probs_seen = 0, TT = pl->T * pl->T;  /* modes */
+    float *last_probs = NULL;                    /* modes: probabilities that a reuse encoder reads */
     for (size_t i = 0; i < pl->D; i++) {
         const block_params *bp = &pl->blocks[i];
-        int active = pl->path[i] != 0;
+        int mode = pl->path[i]; /* modes: 0 skip, 1 active, 2 reuse */
+        int active = mode != 0;
         float *attn_cap = NULL;
         if (active) {
-            qkv_rows(pl, &s, bp, r0, r1);
+            float *probs = NULL; /* modes: where an active encoder keeps its probabilities */
+            if (mode == PIVOT_PATH_ACTIVE && pl->attention_kind == PIVOT_ATTENTION_SOFTMAX) {
+                int reused = 0;
+                for (size_t j = i + 1; j < pl->D && pl->path[j] != PIVOT_PATH_ACTIVE; j++)
+                    reused |= pl->path[j] == PIVOT_PATH_REUSE;
+                if (pl->probs_capture) probs = pl->probs_capture + probs_seen++ * pl->B * pl->NH * TT;
+                else if (reused) probs = pl->probs;
+                last_probs = probs;
+            } else if (mode == PIVOT_PATH_REUSE) {
+                probs = last_probs;
+            }
+            qkv_rows(pl, &s, bp, r0, r1, mode);
             barrier_wait(&tm->barrier);
-            attention_phase(pl, &s, tid, nthreads);
+            attention_phase(pl, &s, tid, nthreads, mode, probs);
             barrier_wait(&tm->barrier);
             if (pl->attn_capture) attn_cap = pl->attn_capture + active_seen * BTC;
             active_seen++;
@@ -849,6 +901,7 @@ int pivot_block_forward(float *out, const float *inp, const float *block, size_t
     if ((st = pivot_mul_size(&BT, B, T)) || (st = check_int_sizes(BT, C, H)) ||
         (st = pivot_mul_size(&n, BT, C)) || (st = pivot_block_num_params(&np, C, H)))
         return st;
+    if (attn_active > 1) return PIVOT_ERR_VALUE; /* modes: reuse needs an earlier encoder's probabilities */
     block_params bp;
     block_params_at(&bp, block, C, H);
     uint8_t path = attn_active ? 1 : 0;
@@ -926,8 +979,10 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     if (!logits || !images || !params || !path) return PIVOT_ERR_VALUE;
     size_t C = cfg->embed_dim, H = cfg->mlp_hidden, D = cfg->depth, G = cfg->img_size / cfg->patch_size;
     size_t pre = cfg->distilled ? 2 : 1, T = G * G + pre, BT, k2;
-    for (size_t i = 0; i < D; i++)
-        if (path[i] > 1) return PIVOT_ERR_VALUE;
+    int attention_kind = extras ? extras->attention_kind : PIVOT_ATTENTION_SOFTMAX; /* modes */
+    if ((st = pivot_modes_check_path(path, D, attention_kind))) return st;
+    if (extras && attention_kind == PIVOT_ATTENTION_RELU_LINEAR && !(extras->linear_eps >= 0.0f)) return PIVOT_ERR_VALUE;
+    if (extras && extras->probs_capture && attention_kind != PIVOT_ATTENTION_SOFTMAX) return PIVOT_ERR_VALUE;
     if ((st = pivot_mul_size(&BT, B, T)) || (st = check_int_sizes(BT, C, H)) ||
         (st = pivot_mul_size(&k2, cfg->in_chans * cfg->patch_size, cfg->patch_size)) ||
         k2 > 2147483647u || cfg->num_classes > 2147483647u)
@@ -969,6 +1024,9 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     pl.residual_scale = extras ? (float)(1.0 / (double)extras->skip_lam) : 1.0f;
     pl.aux_w = extras ? extras->aux_head_w : NULL;
     pl.aux_b = extras ? extras->aux_head_b : NULL;
+    pl.attention_kind = attention_kind; /* modes */
+    pl.linear_eps = extras ? extras->linear_eps : 0.0f;
+    pl.probs_capture = extras ? extras->probs_capture : NULL;
     st = run_plan(&pl, threads);
     free(blocks);
     return st;

@@ -110,6 +110,13 @@ typedef struct {
     const float *aux_head_w; /* (K, C) token-labeling head, or NULL; not with distilled. Logits become
                               * head(x_cls) + 0.5 * max over patch tokens of aux_head(norm(x_patch)) */
     const float *aux_head_b; /* (K), NULL exactly when aux_head_w is */
+    /* modes (csrc/modes.h); zero = timm's softmax attention, nothing captured.
+     * With extras, path values may be 2 (reuse the probabilities of the nearest earlier path-1
+     * encoder: only V = norm1(x) @ qkv_w[2C:]^T + b is computed, then per head probs @ v and proj);
+     * attn_capture then holds every encoder with path != 0. */
+    int attention_kind;      /* PIVOT_ATTENTION_SOFTMAX (0) or PIVOT_ATTENTION_RELU_LINEAR (1) */
+    float linear_eps;        /* >= 0, denominator epsilon of ReLU linear attention */
+    float *probs_capture;    /* (n_active, B, NH, T, T) softmax outputs of the path-1 encoders, or NULL */
 } pivot_vit_extras;
 
 int pivot_vit_forward_ex(float *logits,              /* (B, K) */

@@ -22,6 +22,9 @@ enum {
     /* LV-ViT (csrc/sim_lvvit.c): stem convolutions (block column = the stem layer, from 1) and their
      * ReLUs, the final norm of the patch tokens, the token-labeling aux head and its max over tokens */
     PIVOT_SIM_OP_STEM_CONV, PIVOT_SIM_OP_RELU, PIVOT_SIM_OP_NORM_PATCHES, PIVOT_SIM_OP_AUX_HEAD, PIVOT_SIM_OP_AUX_MAX,
+    /* modes (csrc/sim_modes.c): a reuse encoder's V projection; ReLU linear attention's phi on Q and
+     * K (PS), phi(K)^T [V | 1], phi(Q) [KV | ksum] and the row division (PS) */
+    PIVOT_SIM_OP_V, PIVOT_SIM_OP_RELU_QK, PIVOT_SIM_OP_KV, PIVOT_SIM_OP_Q_KV, PIVOT_SIM_OP_LINEAR_DIV,
 };
 
 /* Modules of the delay breakdown (Fig. 6a), plus everything else. */
@@ -145,6 +148,20 @@ int pivot_sim_lvvit_forward(double *rows,           // (max_rows, PIVOT_SIM_ROW_
                             int64_t n_stem, int aux_head,
                             const uint8_t *path,    // (depth)
                             int entropy, int64_t max_rows);
+
+/* modes (csrc/sim_modes.c): rows of a ViT whose path has values 0 (skip), 1 (active), 2 (reuse
+ * the nearest earlier active encoder's probabilities: norm1, V (B*T, C, C), SMxV, proj; no QK^T,
+ * no softmax), with attention_kind 0 (softmax) or 1 (ReLU linear attention: norm1, qkv, phi on
+ * the PS, KV (hd, hd+1, T) and Q_KV (T, hd+1, hd) per image and head on the array (the extra
+ * column carries the normalizer phi(K)^T 1 and phi(Q) phi(K)^T 1), the division on the PS, proj).
+ * Needs pivot_sim_vit_modes_max_rows(depth) rows (11 per linear-attention encoder). */
+int64_t pivot_sim_vit_modes_max_rows(int64_t depth);
+int pivot_sim_vit_modes_forward(double *rows,    // (max_rows, PIVOT_SIM_ROW_FIELDS)
+                                int64_t *num_rows,
+                                double *totals,  // (PIVOT_SIM_TOT_FIELDS)
+                                const pivot_sim_hw *hw, const pivot_sim_vit *vit,
+                                const uint8_t *path, // (depth)
+                                int attention_kind, int entropy, int64_t max_rows);
 
 /* Sums of n rows. */
 void pivot_sim_totals(double *totals,      // (PIVOT_SIM_TOT_FIELDS)

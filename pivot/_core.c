@@ -956,6 +956,179 @@ static PyObject *py_sim_lvvit(PyObject *self, PyObject *args) {
 
 /* ===================================================================== end lvvit */
 
+/* ===================================================================== modes */
+
+#include "modes.h"
+
+/* modes_vit_forward(images, params, config tuple, path uint8 (0/1/2), threads, capture, attention_kind,
+ * linear_eps, capture_probs) -> logits, or with capture (logits, attn (n_attention, B, T, C),
+ * mlp (D, B, T, C), probs (n_active, B, NH, T, T) or None). */
+static PyObject *py_modes_vit_forward(PyObject *self, PyObject *args) {
+    PyObject *o_img, *o_params, *o_cfg, *o_path;
+    int threads, capture, kind, capture_probs;
+    float eps;
+    if (!PyArg_ParseTuple(args, "OOOOipifp", &o_img, &o_params, &o_cfg, &o_path, &threads, &capture, &kind, &eps,
+                          &capture_probs))
+        return NULL;
+    pivot_vit_config cfg;
+    if (parse_vit_config(o_cfg, &cfg) || check_threads(threads)) return NULL;
+    PyArrayObject *img = check_array(o_img, "images", NPY_FLOAT32, 4);
+    PyArrayObject *params = img ? check_array(o_params, "params", NPY_FLOAT32, 1) : NULL;
+    PyArrayObject *path = params ? check_array(o_path, "path", NPY_UINT8, 1) : NULL;
+    if (!path) return NULL;
+    size_t np;
+    int st = pivot_vit_num_params(&np, &cfg);
+    if (st) return raise_status(st, "modes_vit_forward");
+    npy_intp B = PyArray_DIM(img, 0);
+    if (check_dim(params, "params", 0, (npy_intp)np) || check_dim(path, "path", 0, (npy_intp)cfg.depth) ||
+        check_dim(img, "images", 1, (npy_intp)cfg.in_chans) || check_dim(img, "images", 2, (npy_intp)cfg.img_size) ||
+        check_dim(img, "images", 3, (npy_intp)cfg.img_size))
+        return NULL;
+    const uint8_t *pp = (const uint8_t *)PyArray_DATA(path);
+    if (pivot_modes_check_path(pp, cfg.depth, kind) != PIVOT_OK) {
+        PyErr_SetString(PyExc_ValueError, "path values must be 0, 1 or 2, every 2 after a 1, and no 2 with linear attention");
+        return NULL;
+    }
+    if (capture_probs && kind != PIVOT_ATTENTION_SOFTMAX) {
+        PyErr_SetString(PyExc_ValueError, "attention probabilities exist only for softmax attention");
+        return NULL;
+    }
+    npy_intp n_attn = 0, n_active = 0;
+    for (size_t i = 0; i < cfg.depth; i++) {
+        n_attn += pp[i] != 0;
+        n_active += pp[i] == 1;
+    }
+    npy_intp T = (npy_intp)((cfg.img_size / cfg.patch_size) * (cfg.img_size / cfg.patch_size) + (cfg.distilled ? 2 : 1));
+    npy_intp dl[2] = {B, (npy_intp)cfg.num_classes};
+    npy_intp da[4] = {n_attn, B, T, (npy_intp)cfg.embed_dim};
+    npy_intp dm[4] = {(npy_intp)cfg.depth, B, T, (npy_intp)cfg.embed_dim};
+    npy_intp dp[5] = {n_active, B, (npy_intp)cfg.num_heads, T, T};
+    PyArrayObject *logits = new_float_array(2, dl), *attn = NULL, *mlp = NULL, *probs = NULL;
+    if (!logits) return NULL;
+    if (capture) {
+        attn = new_float_array(4, da);
+        mlp = attn ? new_float_array(4, dm) : NULL;
+        probs = mlp && capture_probs ? new_float_array(5, dp) : NULL;
+        if (!mlp || (capture_probs && !probs)) {
+            Py_DECREF(logits); Py_XDECREF(attn); Py_XDECREF(mlp);
+            return NULL;
+        }
+    }
+    pivot_vit_extras extras;
+    memset(&extras, 0, sizeof extras);
+    extras.skip_lam = 1.0f;
+    extras.attention_kind = kind;
+    extras.linear_eps = eps;
+    extras.probs_capture = probs ? F32(probs) : NULL;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_vit_forward_ex(F32(logits), attn ? F32(attn) : NULL, mlp ? F32(mlp) : NULL, F32(img), F32(params),
+                              &cfg, &extras, pp, (size_t)B, threads);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_DECREF(logits); Py_XDECREF(attn); Py_XDECREF(mlp); Py_XDECREF(probs);
+        return raise_status(st, "modes_vit_forward");
+    }
+    if (!capture) return (PyObject *)logits;
+    if (!probs) { Py_INCREF(Py_None); probs = (PyArrayObject *)Py_None; }
+    return Py_BuildValue("(NNNN)", logits, attn, mlp, probs);
+}
+
+/* Shared checks of the single-branch kernels: inp (B, T, C), qkv_w (3C, C), qkv_b (3C), proj_w (C, C), proj_b (C). */
+static int modes_branch_args(PyObject *const *objs, PyArrayObject **arrs, Py_ssize_t NH) {
+    static const char *names[] = {"inp", "qkv_w", "qkv_b", "proj_w", "proj_b"};
+    static const int ranks[] = {3, 2, 1, 2, 1};
+    for (int i = 0; i < 5; i++)
+        if (!(arrs[i] = check_array(objs[i], names[i], NPY_FLOAT32, ranks[i]))) return -1;
+    npy_intp C = PyArray_DIM(arrs[0], 2);
+    if (NH < 1 || C % NH) {
+        PyErr_Format(PyExc_ValueError, "num_heads (%zd) must divide C (%zd)", NH, (Py_ssize_t)C);
+        return -1;
+    }
+    if (check_dim(arrs[1], "qkv_w", 0, 3 * C) || check_dim(arrs[1], "qkv_w", 1, C) ||
+        check_dim(arrs[2], "qkv_b", 0, 3 * C) || check_dim(arrs[3], "proj_w", 0, C) ||
+        check_dim(arrs[3], "proj_w", 1, C) || check_dim(arrs[4], "proj_b", 0, C))
+        return -1;
+    return 0;
+}
+
+/* reuse_attention_forward(inp (B, T, C), probs (B, NH, T, T), qkv_w, qkv_b, proj_w, proj_b, num_heads) */
+static PyObject *py_reuse_attention_forward(PyObject *self, PyObject *args) {
+    PyObject *o[5], *o_probs;
+    Py_ssize_t NH;
+    if (!PyArg_ParseTuple(args, "OOOOOOn", &o[0], &o_probs, &o[1], &o[2], &o[3], &o[4], &NH)) return NULL;
+    PyArrayObject *a[5];
+    if (modes_branch_args(o, a, NH)) return NULL;
+    PyArrayObject *probs = check_array(o_probs, "probs", NPY_FLOAT32, 4);
+    npy_intp B = PyArray_DIM(a[0], 0), T = PyArray_DIM(a[0], 1), C = PyArray_DIM(a[0], 2);
+    if (!probs || check_dim(probs, "probs", 0, B) || check_dim(probs, "probs", 1, NH) ||
+        check_dim(probs, "probs", 2, T) || check_dim(probs, "probs", 3, T))
+        return NULL;
+    PyArrayObject *out = new_float_array(3, PyArray_DIMS(a[0]));
+    if (!out) return NULL;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_reuse_attention_forward(F32(out), F32(a[0]), F32(probs), F32(a[1]), F32(a[2]), F32(a[3]), F32(a[4]),
+                                       (size_t)B, (size_t)T, (size_t)C, (size_t)NH);
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); return raise_status(st, "reuse_attention_forward"); }
+    return (PyObject *)out;
+}
+
+/* linear_attention_forward(inp (B, T, C), qkv_w, qkv_b, proj_w, proj_b, num_heads, eps) */
+static PyObject *py_linear_attention_forward(PyObject *self, PyObject *args) {
+    PyObject *o[5];
+    Py_ssize_t NH;
+    float eps;
+    if (!PyArg_ParseTuple(args, "OOOOOnf", &o[0], &o[1], &o[2], &o[3], &o[4], &NH, &eps)) return NULL;
+    PyArrayObject *a[5];
+    if (modes_branch_args(o, a, NH)) return NULL;
+    npy_intp B = PyArray_DIM(a[0], 0), T = PyArray_DIM(a[0], 1), C = PyArray_DIM(a[0], 2);
+    PyArrayObject *out = new_float_array(3, PyArray_DIMS(a[0]));
+    if (!out) return NULL;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_linear_attention_forward(F32(out), F32(a[0]), F32(a[1]), F32(a[2]), F32(a[3]), F32(a[4]), (size_t)B,
+                                        (size_t)T, (size_t)C, (size_t)NH, eps);
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); return raise_status(st, "linear_attention_forward"); }
+    return (PyObject *)out;
+}
+
+/* sim_vit_modes(hw, vit tuple (as sim_vit), path uint8 (0/1/2), attention_kind, entropy) */
+static PyObject *py_sim_vit_modes(PyObject *self, PyObject *args) {
+    PyObject *hw_obj, *path_obj;
+    int entropy, kind;
+    pivot_sim_vit vit;
+    if (!PyArg_ParseTuple(args, "O(LLLLLLLLLLL)Oip", &hw_obj, &vit.batch, &vit.depth, &vit.embed_dim, &vit.num_heads,
+                          &vit.mlp_hidden, &vit.num_tokens, &vit.num_patches, &vit.patch_dim, &vit.num_classes,
+                          &vit.num_prefix_tokens, &vit.distilled, &path_obj, &kind, &entropy))
+        return NULL;
+    pivot_sim_hw hw;
+    if (parse_sim_hw(hw_obj, &hw) != 0) return NULL;
+    PyArrayObject *path = check_array(path_obj, "path", NPY_UINT8, 1);
+    if (path == NULL) return NULL;
+    if (vit.depth < 1 || vit.depth > 1000000 || PyArray_DIM(path, 0) != vit.depth) {
+        PyErr_Format(PyExc_ValueError, "path has %zd entries, depth is %lld (must be in [1, 1000000])",
+                     (Py_ssize_t)PyArray_DIM(path, 0), (long long)vit.depth);
+        return NULL;
+    }
+    const int64_t max_rows = pivot_sim_vit_modes_max_rows(vit.depth);
+    double *rows = malloc((size_t)max_rows * PIVOT_SIM_ROW_FIELDS * sizeof(double));
+    if (rows == NULL) return PyErr_NoMemory();
+    double totals[PIVOT_SIM_TOT_FIELDS];
+    int64_t n = 0;
+    int status;
+    const uint8_t *p = PyArray_DATA(path);
+    Py_BEGIN_ALLOW_THREADS
+    status = pivot_sim_vit_modes_forward(rows, &n, totals, &hw, &vit, p, kind, entropy, max_rows);
+    Py_END_ALLOW_THREADS
+    PyObject *out = status == PIVOT_OK ? sim_result(rows, n, totals) : raise_status(status, "sim_vit_modes");
+    free(rows);
+    return out;
+}
+
+/* ===================================================================== end modes */
+
 /* ===================================================================== module */
 
 static PyMethodDef core_methods[] = {
@@ -1007,6 +1180,13 @@ static PyMethodDef core_methods[] = {
     {"sim_lvvit", py_sim_lvvit, METH_VARARGS, "Rows and totals of one inference of a ViT with LV-ViT's stem and aux head (see pivot.sim.simulate)."},
     /* end lvvit methods */
 
+    /* modes methods */
+    {"modes_vit_forward", py_modes_vit_forward, METH_VARARGS, "modes_vit_forward(images, params, config, path (0/1/2), threads, capture, attention_kind, linear_eps, capture_probs) -> logits or (logits, attn, mlp, probs or None)"},
+    {"reuse_attention_forward", py_reuse_attention_forward, METH_VARARGS, "reuse_attention_forward(inp (B, T, C), probs (B, NH, T, T), qkv_w, qkv_b, proj_w, proj_b, num_heads) -> (B, T, C)"},
+    {"linear_attention_forward", py_linear_attention_forward, METH_VARARGS, "linear_attention_forward(inp (B, T, C), qkv_w, qkv_b, proj_w, proj_b, num_heads, eps) -> (B, T, C)"},
+    {"sim_vit_modes", py_sim_vit_modes, METH_VARARGS, "Rows and totals of one ViT inference with reuse / linear attention (see pivot.sim.simulate)."},
+    /* end modes methods */
+
     {NULL, NULL, 0, NULL},
 };
 
@@ -1033,5 +1213,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     /* end module setup: search */
     /* module setup: lvvit */
     /* end module setup: lvvit */
+    /* module setup: modes */
+    /* end module setup: modes */
     return m;
 }

@@ -7,11 +7,23 @@ from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["ViTConfig", "normalize_path", "STEMS"]
+__all__ = ["ViTConfig", "normalize_path", "STEMS", "ATTENTIONS", "LINEAR_ATTENTION_EPS"]
 
 # Patch embeddings: "patch" is timm's one Conv2d (kernel = stride = patch_size); "lvvit_conv" is
 # LV-ViT's PatchEmbed4_2 (three conv+BatchNorm+ReLU layers, then a patch_size/2 projection).
 STEMS = ("patch", "lvvit_conv")
+
+# --- modes
+# Attention of the encoders: "softmax" is timm's; "relu_linear" is softmax-free ReLU linear
+# attention (Trio-ViT style; pivot/reference/modes.py): per head
+# out = phi(Q) (phi(K)^T V) / (phi(Q) (phi(K)^T 1) + LINEAR_ATTENTION_EPS), phi = ReLU. It uses
+# the same weights (qkv, proj) as softmax attention, so the choice is a config field, not a path
+# value: a path still says which encoders run their attention (and which skip it).
+ATTENTIONS = ("softmax", "relu_linear")
+# Added to the denominator of linear attention: keeps a query row whose phi(Q) phi(K)^T 1 is 0
+# (every ReLU'd product 0) finite (its output is then 0). Small next to typical sums (O(T)).
+LINEAR_ATTENTION_EPS = 1e-6
+# --- end modes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +46,9 @@ class ViTConfig:
       patch tokens; the logits are ``head(x_cls) + 0.5 * max over patches of aux_head(x_patch)``,
       LV-ViT's inference output.
     * ``qkv_bias``: whether ``attn.qkv`` has a bias (LV-ViT: no).
+
+    ``attention`` (``ATTENTIONS``): ``"softmax"`` (timm) or ``"relu_linear"``, softmax-free ReLU
+    linear attention in every encoder (same weights; see ``pivot.config.LINEAR_ATTENTION_EPS``).
     """
     img_size: int = 224
     patch_size: int = 16
@@ -50,6 +65,7 @@ class ViTConfig:
     skip_lam: float = 1.0
     aux_head: bool = False
     qkv_bias: bool = True
+    attention: str = "softmax"
 
     def __post_init__(self):
         for field in ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads"):
@@ -78,6 +94,8 @@ class ViTConfig:
         for field in ("distilled", "aux_head", "qkv_bias"):
             if not isinstance(getattr(self, field), (bool, np.bool_)):
                 raise ValueError(f"ViTConfig.{field} must be a bool, got {getattr(self, field)!r}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"ViTConfig.attention must be one of {ATTENTIONS}, got {self.attention!r}")
         if self.distilled and self.aux_head:
             raise ValueError("ViTConfig: distilled and aux_head cannot be combined (no model defines how "
                              "their outputs would mix)")
@@ -214,24 +232,36 @@ for _name, (_dim, _depth, _heads, _lam, _stem_ch) in {
                                 qkv_bias=False)
 
 
-def normalize_path(path, depth: int) -> np.ndarray:
-    """A path as a C-contiguous uint8 array of length ``depth`` with values in {0, 1}.
+def normalize_path(path, depth: int, allow_reuse: bool = False) -> np.ndarray:
+    """A path as a C-contiguous uint8 array of length ``depth``.
 
     ``None`` means every encoder active. 1 = the encoder's attention runs, 0 = skipped
-    (the encoder computes ``x + mlp(norm2(x))`` only).
+    (the encoder computes ``x + mlp(norm2(x))`` only). With ``allow_reuse=True`` the value 2 is
+    accepted too: the encoder reuses the attention probabilities of the nearest earlier active
+    encoder (TReX-style attention reuse, see ``pivot.modes``); such an encoder needs an active
+    encoder before it.
     """
+    allowed = (0, 1, 2) if allow_reuse else (0, 1)
+    what = "0, 1 or 2" if allow_reuse else "0 or 1"
     if path is None:
         return np.ones(depth, dtype=np.uint8)
     arr = np.asarray(path)
     if arr.ndim != 1:
-        raise ValueError(f"path must be a 1-D sequence of 0/1 values, got shape {arr.shape}")
+        raise ValueError(f"path must be a 1-D sequence of {what} values, got shape {arr.shape}")
     if arr.shape[0] != depth:
         raise ValueError(f"path has {arr.shape[0]} entries but the model has {depth} encoders")
     if arr.dtype == bool:
         arr = arr.astype(np.uint8)
     if arr.dtype.kind not in "iu" and not (arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
-        raise ValueError(f"path values must be 0 or 1, got dtype {arr.dtype}")
-    bad = sorted(set(np.unique(arr).tolist()) - {0, 1})
+        raise ValueError(f"path values must be {what}, got dtype {arr.dtype}")
+    bad = sorted(set(np.unique(arr).tolist()) - set(allowed))
     if bad:
-        raise ValueError(f"path values must be 0 or 1, got {bad}")
-    return np.ascontiguousarray(arr, dtype=np.uint8)
+        hint = " (2 = attention reuse: pass allow_reuse=True where reuse is supported)" if not allow_reuse and bad == [2] else ""
+        raise ValueError(f"path values must be {what}, got {bad}{hint}")
+    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    if allow_reuse and (arr == 2).any():
+        first_reuse = int(np.argmax(arr == 2))
+        if not (arr[:first_reuse] == 1).any():
+            raise ValueError(f"path entry {first_reuse} reuses attention (2) but no earlier encoder is active (1): "
+                             f"a reusing encoder takes the probabilities of the nearest earlier active encoder")
+    return arr

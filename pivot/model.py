@@ -9,7 +9,7 @@ import numpy as np
 
 from . import lvvit as _lvvit
 from ._native import _core
-from .config import ViTConfig, normalize_path
+from .config import LINEAR_ATTENTION_EPS, ViTConfig, normalize_path
 
 __all__ = ["ViT", "flops", "default_threads"]
 
@@ -151,7 +151,7 @@ class ViT:
 
     def __repr__(self) -> str:
         c = self._config
-        active = int(self._path.sum())
+        active = int((self._path != 0).sum())
         return (f"ViT(img_size={c.img_size}, patch_size={c.patch_size}, in_chans={c.in_chans}, "
                 f"embed_dim={c.embed_dim}, depth={c.depth}, num_heads={c.num_heads}, mlp_hidden={c.mlp_hidden}, "
                 f"num_classes={c.num_classes}, distilled={c.distilled}, "
@@ -163,7 +163,12 @@ class ViT:
 
     # ------------------------------------------------------------------ inference
     def _checked_path(self, path) -> np.ndarray:
-        return normalize_path(path, self._config.depth)
+        # modes: 2 = reuse the nearest earlier active encoder's attention probabilities (pivot.modes)
+        arr = normalize_path(path, self._config.depth, allow_reuse=True)
+        if (arr == 2).any() and (self._config.attention != "softmax" or not self._config.is_timm_vit):
+            raise ValueError("path value 2 (attention reuse) needs softmax attention on a timm ViT "
+                             f"(this model: attention={self._config.attention!r}, stem={self._config.stem!r})")
+        return arr
 
     def _checked_images(self, images) -> np.ndarray:
         c = self._config
@@ -182,9 +187,18 @@ class ViT:
                              f"{c.img_size}x{c.img_size}")
         return np.ascontiguousarray(arr, dtype=np.float32)
 
-    def _run(self, images, path, threads, capture):
+    def _run(self, images, path, threads, capture, capture_probs=False):
         images = self._checked_images(images)
         path = self._path if path is None else self._checked_path(path)
+        # --- modes: reuse paths, linear attention and probability capture run through modes_vit_forward
+        if capture_probs or (path == 2).any() or self._config.attention != "softmax":
+            if not self._config.is_timm_vit:
+                raise ValueError("attention reuse, linear attention and attention maps need a timm ViT (no LV-ViT features)")
+            kind = 1 if self._config.attention == "relu_linear" else 0
+            out = _core.modes_vit_forward(images, self._params, self._cfg_tuple, path, _resolve_threads(threads),
+                                          capture or capture_probs, kind, LINEAR_ATTENTION_EPS, capture_probs)
+            return (out if capture_probs or not capture else out[:3]), path
+        # --- end modes
         if self._stem is None and self._config.is_timm_vit:
             return _core.vit_forward(images, self._params, self._cfg_tuple, path, _resolve_threads(threads), capture), path
         return _core.lvvit_forward(images, self._stem, self._params[:self._engine_floats], self._cfg_tuple, path,
@@ -201,7 +215,8 @@ class ViT:
     def forward_intermediates(self, images, path=None, threads=None):
         """``(logits, attn_outputs, mlp_outputs)``: per encoder, the attention-branch output (after
         proj) and the MLP-branch output (after fc2), each (B, T, C) float32 before the residual add.
-        A skipped encoder's attention output is None. For LV-ViT they are taken before the division
+        A skipped encoder's attention output is None (a reusing encoder's, path value 2, is
+        captured like an active one's). For LV-ViT they are taken before the division
         by ``skip_lam`` (what the ``attn`` / ``mlp`` modules return; CKA is scale-invariant, so
         either choice gives the same CKA)."""
         (logits, attn, mlp), path = self._run(images, path, threads, True)
@@ -278,8 +293,8 @@ class ViT:
             config = _io.infer_config(state, num_heads=num_heads, **overrides)
         if path is None and "pivot.path" in metadata:
             text = metadata["pivot.path"]
-            if not text or set(text) - {"0", "1"}:
-                raise _io.WeightsFileError(f"{source!r}: bad 'pivot.path' metadata {text[:40]!r} (expected 0/1 digits)")
+            if not text or set(text) - {"0", "1", "2"}:  # modes: 2 = attention reuse
+                raise _io.WeightsFileError(f"{source!r}: bad 'pivot.path' metadata {text[:40]!r} (expected 0/1/2 digits)")
             path = [int(ch) for ch in text]
         return cls(config, state, path=path)
 
@@ -316,26 +331,34 @@ def flops(model_or_config, path=None) -> int:
     fc2, head(s), LV-ViT's aux head over the patch tokens).
 
     Elementwise work (LayerNorm, softmax, GELU, bias and residual adds) is not counted; it is
-    below 1% of the total for DeiT sizes. A skipped encoder counts its MLP only.
+    below 1% of the total for DeiT sizes. A skipped encoder counts its MLP only. A reusing
+    encoder (path value 2) counts V (T C^2), probabilities x V and proj; ReLU linear attention
+    counts qkv, phi(K)^T [V | 1] and phi(Q) [KV | ksum] (2 T C (hd + 1)) and proj.
     ``path=None`` uses the model's path (all ones for a config).
     """
     if isinstance(model_or_config, ViT):
         config = model_or_config.config
-        path = model_or_config.path if path is None else normalize_path(path, config.depth)
+        path = model_or_config.path if path is None else normalize_path(path, config.depth, allow_reuse=True)
     elif isinstance(model_or_config, ViTConfig):
         config = model_or_config
-        path = normalize_path(path, config.depth)
+        path = normalize_path(path, config.depth, allow_reuse=True)
     else:
         config = getattr(model_or_config, "config", None)
         if not isinstance(config, ViTConfig):
             raise TypeError(f"flops takes a pivot.ViT or pivot.ViTConfig, got {type(model_or_config).__name__}")
         own = getattr(model_or_config, "path", None)
-        path = normalize_path(own if path is None else path, config.depth)
+        path = normalize_path(own if path is None else path, config.depth, allow_reuse=True)
     c = config
     T, C, H = c.num_tokens, c.embed_dim, c.mlp_hidden
     macs = _lvvit.stem_macs(c) + c.num_patches * c.proj_in_chans * c.proj_kernel ** 2 * C  # patch embedding
     attention = T * C * 3 * C + 2 * T * T * C + T * C * C               # qkv, q k^T, softmax x v, proj
-    macs += int(path.sum()) * attention + c.depth * 2 * T * C * H       # + every MLP
+    # --- modes: reuse (2) and ReLU linear attention
+    if c.attention == "relu_linear":
+        attention = T * C * 3 * C + 2 * T * C * (c.head_dim + 1) + T * C * C
+    reuse = T * C * C + T * T * C + T * C * C                           # v, probs x v, proj
+    macs += int((path == 1).sum()) * attention + int((path == 2).sum()) * reuse
+    # --- end modes
+    macs += c.depth * 2 * T * C * H                                     # every MLP
     macs += (2 if c.distilled else 1) * C * c.num_classes               # head(s)
     if c.aux_head:
         macs += c.num_patches * C * c.num_classes                       # aux head on every patch
