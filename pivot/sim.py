@@ -143,12 +143,16 @@ ENERGY_COMPONENTS = ("pe_array", "sram", "periphery", "ps")
 
 # Row kinds, as numbered in csrc/pivot_sim.h; each ViT row's name is built from its kind and block.
 _OPS = ("gemm", "patch_embed", "norm1", "qkv", "qk", "softmax", "sv", "proj", "norm2", "fc1", "gelu",
-        "fc2", "norm", "head", "head_dist", "entropy", "stem_conv", "relu", "norm_patches", "aux_head", "aux_max")
+        "fc2", "norm", "head", "head_dist", "entropy", "stem_conv", "relu", "norm_patches", "aux_head", "aux_max",
+        "v", "relu_qk", "kv", "q_kv", "linear_div")  # modes: csrc/sim_modes.c
 _LVVIT_NAMES = {"stem_conv": "patch_embed.conv{}", "relu": "patch_embed.relu{}", "norm_patches": "norm.patches",
                 "aux_head": "aux_head", "aux_max": "aux_head.max"}
 _BLOCK_NAMES = {"norm1": "norm1", "qkv": "attn.qkv", "qk": "attn.qk", "softmax": "attn.softmax",
                 "sv": "attn.sv", "proj": "attn.proj", "norm2": "norm2", "fc1": "mlp.fc1", "gelu": "mlp.gelu",
-                "fc2": "mlp.fc2"}
+                "fc2": "mlp.fc2",
+                # modes: a reuse encoder's V projection; ReLU linear attention's rows
+                "v": "attn.v", "relu_qk": "attn.relu_qk", "kv": "attn.kv", "q_kv": "attn.q_kv",
+                "linear_div": "attn.linear_div"}
 # Columns of a C row (csrc/pivot_sim.h PIVOT_SIM_ROW_*).
 (_R_OP, _R_BLOCK, _R_MODULE, _R_IS_PS, _R_M, _R_N, _R_K, _R_COUNT, _R_MACS, _R_COMPUTE, _R_STALL, _R_PS,
  _R_UTIL, _R_SRAM_R, _R_SRAM_W, _R_DRAM_R, _R_DRAM_W, _R_DELAY, _R_E_PE, _R_E_SRAM, _R_E_PERIPH, _R_E_PS,
@@ -483,7 +487,7 @@ def _resolve(model_or_config, path, what="model_or_config"):
                         f"got {type(model_or_config).__name__}")
     if not isinstance(config, ViTConfig):
         raise TypeError(f"{what}.config must be a pivot.ViTConfig, got {type(config).__name__}")
-    return config, normalize_path(path, config.depth)
+    return config, normalize_path(path, config.depth, allow_reuse=True)  # modes: 2 = attention reuse
 
 
 def _check_hw(hw) -> HardwareConfig:
@@ -498,7 +502,9 @@ def simulate(model_or_config, path=None, hw: HardwareConfig = ZCU102, batch: int
 
     ``model_or_config``: a ``pivot.ViTConfig`` or a model with ``.config`` (and ``.path``, used
     when ``path`` is None). ``path``: which encoders run their attention (1) or skip it (0), as
-    ``pivot.normalize_path`` reads it; None = all (or the model's). ``entropy``: add the entropy
+    ``pivot.normalize_path`` reads it; None = all (or the model's). A 2 reuses the nearest earlier
+    active encoder's attention probabilities (rows: norm1, V (B*T, C, C), SMxV, proj; no QK^T, no
+    softmax); a ``relu_linear`` config runs ReLU linear attention (see ``pivot.modes``). ``entropy``: add the entropy
     of the logits on the PS (what a low effort computes to decide which inputs go on).
     """
     config, path_arr = _resolve(model_or_config, path)
@@ -507,7 +513,12 @@ def simulate(model_or_config, path=None, hw: HardwareConfig = ZCU102, batch: int
     vit = (batch, config.depth, config.embed_dim, config.num_heads, config.mlp_hidden, config.num_tokens,
            config.num_patches, config.proj_in_chans * config.proj_kernel ** 2, config.num_classes,
            config.num_prefix_tokens, int(config.distilled))
-    if config.stem == "lvvit_conv" or config.aux_head:
+    if (path_arr == 2).any() or config.attention != "softmax":  # --- modes (pivot.modes)
+        if not config.is_timm_vit:
+            raise ValueError("attention reuse and linear attention are simulated for timm ViTs only (no LV-ViT features)")
+        rows, totals = _core.sim_vit_modes(hw._packed, vit, path_arr, int(config.attention == "relu_linear"),
+                                           bool(entropy))
+    elif config.stem == "lvvit_conv" or config.aux_head:
         from .lvvit import stem_gemm_shapes
         stem = np.array(stem_gemm_shapes(config), dtype=np.int64).reshape(-1, 3)
         rows, totals = _core.sim_lvvit(hw._packed, vit, stem, bool(config.aux_head), path_arr, bool(entropy))

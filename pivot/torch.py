@@ -23,26 +23,52 @@ import numpy as np
 import torch
 from torch import nn
 
-from .config import ViTConfig, normalize_path
+from .config import LINEAR_ATTENTION_EPS, ViTConfig, normalize_path
 
-__all__ = ["VisionTransformer", "from_vit", "to_vit"]
+__all__ = ["VisionTransformer", "from_vit", "to_vit", "patch_timm_modes"]
 
 
 class Attention(nn.Module):
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attention: str = "softmax"):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim ** -0.5
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
+        self.attention = attention  # modes: "softmax" or "relu_linear"
 
-    def forward(self, x):
-        B, T, C = x.shape
-        qkv = self.qkv(x).reshape(B, T, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+    def forward(self, x, reuse_probs=None, return_probs: bool = False):
+        """The branch output; with ``return_probs`` also the softmax probabilities (B, NH, T, T).
+        ``reuse_probs`` (modes): apply these probabilities to this layer's V (no q k^T, no softmax)."""
+        return _attention_branch(self.qkv, self.proj, self.num_heads, self.attention, x, reuse_probs, return_probs)
+
+
+def _attention_branch(qkv_layer, proj_layer, num_heads, attention, x, reuse_probs=None, return_probs=False):
+    # --- modes: softmax attention (optionally returning its probabilities), reuse of given
+    # probabilities (only the V third of qkv is computed) and ReLU linear attention
+    B, T, C = x.shape
+    hd = C // num_heads
+    probs = None
+    if reuse_probs is not None:
+        bias = None if qkv_layer.bias is None else qkv_layer.bias[2 * C:]
+        v = nn.functional.linear(x, qkv_layer.weight[2 * C:], bias).reshape(B, T, num_heads, hd).transpose(1, 2)
+        out = reuse_probs @ v
+    else:
+        qkv = qkv_layer(x).reshape(B, T, 3, num_heads, hd).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
-        x = nn.functional.scaled_dot_product_attention(q, k, v)  # default scale head_dim^-0.5, as timm
-        return self.proj(x.transpose(1, 2).reshape(B, T, C))
+        if attention == "relu_linear":
+            q, k = torch.relu(q), torch.relu(k)
+            kv = k.transpose(-2, -1) @ v                              # (B, NH, hd, hd)
+            denom = q @ k.sum(dim=-2, keepdim=True).transpose(-2, -1)  # (B, NH, T, 1)
+            out = (q @ kv) / (denom + LINEAR_ATTENTION_EPS)
+        elif return_probs:
+            probs = torch.softmax((q * hd ** -0.5) @ k.transpose(-2, -1), dim=-1)
+            out = probs @ v
+        else:
+            out = nn.functional.scaled_dot_product_attention(q, k, v)  # default scale head_dim^-0.5, as timm
+    out = proj_layer(out.transpose(1, 2).reshape(B, T, C))
+    return (out, probs) if return_probs else out
 
 
 class Mlp(nn.Module):
@@ -61,16 +87,23 @@ class Block(nn.Module):
         super().__init__()
         C = config.embed_dim
         self.norm1 = nn.LayerNorm(C, eps=config.norm_eps)
-        self.attn = Attention(C, config.num_heads, config.qkv_bias)
+        self.attn = Attention(C, config.num_heads, config.qkv_bias, config.attention)
         self.norm2 = nn.LayerNorm(C, eps=config.norm_eps)
         self.mlp = Mlp(C, config.mlp_hidden)
         self.skip_lam = float(config.skip_lam)
 
-    def forward(self, x, attn_active: bool = True):
+    def forward(self, x, attn_active: bool = True, reuse_probs=None, return_probs: bool = False):
+        """``attn_active`` False: skipped; ``reuse_probs`` (modes): reuse these probabilities;
+        ``return_probs``: return (x, softmax probabilities of this block or None)."""
         # LV-ViT's Block: residual branches divided by skip_lam (1 for timm, where / 1 is exact)
+        probs = None
         if attn_active:
-            x = x + self.attn(self.norm1(x)) / self.skip_lam
-        return x + self.mlp(self.norm2(x)) / self.skip_lam
+            a = self.attn(self.norm1(x), reuse_probs, return_probs)
+            if return_probs:
+                a, probs = a
+            x = x + a / self.skip_lam
+        x = x + self.mlp(self.norm2(x)) / self.skip_lam
+        return (x, probs) if return_probs else x
 
 
 class PatchEmbed(nn.Module):
@@ -113,7 +146,7 @@ class VisionTransformer(nn.Module):
         if not isinstance(config, ViTConfig):
             raise TypeError(f"config must be a pivot.ViTConfig, got {type(config).__name__}")
         self.config = config
-        self.path = normalize_path(path, config.depth)
+        self.path = _modes_path(config, path)
         C = config.embed_dim
         self.cls_token = nn.Parameter(torch.zeros(1, 1, C))
         self.dist_token = nn.Parameter(torch.zeros(1, 1, C)) if config.distilled else None
@@ -128,15 +161,14 @@ class VisionTransformer(nn.Module):
 
     def forward(self, images, path=None):
         """Logits (B, num_classes); ``path=None`` uses ``self.path``."""
-        path = self.path if path is None else normalize_path(path, self.config.depth)
+        path = self.path if path is None else _modes_path(self.config, path)
         x = self.patch_embed(images)
         B = x.shape[0]
         prefix = [self.cls_token.expand(B, -1, -1)]
         if self.dist_token is not None:
             prefix.append(self.dist_token.expand(B, -1, -1))
         x = torch.cat(prefix + [x], dim=1) + self.pos_embed
-        for block, active in zip(self.blocks, path):
-            x = block(x, bool(active))
+        x = _run_blocks(self.blocks, x, path)
         x = self.norm(x)
         logits = self.head(x[:, 0])
         if self.head_dist is not None:
@@ -164,3 +196,88 @@ def to_vit(module: VisionTransformer, path=None):
     weights = {k: v.detach().cpu().to(torch.float32).numpy() for k, v in module.state_dict().items()
                if not k.endswith(".num_batches_tracked")}
     return ViT(module.config, weights, path=module.path if path is None else path)
+
+
+# --- modes
+def _modes_path(config, path):
+    arr = normalize_path(path, config.depth, allow_reuse=True)
+    if (arr == 2).any() and config.attention != "softmax":
+        raise ValueError("path value 2 (attention reuse) needs softmax attention")
+    return arr
+
+
+def _run_blocks(blocks, x, path):
+    """Blocks over a path of 0 (skip), 1 (active), 2 (reuse the nearest earlier active block's
+    probabilities). An active block computes its probabilities explicitly (no fused kernel) only
+    when a later block reuses them; gradients flow into the reused probabilities."""
+    path = [int(v) for v in path]
+    probs = None
+    for i, (block, mode) in enumerate(zip(blocks, path)):
+        rest = path[i + 1:]
+        nxt = rest.index(1) if 1 in rest else len(rest)
+        keep = mode == 1 and 2 in rest[:nxt]
+        if mode == 2:
+            x = block(x, True, reuse_probs=probs)
+        elif keep:
+            x, probs = block(x, True, return_probs=True)
+        else:
+            x = block(x, mode == 1)
+    return x
+
+
+class _TimmBlockModes(nn.Module):
+    """Wraps a timm ``Block`` (norm1, attn.qkv, attn.proj, attn.num_heads, norm2, mlp, and ls1/ls2,
+    drop_path1/2 when present) so that it runs as skip / active / reuse / linear attention."""
+
+    def __init__(self, block, attention):
+        super().__init__()
+        self.block = block
+        self.attention = attention
+
+    def forward(self, x, attn_active: bool = True, reuse_probs=None, return_probs: bool = False):
+        b = self.block
+        ident = lambda t: t  # noqa: E731
+        ls1, ls2 = getattr(b, "ls1", ident), getattr(b, "ls2", ident)
+        dp1, dp2 = getattr(b, "drop_path1", ident), getattr(b, "drop_path2", ident)
+        probs = None
+        if attn_active:
+            a = _attention_branch(b.attn.qkv, b.attn.proj, b.attn.num_heads, self.attention, b.norm1(x),
+                                  reuse_probs, return_probs)
+            if return_probs:
+                a, probs = a
+            x = x + dp1(ls1(a))
+        x = x + dp2(ls2(b.mlp(b.norm2(x))))
+        return (x, probs) if return_probs else x
+
+
+class _TimmBlocksModes(nn.Module):
+    """Replaces a timm model's ``blocks`` (an nn.Sequential) and runs them over a path."""
+
+    def __init__(self, blocks, path, attention):
+        super().__init__()
+        self.wrapped = nn.ModuleList(_TimmBlockModes(b, attention) for b in blocks)
+        self.path = path
+
+    def forward(self, x):
+        return _run_blocks(self.wrapped, x, self.path)
+
+
+def patch_timm_modes(module, path=None, attention: str = "softmax"):
+    """Make a timm-like ``VisionTransformer`` (``module.blocks`` a sequence of timm Blocks) run a
+    path over {0 skip, 1 active, 2 reuse} and, with ``attention="relu_linear"``, ReLU linear
+    attention, in place; returns the module. The weights stay the module's own (state_dict keys
+    gain a ``.wrapped.N.block.`` infix while patched). Call again to change the path."""
+    from .config import ATTENTIONS
+
+    if attention not in ATTENTIONS:
+        raise ValueError(f"attention must be one of {ATTENTIONS}, got {attention!r}")
+    blocks = module.blocks
+    if isinstance(blocks, _TimmBlocksModes):
+        blocks = [w.block for w in blocks.wrapped]
+    depth = len(blocks)
+    arr = normalize_path(path, depth, allow_reuse=True)
+    if (arr == 2).any() and attention != "softmax":
+        raise ValueError("path value 2 (attention reuse) needs softmax attention")
+    module.blocks = _TimmBlocksModes(blocks, arr, attention)
+    return module
+# --- end modes
