@@ -51,6 +51,13 @@ __all__ += ["entropy", "MultiEffort", "MultiEffortResult", "search", "pareto", "
             "SearchTargetError", "ParetoResult", "ParetoPoint", "demo"]
 # --- end search
 
+# --- modes
+from . import modes  # noqa: E402
+from .modes import attention_maps, attention_cka_matrix, reuse_paths, search_reuse, ReuseChoice  # noqa: E402
+
+__all__ += ["modes", "attention_maps", "attention_cka_matrix", "reuse_paths", "search_reuse", "ReuseChoice"]
+# --- end modes
+
 
 def __getattr__(name):
     # Heavy or optional submodules load on first use: `pivot.plot` (matplotlib), `pivot.torch` (torch).
