@@ -242,7 +242,7 @@ def normalize_path(path, depth: int, allow_reuse: bool = False) -> np.ndarray:
     encoder before it.
     """
     allowed = (0, 1, 2) if allow_reuse else (0, 1)
-    what = "0, 1 or 2" if allow_reuse else "0 or 1"
+    what = "0 or 1 (or 2: reuse attention)" if allow_reuse else "0 or 1"
     if path is None:
         return np.ones(depth, dtype=np.uint8)
     arr = np.asarray(path)

@@ -135,9 +135,9 @@ def test_invalid_paths_are_rejected():
         model(images, path=[2, 1, 1, 1, 1, 1])
     with pytest.raises(ValueError, match="no earlier encoder is active"):
         model(images, path=[0, 0, 2, 1, 1, 1])
-    with pytest.raises(ValueError, match=r"0, 1 or 2, got \[3\]"):
+    with pytest.raises(ValueError, match=r"or 2: reuse attention\), got \[3\]"):
         model(images, path=[1, 3, 1, 1, 1, 1])
-    with pytest.raises(ValueError, match="0, 1 or 2"):
+    with pytest.raises(ValueError, match="0 or 1"):
         model(images, path=[1, -1, 1, 1, 1, 1])
     with pytest.raises(ValueError, match="softmax attention"):
         pivot.ViT(SIX.replace(attention="relu_linear"), random_weights(SIX))(images, path=[1, 2, 1, 1, 1, 1])

@@ -94,7 +94,7 @@ def test_linear_attention_cost_grows_linearly_with_tokens():
 def test_simulate_rejects_bad_mode_paths():
     with pytest.raises(ValueError, match="no earlier encoder is active"):
         sim.simulate(DEIT_S, [2] + [1] * 11)
-    with pytest.raises(ValueError, match="0, 1 or 2"):
+    with pytest.raises(ValueError, match="or 2: reuse"):
         sim.simulate(DEIT_S, [3] + [1] * 11)
     with pytest.raises(ValueError):
         sim.simulate(LINEAR, [1, 2] + [1] * 10)

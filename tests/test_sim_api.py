@@ -98,7 +98,7 @@ def test_simulate_uses_a_models_path_unless_given():
 
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(path=[1] * 11), ValueError, "path has 11 entries but the model has 12 encoders"),
-    (dict(path=[1] * 11 + [2]), ValueError, "path values must be 0 or 1"),
+    (dict(path=[1] * 11 + [3]), ValueError, "path values must be 0 or 1"),  # 2 = attention reuse (modes area)
     (dict(batch=0), ValueError, "batch must be a positive integer"),
     (dict(hw="zcu102"), TypeError, "hw must be a pivot.sim.HardwareConfig"),
 ])
