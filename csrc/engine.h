@@ -89,7 +89,8 @@ int pivot_block_num_params(size_t *out, size_t C, size_t H);
 /* Number of floats in the flat parameter array of a config (checks the config first). */
 int pivot_vit_num_params(size_t *out, const pivot_vit_config *cfg);
 
-/* Full forward pass. path[i] = 1: encoder i's attention runs; 0: skipped.
+/* Full forward pass. path[i] = 1: encoder i's attention runs; 0: skipped; 2: reuses the
+ * probabilities of the nearest earlier active encoder (modes, see pivot_vit_extras).
  * attn_capture (optional, may be NULL): attention-branch outputs (after proj, before the residual
  * add) of the ACTIVE encoders only, in order; mlp_capture (optional): MLP-branch outputs of every
  * encoder. threads >= 1 worker threads (the caller's thread included). */
@@ -111,9 +112,10 @@ typedef struct {
                               * head(x_cls) + 0.5 * max over patch tokens of aux_head(norm(x_patch)) */
     const float *aux_head_b; /* (K), NULL exactly when aux_head_w is */
     /* modes (csrc/modes.h); zero = timm's softmax attention, nothing captured.
-     * With extras, path values may be 2 (reuse the probabilities of the nearest earlier path-1
-     * encoder: only V = norm1(x) @ qkv_w[2C:]^T + b is computed, then per head probs @ v and proj);
-     * attn_capture then holds every encoder with path != 0. */
+     * In every forward entry point a path value may also be 2 (reuse the probabilities of the
+     * nearest earlier path-1 encoder: only V = norm1(x) @ qkv_w[2C:]^T + b is computed, then per
+     * head probs @ v and proj; pivot_modes_check_path says which paths are valid); attn_capture
+     * then holds every encoder with path != 0, in order. */
     int attention_kind;      /* PIVOT_ATTENTION_SOFTMAX (0) or PIVOT_ATTENTION_RELU_LINEAR (1) */
     float linear_eps;        /* >= 0, denominator epsilon of ReLU linear attention */
     float *probs_capture;    /* (n_active, B, NH, T, T) softmax outputs of the path-1 encoders, or NULL */

@@ -14,6 +14,9 @@ mode on its running statistics), blocks ``x + attn(norm1(x)) / skip_lam`` and
 ``head(x[:, 0]) + 0.5 * aux_head(x[:, 1:]).max(1)[0]``. Its ``state_dict()`` has the official
 checkpoint's keys (``num_batches_tracked`` included, as any BatchNorm2d).
 
+Paths may hold 2 (attention reuse) and configs ``attention="relu_linear"`` (see ``pivot.modes``);
+``patch_timm_modes(module, path, attention)`` makes a timm-like ``VisionTransformer`` run them.
+
     module = pivot.torch.from_vit(model)        # pivot.ViT -> nn.Module (weights copied)
     model = pivot.torch.to_vit(module)          # nn.Module -> pivot.ViT
 """
