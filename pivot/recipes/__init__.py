@@ -1,0 +1,1 @@
+"""Training recipes that produce the models shipped in ``pivot.zoo`` (need ``pip install .[torch]``)."""

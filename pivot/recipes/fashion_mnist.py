@@ -1,0 +1,172 @@
+"""The whole PIVOT recipe on Fashion-MNIST, from one command and a seed::
+
+    python -m pivot.recipes.fashion_mnist --out runs/fmnist --seed 0 [--ship]
+
+Stages (each writes its result under ``--out`` and is skipped when that result exists, so an
+interrupted run resumes): ``base`` trains the 12-encoder ViT from scratch; ``cka`` computes the
+CKA matrix on 256 training images with the C engine and picks the best path of each effort with
+``pivot.best_paths``; ``efforts`` fine-tunes each effort (3..11) on its path with the PIVOT loss
+(teacher: the base model); ``random_paths`` fine-tunes random paths of one effort with the same
+budget (the paper's Fig. 4a question); ``--ship`` writes the F16 safetensors and the model card
+into ``pivot/zoo``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import time
+
+import numpy as np
+
+ZOO_NAME = "fmnist_vit12_p4"
+CONFIG = dict(img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=12, num_heads=4,
+              mlp_ratio=4.0)
+EFFORTS = tuple(range(3, 12))
+
+
+def build_config():
+    from pivot import ViTConfig
+    return ViTConfig(**CONFIG)
+
+
+def _log(out: pathlib.Path, record: dict) -> None:
+    with open(out / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    print(json.dumps(record), flush=True)
+
+
+def _save(module, file: pathlib.Path) -> None:
+    import torch
+    tmp = file.with_suffix(".tmp")
+    torch.save(module.state_dict(), tmp)
+    tmp.replace(file)
+
+
+def _load(file: pathlib.Path, path=None):
+    import torch
+    from pivot.torch import VisionTransformer
+    module = VisionTransformer(build_config(), path=path)
+    module.load_state_dict(torch.load(file, weights_only=True))
+    return module.eval()
+
+
+def stage_base(out, train, test, args):
+    from pivot.torch import VisionTransformer
+    from pivot.train import PivotLoss, evaluate, fit, init_weights
+    file = out / "base.pt"
+    if file.exists():
+        return _load(file)
+    module = VisionTransformer(build_config())
+    init_weights(module, seed=args.seed)
+    steps_per_epoch = len(train[0]) // args.batch_size
+    log = fit(module, *train, loss=PivotLoss(distill_weight=0.0, entropy_weight=0.0), steps=args.base_epochs * steps_per_epoch,
+              batch_size=args.batch_size, lr=args.base_lr, warmup_steps=steps_per_epoch, seed=args.seed, desc="base")
+    _save(module, file)
+    _log(out, {"stage": "base", "epochs": args.base_epochs, "seconds": round(log["seconds"], 1),
+               "test_accuracy": evaluate(module, *test)})
+    return module
+
+
+def stage_cka(out, base, train, args):
+    import pivot
+    from pivot.torch import to_vit
+    file = out / "cka.json"
+    if file.exists():
+        return json.loads(file.read_text())
+    rng = np.random.default_rng(args.seed)
+    idx = np.sort(rng.choice(len(train[0]), 256, replace=False))
+    cka = pivot.model_cka(to_vit(base), train[0][idx], batch_size=64)
+    best = pivot.best_paths(cka, efforts=list(EFFORTS))
+    record = {"images": idx.tolist(), "cka": np.where(np.isnan(cka), None, cka).tolist(),
+              "paths": {str(sp.effort): {"path": [int(v) for v in sp.path], "score": float(sp.score)}
+                        for sp in best}}
+    file.write_text(json.dumps(record))
+    return record
+
+
+def _finetune(out, name, base, path, train, test, args, seed):
+    from pivot.train import PivotLoss, evaluate, fit
+    file = out / f"{name}.pt"
+    if file.exists():
+        return _load(file, path=path)
+    student = _load(out / "base.pt", path=path)
+    log = fit(student, *train, path=path, teacher=base, loss=PivotLoss(), steps=args.effort_steps,
+              batch_size=args.batch_size, lr=args.effort_lr, warmup_steps=args.effort_steps // 20, seed=seed,
+              desc=name)
+    _save(student, file)
+    _log(out, {"stage": name, "path": "".join(map(str, path)), "steps": args.effort_steps,
+               "seconds": round(log["seconds"], 1), "test_accuracy": evaluate(student, *test)})
+    return student
+
+
+def stage_efforts(out, base, cka, train, test, args):
+    modules = {}
+    for e in EFFORTS:
+        modules[e] = _finetune(out, f"effort{e}", base, cka["paths"][str(e)]["path"], train, test, args, args.seed + e)
+    return modules
+
+
+def stage_random_paths(out, base, cka, train, test, args):
+    """Fig. 4a: the best path and ``--random-paths`` random paths of one effort, same budget."""
+    import pivot
+    e = args.random_effort
+    rng = np.random.default_rng(args.seed + 1000)
+    matrix = np.array([[np.nan if v is None else v for v in row] for row in cka["cka"]])
+    best = cka["paths"][str(e)]["path"]
+    rows = []
+    for k in range(args.random_paths):
+        while True:
+            path = np.zeros(12, dtype=int)
+            path[rng.choice(12, e, replace=False)] = 1
+            if path.tolist() != best:
+                break
+        name = f"random{e}_{k}"
+        _finetune(out, name, base, path.tolist(), train, test, args, args.seed + 2000 + k)
+        rows.append(name)
+    return rows
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="folder for checkpoints, the CKA matrix and log.jsonl")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--root", default=None, help="Fashion-MNIST IDX folder (default: Debian's package)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--base-epochs", type=int, default=10)
+    p.add_argument("--base-lr", type=float, default=1e-3)
+    p.add_argument("--effort-steps", type=int, default=400)
+    p.add_argument("--effort-lr", type=float, default=3e-4)
+    p.add_argument("--random-effort", type=int, default=6)
+    p.add_argument("--random-paths", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--stages", default="base,cka,efforts,random_paths", help="comma-separated stages to run")
+    p.add_argument("--ship", action="store_true", help="write pivot/zoo files from the finished run")
+    args = p.parse_args(argv)
+
+    import torch
+    import pivot
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = pathlib.Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "args.json").write_text(json.dumps(vars(args), indent=1))
+    train = pivot.datasets.fashion_mnist("train", root=args.root)
+    test = pivot.datasets.fashion_mnist("test", root=args.root)
+    stages = args.stages.split(",")
+    started = time.time()
+    base = stage_base(out, train, test, args)
+    if "cka" in stages or "efforts" in stages or "random_paths" in stages:
+        cka = stage_cka(out, base, train, args)
+    if "efforts" in stages:
+        stage_efforts(out, base, cka, train, test, args)
+    if "random_paths" in stages:
+        stage_random_paths(out, base, cka, train, test, args)
+    _log(out, {"stage": "done", "stages": stages, "seconds_this_run": round(time.time() - started, 1)})
+    if args.ship:
+        from pivot.zoo import ship
+        ship(out, ZOO_NAME)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,231 @@
+"""Training ViT efforts with the PIVOT recipe in PyTorch (CPU or GPU).
+
+The loss of one effort (paper, Fig. 2b)::
+
+    L = L_CE + distill_weight * L_Distill + entropy_weight * L_En
+
+- ``L_CE``: cross-entropy with label smoothing (default 0.1).
+- ``L_Distill``: mean squared error between the student's and the full-effort teacher's
+  final-layer features (the class token after the final LayerNorm), as the paper distils
+  "the final layer features of the teacher and student".
+- ``L_En``: mean normalized entropy (``pivot.entropy``: entropy / log K) of the softmax
+  predictions of the *correctly classified* inputs of the batch (0 when none is correct);
+  lowering it makes the low effort confident where it is right, so more inputs stop there.
+
+Defaults (``PivotLoss()``): label_smoothing 0.1, distill_weight 1.0, entropy_weight 0.1.
+
+``fit(module, images, labels, ...)`` runs AdamW with a linear warm-up and a cosine decay
+(optional EMA of the weights), with random-shift and flip augmentation, a tqdm progress bar and
+a fixed seed. Importing this module imports torch (``pip install .[torch]``).
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = ["PivotLoss", "LossTerms", "fit", "evaluate", "init_weights", "features", "augment"]
+
+
+@dataclass
+class LossTerms:
+    """The weighted total and each term, as Python floats, for logging."""
+    total: float
+    ce: float
+    distill: float
+    entropy: float
+
+
+class PivotLoss(nn.Module):
+    """Cross-entropy + feature distillation + entropy of the correctly classified inputs."""
+
+    def __init__(self, label_smoothing: float = 0.1, distill_weight: float = 1.0, entropy_weight: float = 0.1):
+        super().__init__()
+        for name, value in (("label_smoothing", label_smoothing), ("distill_weight", distill_weight),
+                            ("entropy_weight", entropy_weight)):
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if label_smoothing >= 1:
+            raise ValueError(f"label_smoothing must be < 1, got {label_smoothing}")
+        self.label_smoothing = float(label_smoothing)
+        self.distill_weight = float(distill_weight)
+        self.entropy_weight = float(entropy_weight)
+
+    @staticmethod
+    def entropy_term(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Mean normalized entropy over the inputs whose argmax equals their label (0 if none)."""
+        logp = F.log_softmax(logits.float(), dim=-1)
+        ent = -(logp.exp() * logp).sum(-1) / math.log(logits.shape[-1])
+        correct = logits.argmax(-1) == labels
+        if not bool(correct.any()):
+            return ent.sum() * 0.0
+        return ent[correct].mean()
+
+    def forward(self, logits, labels, student_features=None, teacher_features=None):
+        """Returns (total loss tensor, LossTerms). Features are needed when distill_weight > 0."""
+        ce = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        if self.distill_weight > 0:
+            if student_features is None or teacher_features is None:
+                raise ValueError("distill_weight > 0 needs student_features and teacher_features")
+            distill = F.mse_loss(student_features, teacher_features.detach())
+        else:
+            distill = ce * 0.0
+        ent = self.entropy_term(logits, labels) if self.entropy_weight > 0 else ce * 0.0
+        total = ce + self.distill_weight * distill + self.entropy_weight * ent
+        return total, LossTerms(float(total), float(ce), float(distill), float(ent))
+
+
+def init_weights(module, seed: int = 0) -> None:
+    """timm's ViT initialization: trunc-normal(0.02) linear weights and position embedding, zero
+    biases, class token normal(1e-6), LayerNorm (1, 0). Deterministic for a seed."""
+    gen = torch.Generator().manual_seed(seed)
+
+    def trunc(t, std):
+        with torch.no_grad():
+            t.copy_(torch.fmod(torch.randn(t.shape, generator=gen), 2.0) * std)
+
+    for name, p in module.named_parameters():
+        if name.endswith("cls_token") or name.endswith("dist_token"):
+            trunc(p, 1e-6)
+        elif name.endswith("pos_embed"):
+            trunc(p, 0.02)
+        elif p.ndim >= 2:
+            trunc(p, 0.02)
+        elif name.endswith("weight"):  # LayerNorm scale
+            nn.init.ones_(p)
+        else:
+            nn.init.zeros_(p)
+
+
+def features(module, images, path=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits, final-norm class-token features) of a ``pivot.torch.VisionTransformer``."""
+    from .torch import _modes_path, _run_blocks
+
+    path = module.path if path is None else _modes_path(module.config, path)
+    x = module.patch_embed(images)
+    B = x.shape[0]
+    prefix = [module.cls_token.expand(B, -1, -1)]
+    if module.dist_token is not None:
+        prefix.append(module.dist_token.expand(B, -1, -1))
+    x = torch.cat(prefix + [x], dim=1) + module.pos_embed
+    x = module.norm(_run_blocks(module.blocks, x, path))
+    logits = module.head(x[:, 0])
+    if module.head_dist is not None:
+        logits = (logits + module.head_dist(x[:, 1])) / 2
+    return logits, x[:, 0]
+
+
+def augment(images: torch.Tensor, gen: torch.Generator, shift: int = 2, flip: bool = True) -> torch.Tensor:
+    """Random translation by up to ``shift`` pixels (zero padding in normalized units of the
+    background) and random horizontal flip, per image."""
+    B, C, H, W = images.shape
+    if shift > 0:
+        background = float(images.amin())
+        padded = F.pad(images, (shift, shift, shift, shift), value=background)
+        dy = torch.randint(0, 2 * shift + 1, (B,), generator=gen)
+        dx = torch.randint(0, 2 * shift + 1, (B,), generator=gen)
+        rows = (dy[:, None] + torch.arange(H)[None, :])             # (B, H)
+        cols = (dx[:, None] + torch.arange(W)[None, :])             # (B, W)
+        idx_b = torch.arange(B)[:, None, None]
+        images = padded[:, 0][idx_b, rows[:, :, None], cols[:, None, :]][:, None] if C == 1 else \
+            torch.stack([padded[b, :, rows[b]][:, :, cols[b]] for b in range(B)])
+    if flip:
+        mask = torch.rand(B, generator=gen) < 0.5
+        images = torch.where(mask[:, None, None, None], images.flip(-1), images)
+    return images
+
+
+@torch.no_grad()
+def evaluate(module, images: np.ndarray, labels: np.ndarray, path=None, batch_size: int = 500) -> float:
+    """Top-1 accuracy (fraction) of a module on numpy images/labels."""
+    was_training = module.training
+    module.eval()
+    correct = 0
+    for s in range(0, len(images), batch_size):
+        logits = module(torch.from_numpy(images[s:s + batch_size]), path=path)
+        correct += int((logits.argmax(-1).numpy() == labels[s:s + batch_size]).sum())
+    module.train(was_training)
+    return correct / len(images)
+
+
+def fit(module, images: np.ndarray, labels: np.ndarray, *, path=None, teacher=None, loss: PivotLoss | None = None,
+        steps: int, batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.05, warmup_steps: int = 0,
+        min_lr: float = 1e-5, ema_decay: float | None = None, seed: int = 0, augmentation: bool = True,
+        progress: bool = True, desc: str = "train") -> dict:
+    """Trains ``module`` (a ``pivot.torch.VisionTransformer``) in place on ``path``.
+
+    ``teacher``: a module run on its own path (no gradient) for the distillation term; without
+    one, ``loss`` must have distill_weight 0. AdamW, linear warm-up over ``warmup_steps`` then
+    cosine from ``lr`` to ``min_lr``. With ``ema_decay`` the module ends with the EMA weights.
+    Returns a log dict (steps, seconds, last loss terms).
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if len(images) != len(labels) or len(images) < batch_size:
+        raise ValueError(f"need at least batch_size={batch_size} images with as many labels, "
+                         f"got {len(images)} images and {len(labels)} labels")
+    loss = loss or PivotLoss(distill_weight=0.0 if teacher is None else 1.0)
+    if loss.distill_weight > 0 and teacher is None:
+        raise ValueError("the loss has distill_weight > 0 but no teacher was given")
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    decay = [p for n, p in module.named_parameters() if p.ndim >= 2 and not n.endswith(("pos_embed", "cls_token"))]
+    no_decay = [p for n, p in module.named_parameters() if not (p.ndim >= 2 and not n.endswith(("pos_embed", "cls_token")))]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+
+    def lr_at(step):
+        if step < warmup_steps:
+            return lr * (step + 1) / warmup_steps
+        t = (step - warmup_steps) / max(1, steps - warmup_steps)
+        return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * t))
+
+    ema = copy.deepcopy(module).eval() if ema_decay else None
+    if teacher is not None:
+        teacher.eval()
+    x_all = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    y_all = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+    n = len(x_all)
+    order = torch.randperm(n, generator=gen)
+    cursor = 0
+    module.train()
+    started = time.time()
+    terms = None
+    bar = tqdm(range(steps), desc=desc, disable=not progress, mininterval=5)
+    for step in bar:
+        if cursor + batch_size > n:
+            order, cursor = torch.randperm(n, generator=gen), 0
+        idx = order[cursor:cursor + batch_size]
+        cursor += batch_size
+        x, y = x_all[idx], y_all[idx]
+        if augmentation:
+            x = augment(x, gen)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        logits, feats = features(module, x, path)
+        teacher_feats = None
+        if teacher is not None and loss.distill_weight > 0:
+            with torch.no_grad():
+                _, teacher_feats = features(teacher, x)
+        total, terms = loss(logits, y, feats, teacher_feats)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        if ema is not None:
+            with torch.no_grad():
+                for pe, pm in zip(ema.parameters(), module.parameters()):
+                    pe.mul_(ema_decay).add_(pm.detach(), alpha=1 - ema_decay)
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{terms.total:.3f}", ce=f"{terms.ce:.3f}", en=f"{terms.entropy:.3f}")
+    if ema is not None:
+        module.load_state_dict(ema.state_dict())
+    module.eval()
+    return {"steps": steps, "seconds": time.time() - started, "last": terms.__dict__ if terms else None}
