@@ -15,30 +15,51 @@ __all__ = ["edp_vs_lec", "edp_split", "accuracy_edp_front"]
 EDP_LABEL = "EDP (J x ms)"
 
 
+_MAX_DEFAULT_PAIRS = 10
+
+
+def _colours(n):
+    """n distinct colours: tab10 up to 10, else evenly spaced on viridis."""
+    import matplotlib
+    if n <= 10:
+        return [matplotlib.colormaps["tab10"](i) for i in range(n)]
+    cmap = matplotlib.colormaps["viridis"]
+    return [cmap(i / (n - 1)) for i in range(n)]
+
+
 def edp_vs_lec(front, lecs=(0.6, 0.7, 0.8, 0.9, 1.0), pairs=None) -> Figure:
     """EDP and accuracy against the low-effort constraint, one line per effort pair (Fig. 8a).
 
     ``front`` is a ``pivot.ParetoResult`` (from ``pivot.pareto``): for each LEC every pair is taken
     at the first threshold where F_L >= LEC, as ``pivot.search`` does. ``pairs``: the (low, high)
-    pairs to draw (default all). The largest effort alone is drawn dashed for reference.
+    pairs to draw (default all, or when there are more than 10 the pairs whose high effort is
+    the largest). The largest effort alone is drawn dashed for reference.
     """
     lecs = [float(v) for v in lecs]
     if not lecs:
         raise ValueError("lecs is empty")
     per_lec = [front.at_lec(lec) for lec in lecs]
-    pairs = front.pairs() if pairs is None else [tuple(p) for p in pairs]
+    if pairs is None:
+        pairs = front.pairs()
+        if len(pairs) > _MAX_DEFAULT_PAIRS:  # e.g. 45 pairs of 10 efforts: keep one line per low effort
+            top_high = max(p[1] for p in pairs)
+            pairs = [p for p in pairs if p[1] == top_high]
+    else:
+        pairs = [tuple(p) for p in pairs]
     unknown = [p for p in pairs if p not in front.pairs()]
     if unknown:
         raise ValueError(f"pairs {unknown} are not in the result; it has {front.pairs()}")
     fig = Figure(figsize=(11, 4), layout="constrained")
     ax_edp, ax_acc = fig.subplots(1, 2)
     x = [100 * lec for lec in lecs]
-    for pair in pairs:
+    # Distinct colours however many pairs (the default cycle repeats after 10).
+    colours = _colours(len(pairs))
+    for pair, colour in zip(pairs, colours):
         edp = [chosen[pair].edp if pair in chosen else math.nan for chosen in per_lec]
         acc = [100 * chosen[pair].accuracy if pair in chosen else math.nan for chosen in per_lec]
         label = f"efforts {pair[0]}/{pair[1]}"
-        ax_edp.plot(x, edp, marker="o", label=label)
-        ax_acc.plot(x, acc, marker="o", label=label)
+        ax_edp.plot(x, edp, marker="o", label=label, color=colour)
+        ax_acc.plot(x, acc, marker="o", label=label, color=colour)
     singles = [p for p in front.points if p.high is None]
     if singles:
         top = max(singles, key=lambda p: p.low)

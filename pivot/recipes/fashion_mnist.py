@@ -79,8 +79,8 @@ def stage_cka(out, base, train, args):
     cka = pivot.model_cka(to_vit(base), train[0][idx], batch_size=64)
     best = pivot.best_paths(cka, efforts=list(EFFORTS))
     record = {"images": idx.tolist(), "cka": np.where(np.isnan(cka), None, cka).tolist(),
-              "paths": {str(sp.effort): {"path": [int(v) for v in sp.path], "score": float(sp.score)}
-                        for sp in best}}
+              "paths": {str(e): {"path": [int(v) for v in sp.path], "score": float(sp.score)}
+                        for e, sp in best.items()}}
     file.write_text(json.dumps(record))
     return record
 
