@@ -58,6 +58,12 @@ from .modes import attention_maps, attention_cka_matrix, reuse_paths, search_reu
 __all__ += ["modes", "attention_maps", "attention_cka_matrix", "reuse_paths", "search_reuse", "ReuseChoice"]
 # --- end modes
 
+# --- zoo
+from . import zoo  # noqa: E402  (the shipped trained models; no torch needed)
+
+__all__ += ["zoo"]
+# --- end zoo
+
 
 def __getattr__(name):
     # Heavy or optional submodules load on first use: `pivot.plot` (matplotlib), `pivot.torch` (torch).

@@ -266,12 +266,14 @@ def cmd_cka(args) -> int:
     import pivot
     if args.model == "zoo":
         from . import zoo
-        if zoo.ZOO_MODEL in zoo.list():
-            return _zoo_setup(args, efforts_text, test)
-        args.model = "random"
-    if args.model == "random":
-        from .demo import DEMO_CONFIG
-        model = pivot.ViT.random(DEMO_CONFIG, seed=args.seed)
+        args.model = "zoo" if zoo.ZOO_MODEL in zoo.list() else "random"
+    if args.model in ("zoo", "random"):
+        if args.model == "zoo":  # the full-effort model of the zoo, on the shipped sample
+            from . import zoo
+            model = zoo.load(zoo.ZOO_MODEL, efforts=[int(zoo.card(zoo.ZOO_MODEL)["config"]["depth"])]).popitem()[1]
+        else:
+            from .demo import DEMO_CONFIG
+            model = pivot.ViT.random(DEMO_CONFIG, seed=args.seed)
         images = pivot.datasets.fashion_mnist_sample()[0]
         if args.images > images.shape[0]:
             raise CLIError(f"the shipped sample has {images.shape[0]} images; --images {args.images} is too many")

@@ -75,18 +75,22 @@ def test_cka(capsys):
     assert status == 0 and "best path per effort" in out
     status, out, _ = run(capsys, "cka", "--images", "16", "--json")
     data = json.loads(out)
-    assert len(data["cka"]) == pivot.demo.DEMO_CONFIG.depth and data["best_paths"]
+    assert len(data["cka"]) == 12 and data["best_paths"]  # the zoo model (default)
+    status, out, _ = run(capsys, "cka", "--model", "random", "--images", "16", "--json")
+    assert len(json.loads(out)["cka"]) == pivot.demo.DEMO_CONFIG.depth
 
 
 @pipeline
 def test_search(capsys, tmp_path):
-    status, out, _ = run(capsys, "search", "--images", "64", "--efforts", "2,4,6", "--json", "--csv",
+    status, out, _ = run(capsys, "search", "--images", "64", "--efforts", "4,6,8,12", "--json", "--csv",
                          str(tmp_path / "trail.csv"))
     data = json.loads(out)
     assert status == 0 and data["low"] < data["high"] and data["trail"][-1]["accepted"]
     assert (tmp_path / "trail.csv").read_text().count("\n") == len(data["trail"]) + 1
-    status, out, _ = run(capsys, "search", "--images", "64", "--efforts", "2,4,6", "--quiet")
+    status, out, _ = run(capsys, "search", "--images", "64", "--efforts", "2,4,6", "--quiet", "--model", "random")
     assert status == 0 and "chosen:" in out
+    status, _, err = run(capsys, "search", "--efforts", "2,4")
+    assert status == 2 and "has efforts [3, 4" in err
     status, _, err = run(capsys, "search", "--images", "32", "--target-ms", "1e-6")
     assert status == 2 and "reachable delays" in err
     status, _, err = run(capsys, "search", "--efforts", "2,99")

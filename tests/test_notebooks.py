@@ -43,5 +43,5 @@ def test_edp_vs_lec_notebook(monkeypatch):
 
 def test_cka_explorer_notebook(monkeypatch):
     text, images = run_notebook("cka_explorer.ipynb", monkeypatch)
-    assert "CKA_EXPLORER_OK paths=20" in text
+    assert "CKA_EXPLORER_OK paths=924" in text
     assert images >= 2
