@@ -267,7 +267,8 @@ class QuantizedViT:
                 problems.append(f"{key}: {arr.dtype}{list(arr.shape)}, expected {np.dtype(dtype)}{list(shape)}")
             elif dtype == np.float32 and not np.all(np.isfinite(arr)):
                 problems.append(f"{key}: non-finite values")
-            arrays[key] = np.array(arr, dtype=dtype, order="C", copy=True)
+            else:
+                arrays[key] = np.array(arr, dtype=dtype, order="C", copy=True)
         if problems:
             raise ValueError("quantized tensors do not match the config: " + "; ".join(problems[:10]))
         for i in range(config.depth):
