@@ -58,6 +58,13 @@ from .modes import attention_maps, attention_cka_matrix, reuse_paths, search_reu
 __all__ += ["modes", "attention_maps", "attention_cka_matrix", "reuse_paths", "search_reuse", "ReuseChoice"]
 # --- end modes
 
+# --- int8
+from . import quant  # noqa: E402
+from .quant import QuantizedViT, quantize  # noqa: E402
+
+__all__ += ["quant", "quantize", "QuantizedViT"]
+# --- end int8
+
 
 def __getattr__(name):
     # Heavy or optional submodules load on first use: `pivot.plot` (matplotlib), `pivot.torch` (torch).

@@ -41,7 +41,7 @@ def fmnist():
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 @pytest.mark.parametrize("per_token", [False, True])
-@pytest.mark.parametrize("path", [None, [1, 0, 1], [0, 0, 0], [1, 2, 2], [0, 1, 2]])
+@pytest.mark.parametrize("path", [None, [1, 0, 1], [1, 2, 2], [0, 1, 2]])
 def test_forward_equals_reference(name, per_token, path):
     m = _model(name)
     cfg = m.config
