@@ -29,7 +29,7 @@ def test_int8_accuracy_close_to_fp32(setup, kwargs, max_loss):
     model, calib, images, labels = setup
     qmodel = pivot.quantize(model, calib, **kwargs)
     fp32, int8 = _accuracy(model, images, labels), _accuracy(qmodel, images, labels)
-    assert fp32 > 75.0, "the fixture model should be trained"
+    assert fp32 > 60.0, "the fixture model should be trained (chance is 10%)"
     assert int8 >= fp32 - max_loss, (fp32, int8)
     f, q = model(images), qmodel(images)
     assert (f.argmax(1) == q.argmax(1)).mean() >= 0.97
