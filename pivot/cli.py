@@ -78,10 +78,12 @@ def _path_bits(path) -> str:
 # ----------------------------------------------------------------------------- shared options
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="random", metavar="random|FILE",
-                   help="'random' (default): the offline demo model of pivot.demo, a small random-weight ViT "
-                        "encoder for 28x28 Fashion-MNIST images with a linear head fitted per effort on the "
-                        "shipped sample; or a weights file (.safetensors, .npz, .pth) read with pivot.ViT.from_timm")
+    p.add_argument("--model", default="zoo", metavar="zoo|random|FILE",
+                   help="'zoo' (default): the Fashion-MNIST efforts shipped in pivot.zoo (trained, one fine-tuned "
+                        "model per effort; falls back to 'random' if this install has no zoo); 'random': the "
+                        "offline demo model of pivot.demo, a small random-weight ViT encoder with a linear head "
+                        "fitted per effort on the shipped sample; or a weights file (.safetensors, .npz, .pth) "
+                        "read with pivot.ViT.from_timm")
     p.add_argument("--num-heads", type=int, default=None, help="heads of a weights file's model, if not inferable")
     p.add_argument("--seed", type=int, default=0, help="seed of the random weights and random images (default 0)")
     p.add_argument("--data", choices=("auto", "sample", "random"), default="auto",
@@ -138,6 +140,11 @@ def _file_images(args, model, count: int, offset: int = 0):
 def _setup(args, efforts_text=None, test=0, progress=False) -> Setup:
     """Phase 1 for the CLI: CKA on the calibration images, best paths, one model per effort."""
     import pivot
+    if args.model == "zoo":
+        from . import zoo
+        if zoo.ZOO_MODEL in zoo.list():
+            return _zoo_setup(args, efforts_text, test)
+        args.model = "random"
     if args.model == "random":
         from .demo import DEMO_CONFIG, demo_setup
         wanted = _parse_efforts(efforts_text, DEMO_CONFIG.depth)
@@ -158,6 +165,33 @@ def _setup(args, efforts_text=None, test=0, progress=False) -> Setup:
     best = pivot.best_paths(cka, efforts=wanted or range(1, model.config.depth + 1))
     efforts = {int(e): model.with_path(sp.path) for e, sp in best.items()}
     return Setup(model, cka, best, efforts, (images, labels), test_images, kind, f"{args.model}")
+
+
+def _zoo_setup(args, efforts_text, test) -> Setup:
+    """Phase 1 done at training time: the zoo's fine-tuned efforts, its CKA matrix (256 training
+    images) and paths; calibration and test images from the shipped Fashion-MNIST sample."""
+    import pivot
+    from . import zoo
+    card = zoo.card(zoo.ZOO_MODEL)
+    depth = int(card["config"]["depth"])
+    wanted = _parse_efforts(efforts_text, depth)
+    available = sorted(int(e) for e in card["paths"])
+    if wanted is not None:
+        missing = [e for e in wanted if e not in available]
+        if missing:
+            raise CLIError(f"the zoo model {zoo.ZOO_MODEL} has efforts {available}; not {missing}")
+    efforts = zoo.load(zoo.ZOO_MODEL, efforts=wanted or available)
+    cka = np.array([[np.nan if v is None else v for v in row] for row in card["cka"]], dtype=np.float64)
+    best = pivot.best_paths(cka, efforts=[e for e in efforts if e < depth])
+    images, labels = pivot.datasets.fashion_mnist_sample()
+    if args.images + test > images.shape[0]:
+        raise CLIError(f"the shipped sample has {images.shape[0]} images: --images + --batch must be at most "
+                       f"{images.shape[0]}, got {args.images} + {test}")
+    calib = (images[:args.images], labels[:args.images])
+    held = (images[args.images:args.images + test], labels[args.images:args.images + test])
+    return Setup(efforts[max(efforts)], cka, best, efforts, calib, held, "Fashion-MNIST labels",
+                 f"pivot.zoo {zoo.ZOO_MODEL} ({depth}-encoder ViT, dim {card['config']['embed_dim']}, "
+                 f"{100 * card['test_accuracy'][str(depth)]:.2f}% on the 10,000 test images)")
 
 
 def _hardware(args):
@@ -230,6 +264,11 @@ def cmd_sim(args) -> int:
 
 def cmd_cka(args) -> int:
     import pivot
+    if args.model == "zoo":
+        from . import zoo
+        if zoo.ZOO_MODEL in zoo.list():
+            return _zoo_setup(args, efforts_text, test)
+        args.model = "random"
     if args.model == "random":
         from .demo import DEMO_CONFIG
         model = pivot.ViT.random(DEMO_CONFIG, seed=args.seed)
@@ -340,7 +379,9 @@ def cmd_demo(args) -> int:
     cfg = setup.model.config
     top = max(efforts)
     say(f"model: {setup.description}; {cfg.img_size}x{cfg.img_size}x{cfg.in_chans} inputs, {cfg.num_classes} classes")
-    say(f"\nPhase 1: CKA on {min(args.cka_images, calib.shape[0])} images; best path per effort "
+    cka_text = ("CKA on 256 training images and fine-tuning done at training time (model card)"
+                if setup.description.startswith("pivot.zoo") else f"CKA on {min(args.cka_images, calib.shape[0])} images")
+    say(f"\nPhase 1: {cka_text}; best path per effort "
         f"(accuracy on the {calib.shape[0]} calibration images, {setup.label_kind}):")
     say(format_table([dict(effort=e, path=_path_bits(sp.path), score=float(sp.score),
                            accuracy_pct=100 * float(np.mean(np.argmax(efforts[e](calib, threads=args.threads), 1) == labels)))

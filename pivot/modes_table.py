@@ -13,13 +13,13 @@ the same recipe and budget, and evaluated:
   target, also the skip path (as for ``skip``, from the linear model's CKA) that meets it.
 
 ``fine_tune(model, images, labels) -> pivot.ViT`` is the recipe; pass the same one for every
-variant. Without one, ``pivot.torch.fine_tune`` is used when it exists (the zoo area's loop),
-else ``pivot.demo.fit_head`` (head-only softmax regression: cheap and offline, but it cannot
+variant. Without one, ``pivot.train.fine_tune`` is used (the zoo's recipe: PIVOT loss, 400
+steps, teacher the full softmax model) when torch is installed, else ``pivot.demo.fit_head`` (head-only softmax regression: cheap and offline, but it cannot
 adapt the encoders to reuse or linear attention, so its accuracies understate both).
 
 Command line (writes modes_table.csv and modes_table.png to --out)::
 
-    python -m pivot.modes_table --weights fashion_vit.safetensors --target-fraction 0.7 --out results
+    python -m pivot.modes_table --zoo fmnist_vit12_p4 --target-fraction 0.7 --out results
 """
 from __future__ import annotations
 
@@ -47,13 +47,11 @@ class ModeRow:
 
 def _default_fine_tune():
     try:
-        import pivot.torch as pt
-        if hasattr(pt, "fine_tune"):
-            return pt.fine_tune
-    except ImportError:
-        pass
-    from .demo import fit_head
-    return fit_head
+        from .train import fine_tune
+        return fine_tune
+    except ImportError:  # no torch: head-only softmax regression
+        from .demo import fit_head
+        return fit_head
 
 
 def _skip_path(model, calib, target_ms, hw):
@@ -125,7 +123,9 @@ def plot_modes(rows, target_delay_ms=None):
 def main(argv=None) -> int:
     """CLI: the table (CSV) and plot (PNG) for a trained Fashion-MNIST model."""
     parser = argparse.ArgumentParser(prog="python -m pivot.modes_table", description=__doc__.split("\n")[0])
-    parser.add_argument("--weights", required=True, help="trained model (.safetensors / .npz / .pth)")
+    g = parser.add_mutually_exclusive_group(required=True)
+    g.add_argument("--weights", help="trained model (.safetensors / .npz / .pth)")
+    g.add_argument("--zoo", help="a pivot.zoo model name: its full-effort model (e.g. fmnist_vit12_p4)")
     parser.add_argument("--target-fraction", type=float, default=0.7, help="target delay / baseline delay")
     parser.add_argument("--train-size", type=int, default=10000, help="fine-tuning images (from the training split)")
     parser.add_argument("--out", default=".", help="folder for modes_table.csv and modes_table.png")
@@ -135,11 +135,16 @@ def main(argv=None) -> int:
     from .demo import fit_head
     from .model import ViT
 
-    model = ViT.from_timm(args.weights)
-    x_train, y_train = datasets.fashion_mnist("train")
+    if args.zoo:
+        from . import zoo
+        efforts = zoo.load(args.zoo)
+        model = efforts[max(efforts)]
+    else:
+        model = ViT.from_timm(args.weights)
+    x_train, y_train = datasets.fashion_mnist("train")  # already normalized as the zoo models expect
     x_test, y_test = datasets.fashion_mnist("test")
-    train = (datasets.normalize(x_train[:args.train_size]), y_train[:args.train_size])
-    rows = compare_modes(model, train, (datasets.normalize(x_test), y_test), target_fraction=args.target_fraction,
+    train = (x_train[:args.train_size], y_train[:args.train_size])
+    rows = compare_modes(model, train, (x_test, y_test), target_fraction=args.target_fraction,
                          fine_tune=fit_head if args.head_only else None)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "modes_table.csv"), "w", newline="", encoding="utf-8") as f:

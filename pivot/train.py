@@ -30,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["PivotLoss", "LossTerms", "fit", "evaluate", "init_weights", "features", "augment"]
+__all__ = ["PivotLoss", "LossTerms", "fit", "fine_tune", "evaluate", "init_weights", "features", "augment"]
 
 
 @dataclass
@@ -229,3 +229,24 @@ def fit(module, images: np.ndarray, labels: np.ndarray, *, path=None, teacher=No
         module.load_state_dict(ema.state_dict())
     module.eval()
     return {"steps": steps, "seconds": time.time() - started, "last": terms.__dict__ if terms else None}
+
+
+def fine_tune(model, images: np.ndarray, labels: np.ndarray, steps: int = 400, teacher=None, lr: float = 3e-4,
+              batch_size: int = 128, seed: int = 0, progress: bool = True, **fit_kwargs):
+    """Fine-tune a ``pivot.ViT`` on its own path (0 skip / 1 active / 2 reuse, softmax or linear
+    attention) with the PIVOT loss and return the tuned ``pivot.ViT`` (same config and path).
+
+    ``teacher`` (a ``pivot.ViT``) defaults to the same weights with softmax attention and every
+    encoder active: the full model every variant starts from. The recipe of the zoo's efforts.
+    """
+    from .model import ViT
+    from .torch import from_vit, to_vit
+
+    if teacher is None:
+        cfg = model.config.replace(attention="softmax")
+        teacher = ViT(cfg, model.state_dict(), path=np.ones(cfg.depth, np.uint8))
+    student = from_vit(model)
+    fit(student, images, labels, path=student.path, teacher=from_vit(teacher), loss=PivotLoss(), steps=steps,
+        batch_size=batch_size, lr=lr, warmup_steps=max(1, steps // 20), seed=seed, progress=progress,
+        desc=f"fine-tune {''.join(map(str, model.path))}", **fit_kwargs)
+    return to_vit(student)

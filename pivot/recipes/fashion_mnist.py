@@ -127,6 +127,109 @@ def stage_random_paths(out, base, cka, train, test, args):
     return rows
 
 
+def _read_log(run: pathlib.Path) -> dict:
+    records = {}
+    for line in (run / "log.jsonl").read_text().splitlines():
+        rec = json.loads(line)
+        records[rec["stage"]] = rec  # the last record of a stage wins (a resumed run appends)
+    return records
+
+
+def ship(run: pathlib.Path, folder: pathlib.Path, card_extra: dict) -> pathlib.Path:
+    """F16 safetensors per effort + card.json/card.md; accuracies measured with the C engine on
+    the F16 weights, over the 10,000 test images."""
+    import dataclasses
+
+    import pivot
+    from pivot.io import save_safetensors
+    from pivot.torch import to_vit
+
+    log = _read_log(run)
+    cka = json.loads((run / "cka.json").read_text())
+    args = json.loads((run / "args.json").read_text())
+    test_x, test_y = pivot.datasets.fashion_mnist("test", root=args.get("root"))
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("effort*.safetensors"):
+        old.unlink()
+    depth = build_config().depth
+    sources = {depth: (run / "base.pt", [1] * depth)}
+    for e in EFFORTS:
+        sources[e] = (run / f"effort{e}.pt", cka["paths"][str(e)]["path"])
+    accuracy = {}
+    for e, (file, path) in sorted(sources.items()):
+        model = to_vit(_load(file, path=path))
+        weights16 = {k: v.astype(np.float16) for k, v in model.state_dict().items()}
+        out = folder / f"effort{e:02d}.safetensors"
+        save_safetensors(out, weights16, {"pivot.config": json.dumps(dataclasses.asdict(model.config)),
+                                          "pivot.path": "".join(str(int(v)) for v in path)})
+        shipped = pivot.ViT.from_timm(out)
+        accuracy[e] = float(np.mean(shipped(test_x).argmax(1) == test_y))
+    random_rows = [{"path": rec["path"], "score": pivot.path_score(np.array(
+                        [[np.nan if v is None else v for v in row] for row in cka["cka"]], dtype=np.float64),
+                        [int(c) for c in rec["path"]]),
+                    "test_accuracy": rec["test_accuracy"]}
+                   for stage, rec in sorted(log.items()) if stage.startswith("random")]
+    e_rand = args.get("random_effort", 6)
+    best_rec = log.get(f"effort{e_rand}")
+    seconds = sum(rec.get("seconds", 0) for rec in log.values())
+    card = {
+        "name": folder.name,
+        "data": "Fashion-MNIST (Xiao et al. 2017): 60,000 training images, 10,000 test images, 28x28 grey, "
+                "Debian package dataset-fashion-mnist",
+        "command": f"python -m pivot.recipes.fashion_mnist --out RUN --seed {args['seed']} --ship",
+        "args": args,
+        "config": dataclasses.asdict(build_config()),
+        "training_seconds": round(seconds, 1),
+        "machine": card_extra.get("machine", "2 CPU cores (torch 2.13 CPU)"),
+        "test_accuracy": {str(e): accuracy[e] for e in sorted(accuracy)},
+        "torch_test_accuracy_fp32": {str(e): log[f"effort{e}" if e != depth else "base"]["test_accuracy"]
+                                     for e in sorted(accuracy)},
+        "paths": {str(e): "".join(map(str, sources[e][1])) for e in sorted(sources)},
+        "path_scores": {k: v["score"] for k, v in cka["paths"].items()},
+        "cka": cka["cka"],
+        "cka_images": "256 training images, indices in the run's cka.json",
+        "random_paths": {"effort": e_rand,
+                         "best": {"path": best_rec["path"] if best_rec else None,
+                                  "score": cka["paths"][str(e_rand)]["score"],
+                                  "test_accuracy": best_rec["test_accuracy"] if best_rec else None},
+                         "random": random_rows},
+    }
+    card.update({k: v for k, v in card_extra.items() if k != "machine"})
+    (folder / "card.json").write_text(json.dumps(card, indent=1))
+    (folder / "card.md").write_text(_card_markdown(card))
+    return folder
+
+
+def _card_markdown(card: dict) -> str:
+    cfg = card["config"]
+    lines = [f"# {card['name']}", "",
+             f"A DeiT-style ViT trained from scratch by pivot: {cfg['depth']} encoders, embed {cfg['embed_dim']}, "
+             f"{cfg['num_heads']} heads, MLP ratio {cfg['mlp_ratio']}, patch {cfg['patch_size']} on "
+             f"{cfg['img_size']}x{cfg['img_size']}x{cfg['in_chans']} images "
+             f"({(cfg['img_size'] // cfg['patch_size']) ** 2 + 1} tokens), {cfg['num_classes']} classes. "
+             "Weights stored as float16 safetensors, one file per effort.", "",
+             f"- Data: {card['data']}",
+             f"- Command: `{card['command']}`",
+             f"- Seed: {card['args']['seed']}; training time {card['training_seconds'] / 60:.1f} min on {card['machine']}",
+             "- Recipe: base model AdamW (lr {base_lr}, wd 0.05, batch {batch_size}, {base_epochs} epochs, warm-up 1 epoch, "
+             "cosine), label smoothing 0.1, random shifts of 2 pixels and horizontal flips; each effort fine-tuned "
+             "{effort_steps} steps from the base weights on its best Path-Score path with the PIVOT loss "
+             "(CE + feature distillation from the base + 0.1 x entropy of correct inputs), lr {effort_lr}.".format(**card["args"]),
+             "", "| effort | path | Path-Score | test accuracy (C engine, F16 weights) |", "|---|---|---|---|"]
+    for e, acc in card["test_accuracy"].items():
+        score = card["path_scores"].get(e)
+        lines.append(f"| {e} | `{card['paths'][e]}` | {'' if score is None else f'{score:.3f}'} | {100 * acc:.2f}% |")
+    rp = card["random_paths"]
+    lines += ["", f"## Is the Path-Score worth it? (effort {rp['effort']}, same fine-tuning budget)", "",
+              "| path | Path-Score | test accuracy |", "|---|---|---|"]
+    if rp["best"]["path"]:
+        lines.append(f"| `{rp['best']['path']}` (best) | {rp['best']['score']:.3f} | {100 * rp['best']['test_accuracy']:.2f}% |")
+    for r in rp["random"]:
+        lines.append(f"| `{r['path']}` (random) | {r['score']:.3f} | {100 * r['test_accuracy']:.2f}% |")
+    lines += ["", "The CKA matrix (CKA(MLP_i, A_j), i < j) is in card.json under `cka`.", ""]
+    return "\n".join(lines)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="folder for checkpoints, the CKA matrix and log.jsonl")
@@ -165,7 +268,7 @@ def main(argv=None):
     _log(out, {"stage": "done", "stages": stages, "seconds_this_run": round(time.time() - started, 1)})
     if args.ship:
         from pivot.zoo import ship
-        ship(out, ZOO_NAME)
+        print("shipped to", ship(out, ZOO_NAME))
 
 
 if __name__ == "__main__":

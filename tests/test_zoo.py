@@ -1,0 +1,94 @@
+"""pivot.zoo: the loader's errors on a temporary zoo, and the shipped Fashion-MNIST model."""
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+import pivot
+import pivot.zoo as zoo
+from pivot.io import save_safetensors
+
+NAME = "fmnist_vit12_p4"
+SMALL = pivot.ViTConfig(img_size=8, patch_size=4, in_chans=1, num_classes=3, embed_dim=16, depth=3, num_heads=2)
+
+
+def _write_effort(folder: pathlib.Path, effort: int, path):
+    import dataclasses
+    model = pivot.ViT.random(SMALL, seed=effort, path=path)
+    save_safetensors(folder / f"effort{effort:02d}.safetensors",
+                     {k: v.astype(np.float16) for k, v in model.state_dict().items()},
+                     {"pivot.config": json.dumps(dataclasses.asdict(SMALL)), "pivot.path": "".join(map(str, path))})
+
+
+@pytest.fixture
+def fake_zoo(tmp_path, monkeypatch):
+    folder = tmp_path / "tiny"
+    folder.mkdir()
+    (folder / "card.json").write_text(json.dumps({"name": "tiny"}))
+    _write_effort(folder, 3, [1, 1, 1])
+    _write_effort(folder, 2, [1, 0, 1])
+    (tmp_path / "empty").mkdir()  # no card, no weights: not listed
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path)
+    return folder
+
+
+def test_list_and_load(fake_zoo):
+    assert zoo.list() == ["tiny"]
+    models = zoo.load("tiny")
+    assert sorted(models) == [2, 3]
+    assert models[2].path.tolist() == [1, 0, 1]
+    assert models[3].path.tolist() == [1, 1, 1]
+    assert zoo.card("tiny") == {"name": "tiny"}
+    assert sorted(zoo.load("tiny", efforts=[2])) == [2]
+
+
+def test_unknown_name(fake_zoo):
+    with pytest.raises(zoo.ZooError, match="no zoo model named 'nope'.*tiny"):
+        zoo.load("nope")
+    with pytest.raises(TypeError):
+        zoo.load(3)
+
+
+def test_missing_effort(fake_zoo):
+    with pytest.raises(zoo.ZooError, match=r"no effort\(s\) \[1\]"):
+        zoo.load("tiny", efforts=[1, 2])
+
+
+def test_file_name_disagrees_with_path(fake_zoo):
+    (fake_zoo / "effort02.safetensors").unlink()
+    _write_effort(fake_zoo, 2, [1, 1, 1])  # named effort 2, but 3 active encoders
+    with pytest.raises(zoo.ZooError, match="says effort 2 but its path has 3"):
+        zoo.load("tiny")
+
+
+def test_truncated_file_refused(fake_zoo):
+    f = fake_zoo / "effort03.safetensors"
+    f.write_bytes(f.read_bytes()[:100])
+    with pytest.raises(pivot.WeightsFileError):
+        zoo.load("tiny")
+
+
+shipped = pytest.mark.skipif(NAME not in zoo.list(), reason="the Fashion-MNIST zoo model is not shipped in this tree")
+
+
+@shipped
+def test_shipped_zoo_efforts_and_card():
+    models = zoo.load(NAME)
+    card = zoo.card(NAME)
+    assert sorted(models) == list(range(3, 13))
+    for effort, model in models.items():
+        assert int(model.path.sum()) == effort
+        assert "".join(map(str, model.path)) == card["paths"][str(effort)]
+    assert card["test_accuracy"]["12"] >= 0.88
+    size = sum(f.stat().st_size for f in (zoo.ZOO_DIR / NAME).iterdir())
+    assert size <= 30 * 2**20
+
+
+@shipped
+def test_shipped_zoo_classifies_the_sample():
+    images, labels = pivot.datasets.fashion_mnist_sample()
+    models = zoo.load(NAME, efforts=[6, 12])
+    for effort, model in models.items():
+        accuracy = np.mean(model(images).argmax(1) == labels)
+        assert accuracy >= 0.8, (effort, accuracy)
