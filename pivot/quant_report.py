@@ -89,7 +89,11 @@ def main(argv=None) -> int:
         except ImportError:
             print("pivot.zoo is not available in this build", file=sys.stderr)
             return 2
-        efforts = zoo.load(args.zoo)
+        try:
+            efforts = zoo.load(args.zoo)
+        except LookupError as exc:  # zoo.ZooError: no such model (yet)
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     else:
         from .model import ViT
         model = ViT.from_timm(args.model)

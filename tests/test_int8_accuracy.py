@@ -42,3 +42,15 @@ def test_int8_reduced_paths_keep_accuracy(setup):
     qmodel = pivot.quantize(model.with_path(path), calib)
     fp32 = _accuracy(model.with_path(path), images, labels)
     assert _accuracy(qmodel, images, labels) >= fp32 - 1.0
+
+
+def test_quant_report_cli(capsys):
+    from pivot import quant_report
+    try:
+        pivot.datasets.fashion_mnist("train")
+    except (FileNotFoundError, pivot.datasets.DatasetError) as exc:
+        pytest.skip(f"Fashion-MNIST training set not installed: {exc}")
+    assert quant_report.main(["--model", str(MODEL), "--sample", "--limit", "200", "--calibration", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "| 4 |" in out and "int8 acc" in out
+    assert quant_report.main(["--zoo", "no_such_zoo_model"]) == 2
