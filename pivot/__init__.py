@@ -64,6 +64,13 @@ from . import zoo  # noqa: E402  (the shipped trained models; no torch needed)
 __all__ += ["zoo"]
 # --- end zoo
 
+# --- int8
+from . import quant  # noqa: E402
+from .quant import QuantizedViT, quantize  # noqa: E402
+
+__all__ += ["quant", "quantize", "QuantizedViT"]
+# --- end int8
+
 
 def __getattr__(name):
     # Heavy or optional submodules load on first use: `pivot.plot` (matplotlib), `pivot.torch` (torch).

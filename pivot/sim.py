@@ -211,6 +211,10 @@ class HardwareConfig:
     sram_static_w: float = 0.3
     periphery_static_w: float = 1.5
     ps_static_w: float = 1.2
+    # --- int8: operand bit width (8 = the calibrated design; see bit_width_report)
+    operand_bits: int = 8                   # bits per operand: storage word_bytes * bits / 8, MAC energy
+                                            # x (bits/8)^2, SRAM energy per access x bits/8
+    # --- end int8
 
     def __post_init__(self):
         if not isinstance(self.name, str):
@@ -219,6 +223,8 @@ class HardwareConfig:
             value = getattr(self, field)
             if not _is_int(value) or value < 1:
                 raise ValueError(f"HardwareConfig.{field} must be a positive integer, got {value!r}")
+        if not _is_int(self.operand_bits) or not 1 <= self.operand_bits <= 64:  # --- int8
+            raise ValueError(f"HardwareConfig.operand_bits must be an integer in [1, 64], got {self.operand_bits!r}")
         if not _is_int(self.global_buffer_bytes) or self.global_buffer_bytes < 0:
             raise ValueError(f"HardwareConfig.global_buffer_bytes must be an integer >= 0, got {self.global_buffer_bytes!r}")
         if self.dataflow not in DATAFLOWS:
@@ -253,14 +259,15 @@ class HardwareConfig:
     @cached_property
     def _packed(self) -> tuple:
         """The fields in SI units, in the order of csrc/pivot_sim.h's pivot_sim_hw."""
+        bits = self.operand_bits / 8.0  # --- int8: the C simulator sees the scaled word size and energies
         return (int(self.array_rows), int(self.array_cols), DATAFLOWS.index(self.dataflow),
-                float(self.clock_mhz) * 1e6, float(self.word_bytes), float(self.global_buffer_bytes),
+                float(self.clock_mhz) * 1e6, float(self.word_bytes) * bits, float(self.global_buffer_bytes),
                 float(self.ipmem_bytes), float(self.wtmem_bytes), float(self.opmem_bytes),
                 float(self.sram_active_fraction), float(self.dram_bandwidth_gbps) * 1e9,
                 float(self.ps_clock_mhz) * 1e6, float(self.softmax_cycles_per_element),
                 float(self.gelu_cycles_per_element), float(self.layernorm_cycles_per_element),
-                float(self.entropy_cycles_per_element), float(self.mac_energy_pj) * 1e-12,
-                float(self.sram_access_energy_pj) * 1e-12, float(self.dram_energy_pj_per_byte) * 1e-12,
+                float(self.entropy_cycles_per_element), float(self.mac_energy_pj) * bits * bits * 1e-12,
+                float(self.sram_access_energy_pj) * bits * 1e-12, float(self.dram_energy_pj_per_byte) * 1e-12,
                 float(self.ps_active_power_w), float(self.pe_array_static_w), float(self.sram_static_w),
                 float(self.periphery_static_w), float(self.ps_static_w))
 
@@ -693,3 +700,42 @@ def read_topology_csv(path) -> list:
     if not layers:
         raise _config_error(path, "no layers after the header")
     return layers
+
+
+# --- int8: operand bit width
+def bit_width_report(model_or_config=None, bits=(8, 16, 32), hw: HardwareConfig = ZCU102, path=None,
+                     batch: int = 1) -> list:
+    """Delay, energy and EDP of one model at several operand widths (``HardwareConfig.operand_bits``).
+
+    Scaling model: the array does one MAC per PE per cycle at any width (compute cycles are
+    unchanged); an operand word takes ``word_bytes * bits / 8`` bytes, so the SRAMs hold fewer
+    words (more DRAM re-fetches) and DRAM moves more bytes (more stalls, more periphery energy);
+    energy per MAC scales with ``(bits / 8)^2`` (an array multiplier's area) and energy per SRAM
+    access with ``bits / 8``; static powers and the PS are unchanged. At 8 bits this is the
+    calibrated ZCU102 (DeiT-S: 59.66 ms, 0.4725 J).
+
+    ``model_or_config``: a model, a ``pivot.ViTConfig``, or None for DeiT-S. Returns one dict
+    per width: bits, delay_ms, energy_j, edp, and the energy of each component in joules.
+    """
+    if model_or_config is None:
+        model_or_config = ViTConfig.preset("deit_small_patch16_224")
+    rows = []
+    for b in bits:
+        r = simulate(model_or_config, path=path, hw=hw.replace(operand_bits=b), batch=batch)
+        row = {"bits": int(b), "delay_ms": r.delay_ms, "energy_j": r.energy_j, "edp": r.edp}
+        row.update({"power_w": r.power_w, "dram_accesses_words": r.dram_accesses_words})
+        row.update({f"energy_{k}_j": v for k, v in r.energy_breakdown.items()})
+        rows.append(row)
+    return rows
+
+
+def format_bit_width_report(rows) -> str:
+    """A Markdown table of ``bit_width_report`` rows, with ratios to the first row."""
+    base = rows[0]
+    lines = ["| bits | delay (ms) | energy (J) | EDP (J x ms) | delay x | energy x |",
+             "|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['bits']} | {r['delay_ms']:.2f} | {r['energy_j']:.4f} | {r['edp']:.2f} | "
+                     f"{r['delay_ms'] / base['delay_ms']:.2f} | {r['energy_j'] / base['energy_j']:.2f} |")
+    return "\n".join(lines)
+# --- end int8

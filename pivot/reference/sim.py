@@ -71,10 +71,30 @@ def sram_accesses(M, N, K, rows, cols, dataflow):
     return M * K * col_folds, K * N * row_folds, M * N
 
 
+def _bits(hw):
+    """Operand width over the calibrated 8 bits (int8: HardwareConfig.operand_bits)."""
+    return hw.get("operand_bits", 8) / 8.0
+
+
+def word_bytes(hw):
+    """Bytes per operand word: word_bytes * operand_bits / 8."""
+    return hw["word_bytes"] * _bits(hw)
+
+
+def mac_energy_pj(hw):
+    """Energy per MAC, scaled by (operand_bits / 8)^2 (multiplier area grows with the square)."""
+    return hw["mac_energy_pj"] * _bits(hw) ** 2
+
+
+def sram_access_energy_pj(hw):
+    """Energy per SRAM word access, scaled by operand_bits / 8 (wider words)."""
+    return hw["sram_access_energy_pj"] * _bits(hw)
+
+
 def capacities(hw):
     """On-chip words available for reuse: the active part of each SRAM (double buffering: the
     other part is being filled); the global buffer's active part adds to the input SRAMs."""
-    a, w = hw["sram_active_fraction"], hw["word_bytes"]
+    a, w = hw["sram_active_fraction"], word_bytes(hw)
     gb = hw["global_buffer_bytes"]
     cap_in = math.floor((hw["ipmem_bytes"] + gb) * a / w)
     cap_wt = math.floor((hw["wtmem_bytes"] + gb) * a / w)
@@ -145,8 +165,8 @@ def stall_cycles(M, N, K, hw, compute):
     if math.isinf(bytes_per_cycle):
         return 0.0
     reads, writes = dram_accesses(M, N, K, hw)
-    transfer = (reads + writes) * hw["word_bytes"] / bytes_per_cycle
-    exposed = exposed_words(M, N, K, hw) * hw["word_bytes"] / bytes_per_cycle
+    transfer = (reads + writes) * word_bytes(hw) / bytes_per_cycle
+    exposed = exposed_words(M, N, K, hw) * word_bytes(hw) / bytes_per_cycle
     return float(math.ceil(exposed + max(0.0, transfer - exposed - compute)))
 
 
@@ -191,10 +211,10 @@ def _energy(row, hw, staged_words):
     delay. SRAM counts the array-side accesses and, per word moved to or from DRAM, one global
     buffer access and one IPMEM/WTMEM/OPMEM access (staging)."""
     d = row["delay_s"]
-    dram_bytes = (row["dram_reads"] + row["dram_writes"]) * hw["word_bytes"]
-    row["energy_pe_array_j"] = row["macs"] * hw["mac_energy_pj"] * 1e-12 + hw["pe_array_static_w"] * d
+    dram_bytes = (row["dram_reads"] + row["dram_writes"]) * word_bytes(hw)
+    row["energy_pe_array_j"] = row["macs"] * mac_energy_pj(hw) * 1e-12 + hw["pe_array_static_w"] * d
     row["energy_sram_j"] = ((row["sram_reads"] + row["sram_writes"] + 2 * staged_words)
-                            * hw["sram_access_energy_pj"] * 1e-12 + hw["sram_static_w"] * d)
+                            * sram_access_energy_pj(hw) * 1e-12 + hw["sram_static_w"] * d)
     row["energy_periphery_j"] = dram_bytes * hw["dram_energy_pj_per_byte"] * 1e-12 + hw["periphery_static_w"] * d
     ps_busy = row["ps_cycles"] / (hw["ps_clock_mhz"] * 1e6)
     row["energy_ps_j"] = ps_busy * hw["ps_active_power_w"] + hw["ps_static_w"] * d

@@ -1,0 +1,153 @@
+"""Plain NumPy reference of pivot's int8 path (csrc/quant.c), for the tests.
+
+Integer products are computed in int64 and must equal the C kernels' int32 results bit for bit.
+Quantizers follow csrc/quant.c's float32 arithmetic (round half to even). The quantized forward
+(``forward_intermediates``) mirrors ``pivot.quant.QuantizedViT`` step by step: the float steps
+that stay float (LayerNorm, softmax, GELU) call the engine's own float kernels, so the whole
+forward can be held equal to the C engine's.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .._native import _core
+
+__all__ = ["int8_gemm", "quantize_u8", "quantize_s8", "row_params", "quantize_u8_rows", "dequant_linear",
+           "forward_intermediates"]
+
+_F = np.float32
+
+
+def int8_gemm(a, zero_point, w) -> np.ndarray:
+    """out[m, n] = sum_k (a[m, k] - zero_point[m]) * w[n, k] as int32 (a uint8, w int8)."""
+    a = np.asarray(a, dtype=np.int64)
+    zp = np.asarray(zero_point, dtype=np.int64).reshape(-1, 1)
+    out = (a - zp) @ np.asarray(w, dtype=np.int64).T
+    if out.size and (out.max() > 2**31 - 1 or out.min() < -2**31):
+        raise OverflowError("int8_gemm: a sum does not fit in int32")
+    return out.astype(np.int32)
+
+
+def _codes(x, inv_scale, zp) -> np.ndarray:
+    v = np.asarray(x, dtype=_F) * np.asarray(inv_scale, dtype=_F)
+    v = np.where(np.isnan(v), _F(0), v)
+    v = np.clip(v, _F(-512), _F(512))
+    return np.clip(np.rint(v).astype(np.int32) + np.asarray(zp, dtype=np.int32), 0, 255)
+
+
+def quantize_u8(x, inv_scale, zp) -> np.ndarray:
+    """clamp(rint(x * inv_scale) + zp, 0, 255) as uint8; inv_scale and zp broadcast (per row: shape (N, 1))."""
+    return _codes(x, inv_scale, zp).astype(np.uint8)
+
+
+def quantize_s8(x, inv_scale) -> np.ndarray:
+    """Symmetric int8: clamp(rint(x * inv_scale), -127, 127)."""
+    return np.maximum(_codes(x, inv_scale, 128) - 128, -127).astype(np.int8)
+
+
+def row_params(x):
+    """Per-row dynamic asymmetric parameters (scale, inv_scale, zp) of a float32 (N, C) array."""
+    x = np.asarray(x, dtype=_F)
+    finite = np.where(np.isfinite(x), x, _F(0))
+    lo = np.minimum(finite.min(axis=1), _F(0))
+    hi = np.maximum(finite.max(axis=1), _F(0))
+    scale = (hi - lo) / _F(255)
+    scale = np.where((scale > 0) & np.isfinite(scale), scale, _F(1)).astype(_F)
+    inv = (_F(1) / scale).astype(_F)
+    zp = _codes(-lo, inv, 0)
+    return scale, inv, zp
+
+
+def quantize_u8_rows(x):
+    """(uint8 codes, scale, zp) with per-row dynamic ranges (csrc/quant.c pivot_quantize_u8_rows)."""
+    scale, inv, zp = row_params(x)
+    return quantize_u8(x, inv[:, None], zp[:, None]), scale, zp.astype(np.int32)
+
+
+def dequant_linear(acc, row_scale, col_scale, bias=None) -> np.ndarray:
+    """float32 (acc) * (row_scale[m] * col_scale[n]) (+ bias[n]), in csrc/quant.c's order."""
+    scale = np.asarray(row_scale, _F).reshape(-1, 1) * np.asarray(col_scale, _F).reshape(1, -1)
+    y = acc.astype(_F) * scale
+    return y if bias is None else y + np.asarray(bias, _F)
+
+
+# Activation parameters of a block, in csrc/quant.h's order.
+ACT_FIELDS = ("qkv_in_scale", "qkv_in_zp", "q_scale", "q_zp", "k_scale", "v_scale", "proj_in_scale",
+              "proj_in_zp", "fc1_in_scale", "fc1_in_zp", "fc2_in_scale", "fc2_in_zp")
+
+
+def _quant_input(x, act, name, per_token):
+    """(codes, row scales, zero points) of a linear layer's input."""
+    if per_token:
+        return quantize_u8_rows(x)
+    scale, zp = _F(act[ACT_FIELDS.index(name + "_scale")]), int(act[ACT_FIELDS.index(name + "_zp")])
+    n = x.shape[0]
+    return (quantize_u8(x, _F(1) / scale, zp), np.full(n, scale, _F), np.full(n, zp, np.int32))
+
+
+def _linear(x, qw, wscale, bias, act, name, per_token):
+    a, rs, zp = _quant_input(x, act, name, per_token)
+    return dequant_linear(int8_gemm(a, zp, qw), rs, wscale, bias)
+
+
+def _layernorm(x, w, b, eps):
+    return _core.layernorm_forward(np.ascontiguousarray(x, _F), np.asarray(w, _F), np.asarray(b, _F), float(eps))
+
+
+def forward_intermediates(qmodel, images, path=None):
+    """(logits, attn_outputs, mlp_outputs) of a ``pivot.quant.QuantizedViT``, in NumPy.
+
+    Every matrix product of the encoders is an integer product of quantized operands, as in
+    csrc/quant.c; the patch embedding and the head are float (``qmodel``'s own helpers)."""
+    cfg = qmodel.config
+    path = qmodel.path if path is None else qmodel._checked_path(path)
+    per_token = qmodel.per_token
+    C, NH, eps = cfg.embed_dim, cfg.num_heads, cfg.norm_eps
+    hd = C // NH
+    x = qmodel._embed(qmodel._checked_images(images))
+    B, T, _ = x.shape
+    x = x.reshape(B * T, C)
+    attn_outputs, mlp_outputs = [], []
+    kept_probs = None
+    for i in range(cfg.depth):
+        blk = qmodel._block(i)
+        act = blk["act"]
+        mode = int(path[i])
+        attn_out = None
+        if mode:
+            ln = _layernorm(x, blk["norm1.weight"], blk["norm1.bias"], eps)
+            qkv = _linear(ln, blk["attn.qkv.weight"], blk["attn.qkv.weight_scale"], blk["attn.qkv.bias"], act,
+                          "qkv_in", per_token)
+            q8 = quantize_u8(qkv[:, :C], _F(1) / _F(act[2]), int(act[3])).reshape(B, T, NH, hd)
+            k8 = quantize_s8(qkv[:, C:2 * C], _F(1) / _F(act[4])).reshape(B, T, NH, hd)
+            v8 = quantize_s8(qkv[:, 2 * C:], _F(1) / _F(act[5])).reshape(B, T, NH, hd)
+            score_scale = _F(act[2]) * _F(act[4]) * (_F(1) / np.sqrt(_F(hd)))
+            pv_scale = _F(act[5]) * (_F(1) / _F(255))
+            cat = np.empty((B, T, C), _F)
+            if mode == 1:
+                probs8 = np.empty((B, NH, T, T), np.uint8)
+                for b in range(B):
+                    for h in range(NH):
+                        acc = int8_gemm(q8[b, :, h], np.full(T, int(act[3])), k8[b, :, h])
+                        scores = acc.astype(_F) * (_F(1) * score_scale)
+                        probs = _core.softmax_forward(np.ascontiguousarray(scores))
+                        probs8[b, h] = quantize_u8(probs, _F(255), 0)
+                kept_probs = probs8
+            for b in range(B):
+                for h in range(NH):
+                    acc = int8_gemm(kept_probs[b, h], np.zeros(T, np.int64), v8[b, :, h].T)
+                    cat[b, :, h * hd:(h + 1) * hd] = acc.astype(_F) * (_F(1) * pv_scale)
+            attn_out = _linear(cat.reshape(B * T, C), blk["attn.proj.weight"], blk["attn.proj.weight_scale"],
+                               blk["attn.proj.bias"], act, "proj_in", per_token)
+            x = x + attn_out
+        ln = _layernorm(x, blk["norm2.weight"], blk["norm2.bias"], eps)
+        hidden = _linear(ln, blk["mlp.fc1.weight"], blk["mlp.fc1.weight_scale"], blk["mlp.fc1.bias"], act, "fc1_in",
+                         per_token)
+        hidden = _core.gelu_forward(np.ascontiguousarray(hidden))
+        mlp_out = _linear(hidden, blk["mlp.fc2.weight"], blk["mlp.fc2.weight_scale"], blk["mlp.fc2.bias"], act,
+                          "fc2_in", per_token)
+        x = x + mlp_out
+        attn_outputs.append(None if attn_out is None else attn_out.reshape(B, T, C))
+        mlp_outputs.append(mlp_out.reshape(B, T, C))
+    logits = qmodel._head(x.reshape(B, T, C))
+    return logits, attn_outputs, mlp_outputs
