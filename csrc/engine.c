@@ -191,7 +191,7 @@ static void bias_capture_residual(float *x,          /* (N, C) */
 static void attention_item(float *attn,      /* (B, T, C) concatenated heads */
                            float *scores,    /* (q1 - q0, T) scratch */
                            const float *qkv, /* (B, T, 3C) */
-                           size_t b, size_t h, size_t q0, size_t q1, size_t T, size_t C, size_t NH) {
+                           size_t b, size_t h, size_t q0, size_t q1, size_t T, size_t C, size_t NH, int fast) {
     size_t hd = C / NH, ld = 3 * C;
     const float *base = qkv + b * T * ld;
     const float *q = base + q0 * ld + h * hd;
@@ -201,7 +201,10 @@ static void attention_item(float *attn,      /* (B, T, C) concatenated heads */
     float scale = 1.0f / sqrtf((float)hd);
     pivot_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)T, (int)hd, scale, q, (int)ld,
                       k, (int)ld, 0.0f, scores, (int)T);
-    softmax_rows(scores, scores, M, T);
+    if (fast) /* perf: AVX-512 softmax (csrc/gemm.h) */
+        pivot_softmax_rows_fast(scores, M, T, T);
+    else
+        softmax_rows(scores, scores, M, T);
     pivot_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)hd, (int)T, 1.0f, scores,
                       (int)T, v, (int)ld, 0.0f, attn + (b * T + q0) * C + h * hd, (int)C);
 }
@@ -625,14 +628,15 @@ static void qkv_rows(const forward_plan *pl, const thread_scratch *s, const bloc
     size_t first = mode == PIVOT_PATH_REUSE ? 2 * C : 0; /* modes */
     for (size_t r = r0; r < r1; r += TILE_ROWS) {
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
-        layernorm_rows(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
         float *q = pl->qkv + r * 3 * C;
         if (bp->qkv_p && first % PIVOT_GEMM_PANEL == 0) { /* perf: packed GEMM, bias fused */
+            pivot_layernorm_rows_fast(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
             pivot_linear_forward(q + first, NULL, s->xn, NULL, bp->qkv_p + first * C, bp->qkv_b + first, m, C,
                                  3 * C - first, C, 3 * C, PIVOT_EPI_STORE, 1.0f);
             if (!first && pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) pivot_relu_qk_rows(q, m, C); /* modes */
             continue;
         }
+        layernorm_rows(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
         if (first) { /* modes: reuse */
             linear_nobias(q + first, s->xn, bp->qkv_w + first * C, m, C, C, C, 3 * C);
             for (size_t i = 0; i < m; i++) add_bias_rows(q + i * 3 * C + first, bp->qkv_b + first, 1, C);
@@ -655,7 +659,7 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
             if (active)
                 pivot_linear_forward(x, attn_cap ? attn_cap + r * C : NULL, pl->attn + r * C, NULL, bp->proj_p,
                                      bp->proj_b, m, C, C, C, C, PIVOT_EPI_RESIDUAL, pl->residual_scale);
-            layernorm_rows(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
+            pivot_layernorm_rows_fast(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
             pivot_linear_forward(s->hidden, NULL, s->xn, NULL, bp->fc1_p, bp->fc1_b, m, C, H, C, H, PIVOT_EPI_GELU,
                                  1.0f);
             pivot_linear_forward(x, mlp_cap ? mlp_cap + r * C : NULL, s->hidden, NULL, bp->fc2_p, bp->fc2_b, m, H, C,
@@ -693,7 +697,7 @@ static void attention_phase(const forward_plan *pl, const thread_scratch *s, int
         else if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR)
             pivot_linear_attention_item(pl->attn, s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH, pl->linear_eps);
         else
-            attention_item(pl->attn, rows ? rows : s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH);
+            attention_item(pl->attn, rows ? rows : s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH, pl->patch_p != NULL);
     }
 }
 
@@ -871,7 +875,7 @@ int pivot_attention_forward(float *out, const float *inp, const float *qkv_w, co
     linear_nobias(qkv, inp, qkv_w, BT, C, 3 * C, C, 3 * C);
     add_bias_rows(qkv, qkv_b, BT, 3 * C);
     for (size_t b = 0; b < B; b++)
-        for (size_t h = 0; h < NH; h++) attention_item(cat, scores, qkv, b, h, 0, T, T, C, NH);
+        for (size_t h = 0; h < NH; h++) attention_item(cat, scores, qkv, b, h, 0, T, T, C, NH, 0);
     linear_nobias(out, cat, proj_w, BT, C, C, C, C);
     add_bias_rows(out, proj_b, BT, C);
     blas_single_leave();

@@ -337,6 +337,58 @@ AVX512 static void gelu_rows_avx512(float *x, const float *bias, size_t N, size_
         }
     }
 }
+static inline __mmask16 tail_mask(size_t left) {
+    return (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1u);
+}
+
+AVX512 static void softmax_rows_avx512(float *x, size_t N, size_t C, size_t ld) {
+    for (size_t n = 0; n < N; n++) {
+        float *row = x + n * ld;
+        __m512 vmax = _mm512_set1_ps(-INFINITY);
+        for (size_t c = 0; c < C; c += 16)
+            vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail_mask(C - c), row + c));
+        __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+        __m512 vsum = _mm512_setzero_ps();
+        for (size_t c = 0; c < C; c += 16) {
+            __mmask16 k = tail_mask(C - c);
+            __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + c), m));
+            e = _mm512_maskz_mov_ps(k, e);
+            vsum = _mm512_add_ps(vsum, e);
+            _mm512_mask_storeu_ps(row + c, k, e);
+        }
+        /* a NaN was skipped by max but made its exp, so the sum, NaN: the whole row becomes NaN */
+        __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
+        for (size_t c = 0; c < C; c += 16) {
+            __mmask16 k = tail_mask(C - c);
+            _mm512_mask_storeu_ps(row + c, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, row + c), inv));
+        }
+    }
+}
+
+AVX512 static void layernorm_rows_avx512(float *out, const float *inp, const float *weight, const float *bias,
+                                         size_t N, size_t C, float eps) {
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        float *y = out + n * C;
+        __m512 vsum = _mm512_setzero_ps();
+        for (size_t c = 0; c < C; c += 16) vsum = _mm512_add_ps(vsum, _mm512_maskz_loadu_ps(tail_mask(C - c), x + c));
+        float mean = _mm512_reduce_add_ps(vsum) / (float)C;
+        __m512 m = _mm512_set1_ps(mean), vsq = _mm512_setzero_ps();
+        for (size_t c = 0; c < C; c += 16) {
+            __mmask16 k = tail_mask(C - c);
+            __m512 d = _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, x + c), m);
+            vsq = _mm512_fmadd_ps(d, d, vsq);
+        }
+        float rstd = (float)(1.0 / sqrt((double)_mm512_reduce_add_ps(vsq) / (double)C + (double)eps));
+        __m512 r = _mm512_set1_ps(rstd);
+        for (size_t c = 0; c < C; c += 16) {
+            __mmask16 k = tail_mask(C - c);
+            __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + c), m), r);
+            __m512 v = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(k, weight + c), _mm512_maskz_loadu_ps(k, bias + c));
+            _mm512_mask_storeu_ps(y + c, k, v);
+        }
+    }
+}
 #endif /* PIVOT_HAVE_AVX512_BUILD */
 
 /* ================================================================== public */
@@ -419,4 +471,39 @@ void pivot_gelu_rows_fast(float *x, const float *bias, size_t N, size_t C) {
 #endif
     for (size_t n = 0; n < N; n++)
         for (size_t c = 0; c < C; c++) x[n * C + c] = gelu_portable(x[n * C + c] + (bias ? bias[c] : 0.0f));
+}
+
+void pivot_softmax_rows_fast(float *x, size_t N, size_t C, size_t ld) {
+#if PIVOT_HAVE_AVX512_BUILD
+    if (pivot_gemm_simd_level() >= 1) {
+        softmax_rows_avx512(x, N, C, ld);
+        return;
+    }
+#endif
+    for (size_t n = 0; n < N; n++) {
+        float *row = x + n * ld, maxval = row[0], sum = 0.0f;
+        for (size_t c = 1; c < C; c++) maxval = row[c] > maxval ? row[c] : maxval;
+        for (size_t c = 0; c < C; c++) sum += (row[c] = exp_portable(row[c] - maxval));
+        float inv = 1.0f / sum;
+        for (size_t c = 0; c < C; c++) row[c] *= inv;
+    }
+}
+
+void pivot_layernorm_rows_fast(float *out, const float *inp, const float *weight, const float *bias, size_t N,
+                               size_t C, float eps) {
+#if PIVOT_HAVE_AVX512_BUILD
+    if (pivot_gemm_simd_level() >= 1) {
+        layernorm_rows_avx512(out, inp, weight, bias, N, C, eps);
+        return;
+    }
+#endif
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        float *y = out + n * C, sum = 0.0f, sq = 0.0f;
+        for (size_t c = 0; c < C; c++) sum += x[c];
+        float mean = sum / (float)C;
+        for (size_t c = 0; c < C; c++) sq += (x[c] - mean) * (x[c] - mean);
+        float rstd = (float)(1.0 / sqrt((double)sq / (double)C + (double)eps));
+        for (size_t c = 0; c < C; c++) y[c] = (x[c] - mean) * rstd * weight[c] + bias[c];
+    }
 }

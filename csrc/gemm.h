@@ -56,7 +56,23 @@ int pivot_sgemm_nt(float *out,     /* (M, N) */
                    const float *b, /* (N, K) */
                    size_t M, size_t N, size_t K);
 
-/* Vectorized elementwise kernels (AVX-512 when the level allows, else the portable loops). */
-void pivot_gelu_rows_fast(float *x, const float *bias, size_t N, size_t C); /* x (N, C) = gelu(x + bias) */
+/* Vectorized elementwise kernels of the engine's fast path (AVX-512 when the level allows, else
+ * plain loops computing the same formulas). Sizes are not checked here (the engine's are). */
+
+/* x (N, C) = gelu(x + bias); bias (C) may be NULL. */
+void pivot_gelu_rows_fast(float *x, const float *bias, size_t N, size_t C);
+
+/* Row-wise softmax in place, rows of length C with stride ld: max subtracted, exp as above
+ * (relative error ~3e-7), sum in float over 16 lanes. A NaN in a row makes the row NaN. */
+void pivot_softmax_rows_fast(float *x, /* (N, ld) */
+                             size_t N, size_t C, size_t ld);
+
+/* Row-wise LayerNorm: two passes in float over 16 lanes (mean, then the centred sum of squares,
+ * so no cancellation), 1/sqrt in double. */
+void pivot_layernorm_rows_fast(float *out,          /* (N, C) */
+                               const float *inp,    /* (N, C) */
+                               const float *weight, /* (C) */
+                               const float *bias,   /* (C) */
+                               size_t N, size_t C, float eps);
 
 #endif /* PIVOT_GEMM_H */

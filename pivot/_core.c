@@ -1263,6 +1263,46 @@ static PyObject *py_sgemm_nt(PyObject *self, PyObject *args) {
     return (PyObject *)out;
 }
 
+/* softmax_fast(inp (N, C)) -> row softmax by the engine's fast-path kernel (tests). */
+static PyObject *py_softmax_fast(PyObject *self, PyObject *arg) {
+    PyArrayObject *inp = check_array(arg, "inp", NPY_FLOAT32, 2);
+    if (!inp) return NULL;
+    if (PyArray_DIM(inp, 1) < 1) {
+        PyErr_SetString(PyExc_ValueError, "inp rows must not be empty");
+        return NULL;
+    }
+    PyArrayObject *out = (PyArrayObject *)PyArray_NewCopy(inp, NPY_CORDER);
+    if (!out) return NULL;
+    size_t N = (size_t)PyArray_DIM(inp, 0), C = (size_t)PyArray_DIM(inp, 1);
+    Py_BEGIN_ALLOW_THREADS
+    pivot_softmax_rows_fast(F32(out), N, C, C);
+    Py_END_ALLOW_THREADS
+    return (PyObject *)out;
+}
+
+/* layernorm_fast(inp (N, C), weight (C), bias (C), eps) -> LayerNorm by the fast-path kernel (tests). */
+static PyObject *py_layernorm_fast(PyObject *self, PyObject *args) {
+    PyObject *o_inp, *o_w, *o_b;
+    float eps;
+    if (!PyArg_ParseTuple(args, "OOOf", &o_inp, &o_w, &o_b, &eps)) return NULL;
+    PyArrayObject *inp = check_array(o_inp, "inp", NPY_FLOAT32, 2);
+    PyArrayObject *w = inp ? check_array(o_w, "weight", NPY_FLOAT32, 1) : NULL;
+    PyArrayObject *b = w ? check_array(o_b, "bias", NPY_FLOAT32, 1) : NULL;
+    if (!b) return NULL;
+    npy_intp C = PyArray_DIM(inp, 1);
+    if (check_dim(w, "weight", 0, C) || check_dim(b, "bias", 0, C)) return NULL;
+    if (C < 1 || !(eps >= 0.0f)) {
+        PyErr_SetString(PyExc_ValueError, "need C >= 1 and eps >= 0");
+        return NULL;
+    }
+    PyArrayObject *out = new_float_array(2, PyArray_DIMS(inp));
+    if (!out) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    pivot_layernorm_rows_fast(F32(out), F32(inp), F32(w), F32(b), (size_t)PyArray_DIM(inp, 0), (size_t)C, eps);
+    Py_END_ALLOW_THREADS
+    return (PyObject *)out;
+}
+
 /* vit_pack(params, config) -> the packed Linear weights that vit_forward's `packed` takes. */
 static PyObject *py_vit_pack(PyObject *self, PyObject *args) {
     PyObject *o_params, *o_cfg;
@@ -1353,6 +1393,8 @@ static PyMethodDef core_methods[] = {
     {"linear_forward", py_linear_forward, METH_VARARGS, "linear_forward(inp, weight|None, bias|None, epilogue, residual|None, capture, scale, packed|None, out_features) -> out or (out, capture)"},
     {"sgemm_nt", py_sgemm_nt, METH_VARARGS, "sgemm_nt(a (M, K), b (N, K)) -> a @ b^T by OpenBLAS (calling thread's BLAS settings)"},
     {"vit_pack", py_vit_pack, METH_VARARGS, "vit_pack(params, config tuple) -> packed Linear weights for vit_forward(..., packed)"},
+    {"softmax_fast", py_softmax_fast, METH_O, "softmax_fast(inp (N, C)) -> row softmax by the engine's AVX-512 path (or its portable twin)"},
+    {"layernorm_fast", py_layernorm_fast, METH_VARARGS, "layernorm_fast(inp (N, C), weight, bias, eps) -> LayerNorm by the engine's AVX-512 path (or its portable twin)"},
     /* end perf methods */
 
     {NULL, NULL, 0, NULL},

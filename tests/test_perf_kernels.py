@@ -150,6 +150,36 @@ def test_sgemm_nt_matches_numpy(rng):
     np.testing.assert_allclose(_core.sgemm_nt(a, b), a.astype(np.float64) @ b.T, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("N, C", [(1, 1), (3, 15), (4, 16), (7, 197), (2, 384)])
+def test_softmax_fast_matches_reference(rng, level, N, C):
+    x = (rng.standard_normal((N, C)) * 5).astype(np.float32)
+    np.testing.assert_allclose(_core.softmax_fast(x), ref.softmax(x), rtol=2e-6, atol=1e-8)
+
+
+def test_softmax_fast_large_values_and_nan(level):
+    x = np.array([[1000.0, 999.0, -1000.0] + [0.0] * 14, [1.0, np.nan] + [0.0] * 15], np.float32)
+    got = _core.softmax_fast(x)
+    np.testing.assert_allclose(got[0], ref.softmax(x[:1])[0], atol=1e-7)
+    assert np.isnan(got[1]).all()
+
+
+@pytest.mark.parametrize("N, C", [(1, 1), (3, 15), (5, 33), (4, 384)])
+def test_layernorm_fast_matches_reference(rng, level, N, C):
+    x = rng.standard_normal((N, C), dtype=np.float32)
+    w = rng.standard_normal(C, dtype=np.float32)
+    b = rng.standard_normal(C, dtype=np.float32)
+    np.testing.assert_allclose(_core.layernorm_fast(x, w, b, 1e-6), ref.layernorm(x, w, b, 1e-6), rtol=1e-5, atol=1e-5)
+
+
+def test_layernorm_fast_offset_rows_and_constant_row(rng, level):
+    # two-pass statistics: a large common offset does not cancel the variance away
+    x = (rng.standard_normal((3, 384)) + 1000.0).astype(np.float32)
+    w, b = np.ones(384, np.float32), np.zeros(384, np.float32)
+    np.testing.assert_allclose(_core.layernorm_fast(x, w, b, 1e-6), ref.layernorm(x, w, b, 1e-6), atol=2e-3)
+    const = np.full((1, 16), 3.0, np.float32)
+    np.testing.assert_allclose(_core.layernorm_fast(const, w[:16], b[:16] + 0.5, 1e-5), 0.5, atol=1e-6)
+
+
 # ---------------------------------------------------------------- whole model
 def _small_model(distilled=False):
     cfg = pivot.ViTConfig(img_size=32, patch_size=8, embed_dim=48, depth=3, num_heads=3, mlp_ratio=100 / 48,
