@@ -189,7 +189,7 @@ static void bias_capture_residual(float *x,          /* (N, C) */
  * qkv rows are timm's (3, NH, hd) layout, so q, k, v of head h are column blocks of width hd at
  * offsets h*hd, C + h*hd, 2C + h*hd with row stride 3C: no gather or transpose is needed. */
 static void attention_item(float *attn,      /* (B, T, C) concatenated heads */
-                           float *scores,    /* (q1 - q0, T) scratch */
+                           float *scores,    /* (q1 - q0, T) scratch; fast: (q1 - q0 + hd, T) */
                            const float *qkv, /* (B, T, 3C) */
                            size_t b, size_t h, size_t q0, size_t q1, size_t T, size_t C, size_t NH, int fast) {
     size_t hd = C / NH, ld = 3 * C;
@@ -199,12 +199,18 @@ static void attention_item(float *attn,      /* (B, T, C) concatenated heads */
     const float *v = base + 2 * C + h * hd;
     size_t M = q1 - q0;
     float scale = 1.0f / sqrtf((float)hd);
+    if (fast) { /* perf: the packed GEMM's micro-tiles (csrc/gemm.h) on K^T, AVX-512 softmax */
+        float *kt = scores + M * T; /* (hd, T) scratch after the scores: K^T * scale */
+        for (size_t t = 0; t < T; t++)
+            for (size_t d = 0; d < hd; d++) kt[d * T + t] = k[t * ld + d] * scale;
+        pivot_gemm_nn_fast(scores, q, kt, M, hd, T, ld, T, T);
+        pivot_softmax_rows_fast(scores, M, T, T);
+        pivot_gemm_nn_fast(attn + (b * T + q0) * C + h * hd, scores, v, M, T, hd, T, ld, C);
+        return;
+    }
     pivot_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)T, (int)hd, scale, q, (int)ld,
                       k, (int)ld, 0.0f, scores, (int)T);
-    if (fast) /* perf: AVX-512 softmax (csrc/gemm.h) */
-        pivot_softmax_rows_fast(scores, M, T, T);
-    else
-        softmax_rows(scores, scores, M, T);
+    softmax_rows(scores, scores, M, T);
     pivot_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)hd, (int)T, 1.0f, scores,
                       (int)T, v, (int)ld, 0.0f, attn + (b * T + q0) * C + h * hd, (int)C);
 }
@@ -484,7 +490,7 @@ static void scratch_sizes(const forward_plan *pl, size_t *xn, size_t *hidden, si
     *xn = round_up(TILE_ROWS * pl->C);
     *hidden = round_up(TILE_ROWS * wide);
     size_t qrows = (pl->T + pl->q_chunks - 1) / pl->q_chunks;
-    *scores = round_up(qrows * pl->T);
+    *scores = round_up(qrows * pl->T) + round_up(pl->C / pl->NH * pl->T); /* perf: + K^T of a head */
     if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) { /* modes: linear attention scratch */
         size_t lin = round_up(pivot_linear_attention_scratch(pl->C / pl->NH, qrows));
         if (lin > *scores) *scores = lin;
@@ -697,7 +703,8 @@ static void attention_phase(const forward_plan *pl, const thread_scratch *s, int
         else if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR)
             pivot_linear_attention_item(pl->attn, s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH, pl->linear_eps);
         else
-            attention_item(pl->attn, rows ? rows : s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH, pl->patch_p != NULL);
+            attention_item(pl->attn, rows ? rows : s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH,
+                           pl->patch_p != NULL && !rows); /* perf: its K^T scratch follows the scores */
     }
 }
 

@@ -252,20 +252,32 @@ AVX512 static void gelu_tile(float *out, int rows, size_t ldo, __mmask16 m0, __m
     }
 }
 
-/* One (ROWS x 32) tile over the full K: out[i, 0:32] <- epilogue(a[i, :] @ panel). ROWS is a
+/* One (ROWS x 32) tile over the full K: out[i, 0:32] <- epilogue(a[i, :] @ panel), where panel
+ * row k (32 floats, masked by m0/m1 on the last panel) is at panel + k * ldb. ROWS is a
  * compile-time constant in each instance so that the accumulators live in registers. */
+#define TILE_FMA(ROWS)                                                                                      \
+    _Pragma("GCC unroll 12") for (int i = 0; i < ROWS; i++) {                                               \
+        __m512 av = _mm512_set1_ps(a[i * lda + k]);                                                         \
+        c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);                                                             \
+        c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);                                                             \
+    }
 #define DEFINE_TILE_KERNEL(ROWS)                                                                            \
     AVX512 static void tile_##ROWS(float *out, float *capture, const float *a, const float *panel,          \
-                                   const float *bias, size_t K, size_t lda, size_t ldo, size_t ldc,         \
-                                   __mmask16 m0, __mmask16 m1, int epilogue, float scale) {                 \
+                                   const float *bias, size_t K, size_t lda, size_t ldb, size_t ldo,         \
+                                   size_t ldc, __mmask16 m0, __mmask16 m1, int padded, int epilogue,        \
+                                   float scale) {                                                           \
         __m512 c0[ROWS], c1[ROWS];                                                                          \
         _Pragma("GCC unroll 12") for (int i = 0; i < ROWS; i++) c0[i] = c1[i] = _mm512_setzero_ps();        \
-        for (size_t k = 0; k < K; k++) {                                                                    \
-            __m512 b0 = _mm512_loadu_ps(panel + k * PANEL), b1 = _mm512_loadu_ps(panel + k * PANEL + 16);     \
-            _Pragma("GCC unroll 12") for (int i = 0; i < ROWS; i++) {                                       \
-                __m512 av = _mm512_set1_ps(a[i * lda + k]);                                                 \
-                c0[i] = _mm512_fmadd_ps(av, b0, c0[i]);                                                     \
-                c1[i] = _mm512_fmadd_ps(av, b1, c1[i]);                                                     \
+        if (padded || (m0 == 0xFFFF && m1 == 0xFFFF)) { /* packed (zero padded) or a full panel */        \
+            for (size_t k = 0; k < K; k++) {                                                                \
+                __m512 b0 = _mm512_loadu_ps(panel + k * ldb), b1 = _mm512_loadu_ps(panel + k * ldb + 16);   \
+                TILE_FMA(ROWS)                                                                              \
+            }                                                                                               \
+        } else { /* masked loads (8% slower) only on the last panel of an unpadded matrix */                \
+            for (size_t k = 0; k < K; k++) {                                                                \
+                __m512 b0 = _mm512_maskz_loadu_ps(m0, panel + k * ldb);                                     \
+                __m512 b1 = _mm512_maskz_loadu_ps(m1, panel + k * ldb + 16);                                \
+                TILE_FMA(ROWS)                                                                              \
             }                                                                                               \
         }                                                                                                   \
         __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();                        \
@@ -294,23 +306,27 @@ DEFINE_TILE_KERNEL(2)
 DEFINE_TILE_KERNEL(1)
 
 typedef void (*tile_fn)(float *, float *, const float *, const float *, const float *, size_t, size_t, size_t,
-                        size_t, __mmask16, __mmask16, int, float);
+                        size_t, size_t, __mmask16, __mmask16, int, int, float);
 static const tile_fn tile_kernels[MR + 1] = {NULL,    tile_1, tile_2, tile_3,  tile_4,  tile_5, tile_6,
                                               tile_7, tile_8, tile_9, tile_10, tile_11, tile_12};
 
-AVX512 static void linear_packed_avx512(float *out, float *capture, const float *inp, const float *packed,
-                                        const float *bias, size_t N, size_t IC, size_t OC, size_t ldi, size_t ldo,
-                                        int epilogue, float scale) {
+/* out (N, OC) <- epilogue(inp (N, IC) @ B) where B's 32-column panel starting at column p0 is at
+ * b + (p0 / 32) * panel_step with rows ldb apart: packed weights (panel_step = 32 IC, ldb = 32) or
+ * a row-major (IC, OC) matrix with row stride ldb (panel_step = 32). packed_b: b is gemm_pack's
+ * zero-padded layout (full panels may be read; the next panel is prefetched). */
+AVX512 static void gemm_panels_avx512(float *out, float *capture, const float *inp, const float *b,
+                                      size_t panel_step, size_t ldb, int packed_b, const float *bias, size_t N,
+                                      size_t IC, size_t OC, size_t ldi, size_t ldo, int epilogue, float scale) {
     for (size_t p0 = 0; p0 < OC; p0 += PANEL) {
         size_t nc = OC - p0 < PANEL ? OC - p0 : PANEL;
         __mmask16 m0 = (__mmask16)(nc >= 16 ? 0xFFFF : (1u << nc) - 1u);
         __mmask16 m1 = (__mmask16)(nc >= 32 ? 0xFFFF : nc <= 16 ? 0 : (1u << (nc - 16)) - 1u);
-        const float *panel = packed + p0 * IC;
+        const float *panel = b + p0 / PANEL * panel_step;
         /* The weights of a forward (~88 MB for DeiT-S) come from DRAM; the hardware prefetchers
          * stop at 4 KiB pages, so the first row block of each panel would stall on them. Each row
          * block therefore prefetches its share of the NEXT panel into L2 (measured: +10-20% on
          * cold weights). */
-        const char *next = p0 + PANEL < OC ? (const char *)(packed + (p0 + PANEL) * IC) : NULL;
+        const char *next = packed_b && p0 + PANEL < OC ? (const char *)(panel + panel_step) : NULL;
         size_t next_bytes = PANEL * IC * sizeof(float), blocks = (N + MR - 1) / MR, block = 0;
         for (size_t r = 0; r < N; r += MR) {
             size_t rows = N - r < MR ? N - r : MR;
@@ -320,7 +336,7 @@ AVX512 static void linear_packed_avx512(float *out, float *capture, const float 
                 block++;
             }
             tile_kernels[rows](out + r * ldo + p0, capture ? capture + r * OC + p0 : NULL, inp + r * ldi, panel,
-                               bias ? bias + p0 : NULL, IC, ldi, ldo, OC, m0, m1, epilogue, scale);
+                               bias ? bias + p0 : NULL, IC, ldi, ldb, ldo, OC, m0, m1, packed_b, epilogue, scale);
         }
     }
 }
@@ -429,7 +445,7 @@ int pivot_linear_forward(float *out, float *capture, const float *inp, const flo
     if (packed) {
 #if PIVOT_HAVE_AVX512_BUILD
         if (pivot_gemm_simd_level() >= 1) {
-            linear_packed_avx512(out, capture, inp, packed, bias, N, IC, OC, ldi, ldo, epilogue, scale);
+            gemm_panels_avx512(out, capture, inp, packed, PANEL * IC, PANEL, 1, bias, N, IC, OC, ldi, ldo, epilogue, scale);
             return PIVOT_OK;
         }
 #endif
@@ -506,4 +522,20 @@ void pivot_layernorm_rows_fast(float *out, const float *inp, const float *weight
         float rstd = (float)(1.0 / sqrt((double)sq / (double)C + (double)eps));
         for (size_t c = 0; c < C; c++) y[c] = (x[c] - mean) * rstd * weight[c] + bias[c];
     }
+}
+
+void pivot_gemm_nn_fast(float *out, const float *a, const float *b, size_t M, size_t K, size_t N, size_t lda,
+                        size_t ldb, size_t ldo) {
+#if PIVOT_HAVE_AVX512_BUILD
+    if (pivot_gemm_simd_level() >= 1) {
+        gemm_panels_avx512(out, NULL, a, b, PANEL, ldb, 0, NULL, M, K, N, lda, ldo, PIVOT_EPI_STORE, 1.0f);
+        return;
+    }
+#endif
+    for (size_t i = 0; i < M; i++)
+        for (size_t j = 0; j < N; j++) {
+            float acc = 0.0f;
+            for (size_t k = 0; k < K; k++) acc += a[i * lda + k] * b[k * ldb + j];
+            out[i * ldo + j] = acc;
+        }
 }
