@@ -1,28 +1,43 @@
-"""The C engine against PyTorch eager on DeiT-S (random weights), and attention-skip speedups.
+"""The C engine against PyTorch eager and ONNX Runtime on DeiT-S (random weights), the engine's
+share of the sgemm rate, and attention-skip speedups.
 
     python benchmarks/run.py --only engine [--quick]
 
-Both sides run in this process with the same thread count (pivot's ``threads=`` and
-``torch.set_num_threads``), fp32, PyTorch under ``torch.inference_mode()`` with the plain module of
-``pivot.torch`` (timm's computation: nn.Linear, F.scaled_dot_product_attention, exact GELU).
+All three contenders run in this process with the same thread count (pivot's ``threads=``,
+``torch.set_num_threads``, ORT's ``intra_op_num_threads``), fp32, timed round-robin (load from
+other processes hits every contender alike) and reported as the best round:
+
+- PyTorch: ``pivot.torch``'s plain module (timm's computation: nn.Linear,
+  F.scaled_dot_product_attention, exact GELU) under ``torch.inference_mode()``;
+- ONNX Runtime: the same module exported with ``torch.onnx.export(..., dynamo=False)`` (opset 17,
+  dynamic batch) to a temporary file, CPU execution provider, all graph optimizations.
+
+With one thread every contender computes on the calling thread, so that thread's CPU time is
+timed (robust on a shared machine); with more threads, wall-clock time.
 """
+import functools
+import os
+import tempfile
 import time
 
 import numpy as np
 
 import pivot
 from common import Result
+from pivot import _core
 from pivot.model import default_threads
 
 PRESET = "deit_small_patch16_224"
 
 
-def _model_and_images(batch):
-    config = pivot.ViTConfig.preset(PRESET)
-    model = pivot.ViT.random(config, seed=0)
+@functools.lru_cache(maxsize=2)
+def _model(preset=PRESET):
+    return pivot.ViT.random(pivot.ViTConfig.preset(preset), seed=0)
+
+
+def _images(config, batch):
     rng = np.random.default_rng(0)
-    images = rng.standard_normal((batch, 3, config.img_size, config.img_size)).astype(np.float32)
-    return model, images
+    return rng.standard_normal((batch, 3, config.img_size, config.img_size)).astype(np.float32)
 
 
 def interleaved_best(fns, repeat, warmup=1, clock=time.perf_counter):
@@ -40,49 +55,130 @@ def interleaved_best(fns, repeat, warmup=1, clock=time.perf_counter):
     return best
 
 
-def _throughput(model, module, torch, images, threads, repeat, warmup):
-    """(pivot images/s, torch images/s) at one batch size and thread count.
+class Peers:
+    """The PyTorch module and ONNX Runtime sessions (one per thread count) of one pivot.ViT."""
 
-    With one thread both sides compute on the calling thread, so its CPU time is timed (robust to
-    other processes on a shared machine); with more threads, wall-clock time."""
-    batch = images.shape[0]
-    x = torch.from_numpy(images)
+    def __init__(self, model):
+        import torch
+
+        import pivot.torch as pt
+        self.torch = torch
+        self.module = pt.from_vit(model).eval()
+        self.config = model.config
+        self._onnx_path = None
+        self._sessions = {}
+
+    def torch_fn(self, images, threads):
+        torch = self.torch
+        x = torch.from_numpy(images)
+
+        def run():  # the caller sets torch's thread count
+            with torch.inference_mode():
+                self.module(x)
+        return run
+
+    def onnx_fn(self, images, threads):
+        import onnxruntime as ort
+        if self._onnx_path is None:
+            self._export()
+        if threads not in self._sessions:
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            self._sessions[threads] = ort.InferenceSession(self._onnx_path, opts, providers=["CPUExecutionProvider"])
+        session = self._sessions[threads]
+        name = session.get_inputs()[0].name
+        return lambda: session.run(None, {name: images})
+
+    def _export(self):
+        import warnings
+        torch = self.torch
+        fd, path = tempfile.mkstemp(suffix=".onnx", prefix="pivot_bench_")
+        os.close(fd)
+        x = torch.from_numpy(_images(self.config, 1))
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(self.module, (x,), path, dynamo=False, input_names=["images"], output_names=["logits"],
+                              dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17)
+        self._onnx_path = path
+        import atexit
+        atexit.register(lambda: os.path.exists(path) and os.remove(path))
+
+
+@functools.lru_cache(maxsize=1)
+def _peers():
+    return Peers(_model())
+
+
+def _time_three(model, peers, images, threads, repeat, warmup):
+    """Best seconds per call of (pivot, torch, onnxruntime) on the same images and thread count."""
+    torch = peers.torch
     old = torch.get_num_threads()
+    clock = time.thread_time if threads == 1 else time.perf_counter
     torch.set_num_threads(threads)
     try:
-        def run_torch():
-            with torch.inference_mode():
-                module(x)
-
-        clock = time.thread_time if threads == 1 else time.perf_counter
-        t_pivot, t_torch = interleaved_best([lambda: model(images, threads=threads), run_torch], repeat, warmup,
-                                            clock=clock)
+        fns = [lambda: model(images, threads=threads), peers.torch_fn(images, threads), peers.onnx_fn(images, threads)]
+        return interleaved_best(fns, repeat, warmup, clock=clock)
     finally:
         torch.set_num_threads(old)
-    return batch / t_pivot, batch / t_torch
+
+
+def _clock_text(threads):
+    return "calling thread's CPU time" if threads == 1 else "wall clock"
 
 
 def bench_engine_throughput(quick):
-    """DeiT-S fp32 images/s, pivot vs PyTorch eager, at batch 1 and 32 (and batch 1 on 1 thread)."""
-    import torch
-
-    import pivot.torch as pt
-
+    """DeiT-S fp32 images/s, pivot vs PyTorch eager and ONNX Runtime, batch 1 and 32, 1 and N threads."""
     threads = default_threads()
-    model, images = _model_and_images(32)
-    module = pt.from_vit(model)
+    model = _model()
+    peers = _peers()
+    cases = [(1, 1, (5, 1) if quick else (20, 2))]
+    if threads > 1:
+        cases.append((1, threads, (5, 1) if quick else (20, 2)))
+    # quick: one timed call each after one warm-up
+    cases.append((32, threads, (1, 1) if quick else (3, 1)))
+    if not quick and threads > 1:
+        cases.append((32, 1, (2, 1)))
     results = []
-    cases = [("engine_b1_vs_torch", 1, threads, (5, 1) if quick else (20, 2)),
-             ("engine_b1_1thread_vs_torch", 1, 1, (3, 1) if quick else (10, 1)),
-             # quick: one timed call each, warmed up only by the batch-1 runs (first-call page faults
-             # of the bigger buffers cost both sides about 1%)
-             ("engine_b32_vs_torch", 32, threads, (1, 0) if quick else (3, 1))]
-    for name, batch, n, (repeat, warmup) in cases:
-        ours, theirs = _throughput(model, module, torch, images[:batch], n, repeat, warmup)
-        results.append(Result(name, ours / theirs, ours, theirs, "img/s",
-                              f"{PRESET} random weights, batch {batch}, {n} thread(s), best of {repeat}"
-                              + (" (calling thread's CPU time)" if n == 1 else " (wall clock)")))
+    for batch, n, (repeat, warmup) in cases:
+        images = _images(model.config, batch)
+        t_pivot, t_torch, t_ort = _time_three(model, peers, images, n, repeat, warmup)
+        suffix = "_1thread" if (n == 1 and threads > 1) else ""
+        detail = (f"{PRESET} random weights, batch {batch}, {n} thread(s), best of {repeat} ({_clock_text(n)}); "
+                  f"pivot {t_pivot * 1e3:.1f} ms, torch {t_torch * 1e3:.1f} ms, onnxruntime {t_ort * 1e3:.1f} ms")
+        ours = batch / t_pivot
+        if batch == 1:
+            results.append(Result(f"engine_b{batch}{suffix}_vs_torch", t_torch / t_pivot, ours, batch / t_torch,
+                                  "img/s", detail))
+        elif batch == 32 and n == threads:
+            results.append(Result(f"engine_b{batch}_vs_torch", t_torch / t_pivot, ours, batch / t_torch, "img/s",
+                                  detail))
+        results.append(Result(f"engine_b{batch}{suffix}_vs_onnxruntime", t_ort / t_pivot, ours, batch / t_ort,
+                              "img/s", detail))
     return results
+
+
+def bench_engine_roofline(quick):
+    """Whole-model FLOP rate (batch 1, 1 thread) over OpenBLAS sgemm's rate on DeiT-S's biggest GEMM
+    shape (the MLP's fc1: 197 x 1536 x 384), both measured here, on the calling thread's CPU time."""
+    model = _model()
+    cfg = model.config
+    T, C, H = cfg.num_tokens, cfg.embed_dim, cfg.mlp_hidden
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((T, C), dtype=np.float32)
+    w = rng.standard_normal((H, C), dtype=np.float32)
+    images = _images(cfg, 1)
+    repeat = 5 if quick else 20
+    t_model, t_gemm = interleaved_best([lambda: model(images, threads=1), lambda: _core.sgemm_nt(a, w)],
+                                       repeat, warmup=2, clock=time.thread_time)
+    model_rate = pivot.flops(model) / t_model / 1e9
+    gemm_rate = 2 * T * C * H / t_gemm / 1e9
+    return [Result("engine_roofline_share", model_rate / gemm_rate, model_rate, gemm_rate, "GFLOP/s",
+                   f"{PRESET} batch 1, 1 thread: {t_model * 1e3:.1f} ms for {pivot.flops(model) / 1e9:.2f} GFLOP; "
+                   f"peer = OpenBLAS sgemm ({T}x{C}) @ ({C}x{H}), {t_gemm * 1e3:.3f} ms; "
+                   f"GEMM kernels: {'AVX-512 packed' if _core.gemm_simd_level() else 'OpenBLAS'}")]
 
 
 def bench_engine_skip(quick):
@@ -95,7 +191,8 @@ def bench_engine_skip(quick):
     """
     threads = default_threads()
     batch = 1
-    model, images = _model_and_images(batch)
+    model = _model()
+    images = _images(model.config, batch)
     depth = model.config.depth
     repeat = 4 if quick else 15
     paths = {k: [1] * k + [0] * (depth - k) for k in (12, 9, 6, 3)}
@@ -116,4 +213,4 @@ def bench_engine_skip(quick):
     return results
 
 
-BENCHMARKS = [bench_engine_throughput, bench_engine_skip]
+BENCHMARKS = [bench_engine_throughput, bench_engine_roofline, bench_engine_skip]

@@ -10,7 +10,12 @@
  * thread count is restored when the last concurrent call leaves.
  *
  * Memory: one workspace allocation per call, nothing allocated in the hot loop; the call only
- * reads the parameters, so concurrent calls on the same parameters are safe. */
+ * reads the parameters, so concurrent calls on the same parameters are safe.
+ *
+ * perf: given packed weights (extras->packed, from pivot_vit_pack) on an AVX-512 CPU, every Linear
+ * runs csrc/gemm.c's packed kernel with bias, GELU and the residual update fused into it, q k^T and
+ * probabilities @ V run on its micro-tiles, and LayerNorm / softmax on its AVX-512 loops; without
+ * them the OpenBLAS path below runs unchanged (it is also the reference the tests compare with). */
 #define _POSIX_C_SOURCE 200809L
 #include "engine.h"
 
@@ -22,6 +27,7 @@
 
 #include "pivot_blas.h"
 #include "modes.h" /* modes: attention reuse and ReLU linear attention */
+#include "gemm.h"  /* perf: packed-weight AVX-512 GEMM with fused epilogues */
 
 #define TILE_ROWS 256    /* token rows per sgemm in token-wise phases (keeps activations in L2) */
 #define ALIGN_FLOATS 16  /* 64-byte alignment of workspace sub-buffers */
@@ -188,9 +194,9 @@ static void bias_capture_residual(float *x,          /* (N, C) */
  * qkv rows are timm's (3, NH, hd) layout, so q, k, v of head h are column blocks of width hd at
  * offsets h*hd, C + h*hd, 2C + h*hd with row stride 3C: no gather or transpose is needed. */
 static void attention_item(float *attn,      /* (B, T, C) concatenated heads */
-                           float *scores,    /* (q1 - q0, T) scratch */
+                           float *scores,    /* (q1 - q0, T) scratch; fast: (q1 - q0 + hd, T) */
                            const float *qkv, /* (B, T, 3C) */
-                           size_t b, size_t h, size_t q0, size_t q1, size_t T, size_t C, size_t NH) {
+                           size_t b, size_t h, size_t q0, size_t q1, size_t T, size_t C, size_t NH, int fast) {
     size_t hd = C / NH, ld = 3 * C;
     const float *base = qkv + b * T * ld;
     const float *q = base + q0 * ld + h * hd;
@@ -198,6 +204,15 @@ static void attention_item(float *attn,      /* (B, T, C) concatenated heads */
     const float *v = base + 2 * C + h * hd;
     size_t M = q1 - q0;
     float scale = 1.0f / sqrtf((float)hd);
+    if (fast) { /* perf: the packed GEMM's micro-tiles (csrc/gemm.h) on K^T, AVX-512 softmax */
+        float *kt = scores + M * T; /* (hd, T) scratch after the scores: K^T * scale */
+        for (size_t t = 0; t < T; t++)
+            for (size_t d = 0; d < hd; d++) kt[d * T + t] = k[t * ld + d] * scale;
+        pivot_gemm_nn_fast(scores, q, kt, M, hd, T, ld, T, T);
+        pivot_softmax_rows_fast(scores, M, T, T);
+        pivot_gemm_nn_fast(attn + (b * T + q0) * C + h * hd, scores, v, M, T, hd, T, ld, C);
+        return;
+    }
     pivot_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)T, (int)hd, scale, q, (int)ld,
                       k, (int)ld, 0.0f, scores, (int)T);
     softmax_rows(scores, scores, M, T);
@@ -401,6 +416,8 @@ typedef struct {
     const float *norm2_w, *norm2_b; /* (C) (C) */
     const float *fc1_w, *fc1_b;     /* (H, C) (H) */
     const float *fc2_w, *fc2_b;     /* (C, H) (C) */
+    /* perf: packed weights (csrc/gemm.h), all NULL when the call runs OpenBLAS */
+    const float *qkv_p, *proj_p, *fc1_p, *fc2_p;
 } block_params;
 
 /* Points bp at the 12 tensors of a block packed in timm order; returns the pointer past them. */
@@ -417,6 +434,7 @@ static const float *block_params_at(block_params *bp, const float *p, size_t C, 
     bp->fc1_b = p; p += H;
     bp->fc2_w = p; p += C * H;
     bp->fc2_b = p; p += C;
+    bp->qkv_p = bp->proj_p = bp->fc1_p = bp->fc2_p = NULL; /* perf: set by packed_layout */
     return p;
 }
 
@@ -432,6 +450,7 @@ typedef struct {
     const float *images;      /* (B, in_chans, img, img) */
     size_t in_chans, img, patch, grid, prefix;
     const float *cls_token, *dist_token, *pos_embed, *patch_w, *patch_b; /* (C) (C) (T, C) (C, K2) (C) */
+    const float *patch_p;     /* perf: packed patch_w, or NULL */
     float *logits;            /* (B, K) */
     const float *norm_w, *norm_b, *head_w, *head_b, *head_dist_w, *head_dist_b;
     size_t K;
@@ -476,7 +495,7 @@ static void scratch_sizes(const forward_plan *pl, size_t *xn, size_t *hidden, si
     *xn = round_up(TILE_ROWS * pl->C);
     *hidden = round_up(TILE_ROWS * wide);
     size_t qrows = (pl->T + pl->q_chunks - 1) / pl->q_chunks;
-    *scores = round_up(qrows * pl->T);
+    *scores = round_up(qrows * pl->T) + round_up(pl->C / pl->NH * pl->T); /* perf: + K^T of a head */
     if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) { /* modes: linear attention scratch */
         size_t lin = round_up(pivot_linear_attention_scratch(pl->C / pl->NH, qrows));
         if (lin > *scores) *scores = lin;
@@ -601,7 +620,10 @@ static void embed_phase(const forward_plan *pl, int tid, int nthreads) {
                            P * sizeof(float));
         }
         float *out = pl->x + (b * T + pl->prefix + p0) * C;
-        linear_nobias(out, s.hidden, pl->patch_w, m, K2, C, K2, C);
+        if (pl->patch_p) /* perf */
+            pivot_linear_forward(out, NULL, s.hidden, NULL, pl->patch_p, NULL, m, K2, C, K2, C, PIVOT_EPI_STORE, 1.0f);
+        else
+            linear_nobias(out, s.hidden, pl->patch_w, m, K2, C, K2, C);
         const float *pos = pl->pos_embed + (pl->prefix + p0) * C;
         for (size_t i = 0; i < m; i++)
             for (size_t c = 0; c < C; c++) out[i * C + c] += pl->patch_b[c] + pos[i * C + c];
@@ -617,8 +639,15 @@ static void qkv_rows(const forward_plan *pl, const thread_scratch *s, const bloc
     size_t first = mode == PIVOT_PATH_REUSE ? 2 * C : 0; /* modes */
     for (size_t r = r0; r < r1; r += TILE_ROWS) {
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
-        layernorm_rows(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
         float *q = pl->qkv + r * 3 * C;
+        if (bp->qkv_p && first % PIVOT_GEMM_PANEL == 0) { /* perf: packed GEMM, bias fused */
+            pivot_layernorm_rows_fast(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
+            pivot_linear_forward(q + first, NULL, s->xn, NULL, bp->qkv_p + first * C, bp->qkv_b + first, m, C,
+                                 3 * C - first, C, 3 * C, PIVOT_EPI_STORE, 1.0f);
+            if (!first && pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) pivot_relu_qk_rows(q, m, C); /* modes */
+            continue;
+        }
+        layernorm_rows(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
         if (first) { /* modes: reuse */
             linear_nobias(q + first, s->xn, bp->qkv_w + first * C, m, C, C, C, 3 * C);
             for (size_t i = 0; i < m; i++) add_bias_rows(q + i * 3 * C + first, bp->qkv_b + first, 1, C);
@@ -637,6 +666,17 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
     for (size_t r = r0; r < r1; r += TILE_ROWS) {
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
         float *x = pl->x + r * C;
+        if (bp->proj_p) { /* perf: packed GEMMs with bias, GELU and the residual update fused */
+            if (active)
+                pivot_linear_forward(x, attn_cap ? attn_cap + r * C : NULL, pl->attn + r * C, NULL, bp->proj_p,
+                                     bp->proj_b, m, C, C, C, C, PIVOT_EPI_RESIDUAL, pl->residual_scale);
+            pivot_layernorm_rows_fast(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
+            pivot_linear_forward(s->hidden, NULL, s->xn, NULL, bp->fc1_p, bp->fc1_b, m, C, H, C, H, PIVOT_EPI_GELU,
+                                 1.0f);
+            pivot_linear_forward(x, mlp_cap ? mlp_cap + r * C : NULL, s->hidden, NULL, bp->fc2_p, bp->fc2_b, m, H, C,
+                                 H, C, PIVOT_EPI_RESIDUAL, pl->residual_scale);
+            continue;
+        }
         if (active) {
             linear_nobias(s->branch, pl->attn + r * C, bp->proj_w, m, C, C, C, C);
             bias_capture_residual(x, attn_cap ? attn_cap + r * C : NULL, s->branch, bp->proj_b, pl->residual_scale,
@@ -668,7 +708,8 @@ static void attention_phase(const forward_plan *pl, const thread_scratch *s, int
         else if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR)
             pivot_linear_attention_item(pl->attn, s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH, pl->linear_eps);
         else
-            attention_item(pl->attn, rows ? rows : s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH);
+            attention_item(pl->attn, rows ? rows : s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH,
+                           pl->patch_p != NULL && !rows); /* perf: its K^T scratch follows the scores */
     }
 }
 
@@ -846,7 +887,7 @@ int pivot_attention_forward(float *out, const float *inp, const float *qkv_w, co
     linear_nobias(qkv, inp, qkv_w, BT, C, 3 * C, C, 3 * C);
     add_bias_rows(qkv, qkv_b, BT, 3 * C);
     for (size_t b = 0; b < B; b++)
-        for (size_t h = 0; h < NH; h++) attention_item(cat, scores, qkv, b, h, 0, T, T, C, NH);
+        for (size_t h = 0; h < NH; h++) attention_item(cat, scores, qkv, b, h, 0, T, T, C, NH, 0);
     linear_nobias(out, cat, proj_w, BT, C, C, C, C);
     add_bias_rows(out, proj_b, BT, C);
     blas_single_leave();
@@ -958,6 +999,73 @@ int pivot_vit_num_params(size_t *out, const pivot_vit_config *cfg) {
     return PIVOT_OK;
 }
 
+/* perf: the packed weights of a model, in pivot_vit_pack's order. With blocks == NULL only the
+ * total size is computed (into *size); otherwise patch_p and the blocks' packed pointers are set. */
+static int packed_walk(size_t *size, const float **patch_p, block_params *blocks, const float *packed,
+                       const pivot_vit_config *cfg) {
+    size_t C = cfg->embed_dim, H = cfg->mlp_hidden, k2 = cfg->in_chans * cfg->patch_size * cfg->patch_size;
+    size_t n_patch, n_qkv, n_proj, n_fc1, n_fc2, block, total;
+    if (pivot_gemm_packed_size(&n_patch, C, k2) || pivot_gemm_packed_size(&n_qkv, 3 * C, C) ||
+        pivot_gemm_packed_size(&n_proj, C, C) || pivot_gemm_packed_size(&n_fc1, H, C) ||
+        pivot_gemm_packed_size(&n_fc2, C, H))
+        return PIVOT_ERR_OVERFLOW;
+    block = n_qkv + n_proj; /* each term fits: the sum of four sizes that fit in memory is checked below */
+    if (block < n_qkv || block + n_fc1 < block || block + n_fc1 + n_fc2 < block + n_fc1) return PIVOT_ERR_OVERFLOW;
+    block += n_fc1 + n_fc2;
+    if (pivot_mul_size(&total, block, cfg->depth) || total > SIZE_MAX - n_patch) return PIVOT_ERR_OVERFLOW;
+    total += n_patch;
+    if (size) *size = total;
+    if (!blocks) return PIVOT_OK;
+    const float *q = packed;
+    *patch_p = q; q += n_patch;
+    for (size_t i = 0; i < cfg->depth; i++) {
+        blocks[i].qkv_p = q; q += n_qkv;
+        blocks[i].proj_p = q; q += n_proj;
+        blocks[i].fc1_p = q; q += n_fc1;
+        blocks[i].fc2_p = q; q += n_fc2;
+    }
+    return PIVOT_OK;
+}
+
+static int packed_layout(const float **patch_p, block_params *blocks, const float *packed,
+                         const pivot_vit_config *cfg) {
+    return packed_walk(NULL, patch_p, blocks, packed, cfg);
+}
+
+int pivot_vit_packed_size(size_t *out, const pivot_vit_config *cfg) {
+    int st = check_config(cfg);
+    if (st) return st;
+    return packed_walk(out, NULL, NULL, NULL, cfg);
+}
+
+int pivot_vit_pack(float *packed, const float *params, const pivot_vit_config *cfg) {
+    size_t np;
+    int st = pivot_vit_num_params(&np, cfg);
+    if (st) return st;
+    if (!packed || !params) return PIVOT_ERR_VALUE;
+    size_t C = cfg->embed_dim, H = cfg->mlp_hidden, D = cfg->depth, G = cfg->img_size / cfg->patch_size;
+    size_t T = G * G + (cfg->distilled ? 2 : 1), k2 = cfg->in_chans * cfg->patch_size * cfg->patch_size;
+    if ((st = check_int_sizes(T, C, H)) || k2 > 2147483647u) return st ? st : PIVOT_ERR_OVERFLOW;
+    block_params *blocks = (block_params *)calloc(D, sizeof(block_params));
+    if (!blocks) return PIVOT_ERR_NOMEM;
+    const float *p = params + C * (cfg->distilled ? 2 : 1) + T * C, *patch_p = NULL;
+    const float *patch_w = p;
+    p += C * k2 + C;
+    for (size_t i = 0; i < D; i++) p = block_params_at(&blocks[i], p, C, H);
+    st = packed_layout(&patch_p, blocks, packed, cfg);
+    if (!st) st = pivot_gemm_pack((float *)patch_p, patch_w, C, k2);
+    for (size_t i = 0; i < D && !st; i++) {
+        const block_params *bp = &blocks[i];
+        if ((st = pivot_gemm_pack((float *)bp->qkv_p, bp->qkv_w, 3 * C, C)) ||
+            (st = pivot_gemm_pack((float *)bp->proj_p, bp->proj_w, C, C)) ||
+            (st = pivot_gemm_pack((float *)bp->fc1_p, bp->fc1_w, H, C)))
+            break;
+        st = pivot_gemm_pack((float *)bp->fc2_p, bp->fc2_w, C, H);
+    }
+    free(blocks);
+    return st;
+}
+
 int pivot_vit_forward(float *logits, float *attn_capture, float *mlp_capture, const float *images,
                       const float *params, const pivot_vit_config *cfg, const uint8_t *path, size_t B,
                       int threads) {
@@ -988,7 +1096,7 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
         k2 > 2147483647u || cfg->num_classes > 2147483647u)
         return st ? st : PIVOT_ERR_OVERFLOW;
 
-    block_params *blocks = (block_params *)malloc(D * sizeof(block_params));
+    block_params *blocks = (block_params *)calloc(D, sizeof(block_params));
     if (!blocks) return PIVOT_ERR_NOMEM;
     forward_plan pl;
     memset(&pl, 0, sizeof pl);
@@ -999,6 +1107,13 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     pl.patch_w = p; p += C * k2;
     pl.patch_b = p; p += C;
     for (size_t i = 0; i < D; i++) p = block_params_at(&blocks[i], p, C, H);
+    if (extras && extras->packed && pivot_gemm_simd_level() >= 1) { /* perf */
+        st = packed_layout(&pl.patch_p, blocks, extras->packed, cfg);
+        if (st) {
+            free(blocks);
+            return st;
+        }
+    }
     pl.norm_w = p; p += C;
     pl.norm_b = p; p += C;
     pl.head_w = p; p += cfg->num_classes * C;

@@ -119,7 +119,19 @@ typedef struct {
     int attention_kind;      /* PIVOT_ATTENTION_SOFTMAX (0) or PIVOT_ATTENTION_RELU_LINEAR (1) */
     float linear_eps;        /* >= 0, denominator epsilon of ReLU linear attention */
     float *probs_capture;    /* (n_active, B, NH, T, T) softmax outputs of the path-1 encoders, or NULL */
+    /* perf: the model's Linear weights packed by pivot_vit_pack (csrc/gemm.h), or NULL. Used only
+     * when pivot_gemm_simd_level() >= 1; otherwise OpenBLAS runs on the unpacked parameters. */
+    const float *packed;     /* (pivot_vit_packed_size) */
 } pivot_vit_extras;
+
+/* perf: floats of the packed copy of a model's patch-embedding, qkv, proj, fc1 and fc2 weights. */
+int pivot_vit_packed_size(size_t *out, const pivot_vit_config *cfg);
+
+/* perf: fills packed (pivot_vit_packed_size floats) from the flat parameters: patch_embed.proj,
+ * then per block qkv, proj, fc1, fc2, each packed by pivot_gemm_pack. */
+int pivot_vit_pack(float *packed,        /* (pivot_vit_packed_size) */
+                   const float *params,  /* (pivot_vit_num_params) */
+                   const pivot_vit_config *cfg);
 
 int pivot_vit_forward_ex(float *logits,              /* (B, K) */
                          float *attn_capture,        /* (n_active, B, T, C) or NULL */

@@ -280,12 +280,13 @@ static PyObject *py_vit_num_params(PyObject *self, PyObject *arg) {
     return PyLong_FromSize_t(n);
 }
 
-/* vit_forward(images, params, config, path, threads, capture) -> logits, or with capture
- * (logits, attn (n_active, B, T, C), mlp (D, B, T, C)). */
+/* vit_forward(images, params, config, path, threads, capture, packed=None) -> logits, or with capture
+ * (logits, attn (n_active, B, T, C), mlp (D, B, T, C)). packed (perf): vit_pack(params, config). */
 static PyObject *py_vit_forward(PyObject *self, PyObject *args) {
-    PyObject *o_img, *o_params, *o_cfg, *o_path;
+    PyObject *o_img, *o_params, *o_cfg, *o_path, *o_packed = Py_None;
     int threads, capture;
-    if (!PyArg_ParseTuple(args, "OOOOip", &o_img, &o_params, &o_cfg, &o_path, &threads, &capture)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOOip|O", &o_img, &o_params, &o_cfg, &o_path, &threads, &capture, &o_packed))
+        return NULL;
     pivot_vit_config cfg;
     if (parse_vit_config(o_cfg, &cfg) || check_threads(threads)) return NULL;
     PyArrayObject *img = check_array(o_img, "images", NPY_FLOAT32, 4);
@@ -300,6 +301,18 @@ static PyObject *py_vit_forward(PyObject *self, PyObject *args) {
         check_dim(img, "images", 1, (npy_intp)cfg.in_chans) || check_dim(img, "images", 2, (npy_intp)cfg.img_size) ||
         check_dim(img, "images", 3, (npy_intp)cfg.img_size))
         return NULL;
+    PyArrayObject *packed = NULL; /* perf */
+    if (o_packed != Py_None) {
+        size_t n_packed;
+        if ((st = pivot_vit_packed_size(&n_packed, &cfg))) return raise_status(st, "vit_forward");
+        if (!(packed = check_array(o_packed, "packed", NPY_FLOAT32, 1)) ||
+            check_dim(packed, "packed", 0, (npy_intp)n_packed))
+            return NULL;
+    }
+    pivot_vit_extras extras; /* perf: timm's ViT plus the packed weights */
+    memset(&extras, 0, sizeof extras);
+    extras.skip_lam = 1.0f;
+    extras.packed = packed ? F32(packed) : NULL;
     const uint8_t *pp = (const uint8_t *)PyArray_DATA(path);
     npy_intp n_active = 0;
     for (size_t i = 0; i < cfg.depth; i++) {
@@ -321,8 +334,8 @@ static PyObject *py_vit_forward(PyObject *self, PyObject *args) {
         if (!mlp) { Py_DECREF(logits); Py_XDECREF(attn); return NULL; }
     }
     Py_BEGIN_ALLOW_THREADS
-    st = pivot_vit_forward(F32(logits), attn ? F32(attn) : NULL, mlp ? F32(mlp) : NULL, F32(img), F32(params),
-                           &cfg, pp, (size_t)B, threads);
+    st = pivot_vit_forward_ex(F32(logits), attn ? F32(attn) : NULL, mlp ? F32(mlp) : NULL, F32(img), F32(params),
+                              &cfg, &extras, pp, (size_t)B, threads);
     Py_END_ALLOW_THREADS
     if (st) {
         Py_DECREF(logits); Py_XDECREF(attn); Py_XDECREF(mlp);
@@ -1129,6 +1142,192 @@ static PyObject *py_sim_vit_modes(PyObject *self, PyObject *args) {
 
 /* ===================================================================== end modes */
 
+/* ===================================================================== perf */
+
+#include "gemm.h"
+
+static PyObject *py_gemm_simd_level(PyObject *self, PyObject *noargs) {
+    return PyLong_FromLong(pivot_gemm_simd_level());
+}
+
+static PyObject *py_gemm_set_simd_level(PyObject *self, PyObject *arg) {
+    long level = PyLong_AsLong(arg);
+    if (level == -1 && PyErr_Occurred()) return NULL;
+    if (level < 0 || level > 1) {
+        PyErr_Format(PyExc_ValueError, "level must be 0 (portable) or 1 (AVX-512), got %ld", level);
+        return NULL;
+    }
+    return PyLong_FromLong(pivot_gemm_set_simd_level((int)level));
+}
+
+static PyObject *py_gemm_pack(PyObject *self, PyObject *arg) {
+    PyArrayObject *w = check_array(arg, "weight", NPY_FLOAT32, 2);
+    if (!w) return NULL;
+    size_t OC = (size_t)PyArray_DIM(w, 0), IC = (size_t)PyArray_DIM(w, 1), n;
+    int st = pivot_gemm_packed_size(&n, OC, IC);
+    if (st) return raise_status(st, "gemm_pack");
+    npy_intp dims[1] = {(npy_intp)n};
+    PyArrayObject *out = new_float_array(1, dims);
+    if (!out) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_gemm_pack(F32(out), F32(w), OC, IC);
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); return raise_status(st, "gemm_pack"); }
+    return (PyObject *)out;
+}
+
+/* linear_forward(inp (N, IC), weight (OC, IC) or None, bias (OC) or None, epilogue, residual (N, OC)
+ * or None, capture, scale, packed or None) -> out, or (out, capture) when capture is true.
+ * epilogue 0 store, 1 gelu, 2 residual (out = residual + (inp @ weight^T + bias) * scale; residual
+ * is not modified). */
+static PyObject *py_linear_forward(PyObject *self, PyObject *args) {
+    PyObject *o_inp, *o_w, *o_b, *o_res, *o_packed;
+    int epilogue, capture;
+    float scale;
+    Py_ssize_t OC_arg;
+    if (!PyArg_ParseTuple(args, "OOOiOpfOn", &o_inp, &o_w, &o_b, &epilogue, &o_res, &capture, &scale, &o_packed,
+                          &OC_arg))
+        return NULL;
+    PyArrayObject *inp = check_array(o_inp, "inp", NPY_FLOAT32, 2);
+    if (!inp) return NULL;
+    npy_intp N = PyArray_DIM(inp, 0), IC = PyArray_DIM(inp, 1), OC = (npy_intp)OC_arg;
+    if (epilogue < 0 || epilogue > 2) {
+        PyErr_Format(PyExc_ValueError, "epilogue must be 0 (store), 1 (gelu) or 2 (residual), got %d", epilogue);
+        return NULL;
+    }
+    if (OC < 1 || IC < 1) {
+        PyErr_SetString(PyExc_ValueError, "in and out features must be positive");
+        return NULL;
+    }
+    PyArrayObject *w = NULL, *b = NULL, *res = NULL, *packed = NULL;
+    if (o_w != Py_None) {
+        if (!(w = check_array(o_w, "weight", NPY_FLOAT32, 2))) return NULL;
+        if (check_dim(w, "weight", 0, OC) || check_dim(w, "weight", 1, IC)) return NULL;
+    }
+    if (o_packed != Py_None) {
+        if (!(packed = check_array(o_packed, "packed", NPY_FLOAT32, 1))) return NULL;
+        size_t n;
+        int st = pivot_gemm_packed_size(&n, (size_t)OC, (size_t)IC);
+        if (st) return raise_status(st, "linear_forward");
+        if (check_dim(packed, "packed", 0, (npy_intp)n)) return NULL;
+    }
+    if (!w && !packed) {
+        PyErr_SetString(PyExc_ValueError, "give weight or packed");
+        return NULL;
+    }
+    if (o_b != Py_None) {
+        if (!(b = check_array(o_b, "bias", NPY_FLOAT32, 1)) || check_dim(b, "bias", 0, OC)) return NULL;
+    }
+    if ((epilogue == PIVOT_EPI_RESIDUAL) != (o_res != Py_None)) {
+        PyErr_SetString(PyExc_ValueError, "residual is required with epilogue 2 and only then");
+        return NULL;
+    }
+    if (capture && epilogue != PIVOT_EPI_RESIDUAL) {
+        PyErr_SetString(PyExc_ValueError, "capture needs epilogue 2 (residual)");
+        return NULL;
+    }
+    if (o_res != Py_None) {
+        if (!(res = check_array(o_res, "residual", NPY_FLOAT32, 2)) || check_dim(res, "residual", 0, N) ||
+            check_dim(res, "residual", 1, OC))
+            return NULL;
+    }
+    npy_intp dims[2] = {N, OC};
+    PyArrayObject *out = res ? (PyArrayObject *)PyArray_NewCopy(res, NPY_CORDER) : new_float_array(2, dims);
+    PyArrayObject *cap = out && capture ? new_float_array(2, dims) : NULL;
+    if (!out || (capture && !cap)) { Py_XDECREF(out); return NULL; }
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_linear_forward(F32(out), cap ? F32(cap) : NULL, F32(inp), w ? F32(w) : NULL,
+                              packed ? F32(packed) : NULL, b ? F32(b) : NULL, (size_t)N, (size_t)IC, (size_t)OC,
+                              (size_t)IC, (size_t)OC, epilogue, scale);
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); Py_XDECREF(cap); return raise_status(st, "linear_forward"); }
+    if (!capture) return (PyObject *)out;
+    return Py_BuildValue("(NN)", out, cap);
+}
+
+static PyObject *py_sgemm_nt(PyObject *self, PyObject *args) {
+    PyObject *o_a, *o_b;
+    if (!PyArg_ParseTuple(args, "OO", &o_a, &o_b)) return NULL;
+    PyArrayObject *a = check_array(o_a, "a", NPY_FLOAT32, 2);
+    PyArrayObject *b = a ? check_array(o_b, "b", NPY_FLOAT32, 2) : NULL;
+    if (!b || check_dim(b, "b", 1, PyArray_DIM(a, 1))) return NULL;
+    npy_intp dims[2] = {PyArray_DIM(a, 0), PyArray_DIM(b, 0)};
+    PyArrayObject *out = new_float_array(2, dims);
+    if (!out) return NULL;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_sgemm_nt(F32(out), F32(a), F32(b), (size_t)dims[0], (size_t)dims[1], (size_t)PyArray_DIM(a, 1));
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); return raise_status(st, "sgemm_nt"); }
+    return (PyObject *)out;
+}
+
+/* softmax_fast(inp (N, C)) -> row softmax by the engine's fast-path kernel (tests). */
+static PyObject *py_softmax_fast(PyObject *self, PyObject *arg) {
+    PyArrayObject *inp = check_array(arg, "inp", NPY_FLOAT32, 2);
+    if (!inp) return NULL;
+    if (PyArray_DIM(inp, 1) < 1) {
+        PyErr_SetString(PyExc_ValueError, "inp rows must not be empty");
+        return NULL;
+    }
+    PyArrayObject *out = (PyArrayObject *)PyArray_NewCopy(inp, NPY_CORDER);
+    if (!out) return NULL;
+    size_t N = (size_t)PyArray_DIM(inp, 0), C = (size_t)PyArray_DIM(inp, 1);
+    Py_BEGIN_ALLOW_THREADS
+    pivot_softmax_rows_fast(F32(out), N, C, C);
+    Py_END_ALLOW_THREADS
+    return (PyObject *)out;
+}
+
+/* layernorm_fast(inp (N, C), weight (C), bias (C), eps) -> LayerNorm by the fast-path kernel (tests). */
+static PyObject *py_layernorm_fast(PyObject *self, PyObject *args) {
+    PyObject *o_inp, *o_w, *o_b;
+    float eps;
+    if (!PyArg_ParseTuple(args, "OOOf", &o_inp, &o_w, &o_b, &eps)) return NULL;
+    PyArrayObject *inp = check_array(o_inp, "inp", NPY_FLOAT32, 2);
+    PyArrayObject *w = inp ? check_array(o_w, "weight", NPY_FLOAT32, 1) : NULL;
+    PyArrayObject *b = w ? check_array(o_b, "bias", NPY_FLOAT32, 1) : NULL;
+    if (!b) return NULL;
+    npy_intp C = PyArray_DIM(inp, 1);
+    if (check_dim(w, "weight", 0, C) || check_dim(b, "bias", 0, C)) return NULL;
+    if (C < 1 || !(eps >= 0.0f)) {
+        PyErr_SetString(PyExc_ValueError, "need C >= 1 and eps >= 0");
+        return NULL;
+    }
+    PyArrayObject *out = new_float_array(2, PyArray_DIMS(inp));
+    if (!out) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    pivot_layernorm_rows_fast(F32(out), F32(inp), F32(w), F32(b), (size_t)PyArray_DIM(inp, 0), (size_t)C, eps);
+    Py_END_ALLOW_THREADS
+    return (PyObject *)out;
+}
+
+/* vit_pack(params, config) -> the packed Linear weights that vit_forward's `packed` takes. */
+static PyObject *py_vit_pack(PyObject *self, PyObject *args) {
+    PyObject *o_params, *o_cfg;
+    if (!PyArg_ParseTuple(args, "OO", &o_params, &o_cfg)) return NULL;
+    pivot_vit_config cfg;
+    if (parse_vit_config(o_cfg, &cfg)) return NULL;
+    PyArrayObject *params = check_array(o_params, "params", NPY_FLOAT32, 1);
+    if (!params) return NULL;
+    size_t np, n;
+    int st = pivot_vit_num_params(&np, &cfg);
+    if (!st) st = pivot_vit_packed_size(&n, &cfg);
+    if (st) return raise_status(st, "vit_pack");
+    if (check_dim(params, "params", 0, (npy_intp)np)) return NULL;
+    npy_intp dims[1] = {(npy_intp)n};
+    PyArrayObject *out = new_float_array(1, dims);
+    if (!out) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_vit_pack(F32(out), F32(params), &cfg);
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); return raise_status(st, "vit_pack"); }
+    return (PyObject *)out;
+}
+
+/* ===================================================================== end perf */
+
 /* ===================================================================== module */
 
 /* ===================================================================== int8 */
@@ -1397,6 +1596,17 @@ static PyMethodDef core_methods[] = {
     {"qblock_sizes", py_qblock_sizes, METH_VARARGS, "qblock_sizes(C, H) -> (floats per block, packed bytes per block, activation parameters per block)"},
     {"qvit_blocks_forward", py_qvit_blocks_forward, METH_VARARGS, "qvit_blocks_forward(x (B, T, C), weights, floats, path, num_heads, hidden, eps, per_token, kernel, threads, capture) -> x or (x, attn, mlp)"},
     /* end int8 methods */
+
+    /* perf methods */
+    {"gemm_simd_level", py_gemm_simd_level, METH_NOARGS, "1 when the AVX-512 GEMM/elementwise kernels run, 0 for the portable path."},
+    {"gemm_set_simd_level", py_gemm_set_simd_level, METH_O, "gemm_set_simd_level(level) -> level in effect (capped by the CPU); for tests."},
+    {"gemm_pack", py_gemm_pack, METH_O, "gemm_pack(weight (OC, IC)) -> packed panels (see csrc/gemm.h)"},
+    {"linear_forward", py_linear_forward, METH_VARARGS, "linear_forward(inp, weight|None, bias|None, epilogue, residual|None, capture, scale, packed|None, out_features) -> out or (out, capture)"},
+    {"sgemm_nt", py_sgemm_nt, METH_VARARGS, "sgemm_nt(a (M, K), b (N, K)) -> a @ b^T by OpenBLAS (calling thread's BLAS settings)"},
+    {"vit_pack", py_vit_pack, METH_VARARGS, "vit_pack(params, config tuple) -> packed Linear weights for vit_forward(..., packed)"},
+    {"softmax_fast", py_softmax_fast, METH_O, "softmax_fast(inp (N, C)) -> row softmax by the engine's AVX-512 path (or its portable twin)"},
+    {"layernorm_fast", py_layernorm_fast, METH_VARARGS, "layernorm_fast(inp (N, C), weight, bias, eps) -> LayerNorm by the engine's AVX-512 path (or its portable twin)"},
+    /* end perf methods */
 
     {NULL, NULL, 0, NULL},
 };

@@ -124,6 +124,7 @@ class ViT:
         params.flags.writeable = False  # shared by with_path() copies; never written
         self._config = config
         self._params = params
+        self._pack_cell = [None]  # perf: packed Linear weights, built on first use, shared by with_path()
         self._path = self._checked_path(path)
         self._path.flags.writeable = False
 
@@ -200,7 +201,8 @@ class ViT:
             return (out if capture_probs or not capture else out[:3]), path
         # --- end modes
         if self._stem is None and self._config.is_timm_vit:
-            return _core.vit_forward(images, self._params, self._cfg_tuple, path, _resolve_threads(threads), capture), path
+            return _core.vit_forward(images, self._params, self._cfg_tuple, path, _resolve_threads(threads), capture,
+                                     self._packed()), path
         return _core.lvvit_forward(images, self._stem, self._params[:self._engine_floats], self._cfg_tuple, path,
                                    _resolve_threads(threads), capture), path
 
@@ -226,7 +228,21 @@ class ViT:
 
     def with_path(self, path) -> "ViT":
         """The same weights (shared, not copied) with another default path."""
-        return ViT._from_params(self._config, self._params, path)
+        model = ViT._from_params(self._config, self._params, path)
+        model._pack_cell = self._pack_cell  # perf: share the packed weights too
+        return model
+
+    # --- perf
+    def _packed(self):
+        """The Linear weights re-laid out for the engine's AVX-512 GEMM (csrc/gemm.h), packed on
+        first use and kept (about the size of the weights again); None where the CPU lacks
+        AVX-512 or ``PIVOT_SIMD=0`` is set, and the engine then runs OpenBLAS on ``params``."""
+        if _core.gemm_simd_level() < 1:
+            return None
+        if self._pack_cell[0] is None:
+            self._pack_cell[0] = _core.vit_pack(self._params, self._cfg_tuple)
+        return self._pack_cell[0]
+    # --- end perf
 
     # ------------------------------------------------------------------ weights
     def state_dict(self) -> dict:

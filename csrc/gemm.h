@@ -1,0 +1,84 @@
+/* pivot's GEMM layer for Linear layers: out = inp @ weight^T + bias, with fused epilogues.
+ *
+ * Two implementations compute the same thing:
+ *  - plain: OpenBLAS sgemm followed by a separate epilogue pass (the reference, any CPU);
+ *  - packed: weights re-laid out once (pivot_gemm_pack) into column panels that an AVX-512
+ *    micro-kernel streams, with bias, exact GELU or the residual update applied on the
+ *    accumulators before they are stored (no extra pass over the output).
+ * pivot_gemm_simd_level() says which one the engine uses; the environment variable PIVOT_SIMD=0
+ * caps it at the portable level (so the tests can run the fallbacks on an AVX-512 machine). */
+#ifndef PIVOT_GEMM_H
+#define PIVOT_GEMM_H
+
+#include <stddef.h>
+
+#include "pivot_status.h"
+
+/* What happens to acc = inp @ weight^T + bias before it leaves the kernel. */
+enum {
+    PIVOT_EPI_STORE = 0,    /* out = acc */
+    PIVOT_EPI_GELU = 1,     /* out = gelu(acc) (exact, erf form) */
+    PIVOT_EPI_RESIDUAL = 2, /* capture = acc (if capture != NULL); out += acc * scale */
+};
+
+#define PIVOT_GEMM_PANEL 32 /* output columns per packed weight panel */
+
+/* 1: the AVX-512 kernels run (CPU has AVX-512F and PIVOT_SIMD is not "0"); 0: portable code only. */
+int pivot_gemm_simd_level(void);
+
+/* Sets the level to min(level, what the CPU supports) and returns it (tests use it to run the
+ * portable fallbacks in-process; not meant to be called while kernels run on other threads). */
+int pivot_gemm_set_simd_level(int level);
+
+/* Floats of a packed (OC, IC) weight: OC rounded up to PIVOT_GEMM_PANEL, times IC. */
+int pivot_gemm_packed_size(size_t *out, size_t OC, size_t IC);
+
+/* Packs weight (OC, IC) into panels: panel p holds columns [32p, 32p+32) as (IC, 32), zero padded. */
+int pivot_gemm_pack(float *packed,       /* (pivot_gemm_packed_size) */
+                    const float *weight, /* (OC, IC) */
+                    size_t OC, size_t IC);
+
+/* Linear with epilogue, rows with leading dimensions. With `packed` != NULL and simd level 1 the
+ * packed AVX-512 kernel runs; otherwise the plain path (OpenBLAS + epilogue pass) on `weight`.
+ * bias may be NULL. For PIVOT_EPI_RESIDUAL out holds the residual stream on entry. Runs on the
+ * calling thread (the caller holds OpenBLAS single-threaded when it runs threads of its own). */
+int pivot_linear_forward(float *out,          /* (N, OC), row stride ldo */
+                         float *capture,      /* (N, OC) contiguous, or NULL; EPI_RESIDUAL only */
+                         const float *inp,    /* (N, IC), row stride ldi */
+                         const float *weight, /* (OC, IC), or NULL when packed is given and used */
+                         const float *packed, /* (pivot_gemm_packed_size) or NULL */
+                         const float *bias,   /* (OC) or NULL */
+                         size_t N, size_t IC, size_t OC, size_t ldi, size_t ldo, int epilogue, float scale);
+
+/* Plain OpenBLAS out = a @ b^T on the calling thread alone, the reference rate of the benchmarks' roofline. */
+int pivot_sgemm_nt(float *out,     /* (M, N) */
+                   const float *a, /* (M, K) */
+                   const float *b, /* (N, K) */
+                   size_t M, size_t N, size_t K);
+
+/* out (M, N) = a (M, K) @ b (K, N), all row-major with the given row strides, on the calling
+ * thread: the packed kernel's micro-tiles reading b's rows in place (no packing; attention's
+ * q k^T on a transposed K, and probabilities @ V). Plain loops below AVX-512. */
+void pivot_gemm_nn_fast(float *out, const float *a, const float *b, size_t M, size_t K, size_t N, size_t lda,
+                        size_t ldb, size_t ldo);
+
+/* Vectorized elementwise kernels of the engine's fast path (AVX-512 when the level allows, else
+ * plain loops computing the same formulas). Sizes are not checked here (the engine's are). */
+
+/* x (N, C) = gelu(x + bias); bias (C) may be NULL. */
+void pivot_gelu_rows_fast(float *x, const float *bias, size_t N, size_t C);
+
+/* Row-wise softmax in place, rows of length C with stride ld: max subtracted, exp as above
+ * (relative error ~3e-7), sum in float over 16 lanes. A NaN in a row makes the row NaN. */
+void pivot_softmax_rows_fast(float *x, /* (N, ld) */
+                             size_t N, size_t C, size_t ld);
+
+/* Row-wise LayerNorm: two passes in float over 16 lanes (mean, then the centred sum of squares,
+ * so no cancellation), 1/sqrt in double. */
+void pivot_layernorm_rows_fast(float *out,          /* (N, C) */
+                               const float *inp,    /* (N, C) */
+                               const float *weight, /* (C) */
+                               const float *bias,   /* (C) */
+                               size_t N, size_t C, float eps);
+
+#endif /* PIVOT_GEMM_H */
