@@ -1140,9 +1140,15 @@ static PyObject *call_with_private_arg(PyObject *self, PyObject *args, Py_ssize_
         return impl(self, args); /* impl reports the bad arguments */
     PyObject *copy = PyArray_NewCopy((PyArrayObject *)PyTuple_GET_ITEM(args, index), NPY_CORDER);
     if (copy == NULL) return NULL;
-    PyObject *private_args = PyTuple_GetSlice(args, 0, PyTuple_GET_SIZE(args));
+    /* A new tuple (PyTuple_GetSlice of the whole tuple would return `args` itself, which the
+     * caller may still hold, e.g. f(*t)): the same items, the copy at `index`. */
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    PyObject *private_args = PyTuple_New(n);
     if (private_args == NULL) { Py_DECREF(copy); return NULL; }
-    Py_SETREF(((PyTupleObject *)private_args)->ob_item[index], copy); /* a fresh tuple: ours to change */
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = i == index ? copy : Py_NewRef(PyTuple_GET_ITEM(args, i));
+        PyTuple_SET_ITEM(private_args, i, item); /* steals the reference */
+    }
     PyObject *result = impl(self, private_args);
     Py_DECREF(private_args);
     return result;

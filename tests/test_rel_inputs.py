@@ -295,3 +295,13 @@ def test_weights_with_non_finite_values_load_and_give_nan():
     weights["head.weight"][0, 0] = np.nan
     out = pivot.ViT(TIMM, weights)(images(TIMM))
     assert np.isnan(out[:, 0]).all()
+
+
+def test_binding_leaves_the_callers_argument_tuple_alone(timm_model):
+    """f(*t) hands t itself to a METH_VARARGS function: the private path copy must go into a new
+    tuple, never into the caller's."""
+    path = np.ones(3, np.uint8)
+    args = (images(TIMM), timm_model._params, timm_model._cfg_tuple, path, 1, True)
+    _core.vit_forward(*args)
+    _core.modes_vit_forward(*args[:5], False, 0, 1e-6, False)
+    assert args[3] is path
