@@ -305,3 +305,18 @@ def test_binding_leaves_the_callers_argument_tuple_alone(timm_model):
     _core.vit_forward(*args)
     _core.modes_vit_forward(*args[:5], False, 0, 1e-6, False)
     assert args[3] is path
+
+
+@pytest.mark.parametrize("depth", [10 ** 9, 2 ** 63])
+def test_file_metadata_with_a_huge_depth_is_refused_quickly(tmp_path, depth):
+    """A stranger's file whose pivot.config says depth 10^9 used to hang listing its weights."""
+    import dataclasses
+    import json
+    model = pivot.ViT.random(TIMM)
+    config = dict(dataclasses.asdict(TIMM), depth=depth)
+    pivot.io.save_safetensors(tmp_path / "m.safetensors", model.state_dict(),
+                              {"pivot.config": json.dumps(config), "pivot.path": "111"})
+    start = time.perf_counter()
+    with pytest.raises(pivot.WeightsFileError, match="depth"):
+        pivot.ViT.from_timm(tmp_path / "m.safetensors")
+    assert time.perf_counter() - start < 5.0
