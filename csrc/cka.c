@@ -28,7 +28,7 @@ int pivot_cka_gram(double* gram, const float* xa, const float* xb, const float* 
     if (gram == NULL || xa == NULL || Na == 0 || Nb == 0) return PIVOT_ERR_VALUE;
     if (xb == NULL && Nb != Na) return PIVOT_ERR_SHAPE;
     size_t gram_size;
-    if (pivot_mul_size(&gram_size, Na, Nb)) return PIVOT_ERR_OVERFLOW;
+    if (pivot_mul_size(&gram_size, Na, Nb) || gram_size > SIZE_MAX / sizeof(double)) return PIVOT_ERR_OVERFLOW;
     memset(gram, 0, gram_size * sizeof(double));
     if (P == 0) return PIVOT_OK;
     // BLAS takes int sizes; a chunk is at most PIVOT_CKA_GRAM_CHUNK wide, P itself is a leading dimension.
@@ -38,6 +38,7 @@ int pivot_cka_gram(double* gram, const float* xa, const float* xb, const float* 
     size_t a_size, b_size;
     if (pivot_mul_size(&a_size, Na, chunk) || pivot_mul_size(&b_size, Nb, chunk)) return PIVOT_ERR_OVERFLOW;
     // Without a shift the chunks are read in place (leading dimension P); with one they are packed.
+    if (a_size > SIZE_MAX / sizeof(float) || b_size > SIZE_MAX / sizeof(float)) return PIVOT_ERR_OVERFLOW;
     float* a_buf = shift ? malloc(a_size * sizeof(float)) : NULL;
     float* b_buf = (shift && xb) ? malloc(b_size * sizeof(float)) : NULL;
     float* partial = calloc(gram_size, sizeof(float));  // one chunk's float32 product
@@ -272,9 +273,12 @@ int pivot_rank_paths(double* scores, uint8_t* paths, const double* cka, size_t D
     size_t total = binomial(D, effort);
     if (total == 0) return PIVOT_ERR_OVERFLOW;
     if (K == 0 || K > total) return PIVOT_ERR_VALUE;
+    // K can be up to C(64, 32) ~ 1.8e18: K * 16 bytes would wrap around to a small allocation.
+    size_t kept_bytes;
+    if (pivot_mul_size(&kept_bytes, K, sizeof(ranked_path))) return PIVOT_ERR_OVERFLOW;
 
-    ranked_path* kept = malloc(K * sizeof(ranked_path));
-    ranked_path* scratch = malloc(K * sizeof(ranked_path));
+    ranked_path* kept = malloc(kept_bytes);
+    ranked_path* scratch = malloc(kept_bytes);
     uint8_t* mask = calloc(D, 1);
     size_t* active = malloc((effort + 1) * sizeof(size_t));
     if (kept == NULL || scratch == NULL || mask == NULL || active == NULL) {
@@ -332,14 +336,16 @@ int pivot_rank_paths(double* scores, uint8_t* paths, const double* cka, size_t D
 
 int pivot_best_paths(double* scores, uint8_t* paths, const double* cka, size_t D) {
     if (scores == NULL || paths == NULL || cka == NULL || D == 0) return PIVOT_ERR_VALUE;
-    size_t table;
-    if (pivot_mul_size(&table, D, D + 1)) return PIVOT_ERR_OVERFLOW;
+    size_t table, table_bytes, run_bytes;
+    if (D == SIZE_MAX || pivot_mul_size(&table, D, D + 1) || pivot_mul_size(&run_bytes, D * D, sizeof(double)) ||
+        pivot_mul_size(&table_bytes, table, sizeof(double)) || sizeof(size_t) > sizeof(double))
+        return PIVOT_ERR_OVERFLOW;
     // run[i * D + k] = sum of cka[i, j] for i < j <= k: what active i earns when i+1..k are skipped.
-    double* run = malloc(D * D * sizeof(double));
+    double* run = malloc(run_bytes);
     // best[i * (D + 1) + e]: best score of encoders i..D-1 with i active and e active in all.
-    double* best = malloc(table * sizeof(double));
+    double* best = malloc(table_bytes);
     // next[i * (D + 1) + e]: the next active encoder after i on that best suffix (D: none).
-    size_t* next = malloc(table * sizeof(size_t));
+    size_t* next = malloc(table_bytes);  // sizeof(size_t) <= sizeof(double), checked above
     if (run == NULL || best == NULL || next == NULL) {
         free(run);
         free(best);

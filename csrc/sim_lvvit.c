@@ -16,7 +16,9 @@ int pivot_sim_lvvit_forward(double *rows, int64_t *num_rows, double *totals, con
                             const uint8_t *path, int entropy, int64_t max_rows) {
     int status = pivot_sim_check_hw(hw);
     if (status != PIVOT_OK) return status;
-    if (n_stem < 0 || n_stem > 1000 || (n_stem > 0 && !stem) || vit->depth < 1 || vit->depth > (INT64_MAX - 5) / 10)
+    /* depth bound: pivot_sim_lvvit_max_rows (10 * depth + 5 + 2 * n_stem + 3) must not overflow */
+    if (n_stem < 0 || n_stem > 1000 || (n_stem > 0 && !stem) || vit->depth < 1 ||
+        vit->depth > (INT64_MAX - 5 - 2 * 1000 - 3) / 10)
         return PIVOT_ERR_VALUE;
     if (max_rows < pivot_sim_lvvit_max_rows(vit->depth, n_stem)) return PIVOT_ERR_SHAPE;
     const int64_t B = vit->batch;

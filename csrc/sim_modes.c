@@ -28,8 +28,9 @@ int pivot_sim_vit_modes_forward(double *rows, int64_t *num_rows, double *totals,
     if (B < 1 || vit->depth < 1 || C < 1 || H < 1 || C % H != 0 || vit->mlp_hidden < 1 || T < 1 ||
         vit->num_patches < 1 || vit->patch_dim < 1 || vit->num_classes < 1 || vit->num_prefix_tokens < 1)
         return PIVOT_ERR_VALUE;
-    if ((status = pivot_modes_check_path(path, (size_t)vit->depth, attention_kind))) return status;
+    /* rows before path: a depth beyond what `rows` holds is refused before path[depth - 1] is read */
     if (vit->depth > (INT64_MAX - 5) / 11 || max_rows < pivot_sim_vit_modes_max_rows(vit->depth)) return PIVOT_ERR_SHAPE;
+    if ((status = pivot_modes_check_path(path, (size_t)vit->depth, attention_kind))) return status;
     if (C > INT64_MAX / 3) return PIVOT_ERR_OVERFLOW;
     const int64_t hd = C / H;
     int ok = 1;

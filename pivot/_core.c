@@ -1328,6 +1328,43 @@ static PyObject *py_vit_pack(PyObject *self, PyObject *args) {
 
 /* ===================================================================== end perf */
 
+/* ===================================================================== rel */
+
+/* The functions below read their uint8 path with the GIL released, after counting its active
+ * entries to size the capture outputs. Another Python thread could change the caller's path array
+ * in between (a 0 becoming 1 would overflow those outputs), so each is called through this
+ * wrapper, which hands it a private copy of argument `index` that no other thread can reach. */
+static PyObject *call_with_private_arg(PyObject *self, PyObject *args, Py_ssize_t index, PyCFunction impl) {
+    if (!PyTuple_Check(args) || PyTuple_GET_SIZE(args) <= index || !PyArray_Check(PyTuple_GET_ITEM(args, index)))
+        return impl(self, args); /* impl reports the bad arguments */
+    PyObject *copy = PyArray_NewCopy((PyArrayObject *)PyTuple_GET_ITEM(args, index), NPY_CORDER);
+    if (copy == NULL) return NULL;
+    /* A new tuple (PyTuple_GetSlice of the whole tuple would return `args` itself, which the
+     * caller may still hold, e.g. f(*t)): the same items, the copy at `index`. */
+    Py_ssize_t n = PyTuple_GET_SIZE(args);
+    PyObject *private_args = PyTuple_New(n);
+    if (private_args == NULL) { Py_DECREF(copy); return NULL; }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = i == index ? copy : Py_NewRef(PyTuple_GET_ITEM(args, i));
+        PyTuple_SET_ITEM(private_args, i, item); /* steals the reference */
+    }
+    PyObject *result = impl(self, private_args);
+    Py_DECREF(private_args);
+    return result;
+}
+
+#define PRIVATE_PATH_WRAPPER(name, impl, index) \
+    static PyObject *name(PyObject *self, PyObject *args) { return call_with_private_arg(self, args, index, impl); }
+PRIVATE_PATH_WRAPPER(py_vit_forward_private, py_vit_forward, 3)
+PRIVATE_PATH_WRAPPER(py_lvvit_forward_private, py_lvvit_forward, 4)
+PRIVATE_PATH_WRAPPER(py_modes_vit_forward_private, py_modes_vit_forward, 3)
+PRIVATE_PATH_WRAPPER(py_sim_vit_private, py_sim_vit, 2)
+PRIVATE_PATH_WRAPPER(py_sim_lvvit_private, py_sim_lvvit, 4)
+PRIVATE_PATH_WRAPPER(py_sim_vit_modes_private, py_sim_vit_modes, 2)
+#undef PRIVATE_PATH_WRAPPER
+
+/* ===================================================================== end rel */
+
 /* ===================================================================== module */
 
 /* ===================================================================== int8 */
@@ -1543,13 +1580,13 @@ static PyMethodDef core_methods[] = {
     {"block_forward", py_block_forward, METH_VARARGS, "block_forward(inp (B, T, C), block params (flat), num_heads, hidden, eps, attn_active, threads) -> (B, T, C)"},
     {"engine_blas_threads", py_engine_blas_threads, METH_NOARGS, "OpenBLAS thread count as set by the user (the engine holds it at 1 during calls)"},
     {"vit_num_params", py_vit_num_params, METH_O, "vit_num_params(config tuple) -> length of the flat parameter array"},
-    {"vit_forward", py_vit_forward, METH_VARARGS, "vit_forward(images, params, config tuple, path uint8, threads, capture) -> logits or (logits, attn, mlp)"},
+    {"vit_forward", py_vit_forward_private, METH_VARARGS, "vit_forward(images, params, config tuple, path uint8, threads, capture) -> logits or (logits, attn, mlp)"},
 
     /* end engine methods */
 
     /* simulator methods */
     {"sim_gemm_cycles", py_sim_gemm_cycles, METH_VARARGS, "Compute cycles of one GEMM (see pivot.sim.gemm_cycles)."},
-    {"sim_vit", py_sim_vit, METH_VARARGS, "Rows and totals of one ViT inference (see pivot.sim.simulate)."},
+    {"sim_vit", py_sim_vit_private, METH_VARARGS, "Rows and totals of one ViT inference (see pivot.sim.simulate)."},
     {"sim_gemms", py_sim_gemms, METH_VARARGS, "Rows and totals of a list of GEMMs (see pivot.sim.simulate_gemms)."},
 
     /* end simulator methods */
@@ -1575,15 +1612,15 @@ static PyMethodDef core_methods[] = {
     {"conv2d_forward", py_conv2d_forward, METH_VARARGS, "conv2d_forward(inp (B, Cin, H, W), weight (Cout, Cin, k, k), bias (Cout), stride, pad, relu, threads) -> (B, Cout, Ho, Wo)"},
     {"lvvit_num_params", py_lvvit_num_params, METH_O, "lvvit_num_params(lvvit config) -> (params floats, stem floats)"},
     {"lvvit_stem_forward", py_lvvit_stem_forward, METH_VARARGS, "lvvit_stem_forward(images, stem, lvvit config, threads) -> (B, stem_channels, img/2, img/2)"},
-    {"lvvit_forward", py_lvvit_forward, METH_VARARGS, "lvvit_forward(images, stem or None, params, lvvit config, path uint8, threads, capture) -> logits or (logits, attn, mlp)"},
-    {"sim_lvvit", py_sim_lvvit, METH_VARARGS, "Rows and totals of one inference of a ViT with LV-ViT's stem and aux head (see pivot.sim.simulate)."},
+    {"lvvit_forward", py_lvvit_forward_private, METH_VARARGS, "lvvit_forward(images, stem or None, params, lvvit config, path uint8, threads, capture) -> logits or (logits, attn, mlp)"},
+    {"sim_lvvit", py_sim_lvvit_private, METH_VARARGS, "Rows and totals of one inference of a ViT with LV-ViT's stem and aux head (see pivot.sim.simulate)."},
     /* end lvvit methods */
 
     /* modes methods */
-    {"modes_vit_forward", py_modes_vit_forward, METH_VARARGS, "modes_vit_forward(images, params, config, path (0/1/2), threads, capture, attention_kind, linear_eps, capture_probs) -> logits or (logits, attn, mlp, probs or None)"},
+    {"modes_vit_forward", py_modes_vit_forward_private, METH_VARARGS, "modes_vit_forward(images, params, config, path (0/1/2), threads, capture, attention_kind, linear_eps, capture_probs) -> logits or (logits, attn, mlp, probs or None)"},
     {"reuse_attention_forward", py_reuse_attention_forward, METH_VARARGS, "reuse_attention_forward(inp (B, T, C), probs (B, NH, T, T), qkv_w, qkv_b, proj_w, proj_b, num_heads) -> (B, T, C)"},
     {"linear_attention_forward", py_linear_attention_forward, METH_VARARGS, "linear_attention_forward(inp (B, T, C), qkv_w, qkv_b, proj_w, proj_b, num_heads, eps) -> (B, T, C)"},
-    {"sim_vit_modes", py_sim_vit_modes, METH_VARARGS, "Rows and totals of one ViT inference with reuse / linear attention (see pivot.sim.simulate)."},
+    {"sim_vit_modes", py_sim_vit_modes_private, METH_VARARGS, "Rows and totals of one ViT inference with reuse / linear attention (see pivot.sim.simulate)."},
     /* end modes methods */
 
     /* int8 methods */

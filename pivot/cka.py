@@ -40,6 +40,7 @@ import dataclasses
 import itertools
 import math
 import numbers
+import threading
 import warnings
 from typing import Iterable, Sequence
 
@@ -71,12 +72,26 @@ def _blas_threads(threads):
         raise TypeError(f"threads must be a positive int or None, got {threads!r}")
     if not 1 <= threads <= 1024:
         raise ValueError(f"threads must be in [1, 1024], got {threads}")
-    old = _core.blas_get_num_threads()
-    _core.blas_set_num_threads(int(threads))
+    # --- rel: threads may overlap here; the first to enter saves the pool size and the last to
+    # leave restores it (a save/restore per thread would leave the pool at another thread's count).
+    global _blas_users, _blas_saved
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_saved = _core.blas_get_num_threads()
+        _blas_users += 1
+        _core.blas_set_num_threads(int(threads))
     try:
         yield
     finally:
-        _core.blas_set_num_threads(old)
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0:
+                _core.blas_set_num_threads(_blas_saved)
+
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_saved = 1
 
 
 def _min_samples(debiased: bool) -> int:
@@ -118,7 +133,7 @@ def _features(x, features: str, name: str) -> np.ndarray:
         feats = arr[:, 0, :] if features == "cls" else arr.mean(axis=1, dtype=np.float64)
     if feats.shape[1] == 0:
         raise ValueError(f"{name} has no features per sample (shape {arr.shape})")
-    return np.ascontiguousarray(feats, dtype=np.float32)
+    return np.require(feats, np.float32, ["C_CONTIGUOUS", "ALIGNED"])  # --- rel: aligned too
 
 
 def _mean_shift(feats: np.ndarray) -> np.ndarray:
@@ -520,7 +535,7 @@ def _check_cka_for_paths(cka) -> np.ndarray:
         raise TypeError(f"cka must hold real numbers, got dtype {arr.dtype}")
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] < 1:
         raise ValueError(f"cka must be a square (D, D) matrix with D >= 1, got shape {arr.shape}")
-    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    arr = np.require(arr, np.float64, ["C_CONTIGUOUS", "ALIGNED"])  # --- rel: aligned too
     if np.isfinite(arr).all():
         return arr
     upper = np.triu(np.ones(arr.shape, dtype=bool), k=1)

@@ -25,6 +25,32 @@ ATTENTIONS = ("softmax", "relu_linear")
 LINEAR_ATTENTION_EPS = 1e-6
 # --- end modes
 
+# --- rel
+# Size limits: a config read from a stranger's file (``pivot.config`` metadata, inferred shapes)
+# must fail here, quickly and clearly, rather than hang listing a billion encoders or overflow a
+# size product in C. Every size reaches C as an int (BLAS takes ints); depth is far above any
+# published ViT (ViT-22B: 48).
+MAX_DEPTH = 4096
+MAX_SIZE = 2 ** 31 - 1
+
+
+def _check_size_limits(config) -> None:
+    if config.depth > MAX_DEPTH:
+        raise ValueError(f"ViTConfig.depth must be at most {MAX_DEPTH}, got {config.depth}")
+    sizes = {"img_size": config.img_size, "patch_size": config.patch_size, "in_chans": config.in_chans,
+             "num_classes": config.num_classes, "embed_dim": config.embed_dim, "num_heads": config.num_heads,
+             "stem_channels": config.stem_channels, "mlp_hidden": config.mlp_hidden,
+             "3 * embed_dim": 3 * int(config.embed_dim), "num_tokens": config.num_tokens}
+    for name, value in sizes.items():
+        if value > MAX_SIZE:
+            raise ValueError(f"ViTConfig {name} is {value}, more than the {MAX_SIZE} pivot's C engine supports")
+    # Python ints: exact. The largest per-image activation (B = 1) must be addressable too.
+    tokens, heads = config.num_tokens, config.num_heads
+    if tokens * tokens * heads > MAX_SIZE * 8 or tokens * max(config.mlp_hidden, 3 * config.embed_dim) > MAX_SIZE * 8:
+        raise ValueError(f"ViTConfig is too large: {tokens} tokens x {heads} heads / {config.mlp_hidden} hidden "
+                         f"activations exceed what pivot's C engine addresses")
+# --- end rel
+
 
 @dataclasses.dataclass(frozen=True)
 class ViTConfig:
@@ -99,6 +125,9 @@ class ViTConfig:
         if self.distilled and self.aux_head:
             raise ValueError("ViTConfig: distilled and aux_head cannot be combined (no model defines how "
                              "their outputs would mix)")
+        # --- rel
+        _check_size_limits(self)
+        # --- end rel
 
     # -- derived sizes
     @property
@@ -258,7 +287,8 @@ def normalize_path(path, depth: int, allow_reuse: bool = False) -> np.ndarray:
     if bad:
         hint = " (2 = attention reuse: pass allow_reuse=True where reuse is supported)" if not allow_reuse and bad == [2] else ""
         raise ValueError(f"path values must be {what}, got {bad}{hint}")
-    arr = np.ascontiguousarray(arr, dtype=np.uint8)
+    # A private copy (--- rel): the caller may change their array later, or from another thread.
+    arr = np.array(arr, dtype=np.uint8, order="C", copy=True)
     if allow_reuse and (arr == 2).any():
         first_reuse = int(np.argmax(arr == 2))
         if not (arr[:first_reuse] == 1).any():

@@ -9,8 +9,10 @@ Fashion-MNIST: Xiao, Rasul and Vollgraf (2017), Zalando Research, MIT licence.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import pathlib
+import zlib
 
 import numpy as np
 
@@ -46,36 +48,67 @@ def normalize(pixels: np.ndarray) -> np.ndarray:
     return ((pixels.astype(np.float32) / 255.0 - MEAN) / STD).astype(np.float32)
 
 
-def _read_file(path: pathlib.Path) -> bytes:
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise DatasetError(f"{path}: corrupt or truncated gzip data ({exc})") from None
+# --- rel
+# IDX files are read through one stream (gzipped or not): the header first, then exactly the
+# bytes it declares, so a lying header or a gzip bomb is refused before anything large is
+# allocated. No IDX file pivot reads comes near this cap (Fashion-MNIST train images: 47 MB).
+MAX_IDX_BYTES = 1 << 31
+
+
+def _open_stream(path: pathlib.Path):
+    """A binary stream of the file's content: decompressed on the fly when it is gzipped."""
+    f = open(path, "rb")
+    if f.read(2) == b"\x1f\x8b":
+        f.seek(0)
+        return gzip.GzipFile(fileobj=f, mode="rb"), f
+    f.seek(0)
+    return f, f
+
+
+def _read_exactly(stream, count: int, path, what: str) -> bytes:
+    try:
+        data = stream.read(count)
+    except (OSError, EOFError, zlib.error) as exc:  # bad gzip magic/CRC/length, truncated, corrupt deflate
+        raise DatasetError(f"{path}: corrupt or truncated gzip data while reading {what} ({exc})") from None
     return data
 
 
 def read_idx(path, expected_ndim: int) -> np.ndarray:
-    """Reads an unsigned-byte IDX file (gzipped or not), checking its magic number and size."""
+    """Reads an unsigned-byte IDX file (gzipped or not), checking its magic number and size.
+
+    Raises :class:`DatasetError` for a bad magic number, a wrong number of dimensions, a size
+    above ``MAX_IDX_BYTES``, truncated or padded data and corrupt gzip streams; the declared
+    size is checked before the data is read (a gzip bomb is never decompressed)."""
     path = pathlib.Path(path)
-    data = _read_file(path)
-    if len(data) < 4:
-        raise DatasetError(f"{path}: too short to be an IDX file ({len(data)} bytes)")
-    zero, dtype_code, ndim = int.from_bytes(data[:2], "big"), data[2], data[3]
-    if zero != 0 or dtype_code != 0x08:
-        raise DatasetError(f"{path}: bad IDX magic number {data[:4].hex()} (expected 0000 08 0{expected_ndim}: unsigned bytes)")
-    if ndim != expected_ndim:
-        raise DatasetError(f"{path}: IDX file has {ndim} dimensions, expected {expected_ndim}")
-    header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DatasetError(f"{path}: truncated IDX header")
-    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    count = int(np.prod(shape, dtype=object))
-    if len(data) - header != count:
-        raise DatasetError(f"{path}: IDX header declares shape {shape} ({count} bytes) but the file holds "
-                           f"{len(data) - header} bytes of data (truncated or padded)")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(shape).copy()
+    stream, raw = _open_stream(path)
+    try:
+        magic = _read_exactly(stream, 4, path, "the magic number")
+        if len(magic) < 4:
+            raise DatasetError(f"{path}: too short to be an IDX file ({len(magic)} bytes)")
+        zero, dtype_code, ndim = int.from_bytes(magic[:2], "big"), magic[2], magic[3]
+        if zero != 0 or dtype_code != 0x08:
+            raise DatasetError(f"{path}: bad IDX magic number {magic.hex()} (expected 0000 08 0{expected_ndim}: unsigned bytes)")
+        if ndim != expected_ndim:
+            raise DatasetError(f"{path}: IDX file has {ndim} dimensions, expected {expected_ndim}")
+        dims = _read_exactly(stream, 4 * ndim, path, "the header")
+        if len(dims) < 4 * ndim:
+            raise DatasetError(f"{path}: truncated IDX header")
+        shape = tuple(int.from_bytes(dims[4 * i: 4 * i + 4], "big") for i in range(ndim))
+        count = math.prod(shape)  # Python ints: no overflow
+        if count > MAX_IDX_BYTES:
+            raise DatasetError(f"{path}: IDX header declares shape {shape} ({count} bytes), more than the "
+                               f"{MAX_IDX_BYTES}-byte limit")
+        # One byte more than declared: a padded file is refused without reading the rest.
+        data = _read_exactly(stream, count + 1, path, "the data")
+        if len(data) != count:
+            held = f"{len(data)}" if len(data) <= count else "more than that"
+            raise DatasetError(f"{path}: IDX header declares shape {shape} ({count} bytes) but the file holds "
+                               f"{held} bytes of data (truncated or padded)")
+    finally:
+        stream.close()
+        raw.close()
+    return np.frombuffer(data, dtype=np.uint8).reshape(shape).copy()
+# --- end rel
 
 
 def _find(root: pathlib.Path, stem: str) -> pathlib.Path:

@@ -85,7 +85,10 @@ def _read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]
         if _is_batchnorm_counter(name):
             continue
         raw = np.frombuffer(buffer, dtype=_DECODABLE[dtype], count=math.prod(shape), offset=begin)
-        tensors[name] = _decode(raw, dtype).reshape(shape)
+        try:
+            tensors[name] = _decode(raw, dtype).reshape(shape)
+        except WeightsFileError as e:  # --- rel: name the file and tensor
+            raise WeightsFileError(f"{path}: tensor {name!r}: {e}") from None
     return tensors, metadata
 
 
@@ -181,7 +184,23 @@ def _decode(raw: np.ndarray, dtype: str) -> np.ndarray:
     if dtype == "BF16":
         # bfloat16 is the high half of a float32: widening is exact.
         return (raw.astype(np.uint32) << 16).view(np.float32)
-    return raw.astype(np.float32)
+    return _narrow_to_float32("", raw)
+
+
+# --- rel
+def _narrow_to_float32(name: str, array: np.ndarray) -> np.ndarray:
+    """A new C-contiguous float32 copy; a float64 value beyond float32's range is refused (it would
+    silently become inf) rather than warned about."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.array(array, dtype=np.float32, order="C", copy=True)
+    if array.dtype.itemsize > 4 and out.size and not np.isfinite(out).all():
+        overflowed = np.isinf(out) & np.isfinite(array)
+        if overflowed.any():
+            where = f"tensor {name!r}" if name else "a float64 tensor"
+            raise WeightsFileError(f"{where} holds {np.asarray(array)[overflowed].flat[0]!r}, beyond the float32 range "
+                                   f"(+-3.4e38) that pivot computes in")
+    return out
+# --- end rel
 
 
 def save_safetensors(path, tensors: Mapping, metadata: Mapping[str, str] | None = None) -> None:
@@ -349,7 +368,7 @@ def _unwrap_checkpoint(obj, where: str) -> Mapping:
 def _numpy_to_float32(name: str, array: np.ndarray) -> np.ndarray:
     if array.dtype.kind != "f" or array.dtype.fields is not None:
         raise WeightsFileError(f"tensor {name!r} has dtype {array.dtype}; only float16/bfloat16/float32/float64 weights load")
-    return np.array(array, dtype=np.float32, order="C", copy=True)
+    return _narrow_to_float32(name, array)
 
 
 def _torch_to_float32(name: str, tensor) -> np.ndarray:
@@ -357,6 +376,8 @@ def _torch_to_float32(name: str, tensor) -> np.ndarray:
     if tensor.dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
         raise WeightsFileError(f"tensor {name!r} has dtype {tensor.dtype}; only float16/bfloat16/float32/float64 weights load")
     # float16 and bfloat16 widen to float32 exactly.
+    if tensor.dtype == torch.float64:  # --- rel: refuse values beyond float32's range
+        return _narrow_to_float32(name, tensor.detach().cpu().numpy())
     return np.array(tensor.detach().cpu().to(torch.float32).numpy(), dtype=np.float32, order="C", copy=True)
 
 

@@ -186,7 +186,8 @@ class ViT:
         if arr.shape[2:] != (c.img_size, c.img_size):
             raise ValueError(f"images are {arr.shape[2]}x{arr.shape[3]}, the model expects "
                              f"{c.img_size}x{c.img_size}")
-        return np.ascontiguousarray(arr, dtype=np.float32)
+        # C-contiguous, native and aligned (--- rel: a misaligned view is copied, not refused)
+        return np.require(arr, np.float32, ["C_CONTIGUOUS", "ALIGNED"])
 
     def _run(self, images, path, threads, capture, capture_probs=False):
         images = self._checked_images(images)

@@ -1,0 +1,1 @@
+"""Developer tools (``python -m pivot.tools.<name>``)."""
