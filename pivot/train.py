@@ -78,7 +78,7 @@ class PivotLoss(nn.Module):
             distill = ce * 0.0
         ent = self.entropy_term(logits, labels) if self.entropy_weight > 0 else ce * 0.0
         total = ce + self.distill_weight * distill + self.entropy_weight * ent
-        return total, LossTerms(float(total), float(ce), float(distill), float(ent))
+        return total, LossTerms(*(float(t.detach()) for t in (total, ce, distill, ent)))
 
 
 def init_weights(module, seed: int = 0) -> None:
