@@ -62,56 +62,14 @@ int pivot_gemm_set_simd_level(int level) {
 
 /* ================================================================== portable pieces */
 
-/* Same exp and GELU as csrc/engine.c's (kept equal by tests/test_perf_kernels.py): exp with
- * relative error ~2e-7 (Cody-Waite reduction, degree-6 polynomial, 2^n in the exponent bits), and
- * exact-erf GELU through Numerical Recipes' erfcc (fractional error < 1.2e-7). The AVX-512
- * versions below evaluate the same formulas with fused multiply-adds (within 1e-6 relative of
- * these; see the accuracy note there). */
-static inline float exp_portable(float x_in) {
-    float x = x_in < -87.0f ? -87.0f : x_in;
-    x = x > 88.0f ? 88.0f : x;
-    float kd = x * 1.44269504088896341f + 12582912.0f;
-    uint32_t ki;
-    memcpy(&ki, &kd, sizeof ki);
-    float n = kd - 12582912.0f;
-    float r = x - n * 0.693359375f - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    uint32_t bits = (ki + 127u) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return x_in < -87.0f ? 0.0f : p * scale;
-}
-
-static inline float gelu_portable(float x) {
-    float z = x * -0.70710678118654752440f;
-    float az = z < 0.0f ? -z : z;
-    float t = 1.0f / (1.0f + 0.5f * az);
-    float poly = -0.82215223f + t * 0.17087277f;
-    poly = 1.48851587f + t * poly;
-    poly = -1.13520398f + t * poly;
-    poly = 0.27886807f + t * poly;
-    poly = -0.18628806f + t * poly;
-    poly = 0.09678418f + t * poly;
-    poly = 0.37409196f + t * poly;
-    poly = 1.00002368f + t * poly;
-    poly = -1.26551223f + t * poly;
-    float erfc_az = t * exp_portable(-az * az + poly);
-    float erfc_z = z >= 0.0f ? erfc_az : 2.0f - erfc_az;
-    return 0.5f * x * erfc_z;
-}
+#include "fast_math.h"
 
 /* The epilogue on one row of acc (bias not yet added), portable. */
 static void epilogue_row_portable(float *out, float *capture, float *acc, const float *bias, size_t OC,
                                   int epilogue, float scale) {
     for (size_t c = 0; c < OC; c++) {
         float v = acc[c] + (bias ? bias[c] : 0.0f);
-        if (epilogue == PIVOT_EPI_GELU) out[c] = gelu_portable(v);
+        if (epilogue == PIVOT_EPI_GELU) out[c] = gelu_scalar(v);
         else if (epilogue == PIVOT_EPI_RESIDUAL) {
             if (capture) capture[c] = v;
             out[c] += v * scale;
@@ -486,7 +444,7 @@ void pivot_gelu_rows_fast(float *x, const float *bias, size_t N, size_t C) {
     }
 #endif
     for (size_t n = 0; n < N; n++)
-        for (size_t c = 0; c < C; c++) x[n * C + c] = gelu_portable(x[n * C + c] + (bias ? bias[c] : 0.0f));
+        for (size_t c = 0; c < C; c++) x[n * C + c] = gelu_scalar(x[n * C + c] + (bias ? bias[c] : 0.0f));
 }
 
 void pivot_softmax_rows_fast(float *x, size_t N, size_t C, size_t ld) {
@@ -499,7 +457,7 @@ void pivot_softmax_rows_fast(float *x, size_t N, size_t C, size_t ld) {
     for (size_t n = 0; n < N; n++) {
         float *row = x + n * ld, maxval = row[0], sum = 0.0f;
         for (size_t c = 1; c < C; c++) maxval = row[c] > maxval ? row[c] : maxval;
-        for (size_t c = 0; c < C; c++) sum += (row[c] = exp_portable(row[c] - maxval));
+        for (size_t c = 0; c < C; c++) sum += (row[c] = exp_fast(row[c] - maxval));
         float inv = 1.0f / sum;
         for (size_t c = 0; c < C; c++) row[c] *= inv;
     }

@@ -167,8 +167,8 @@ class VisionTransformer(nn.Module):
         self.aux_head = nn.Linear(C, config.num_classes) if config.aux_head else None
         self.eval()
 
-    def forward(self, images, path=None):
-        """Logits (B, num_classes); ``path=None`` uses ``self.path``."""
+    def forward_features(self, images, path=None):
+        """The final-norm token map (B, T, C); ``path=None`` uses ``self.path``."""
         path = self.path if path is None else _modes_path(self.config, path)
         x = self.patch_embed(images)
         B = x.shape[0]
@@ -176,8 +176,14 @@ class VisionTransformer(nn.Module):
         if self.dist_token is not None:
             prefix.append(self.dist_token.expand(B, -1, -1))
         x = torch.cat(prefix + [x], dim=1) + self.pos_embed
-        x = _run_blocks(self.blocks, x, path)
-        x = self.norm(x)
+        return self.norm(_run_blocks(self.blocks, x, path))
+
+    def forward(self, images, path=None):
+        """Logits (B, num_classes); ``path=None`` uses ``self.path``."""
+        return self.forward_head(self.forward_features(images, path))
+
+    def forward_head(self, x):
+        """Logits from the final-norm token map (B, T, C)."""
         logits = self.head(x[:, 0])
         if self.head_dist is not None:
             logits = (logits + self.head_dist(x[:, 1])) / 2

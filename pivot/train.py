@@ -105,20 +105,8 @@ def init_weights(module, seed: int = 0) -> None:
 
 def features(module, images, path=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits, final-norm class-token features) of a ``pivot.torch.VisionTransformer``."""
-    from .torch import _modes_path, _run_blocks
-
-    path = module.path if path is None else _modes_path(module.config, path)
-    x = module.patch_embed(images)
-    B = x.shape[0]
-    prefix = [module.cls_token.expand(B, -1, -1)]
-    if module.dist_token is not None:
-        prefix.append(module.dist_token.expand(B, -1, -1))
-    x = torch.cat(prefix + [x], dim=1) + module.pos_embed
-    x = module.norm(_run_blocks(module.blocks, x, path))
-    logits = module.head(x[:, 0])
-    if module.head_dist is not None:
-        logits = (logits + module.head_dist(x[:, 1])) / 2
-    return logits, x[:, 0]
+    x = module.forward_features(images, path)
+    return module.forward_head(x), x[:, 0]
 
 
 def augment(images: torch.Tensor, gen: torch.Generator, shift: int = 2, flip: bool = True) -> torch.Tensor:
