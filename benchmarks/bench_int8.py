@@ -11,7 +11,7 @@ in the detail; random weights make it a smoke check, see the README for trained 
 import numpy as np
 
 import pivot
-from bench_engine import _model_and_images, interleaved_best
+from bench_engine import _images, _model, interleaved_best
 from common import Result
 from pivot import quant
 from pivot.model import default_threads
@@ -19,7 +19,8 @@ from pivot.model import default_threads
 
 def bench_int8_vs_fp32(quick):
     threads = default_threads()
-    model, images = _model_and_images(32)
+    model = _model()
+    images = _images(model.config, 32)
     qmodel = quant.quantize(model, images[:8])
     repeat = 2 if quick else 5
     t_fp32, t_int8 = interleaved_best([lambda: model(images, threads=threads),
