@@ -181,7 +181,7 @@ def _zoo_setup(args, efforts_text, test) -> Setup:
         if missing:
             raise CLIError(f"the zoo model {zoo.ZOO_MODEL} has efforts {available}; not {missing}")
     efforts = zoo.load(zoo.ZOO_MODEL, efforts=wanted or available)
-    cka = np.array([[np.nan if v is None else v for v in row] for row in card["cka"]], dtype=np.float64)
+    cka = zoo.cka_from_json(card["cka"])
     best = pivot.best_paths(cka, efforts=[e for e in efforts if e < depth])
     images, labels = pivot.datasets.fashion_mnist_sample()
     if args.images + test > images.shape[0]:

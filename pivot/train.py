@@ -165,8 +165,9 @@ def fit(module, images: np.ndarray, labels: np.ndarray, *, path=None, teacher=No
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    decay = [p for n, p in module.named_parameters() if p.ndim >= 2 and not n.endswith(("pos_embed", "cls_token"))]
-    no_decay = [p for n, p in module.named_parameters() if not (p.ndim >= 2 and not n.endswith(("pos_embed", "cls_token")))]
+    decay, no_decay = [], []  # weight decay on matrices only, not on embeddings, biases or norms
+    for name, p in module.named_parameters():
+        (decay if p.ndim >= 2 and not name.endswith(("pos_embed", "cls_token")) else no_decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=lr)
 

@@ -109,16 +109,15 @@ def stage_efforts(out, base, cka, train, test, args):
 
 def stage_random_paths(out, base, cka, train, test, args):
     """Fig. 4a: the best path and ``--random-paths`` random paths of one effort, same budget."""
-    import pivot
     e = args.random_effort
+    depth = build_config().depth
     rng = np.random.default_rng(args.seed + 1000)
-    matrix = np.array([[np.nan if v is None else v for v in row] for row in cka["cka"]])
     best = cka["paths"][str(e)]["path"]
     rows = []
     for k in range(args.random_paths):
         while True:
-            path = np.zeros(12, dtype=int)
-            path[rng.choice(12, e, replace=False)] = 1
+            path = np.zeros(depth, dtype=int)
+            path[rng.choice(depth, e, replace=False)] = 1
             if path.tolist() != best:
                 break
         name = f"random{e}_{k}"
@@ -164,9 +163,9 @@ def ship(run: pathlib.Path, folder: pathlib.Path, card_extra: dict) -> pathlib.P
                                           "pivot.path": "".join(str(int(v)) for v in path)})
         shipped = pivot.ViT.from_timm(out)
         accuracy[e] = float(np.mean(shipped(test_x).argmax(1) == test_y))
-    random_rows = [{"path": rec["path"], "score": pivot.path_score(np.array(
-                        [[np.nan if v is None else v for v in row] for row in cka["cka"]], dtype=np.float64),
-                        [int(c) for c in rec["path"]]),
+    from pivot.zoo import cka_from_json
+    matrix = cka_from_json(cka["cka"])
+    random_rows = [{"path": rec["path"], "score": pivot.path_score(matrix, [int(c) for c in rec["path"]]),
                     "test_accuracy": rec["test_accuracy"]}
                    for stage, rec in sorted(log.items()) if stage.startswith("random")]
     e_rand = args.get("random_effort", 6)

@@ -21,7 +21,7 @@ import json
 import pathlib
 import re
 
-__all__ = ["list", "load", "card", "ZooError", "ZOO_DIR", "ZOO_MODEL"]
+__all__ = ["list", "load", "card", "cka", "cka_from_json", "ZooError", "ZOO_DIR", "ZOO_MODEL"]
 
 ZOO_MODEL = "fmnist_vit12_p4"
 """The Fashion-MNIST model the demo, the notebooks and the README use."""
@@ -53,6 +53,17 @@ def _folder(name) -> pathlib.Path:
 def card(name: str) -> dict:
     """The model card of ``name`` as a dict (see ``card.md`` in its folder for the prose)."""
     return json.loads((_folder(name) / "card.json").read_text(encoding="utf-8"))
+
+
+def cka_from_json(rows) -> "np.ndarray":
+    """A CKA matrix stored as JSON rows (null for NaN) as a float64 array."""
+    import numpy as np
+    return np.array([[np.nan if v is None else v for v in row] for row in rows], dtype=np.float64)
+
+
+def cka(name: str) -> "np.ndarray":
+    """The CKA matrix (D, D) of ``name``'s card: CKA(MLP_i, A_j) of the full model on 256 training images."""
+    return cka_from_json(card(name)["cka"])
 
 
 def load(name: str, efforts=None) -> dict:
