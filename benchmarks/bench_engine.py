@@ -4,8 +4,11 @@ share of the sgemm rate, and attention-skip speedups.
     python benchmarks/run.py --only engine [--quick]
 
 All three contenders run in this process with the same thread count (pivot's ``threads=``,
-``torch.set_num_threads``, ORT's ``intra_op_num_threads``), fp32, timed round-robin (load from
-other processes hits every contender alike) and reported as the best round:
+``torch.set_num_threads``, ORT's ``intra_op_num_threads``), fp32 in and out, timed round-robin
+(load from other processes hits every contender alike) and reported as the best round. pivot runs
+at its default kernel level: on CPUs with AMX its Linears use bf16x3 tiles (csrc/gemm.c, ~1e-5
+relative to fp32 sgemm); ``engine_amx_vs_avx512`` times the same model on the fp32 AVX-512
+kernels too (``PIVOT_SIMD=1`` makes that the default). Peers:
 
 - PyTorch: ``pivot.torch``'s plain module (timm's computation: nn.Linear,
   F.scaled_dot_product_attention, exact GELU) under ``torch.inference_mode()``;
@@ -28,6 +31,7 @@ from pivot import _core
 from pivot.model import default_threads
 
 PRESET = "deit_small_patch16_224"
+SETTLE_SECONDS = 0.2  # multi-thread rounds: pause before each timed call (see interleaved_best)
 
 
 @functools.lru_cache(maxsize=2)
@@ -40,15 +44,19 @@ def _images(config, batch):
     return rng.standard_normal((batch, 3, config.img_size, config.img_size)).astype(np.float32)
 
 
-def interleaved_best(fns, repeat, warmup=1, clock=time.perf_counter):
+def interleaved_best(fns, repeat, warmup=1, clock=time.perf_counter, settle=0.0):
     """Best seconds per call of each function, timed round-robin so that load from other processes
-    on a shared machine hits every contender alike."""
+    on a shared machine hits every contender alike. ``settle`` seconds of sleep before each timed
+    call let the previous contender's idle pool threads stop spinning (PyTorch's OpenMP and ONNX
+    Runtime's pools spin for a while after a call and would take a core from the next one)."""
     for fn in fns:
         for _ in range(warmup):
             fn()
     best = [float("inf")] * len(fns)
     for _ in range(repeat):
         for i, fn in enumerate(fns):
+            if settle:
+                time.sleep(settle)
             t0 = clock()
             fn()
             best[i] = min(best[i], clock() - t0)
@@ -120,7 +128,7 @@ def _time_three(model, peers, images, threads, repeat, warmup):
     torch.set_num_threads(threads)
     try:
         fns = [lambda: model(images, threads=threads), peers.torch_fn(images, threads), peers.onnx_fn(images, threads)]
-        return interleaved_best(fns, repeat, warmup, clock=clock)
+        return interleaved_best(fns, repeat, warmup, clock=clock, settle=0.0 if threads == 1 else SETTLE_SECONDS)
     finally:
         torch.set_num_threads(old)
 
@@ -160,6 +168,39 @@ def bench_engine_throughput(quick):
     return results
 
 
+def bench_engine_amx(quick):
+    """pivot's AMX bf16x3 Linears against its fp32 AVX-512 ones (batch 1, 1 thread, CPU time), with
+    PyTorch in the same rounds for scale; skipped where the CPU has no AMX."""
+    top = _core.gemm_simd_level()
+    if top < 2:
+        return []
+    peers = _peers()
+    images = _images(_model().config, 1)
+    repeat = 4 if quick else 15
+    # one model per level: the packed layout differs, and a model repacks when the level changes
+    models = {level: pivot.ViT.random(_model().config, seed=0) for level in (1, 2)}
+
+    def at_level(level):
+        def run():
+            _core.gemm_set_simd_level(level)
+            try:
+                models[level](images, threads=1)
+            finally:
+                _core.gemm_set_simd_level(top)
+        return run
+    torch = peers.torch
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        t_amx, t_avx, t_torch = interleaved_best([at_level(2), at_level(1), peers.torch_fn(images, 1)], repeat,
+                                                 warmup=1, clock=time.thread_time)
+    finally:
+        torch.set_num_threads(old)
+    return [Result("engine_amx_vs_avx512", t_avx / t_amx, 1 / t_amx, 1 / t_avx, "img/s",
+                   f"{PRESET} batch 1, 1 thread, best of {repeat} (CPU time): AMX bf16x3 {t_amx * 1e3:.1f} ms, "
+                   f"AVX-512 fp32 {t_avx * 1e3:.1f} ms ({t_torch / t_avx:.2f}x torch), torch {t_torch * 1e3:.1f} ms")]
+
+
 def bench_engine_roofline(quick):
     """Whole-model FLOP rate (batch 1, 1 thread) over OpenBLAS sgemm's rate on DeiT-S's biggest GEMM
     shape (the MLP's fc1: 197 x 1536 x 384), both measured here, on the calling thread's CPU time."""
@@ -178,7 +219,10 @@ def bench_engine_roofline(quick):
     return [Result("engine_roofline_share", model_rate / gemm_rate, model_rate, gemm_rate, "GFLOP/s",
                    f"{PRESET} batch 1, 1 thread: {t_model * 1e3:.1f} ms for {pivot.flops(model) / 1e9:.2f} GFLOP; "
                    f"peer = OpenBLAS sgemm ({T}x{C}) @ ({C}x{H}), {t_gemm * 1e3:.3f} ms; "
-                   f"GEMM kernels: {'AVX-512 packed' if _core.gemm_simd_level() else 'OpenBLAS'}")]
+                   f"GEMM kernels: {KERNELS[_core.gemm_simd_level()]}")]
+
+
+KERNELS = {0: "OpenBLAS", 1: "AVX-512 packed fp32", 2: "AMX packed bf16x3"}
 
 
 def bench_engine_skip(quick):
@@ -213,4 +257,4 @@ def bench_engine_skip(quick):
     return results
 
 
-BENCHMARKS = [bench_engine_throughput, bench_engine_roofline, bench_engine_skip]
+BENCHMARKS = [bench_engine_throughput, bench_engine_amx, bench_engine_roofline, bench_engine_skip]

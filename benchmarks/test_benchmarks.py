@@ -46,7 +46,8 @@ def test_side_by_side(benchmark, module, fn):
         results = benchmark.pedantic(fn, args=(True,), rounds=1, iterations=1)
     except ImportError as exc:  # an optional peer is missing, as run.py skips it
         pytest.skip(f"peer not installed: {exc}")
-    assert results
+    if not results:  # e.g. engine_amx_vs_avx512 on a CPU without AMX
+        pytest.skip("nothing to measure on this CPU")
     for r in results:
         benchmark.extra_info[r.name] = {"ratio": r.ratio, "pivot": r.pivot, "peer": r.peer, "unit": r.unit,
                                         "detail": r.detail}

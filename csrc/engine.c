@@ -600,8 +600,9 @@ static void qkv_rows(const forward_plan *pl, const thread_scratch *s, const bloc
         float *q = pl->qkv + r * 3 * C;
         if (bp->qkv_p && first % PIVOT_GEMM_PANEL == 0) { /* perf: packed GEMM, bias fused */
             pivot_layernorm_rows_fast(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
-            pivot_linear_forward(q + first, NULL, s->xn, NULL, bp->qkv_p + first * C, bp->qkv_b + first, m, C,
-                                 3 * C - first, C, 3 * C, PIVOT_EPI_STORE, 1.0f);
+            const float *panels = bp->qkv_p + first * pivot_gemm_padded_k(C); /* panel first / 32 */
+            pivot_linear_forward(q + first, NULL, s->xn, NULL, panels, bp->qkv_b + first, m, C, 3 * C - first, C,
+                                 3 * C, PIVOT_EPI_STORE, 1.0f);
             if (!first && pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) pivot_relu_qk_rows(q, m, C); /* modes */
             continue;
         }

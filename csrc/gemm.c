@@ -9,7 +9,7 @@
  *
  * Loop order: column panel (32 columns, its (IC, 32) packed weights stay in L1/L2) outer, row
  * blocks of 12 inner, full K in the micro-kernel (no partial sums written back). */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* syscall() for the AMX permission request */
 #include "gemm.h"
 
 #include <math.h>
@@ -26,6 +26,17 @@
 #else
 #define PIVOT_HAVE_AVX512_BUILD 0
 #endif
+/* AMX needs GCC >= 11 / clang >= 12 intrinsics and Linux's arch_prctl permission call. */
+#if PIVOT_HAVE_AVX512_BUILD && defined(__linux__) && \
+    ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && __GNUC__ >= 11))
+#define PIVOT_HAVE_AMX_BUILD 1
+#include <cpuid.h>
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#else
+#define PIVOT_HAVE_AMX_BUILD 0
+#endif
 
 #define PANEL PIVOT_GEMM_PANEL
 #define MR 12 /* rows of the micro-kernel tile: 12 x 2 accumulators + 2 weight vectors of 32 zmm */
@@ -35,27 +46,56 @@
 /* -1: not decided yet; else the level. Decided once: CPU features, capped by PIVOT_SIMD. */
 static atomic_int simd_level = -1;
 
+/* The highest level this CPU and OS allow: 2 needs AMX-TILE, AMX-BF16 and AVX512-BF16 in CPUID,
+ * the tile state enabled by the OS (XCR0 bits 17-18) and the per-process permission to use it
+ * (Linux arch_prctl ARCH_REQ_XCOMP_PERM, asked for once). */
+static int cpu_simd_level(void) {
+    int level = 0;
+#if PIVOT_HAVE_AVX512_BUILD
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f")) return 0;
+    level = 1;
+#if PIVOT_HAVE_AMX_BUILD
+    if (!__builtin_cpu_supports("avx512vnni")) return level; /* AMX-INT8 users also run VNNI tiles */
+    unsigned a, b, c, d, a1 = 0, b1, c1, d1;
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) {
+        /* AMX-BF16, AMX-TILE, AVX512-BF16; XGETBV exists wherever the OS enabled AVX-512 */
+        if (((d >> 22) & 1) && ((d >> 24) & 1) && ((a1 >> 5) & 1)) {
+            unsigned lo, hi;
+            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+            if (((lo >> 17) & 3) == 3 && syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */,
+                                                 18 /* XFEATURE_XTILEDATA */) == 0)
+                level = 2;
+        }
+    }
+#endif
+#endif
+    return level;
+}
+
+static int cpu_simd_level_cached(void) {
+    static atomic_int supported = -1; /* cpu_simd_level asks the OS for AMX once */
+    int sup = atomic_load(&supported);
+    if (sup < 0) atomic_store(&supported, sup = cpu_simd_level());
+    return sup;
+}
+
+int pivot_gemm_amx_usable(void) { return cpu_simd_level_cached() >= 2; }
+
 int pivot_gemm_simd_level(void) {
     int level = atomic_load_explicit(&simd_level, memory_order_relaxed);
     if (level >= 0) return level;
-    level = 0;
-#if PIVOT_HAVE_AVX512_BUILD
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) level = 1;
-#endif
+    level = cpu_simd_level_cached();
     const char *cap = getenv("PIVOT_SIMD");
-    if (cap && cap[0] == '0' && cap[1] == '\0') level = 0;
+    if (cap && cap[0] >= '0' && cap[0] <= '1' && cap[1] == '\0' && cap[0] - '0' < level) level = cap[0] - '0';
     atomic_store(&simd_level, level);
     return level;
 }
 
+
 int pivot_gemm_set_simd_level(int level) {
-    int supported = 0;
-#if PIVOT_HAVE_AVX512_BUILD
-    __builtin_cpu_init();
-    supported = __builtin_cpu_supports("avx512f") ? 1 : 0;
-#endif
-    level = level < 0 ? 0 : level > supported ? supported : level;
+    int sup = cpu_simd_level_cached();
+    level = level < 0 ? 0 : level > sup ? sup : level;
     atomic_store(&simd_level, level);
     return level;
 }
@@ -113,7 +153,7 @@ static void linear_packed_portable(float *out, float *capture, const float *inp,
     float acc[PANEL];
     for (size_t p0 = 0; p0 < OC; p0 += PANEL) {
         size_t nc = OC - p0 < PANEL ? OC - p0 : PANEL;
-        const float *panel = packed + p0 * IC;
+        const float *panel = packed + p0 * pivot_gemm_padded_k(IC);
         for (size_t n = 0; n < N; n++) {
             const float *a = inp + n * ldi;
             for (size_t j = 0; j < PANEL; j++) acc[j] = 0.0f;
@@ -365,12 +405,266 @@ AVX512 static void layernorm_rows_avx512(float *out, const float *inp, const flo
 }
 #endif /* PIVOT_HAVE_AVX512_BUILD */
 
+/* ================================================================== AMX (level 2) */
+
+#if PIVOT_HAVE_AMX_BUILD
+/* Why: AMX's tile multiply (TDPBF16PS) does 512 bf16 multiply-adds per cycle against AVX-512's
+ * 32 fp32 ones. fp32 accuracy is kept with the bf16x3 split (oneDNN's "fp32 via bf16x3"): each
+ * fp32 value x = hi + lo with hi = bf16(x), lo = bf16(x - hi) (16 significant bits), and
+ * a.b ~= a_hi.b_hi + a_hi.b_lo + a_lo.b_hi, accumulated in fp32 inside the tiles. The dropped
+ * a_lo.b_lo and the 17th+ bits leave a relative error of ~2^-16 per product: on DeiT-S shapes
+ * the error of a Linear's output is ~1e-5 of sum |a||b| (tests/test_perf_kernels.py), where
+ * fp32 sgemm is ~1e-6; the whole forward stays within the engine's 1e-4 of timm.
+ *
+ * Packed layout (same size as the fp32 panels): panel p (32 output columns) is a run of k-blocks
+ * of 32 input columns; each k-block holds four 16 x 16-pair tiles of 1 KiB in the VNNI order
+ * TDPBF16PS reads: hi columns 0-15, hi 16-31, lo 0-15, lo 16-31. Element (pair kk, column j) of
+ * a tile is at kk * 32 + 2 j + {0, 1} and holds weight[col j][k = 32 kb + 2 kk + {0, 1}].
+ * Activations are split into hi / lo row-major bf16 copies (rows padded to 16, k to 32) once per
+ * call; the 32 x 32 micro-kernel keeps 4 accumulator tiles and reloads A / B tiles per k-block. */
+#define AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bf16")))
+#define KB PIVOT_GEMM_KBLOCK
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_tile_config;
+
+/* Per-thread scratch for the bf16 split of A: engine worker threads come and go per forward,
+ * so the buffer is freed by the key's destructor when its thread exits. */
+static pthread_key_t amx_scratch_key;
+static pthread_once_t amx_scratch_once = PTHREAD_ONCE_INIT;
+typedef struct {
+    uint16_t *buf;
+    size_t cap; /* in uint16 */
+} amx_scratch;
+static void amx_scratch_free(void *p) {
+    amx_scratch *s = (amx_scratch *)p;
+    if (s) free(s->buf);
+    free(s);
+}
+static void amx_scratch_init(void) { (void)pthread_key_create(&amx_scratch_key, amx_scratch_free); }
+static uint16_t *amx_scratch_get(size_t n) {
+    pthread_once(&amx_scratch_once, amx_scratch_init);
+    amx_scratch *s = (amx_scratch *)pthread_getspecific(amx_scratch_key);
+    if (!s) {
+        if (!(s = (amx_scratch *)calloc(1, sizeof *s))) return NULL;
+        if (pthread_setspecific(amx_scratch_key, s)) {
+            free(s);
+            return NULL;
+        }
+    }
+    if (s->cap < n) {
+        free(s->buf);
+        s->buf = (uint16_t *)aligned_alloc(64, (n * sizeof(uint16_t) + 63) / 64 * 64);
+        s->cap = s->buf ? n : 0;
+    }
+    return s->buf;
+}
+
+static inline uint16_t bf16_round(float x) { /* round to nearest even; NaN stays NaN */
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+static inline float bf16_to_float(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float x;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+/* hi / lo bf16 rows of a (M, K) fp32 block into (Mp, Kp) buffers, zero padded. */
+AMX_TARGET static void amx_split_rows(uint16_t *hi, uint16_t *lo, const float *a, size_t M, size_t K, size_t lda,
+                                      size_t Mp, size_t Kp) {
+    for (size_t i = 0; i < Mp; i++) {
+        uint16_t *h = hi + i * Kp, *l = lo + i * Kp;
+        if (i >= M) {
+            memset(h, 0, Kp * sizeof(uint16_t));
+            memset(l, 0, Kp * sizeof(uint16_t));
+            continue;
+        }
+        const float *row = a + i * lda;
+        for (size_t k = 0; k < Kp; k += 16) {
+            __mmask16 m = tail_mask(K > k ? K - k : 0);
+            __m512 x = _mm512_maskz_loadu_ps(m, row + k);
+            __m256bh xh = _mm512_cvtneps_pbh(x);
+            __m512 xhf = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32((__m256i)xh), 16));
+            __m256bh xl = _mm512_cvtneps_pbh(_mm512_sub_ps(x, xhf));
+            _mm256_storeu_si256((__m256i *)(h + k), (__m256i)xh);
+            _mm256_storeu_si256((__m256i *)(l + k), (__m256i)xl);
+        }
+    }
+}
+
+/* C tiles 0..3 (rows r0 / r0 + 16, columns 0-15 / 16-31) += bf16x3 products over all k-blocks.
+ * two_rows = 0: only tiles 0 and 1 (a 16-row remainder). */
+AMX_TARGET static void amx_block(const uint16_t *ahi, const uint16_t *alo, size_t Kp, const uint16_t *panel,
+                                 int two_rows) {
+    size_t stride = Kp * sizeof(uint16_t), nkb = Kp / KB;
+    _tile_zero(0);
+    _tile_zero(1);
+    if (two_rows) {
+        _tile_zero(2);
+        _tile_zero(3);
+        for (size_t kb = 0; kb < nkb; kb++) {
+            const uint16_t *bt = panel + kb * 4 * 512, *a0 = ahi + kb * KB, *l0 = alo + kb * KB;
+            _tile_loadd(4, a0, stride);
+            _tile_loadd(5, a0 + 16 * Kp, stride);
+            _tile_loadd(6, bt, 64);
+            _tile_loadd(7, bt + 512, 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+            _tile_loadd(6, bt + 1024, 64); /* B lo */
+            _tile_loadd(7, bt + 1536, 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+            _tile_loadd(4, l0, stride); /* A lo x B hi */
+            _tile_loadd(5, l0 + 16 * Kp, stride);
+            _tile_loadd(6, bt, 64);
+            _tile_loadd(7, bt + 512, 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_dpbf16ps(2, 5, 6);
+            _tile_dpbf16ps(3, 5, 7);
+        }
+    } else {
+        /* the same order of products as above, so a row's result does not depend on whether it
+         * falls in a 32-row block or the 16-row remainder (batch 1 equals a row of a batch) */
+        for (size_t kb = 0; kb < nkb; kb++) {
+            const uint16_t *bt = panel + kb * 4 * 512;
+            _tile_loadd(4, ahi + kb * KB, stride);
+            _tile_loadd(5, alo + kb * KB, stride);
+            _tile_loadd(6, bt, 64);
+            _tile_loadd(7, bt + 512, 64);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+            _tile_loadd(2, bt + 1024, 64); /* B lo, in the tiles the 32-row case uses for C */
+            _tile_loadd(3, bt + 1536, 64);
+            _tile_dpbf16ps(0, 4, 2);
+            _tile_dpbf16ps(1, 4, 3);
+            _tile_dpbf16ps(0, 5, 6);
+            _tile_dpbf16ps(1, 5, 7);
+        }
+    }
+}
+
+/* The AMX kernel's arithmetic in plain loops on the same packed layout (bf16x3 products summed in
+ * fp32): its fallback when the scratch for the split cannot be allocated. */
+static void linear_amx_layout_portable(float *out, float *capture, const float *inp, const float *packed,
+                                       const float *bias, size_t N, size_t IC, size_t OC, size_t ldi, size_t ldo,
+                                       int epilogue, float scale) {
+    size_t Kp = (IC + KB - 1) / KB * KB;
+    float acc[PANEL];
+    for (size_t p0 = 0; p0 < OC; p0 += PANEL) {
+        size_t nc = OC - p0 < PANEL ? OC - p0 : PANEL;
+        const uint16_t *panel = (const uint16_t *)(packed + p0 * Kp);
+        for (size_t n = 0; n < N; n++) {
+            const float *a = inp + n * ldi;
+            for (size_t j = 0; j < PANEL; j++) acc[j] = 0.0f;
+            for (size_t k = 0; k < IC; k++) {
+                uint16_t ah = bf16_round(a[k]);
+                float ahf = bf16_to_float(ah), alf = bf16_to_float(bf16_round(a[k] - ahf));
+                const uint16_t *blk = panel + k / KB * 4 * 512;
+                size_t kk = (k % KB) / 2, e = k % 2;
+                for (size_t j = 0; j < PANEL; j++) {
+                    size_t at = (j / 16) * 512 + kk * 32 + (j % 16) * 2 + e;
+                    float bh = bf16_to_float(blk[at]), bl = bf16_to_float(blk[1024 + at]);
+                    acc[j] += ahf * bh + ahf * bl + alf * bh;
+                }
+            }
+            epilogue_row_portable(out + n * ldo + p0, capture ? capture + n * OC + p0 : NULL, acc,
+                                  bias ? bias + p0 : NULL, nc, epilogue, scale);
+        }
+    }
+}
+
+AMX_TARGET static int linear_amx(float *out, float *capture, const float *inp, const float *packed,
+                                 const float *bias, size_t N, size_t IC, size_t OC, size_t ldi, size_t ldo,
+                                 int epilogue, float scale) {
+    size_t Kp = (IC + KB - 1) / KB * KB, Mp = (N + 15) / 16 * 16, n;
+    if (pivot_mul_size(&n, Mp, Kp) || pivot_mul_size(&n, n, 2)) return PIVOT_ERR_OVERFLOW;
+    uint16_t *ahi = amx_scratch_get(n);
+    if (!ahi) { /* no memory for the split: the plain loops read the same layout, slowly */
+        linear_amx_layout_portable(out, capture, inp, packed, bias, N, IC, OC, ldi, ldo, epilogue, scale);
+        return PIVOT_OK;
+    }
+    uint16_t *alo = ahi + Mp * Kp;
+    amx_split_rows(ahi, alo, inp, N, IC, ldi, Mp, Kp);
+
+    amx_tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+    float cbuf[32 * 32] __attribute__((aligned(64)));
+    __m512 sc = _mm512_set1_ps(scale);
+    int store_epi = epilogue == PIVOT_EPI_GELU ? PIVOT_EPI_STORE : epilogue;
+    for (size_t p0 = 0; p0 < OC; p0 += PANEL) {
+        size_t nc = OC - p0 < PANEL ? OC - p0 : PANEL;
+        __mmask16 m0 = tail_mask(nc), m1 = tail_mask(nc > 16 ? nc - 16 : 0);
+        const uint16_t *panel = (const uint16_t *)(packed + p0 * Kp);
+        __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias + p0) : _mm512_setzero_ps();
+        __m512 bias1 = bias ? _mm512_maskz_loadu_ps(m1, bias + p0 + 16) : _mm512_setzero_ps();
+        for (size_t r = 0; r < N; r += 32) {
+            int two = N - r > 16;
+            amx_block(ahi + r * Kp, alo + r * Kp, Kp, panel, two);
+            _tile_stored(0, cbuf, 128);
+            _tile_stored(1, cbuf + 16, 128);
+            if (two) {
+                _tile_stored(2, cbuf + 16 * 32, 128);
+                _tile_stored(3, cbuf + 16 * 32 + 16, 128);
+            }
+            size_t rows = N - r < 32 ? N - r : 32;
+            float *o = out + r * ldo + p0;
+            for (size_t i = 0; i < rows; i++) {
+                float *cap = capture ? capture + (r + i) * OC + p0 : NULL;
+                epilogue16(o + i * ldo, cap, _mm512_load_ps(cbuf + i * 32), bias0, m0, store_epi, sc);
+                epilogue16(o + i * ldo + 16, cap ? cap + 16 : NULL, _mm512_load_ps(cbuf + i * 32 + 16), bias1, m1,
+                           store_epi, sc);
+            }
+            if (epilogue == PIVOT_EPI_GELU) gelu_tile(o, (int)rows, ldo, m0, m1);
+        }
+    }
+    _tile_release();
+    return PIVOT_OK;
+}
+
+/* Packs one 32-column panel of weight (OC, IC) in the AMX layout above. */
+static void amx_pack_panel(uint16_t *panel, const float *weight, size_t OC, size_t IC, size_t p0) {
+    size_t Kp = (IC + KB - 1) / KB * KB;
+    for (size_t kb = 0; kb < Kp / KB; kb++) {
+        uint16_t *blk = panel + kb * 4 * 512;
+        for (size_t kk = 0; kk < 16; kk++)
+            for (size_t j = 0; j < PANEL; j++)
+                for (size_t e = 0; e < 2; e++) {
+                    size_t k = kb * KB + 2 * kk + e, col = p0 + j;
+                    float w = col < OC && k < IC ? weight[col * IC + k] : 0.0f;
+                    uint16_t hi = bf16_round(w), lo = bf16_round(w - bf16_to_float(hi));
+                    size_t at = (j / 16) * 512 + kk * 32 + (j % 16) * 2 + e;
+                    blk[at] = hi;
+                    blk[1024 + at] = lo;
+                }
+    }
+}
+#endif /* PIVOT_HAVE_AMX_BUILD */
+
 /* ================================================================== public */
 
 int pivot_gemm_packed_size(size_t *out, size_t OC, size_t IC) {
     if (OC > SIZE_MAX - PANEL) return PIVOT_ERR_OVERFLOW;
-    size_t cols = (OC + PANEL - 1) / PANEL * PANEL;
-    return pivot_mul_size(out, cols, IC);
+    size_t cols = (OC + PANEL - 1) / PANEL * PANEL, Kp = pivot_gemm_padded_k(IC);
+    if (Kp == 0 && IC != 0) return PIVOT_ERR_OVERFLOW;
+    return pivot_mul_size(out, cols, Kp);
 }
 
 int pivot_gemm_pack(float *packed, const float *weight, size_t OC, size_t IC) {
@@ -379,13 +673,25 @@ int pivot_gemm_pack(float *packed, const float *weight, size_t OC, size_t IC) {
     if (st) return st;
     if (n == 0) return PIVOT_OK;
     if (!packed || !weight) return PIVOT_ERR_VALUE;
+    size_t Kp = pivot_gemm_padded_k(IC);
     for (size_t p0 = 0; p0 < OC; p0 += PANEL) {
-        float *panel = packed + p0 * IC;
-        for (size_t k = 0; k < IC; k++)
+        float *panel = packed + p0 * Kp;
+#if PIVOT_HAVE_AMX_BUILD
+        if (pivot_gemm_simd_level() >= 2) {
+            amx_pack_panel((uint16_t *)panel, weight, OC, IC, p0);
+            continue;
+        }
+#endif
+        for (size_t k = 0; k < Kp; k++)
             for (size_t j = 0; j < PANEL; j++)
-                panel[k * PANEL + j] = p0 + j < OC ? weight[(p0 + j) * IC + k] : 0.0f;
+                panel[k * PANEL + j] = p0 + j < OC && k < IC ? weight[(p0 + j) * IC + k] : 0.0f;
     }
     return PIVOT_OK;
+}
+
+size_t pivot_gemm_padded_k(size_t IC) {
+    if (IC > SIZE_MAX - (PIVOT_GEMM_KBLOCK - 1)) return 0;
+    return (IC + PIVOT_GEMM_KBLOCK - 1) / PIVOT_GEMM_KBLOCK * PIVOT_GEMM_KBLOCK;
 }
 
 int pivot_linear_forward(float *out, float *capture, const float *inp, const float *weight, const float *packed,
@@ -401,9 +707,14 @@ int pivot_linear_forward(float *out, float *capture, const float *inp, const flo
         pivot_mul_size(&tmp, N, ldi) || pivot_mul_size(&tmp, N, ldo) || pivot_gemm_packed_size(&tmp, OC, IC))
         return PIVOT_ERR_OVERFLOW;
     if (packed) {
+#if PIVOT_HAVE_AMX_BUILD
+        if (pivot_gemm_simd_level() >= 2)
+            return linear_amx(out, capture, inp, packed, bias, N, IC, OC, ldi, ldo, epilogue, scale);
+#endif
 #if PIVOT_HAVE_AVX512_BUILD
         if (pivot_gemm_simd_level() >= 1) {
-            gemm_panels_avx512(out, capture, inp, packed, PANEL * IC, PANEL, 1, bias, N, IC, OC, ldi, ldo, epilogue, scale);
+            gemm_panels_avx512(out, capture, inp, packed, PANEL * pivot_gemm_padded_k(IC), PANEL, 1, bias, N, IC, OC,
+                               ldi, ldo, epilogue, scale);
             return PIVOT_OK;
         }
 #endif

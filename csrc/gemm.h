@@ -4,9 +4,13 @@
  *  - plain: OpenBLAS sgemm followed by a separate epilogue pass (the reference, any CPU);
  *  - packed: weights re-laid out once (pivot_gemm_pack) into column panels that an AVX-512
  *    micro-kernel streams, with bias, exact GELU or the residual update applied on the
- *    accumulators before they are stored (no extra pass over the output).
- * pivot_gemm_simd_level() says which one the engine uses; the environment variable PIVOT_SIMD=0
- * caps it at the portable level (so the tests can run the fallbacks on an AVX-512 machine). */
+ *    accumulators before they are stored (no extra pass over the output);
+ *  - packed for AMX (level 2): the same panels as bf16 hi/lo tiles, multiplied on AMX tiles with
+ *    the bf16x3 split (fp32 accuracy to ~1e-5 relative, see gemm.c), same epilogues.
+ * pivot_gemm_simd_level() says which one the engine uses: 0 portable, 1 AVX-512, 2 AMX. The
+ * environment variable PIVOT_SIMD=0 or =1 caps it (so the tests can run every path on one
+ * machine). A packed buffer holds the layout of the level in effect when it was packed: pack
+ * and run at the same level. */
 #ifndef PIVOT_GEMM_H
 #define PIVOT_GEMM_H
 
@@ -21,19 +25,27 @@ enum {
     PIVOT_EPI_RESIDUAL = 2, /* capture = acc (if capture != NULL); out += acc * scale */
 };
 
-#define PIVOT_GEMM_PANEL 32 /* output columns per packed weight panel */
+#define PIVOT_GEMM_PANEL 32  /* output columns per packed weight panel */
+#define PIVOT_GEMM_KBLOCK 32 /* packed panels hold IC rounded up to this (AMX's k per tile) */
 
-/* 1: the AVX-512 kernels run (CPU has AVX-512F and PIVOT_SIMD is not "0"); 0: portable code only. */
+/* 2: AMX tiles for packed Linears (and AVX-512 elsewhere); 1: AVX-512 kernels; 0: portable code only. */
 int pivot_gemm_simd_level(void);
+
+/* 1 when this CPU and OS let the process use AMX tiles (BF16 and INT8), whatever PIVOT_SIMD says. */
+int pivot_gemm_amx_usable(void);
 
 /* Sets the level to min(level, what the CPU supports) and returns it (tests use it to run the
  * portable fallbacks in-process; not meant to be called while kernels run on other threads). */
 int pivot_gemm_set_simd_level(int level);
 
-/* Floats of a packed (OC, IC) weight: OC rounded up to PIVOT_GEMM_PANEL, times IC. */
+/* IC rounded up to PIVOT_GEMM_KBLOCK (0 on overflow): panel p starts at packed + p * 32 * this. */
+size_t pivot_gemm_padded_k(size_t IC);
+
+/* Floats of a packed (OC, IC) weight: OC rounded up to PIVOT_GEMM_PANEL, times padded IC. */
 int pivot_gemm_packed_size(size_t *out, size_t OC, size_t IC);
 
-/* Packs weight (OC, IC) into panels: panel p holds columns [32p, 32p+32) as (IC, 32), zero padded. */
+/* Packs weight (OC, IC) into panels: panel p holds columns [32p, 32p+32), zero padded: as
+ * (padded IC, 32) floats, or at level 2 as AMX bf16 hi/lo tiles of the same size. */
 int pivot_gemm_pack(float *packed,       /* (pivot_gemm_packed_size) */
                     const float *weight, /* (OC, IC) */
                     size_t OC, size_t IC);

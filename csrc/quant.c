@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "engine.h"
+#include "gemm.h" /* pivot_gemm_amx_usable */
 #include "modes.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -48,6 +49,8 @@ int pivot_int8_kernel_supported(int kernel) {
     case PIVOT_INT8_KERNEL_VNNI:
         return (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                 __builtin_cpu_supports("avx512vnni")) ? 1 : 0;
+    case PIVOT_INT8_KERNEL_AMX:
+        return (pivot_int8_kernel_supported(PIVOT_INT8_KERNEL_VNNI) && pivot_gemm_amx_usable()) ? 1 : 0;
 #endif
     default: return 0;
     }
@@ -59,12 +62,13 @@ int pivot_int8_kernel_resolve(int *out, int kernel) {
         *out = kernel;
         return PIVOT_OK;
     }
-    int cap = PIVOT_INT8_KERNEL_VNNI;
+    int cap = PIVOT_INT8_KERNEL_AMX;
     const char *env = getenv("PIVOT_INT8_KERNEL");
     if (env && *env) {
         if (!strcmp(env, "portable")) cap = PIVOT_INT8_KERNEL_PORTABLE;
         else if (!strcmp(env, "avx2")) cap = PIVOT_INT8_KERNEL_AVX2;
         else if (!strcmp(env, "vnni")) cap = PIVOT_INT8_KERNEL_VNNI;
+        else if (!strcmp(env, "amx")) cap = PIVOT_INT8_KERNEL_AMX;
         else return PIVOT_ERR_VALUE;
     }
     for (int k = cap; k > PIVOT_INT8_KERNEL_PORTABLE; k--)
@@ -230,7 +234,23 @@ static void tile_avx2(int32_t *acc, const uint8_t *a, size_t lda, const int8_t *
 }
 #endif
 
+#if PIVOT_X86 && defined(__linux__) && ((defined(__clang__) && __clang_major__ >= 12) || \
+                                         (!defined(__clang__) && __GNUC__ >= 11))
+#define QUANT_HAVE_AMX 1
+/* The AMX kernel's tile function: gemm_rows recognises it and runs whole products on AMX tiles
+ * (gemm_rows_amx); called as a tile (padded K not a multiple of 64) it is the VNNI tile. */
+static void tile_amx(int32_t *acc, const uint8_t *a, size_t lda, const int8_t *panels, size_t panel_bytes,
+                     size_t K4, int mr, int np) {
+    tile_vnni(acc, a, lda, panels, panel_bytes, K4, mr, np);
+}
+#else
+#define QUANT_HAVE_AMX 0
+#endif
+
 static tile_fn tile_for(int kernel) {
+#if QUANT_HAVE_AMX
+    if (kernel == PIVOT_INT8_KERNEL_AMX) return tile_amx;
+#endif
 #if PIVOT_X86
     if (kernel == PIVOT_INT8_KERNEL_VNNI) return tile_vnni;
     if (kernel == PIVOT_INT8_KERNEL_AVX2) return tile_avx2;
@@ -280,11 +300,99 @@ static void apply_epilogue(const int32_t *acc, int mr, size_t ncols, size_t m0, 
     }
 }
 
+#if QUANT_HAVE_AMX
+#define AMX_INT8_TARGET __attribute__((target("amx-tile,amx-int8,avx512f")))
+#define AMX_MAX_KP 4096 /* a partial 16-row block of A is copied to the stack: 16 * Kp bytes */
+
+typedef struct {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+} amx_int8_config;
+
+/* gemm_rows on AMX: 32 rows x 2 panels per step in four 16 x 16 int32 tiles, TDPBUSD over
+ * k-blocks of 64 (the packed panel's 16 groups of 4 k are exactly a VNNI B tile of 1 KiB, rows 64
+ * bytes apart; A rows load in place). Same raw sums as the other tiles, then the same epilogue.
+ * Needs Kp % 64 == 0 and Kp <= AMX_MAX_KP (checked by gemm_rows). */
+AMX_INT8_TARGET static void gemm_rows_amx(const uint8_t *a, size_t lda, const int32_t *zp, const int8_t *packed,
+                                          size_t N, size_t K, size_t p_begin, size_t p_end, size_t M, size_t m0,
+                                          const epilogue *e) {
+    size_t Np = round_up(N, PANEL), Kp = round_up(K, 4), panel_bytes = PANEL * Kp, nkb = Kp / 64;
+    const int32_t *colsum_all = (const int32_t *)(const void *)(packed + Np * Kp);
+    int32_t acc[32 * TILE_NP * PANEL] __attribute__((aligned(64)));
+    uint8_t pad[16 * AMX_MAX_KP] __attribute__((aligned(64)));
+    amx_int8_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+    epilogue sub = *e;
+    for (size_t c0 = 0; c0 < M; c0 += CHUNK_ROWS) { /* CHUNK_ROWS is a multiple of 32 */
+        size_t c1 = c0 + CHUNK_ROWS < M ? c0 + CHUNK_ROWS : M;
+        for (size_t p = p_begin; p < p_end; p += TILE_NP) {
+            int two_panels = p + 1 < p_end;
+            size_t n0 = p * PANEL;
+            size_t width = (size_t)(two_panels ? 2 : 1) * PANEL, ncols = n0 + width <= N ? width : N - n0;
+            int32_t colsum[TILE_NP * PANEL];
+            memcpy(colsum, colsum_all + n0, width * sizeof(int32_t));
+            const int8_t *b0 = packed + p * panel_bytes, *b1 = b0 + panel_bytes;
+            for (size_t m = c0; m < c1; m += 32) {
+                size_t rows = c1 - m < 32 ? c1 - m : 32;
+                const uint8_t *a0 = a + m * lda, *a1 = a0 + 16 * lda;
+                size_t s0 = lda, s1 = lda;
+                int second = rows > 16;
+                if (rows < 16 || (second && rows < 32)) { /* the partial half goes through a zeroed copy */
+                    size_t first_rows = second ? rows - 16 : rows;
+                    const uint8_t *src = second ? a1 : a0;
+                    memset(pad, 0, 16 * Kp);
+                    for (size_t i = 0; i < first_rows; i++) memcpy(pad + i * Kp, src + i * lda, K);
+                    if (second) { a1 = pad; s1 = Kp; } else { a0 = pad; s0 = Kp; }
+                }
+                _tile_zero(0);
+                _tile_zero(1);
+                _tile_zero(2);
+                _tile_zero(3);
+                for (size_t kb = 0; kb < nkb; kb++) {
+                    _tile_loadd(4, a0 + kb * 64, s0);
+                    _tile_loadd(6, b0 + kb * 1024, 64);
+                    _tile_dpbusd(0, 4, 6);
+                    if (two_panels) {
+                        _tile_loadd(7, b1 + kb * 1024, 64);
+                        _tile_dpbusd(1, 4, 7);
+                    }
+                    if (second) {
+                        _tile_loadd(5, a1 + kb * 64, s1);
+                        _tile_dpbusd(2, 5, 6);
+                        if (two_panels) _tile_dpbusd(3, 5, 7);
+                    }
+                }
+                _tile_stored(0, acc, TILE_NP * PANEL * 4);
+                _tile_stored(1, acc + PANEL, TILE_NP * PANEL * 4);
+                _tile_stored(2, acc + 16 * TILE_NP * PANEL, TILE_NP * PANEL * 4);
+                _tile_stored(3, acc + 16 * TILE_NP * PANEL + PANEL, TILE_NP * PANEL * 4);
+                sub.row_scale = e->row_scale ? e->row_scale + m : NULL;
+                apply_epilogue(acc, (int)rows, ncols, m0 + m, n0, zp + m, colsum, &sub);
+            }
+        }
+    }
+    _tile_release();
+}
+#endif
+
 /* Rows [0, M) of A (pointer already at the first row; zp and e->row_scale likewise, e's outputs
  * at row m0 of the full output) times panels [p_begin, p_end) of the packed (N, K) weight. */
 static void gemm_rows(tile_fn tile, const uint8_t *a, size_t lda, const int32_t *zp, const int8_t *packed,
                       size_t N, size_t K, size_t p_begin, size_t p_end, size_t M, size_t m0, const epilogue *e) {
     size_t Np = round_up(N, PANEL), Kp = round_up(K, 4), panel_bytes = PANEL * Kp;
+#if QUANT_HAVE_AMX
+    if (tile == tile_amx && Kp % 64 == 0 && Kp <= AMX_MAX_KP) {
+        gemm_rows_amx(a, lda, zp, packed, N, K, p_begin, p_end, M, m0, e);
+        return;
+    }
+#endif
     const int32_t *colsum_all = (const int32_t *)(const void *)(packed + Np * Kp);
     int32_t acc[TILE_M * TILE_NP * PANEL];
     epilogue sub = *e;
@@ -600,7 +708,7 @@ static void qkv_rows(const qplan *pl, qscratch *s, const qblock *qb, size_t r0, 
     int32_t q_zp = (int32_t)act[PIVOT_QACT_Q_ZP];
     for (size_t t0 = r0; t0 < r1; t0 += ROW_TILE) {
         size_t n = t0 + ROW_TILE <= r1 ? ROW_TILE : r1 - t0;
-        pivot_layernorm_forward(s->ln, pl->x + t0 * C, qb->norm1_w, qb->norm1_b, n, C, pl->eps);
+        pivot_layernorm_rows_fast(s->ln, pl->x + t0 * C, qb->norm1_w, qb->norm1_b, n, C, pl->eps);
         quantize_input(s, s->ln, n, C, act[PIVOT_QACT_QKV_IN_SCALE], act[PIVOT_QACT_QKV_IN_ZP], pl->per_token);
         float *qkv = pl->qkv + t0 * C3;
         linear_q(pl, s, qkv, C3, qb->qkv_w, qb->qkv_s, qb->qkv_b, n, C3, C, p_begin, p_end);
@@ -636,7 +744,7 @@ static void attention_items(const qplan *pl, qscratch *s, const qblock *qb, int 
             pivot_int8_pack(s->kpack, pl->k8 + base, T, hd, C, 1);
             epilogue e = {NULL, s->scores, T, s->row_scale, &score_scale, 1, NULL};
             gemm_rows(pl->tile, pl->q8 + base, C, s->zp, s->kpack, T, hd, 0, round_up(T, PANEL) / PANEL, T, 0, &e);
-            pivot_softmax_forward(s->scores, s->scores, T, T);
+            pivot_softmax_rows_fast(s->scores, T, T, T);
             for (size_t r = 0; r < T; r++) quantize_row(probs + r * T, s->scores + r * T, inv255, 0, T);
         }
         pivot_int8_pack(s->vpack, pl->v8 + base, hd, T, 1, C);
@@ -660,10 +768,10 @@ static void post_attention_rows(const qplan *pl, qscratch *s, const qblock *qb, 
             if (attn_cap) memcpy(attn_cap + t0 * C, s->branch, n * C * sizeof(float));
             add_rows(x, s->branch, n * C);
         }
-        pivot_layernorm_forward(s->ln, x, qb->norm2_w, qb->norm2_b, n, C, pl->eps);
+        pivot_layernorm_rows_fast(s->ln, x, qb->norm2_w, qb->norm2_b, n, C, pl->eps);
         quantize_input(s, s->ln, n, C, act[PIVOT_QACT_FC1_IN_SCALE], act[PIVOT_QACT_FC1_IN_ZP], pl->per_token);
         linear_q(pl, s, s->hidden, H, qb->fc1_w, qb->fc1_s, qb->fc1_b, n, H, C, 0, round_up(H, PANEL) / PANEL);
-        pivot_gelu_forward(s->hidden, s->hidden, n * H);
+        pivot_gelu_rows_fast(s->hidden, NULL, n, H);
         quantize_input(s, s->hidden, n, H, act[PIVOT_QACT_FC2_IN_SCALE], act[PIVOT_QACT_FC2_IN_ZP], pl->per_token);
         linear_q(pl, s, s->branch, C, qb->fc2_w, qb->fc2_s, qb->fc2_b, n, C, H, 0, round_up(C, PANEL) / PANEL);
         if (mlp_cap) memcpy(mlp_cap + t0 * C, s->branch, n * C * sizeof(float));

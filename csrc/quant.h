@@ -20,10 +20,11 @@
  * A rows are read 4 bytes at a time up to Kp: up to 3 bytes past K of each row are read (and
  * multiplied by zero padding), so A must be readable up to (M-1)*lda + Kp bytes.
  *
- * Kernels: PIVOT_INT8_KERNEL_VNNI (AVX-512 VNNI vpdpbusd), _AVX2 (vpmaddwd on int16, exact:
- * no int16 saturation) and _PORTABLE (plain C). All three give the same int32 results bit for bit.
+ * Kernels: PIVOT_INT8_KERNEL_AMX (AMX tiles, TDPBUSD, on products whose padded K is a multiple of
+ * 64; the VNNI tile elsewhere), _VNNI (AVX-512 VNNI vpdpbusd), _AVX2 (vpmaddwd on int16, exact:
+ * no int16 saturation) and _PORTABLE (plain C). All give the same int32 results bit for bit.
  * _AUTO picks the best one the CPU supports, capped by the environment variable
- * PIVOT_INT8_KERNEL=portable|avx2|vnni (read on every call). */
+ * PIVOT_INT8_KERNEL=portable|avx2|vnni|amx (read on every call). */
 #ifndef PIVOT_QUANT_H
 #define PIVOT_QUANT_H
 
@@ -37,6 +38,7 @@ enum {
     PIVOT_INT8_KERNEL_PORTABLE = 1,
     PIVOT_INT8_KERNEL_AVX2 = 2,
     PIVOT_INT8_KERNEL_VNNI = 3,
+    PIVOT_INT8_KERNEL_AMX = 4,
 };
 
 /* 1 when this CPU can run `kernel` (PORTABLE always), else 0. */

@@ -1153,8 +1153,8 @@ static PyObject *py_gemm_simd_level(PyObject *self, PyObject *noargs) {
 static PyObject *py_gemm_set_simd_level(PyObject *self, PyObject *arg) {
     long level = PyLong_AsLong(arg);
     if (level == -1 && PyErr_Occurred()) return NULL;
-    if (level < 0 || level > 1) {
-        PyErr_Format(PyExc_ValueError, "level must be 0 (portable) or 1 (AVX-512), got %ld", level);
+    if (level < 0 || level > 2) {
+        PyErr_Format(PyExc_ValueError, "level must be 0 (portable), 1 (AVX-512) or 2 (AMX), got %ld", level);
         return NULL;
     }
     return PyLong_FromLong(pivot_gemm_set_simd_level((int)level));
@@ -1260,6 +1260,20 @@ static PyObject *py_sgemm_nt(PyObject *self, PyObject *args) {
     st = pivot_sgemm_nt(F32(out), F32(a), F32(b), (size_t)dims[0], (size_t)dims[1], (size_t)PyArray_DIM(a, 1));
     Py_END_ALLOW_THREADS
     if (st) { Py_DECREF(out); return raise_status(st, "sgemm_nt"); }
+    return (PyObject *)out;
+}
+
+/* gelu_fast(inp (N, C)) -> exact-form GELU by the engine's fast-path kernel (the int8 path's and
+ * its NumPy reference's GELU). */
+static PyObject *py_gelu_fast(PyObject *self, PyObject *arg) {
+    PyArrayObject *inp = check_array(arg, "inp", NPY_FLOAT32, 2);
+    if (!inp) return NULL;
+    PyArrayObject *out = (PyArrayObject *)PyArray_NewCopy(inp, NPY_CORDER);
+    if (!out) return NULL;
+    size_t N = (size_t)PyArray_DIM(inp, 0), C = (size_t)PyArray_DIM(inp, 1);
+    Py_BEGIN_ALLOW_THREADS
+    pivot_gelu_rows_fast(F32(out), NULL, N, C);
+    Py_END_ALLOW_THREADS
     return (PyObject *)out;
 }
 
@@ -1373,18 +1387,19 @@ PRIVATE_PATH_WRAPPER(py_sim_vit_modes_private, py_sim_vit_modes, 2)
 #include "quant.h"
 
 static int check_kernel_arg(int kernel) {
-    if (kernel < PIVOT_INT8_KERNEL_AUTO || kernel > PIVOT_INT8_KERNEL_VNNI) {
-        PyErr_Format(PyExc_ValueError, "int8 kernel must be 0 (auto), 1 (portable), 2 (avx2) or 3 (vnni), got %d", kernel);
+    if (kernel < PIVOT_INT8_KERNEL_AUTO || kernel > PIVOT_INT8_KERNEL_AMX) {
+        PyErr_Format(PyExc_ValueError, "int8 kernel must be 0 (auto), 1 (portable), 2 (avx2), 3 (vnni) or 4 (amx), got %d",
+                     kernel);
         return -1;
     }
     int resolved;
     if (pivot_int8_kernel_resolve(&resolved, kernel)) {
         if (kernel == PIVOT_INT8_KERNEL_AUTO)
-            PyErr_Format(PyExc_ValueError, "environment variable PIVOT_INT8_KERNEL=%s is not one of portable, avx2, vnni",
+            PyErr_Format(PyExc_ValueError, "environment variable PIVOT_INT8_KERNEL=%s is not one of portable, avx2, vnni, amx",
                          getenv("PIVOT_INT8_KERNEL"));
         else
             PyErr_Format(PyExc_ValueError, "int8 kernel %d (%s) is not supported by this CPU", kernel,
-                         kernel == PIVOT_INT8_KERNEL_AVX2 ? "avx2" : "vnni");
+                         kernel == PIVOT_INT8_KERNEL_AVX2 ? "avx2" : kernel == PIVOT_INT8_KERNEL_VNNI ? "vnni" : "amx");
         return -1;
     }
     return 0;
@@ -1393,13 +1408,13 @@ static int check_kernel_arg(int kernel) {
 static PyObject *py_int8_kernel_supported(PyObject *self, PyObject *arg) {
     long k = PyLong_AsLong(arg);
     if (k == -1 && PyErr_Occurred()) return NULL;
-    return PyBool_FromLong(k >= 0 && k <= 3 && k != 0 ? pivot_int8_kernel_supported((int)k) : 0);
+    return PyBool_FromLong(k >= 1 && k <= PIVOT_INT8_KERNEL_AMX ? pivot_int8_kernel_supported((int)k) : 0);
 }
 
 static PyObject *py_int8_kernel_resolve(PyObject *self, PyObject *arg) {
     long k = PyLong_AsLong(arg);
     if (k == -1 && PyErr_Occurred()) return NULL;
-    if (k < 0 || k > 3) return PyErr_Format(PyExc_ValueError, "int8 kernel must be in 0..3, got %ld", k);
+    if (k < 0 || k > PIVOT_INT8_KERNEL_AMX) return PyErr_Format(PyExc_ValueError, "int8 kernel must be in 0..4, got %ld", k);
     if (check_kernel_arg((int)k)) return NULL;
     int resolved;
     pivot_int8_kernel_resolve(&resolved, (int)k);
@@ -1624,8 +1639,8 @@ static PyMethodDef core_methods[] = {
     /* end modes methods */
 
     /* int8 methods */
-    {"int8_kernel_supported", py_int8_kernel_supported, METH_O, "int8_kernel_supported(kernel 1..3) -> bool"},
-    {"int8_kernel_resolve", py_int8_kernel_resolve, METH_O, "int8_kernel_resolve(kernel 0..3) -> the kernel a call runs (0: best, capped by PIVOT_INT8_KERNEL)"},
+    {"int8_kernel_supported", py_int8_kernel_supported, METH_O, "int8_kernel_supported(kernel 1..4) -> bool"},
+    {"int8_kernel_resolve", py_int8_kernel_resolve, METH_O, "int8_kernel_resolve(kernel 0..4) -> the kernel a call runs (0: best, capped by PIVOT_INT8_KERNEL)"},
     {"int8_pack", py_int8_pack, METH_O, "int8_pack(w int8 (N, K)) -> packed weight (panels + column sums)"},
     {"int8_gemm", py_int8_gemm, METH_VARARGS, "int8_gemm(a uint8 (M, K), zero_point int32 (M), packed, N, kernel, threads) -> int32 (M, N)"},
     {"quantize_u8", py_quantize_u8, METH_VARARGS, "quantize_u8(x f32 (N, C), inv_scale f32 (N|1), zp int32 (N|1)) -> uint8 (N, C)"},
@@ -1635,12 +1650,13 @@ static PyMethodDef core_methods[] = {
     /* end int8 methods */
 
     /* perf methods */
-    {"gemm_simd_level", py_gemm_simd_level, METH_NOARGS, "1 when the AVX-512 GEMM/elementwise kernels run, 0 for the portable path."},
+    {"gemm_simd_level", py_gemm_simd_level, METH_NOARGS, "2: AMX tiles for packed Linears, 1: AVX-512 kernels, 0: the portable path."},
     {"gemm_set_simd_level", py_gemm_set_simd_level, METH_O, "gemm_set_simd_level(level) -> level in effect (capped by the CPU); for tests."},
     {"gemm_pack", py_gemm_pack, METH_O, "gemm_pack(weight (OC, IC)) -> packed panels (see csrc/gemm.h)"},
     {"linear_forward", py_linear_forward, METH_VARARGS, "linear_forward(inp, weight|None, bias|None, epilogue, residual|None, capture, scale, packed|None, out_features) -> out or (out, capture)"},
     {"sgemm_nt", py_sgemm_nt, METH_VARARGS, "sgemm_nt(a (M, K), b (N, K)) -> a @ b^T by OpenBLAS (calling thread's BLAS settings)"},
     {"vit_pack", py_vit_pack, METH_VARARGS, "vit_pack(params, config tuple) -> packed Linear weights for vit_forward(..., packed)"},
+    {"gelu_fast", py_gelu_fast, METH_O, "gelu_fast(inp (N, C)) -> GELU by the engine's AVX-512 path (or its portable twin)"},
     {"softmax_fast", py_softmax_fast, METH_O, "softmax_fast(inp (N, C)) -> row softmax by the engine's AVX-512 path (or its portable twin)"},
     {"layernorm_fast", py_layernorm_fast, METH_VARARGS, "layernorm_fast(inp (N, C), weight, bias, eps) -> LayerNorm by the engine's AVX-512 path (or its portable twin)"},
     /* end perf methods */

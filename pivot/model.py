@@ -124,7 +124,7 @@ class ViT:
         params.flags.writeable = False  # shared by with_path() copies; never written
         self._config = config
         self._params = params
-        self._pack_cell = [None]  # perf: packed Linear weights, built on first use, shared by with_path()
+        self._pack_cell = [None]  # perf: (level, packed Linear weights), built on first use, shared by with_path()
         self._path = self._checked_path(path)
         self._path.flags.writeable = False
 
@@ -235,14 +235,16 @@ class ViT:
 
     # --- perf
     def _packed(self):
-        """The Linear weights re-laid out for the engine's AVX-512 GEMM (csrc/gemm.h), packed on
-        first use and kept (about the size of the weights again); None where the CPU lacks
-        AVX-512 or ``PIVOT_SIMD=0`` is set, and the engine then runs OpenBLAS on ``params``."""
-        if _core.gemm_simd_level() < 1:
+        """The Linear weights re-laid out for the engine's AVX-512 or AMX GEMM (csrc/gemm.h), packed
+        on first use and kept (about the size of the weights again); None where the CPU lacks
+        AVX-512 or ``PIVOT_SIMD=0`` is set, and the engine then runs OpenBLAS on ``params``. The
+        layout depends on the kernel level, so a level change (tests) packs again."""
+        level = _core.gemm_simd_level()
+        if level < 1:
             return None
-        if self._pack_cell[0] is None:
-            self._pack_cell[0] = _core.vit_pack(self._params, self._cfg_tuple)
-        return self._pack_cell[0]
+        if self._pack_cell[0] is None or self._pack_cell[0][0] != level:
+            self._pack_cell[0] = (level, _core.vit_pack(self._params, self._cfg_tuple))
+        return self._pack_cell[0][1]
     # --- end perf
 
     # ------------------------------------------------------------------ weights

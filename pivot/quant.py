@@ -19,8 +19,8 @@ What is quantized (the integerization of the encoders, operation reordering):
 Every product accumulates exactly in int32; the combined scale (activation scale x weight
 scale) and the bias are applied after it. LayerNorm, softmax and GELU stay float32, and so do the
 patch embedding and the head (first and last layers, under 2% of DeiT-S's MACs).
-The kernel (AVX-512 VNNI, AVX2 or portable C) is picked at run time from the CPU's flags;
-``PIVOT_INT8_KERNEL=portable|avx2|vnni`` caps it.
+The kernel (AMX tiles, AVX-512 VNNI, AVX2 or portable C) is picked at run time from the CPU's flags;
+``PIVOT_INT8_KERNEL=portable|avx2|vnni|amx`` caps it.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ from .model import ViT, _path_text, _resolve_threads
 
 __all__ = ["quantize", "QuantizedViT", "load", "KERNELS", "kernel_in_use", "ACT_FIELDS", "LINEARS"]
 
-KERNELS = {"auto": 0, "portable": 1, "avx2": 2, "vnni": 3}
+KERNELS = {"auto": 0, "portable": 1, "avx2": 2, "vnni": 3, "amx": 4}
 _KERNEL_NAMES = {v: k for k, v in KERNELS.items()}
 LINEARS = ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
 ACT_FIELDS = ("qkv_in_scale", "qkv_in_zp", "q_scale", "q_zp", "k_scale", "v_scale", "proj_in_scale",

@@ -83,7 +83,9 @@ class PivotLoss(nn.Module):
 
 def init_weights(module, seed: int = 0) -> None:
     """timm's ViT initialization: trunc-normal(0.02) linear weights and position embedding, zero
-    biases, class token normal(1e-6), LayerNorm (1, 0). Deterministic for a seed."""
+    biases, class token normal(1e-6), LayerNorm (1, 0); convolutions keep PyTorch's default
+    uniform(+-1/sqrt(fan_in)) as in timm (0.02 on a 16-pixel patch made the tokens so small that
+    the first epoch reached 60% instead of 67%). Deterministic for a seed."""
     gen = torch.Generator().manual_seed(seed)
 
     def trunc(t, std):
@@ -95,6 +97,10 @@ def init_weights(module, seed: int = 0) -> None:
             trunc(p, 1e-6)
         elif name.endswith("pos_embed"):
             trunc(p, 0.02)
+        elif p.ndim == 4:
+            bound = 1.0 / math.sqrt(p[0].numel())
+            with torch.no_grad():
+                p.copy_((torch.rand(p.shape, generator=gen) * 2 - 1) * bound)
         elif p.ndim >= 2:
             trunc(p, 0.02)
         elif name.endswith("weight"):  # LayerNorm scale
@@ -145,12 +151,15 @@ def evaluate(module, images: np.ndarray, labels: np.ndarray, path=None, batch_si
 def fit(module, images: np.ndarray, labels: np.ndarray, *, path=None, teacher=None, loss: PivotLoss | None = None,
         steps: int, batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.05, warmup_steps: int = 0,
         min_lr: float = 1e-5, ema_decay: float | None = None, seed: int = 0, augmentation: bool = True,
-        progress: bool = True, desc: str = "train") -> dict:
+        shift: int = 2, precision: str = "fp32", progress: bool = True, desc: str = "train") -> dict:
     """Trains ``module`` (a ``pivot.torch.VisionTransformer``) in place on ``path``.
 
     ``teacher``: a module run on its own path (no gradient) for the distillation term; without
     one, ``loss`` must have distill_weight 0. AdamW, linear warm-up over ``warmup_steps`` then
-    cosine from ``lr`` to ``min_lr``. With ``ema_decay`` the module ends with the EMA weights.
+    cosine from ``lr`` to ``min_lr``. ``augmentation``: random flips and shifts of up to ``shift``
+    pixels (see ``augment``). With ``ema_decay`` the module ends with the EMA weights.
+    ``precision="bf16"`` runs the forward passes under bfloat16 autocast (weights, optimizer and
+    loss stay float32): 1.35-1.5x faster on CPUs with AMX or AVX512-BF16, slow elsewhere.
     Returns a log dict (steps, seconds, last loss terms).
     """
     if steps < 1:
@@ -161,7 +170,12 @@ def fit(module, images: np.ndarray, labels: np.ndarray, *, path=None, teacher=No
     loss = loss or PivotLoss(distill_weight=0.0 if teacher is None else 1.0)
     if loss.distill_weight > 0 and teacher is None:
         raise ValueError("the loss has distill_weight > 0 but no teacher was given")
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
     from tqdm.auto import tqdm
+
+    def forward_precision():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -196,15 +210,18 @@ def fit(module, images: np.ndarray, labels: np.ndarray, *, path=None, teacher=No
         cursor += batch_size
         x, y = x_all[idx], y_all[idx]
         if augmentation:
-            x = augment(x, gen)
+            x = augment(x, gen, shift=shift)
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
-        logits, feats = features(module, x, path)
-        teacher_feats = None
-        if teacher is not None and loss.distill_weight > 0:
-            with torch.no_grad():
-                _, teacher_feats = features(teacher, x)
-        total, terms = loss(logits, y, feats, teacher_feats)
+        with forward_precision():
+            logits, feats = features(module, x, path)
+            teacher_feats = None
+            if teacher is not None and loss.distill_weight > 0:
+                with torch.no_grad():
+                    _, teacher_feats = features(teacher, x)
+        if teacher_feats is not None:
+            teacher_feats = teacher_feats.float()
+        total, terms = loss(logits.float(), y, feats.float(), teacher_feats)
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()

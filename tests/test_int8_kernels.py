@@ -5,7 +5,7 @@ import pytest
 from pivot import _core, quant
 from pivot.reference import quant as ref
 
-KERNELS = [name for name in ("portable", "avx2", "vnni") if _core.int8_kernel_supported(quant.KERNELS[name])]
+KERNELS = [name for name in ("portable", "avx2", "vnni", "amx") if _core.int8_kernel_supported(quant.KERNELS[name])]
 SHAPES = [(1, 1, 1), (1, 16, 4), (3, 5, 3), (8, 32, 64), (9, 33, 65), (17, 47, 7), (37, 50, 70), (130, 200, 384),
           (20, 16, 1536), (197, 64, 197)]
 
@@ -57,6 +57,20 @@ def test_kernels_agree_with_each_other(rng):
         np.testing.assert_array_equal(out, outs[0])
 
 
+@pytest.mark.parametrize("M", [1, 15, 16, 17, 31, 32, 33, 97, 197])
+@pytest.mark.parametrize("N", [16, 32, 48, 70])
+def test_gemm_amx_blocks_bit_exact(M, N, rng):
+    """The AMX path's 32-row blocks, partial 16-row halves (copied, zero padded) and odd panel
+    counts, on K = 64 and 384 (AMX) and 100 (padded K 100: the VNNI tile inside the AMX kernel)."""
+    if "amx" not in KERNELS:
+        pytest.skip("CPU without AMX")
+    for K in (64, 100, 384):
+        a = rng.integers(0, 256, (M, K), dtype=np.uint8)
+        w = rng.integers(-128, 128, (N, K), dtype=np.int8)
+        zp = rng.integers(0, 256, M)
+        np.testing.assert_array_equal(_gemm(a, zp, w, "amx"), ref.int8_gemm(a, zp, w))
+
+
 def test_gemm_empty_rows():
     w = np.ones((4, 8), np.int8)
     out = _core.int8_gemm(np.zeros((0, 8), np.uint8), np.zeros(0, np.int32), _core.int8_pack(w), 4, 0, 1)
@@ -90,7 +104,10 @@ def test_env_var_caps_the_kernel(monkeypatch):
     if "avx2" in KERNELS:
         monkeypatch.setenv("PIVOT_INT8_KERNEL", "avx2")
         assert quant.kernel_in_use() == "avx2"
-    monkeypatch.setenv("PIVOT_INT8_KERNEL", "vnni")
+    if "vnni" in KERNELS:
+        monkeypatch.setenv("PIVOT_INT8_KERNEL", "vnni")
+        assert quant.kernel_in_use() == "vnni"
+    monkeypatch.setenv("PIVOT_INT8_KERNEL", "amx")
     assert quant.kernel_in_use() == KERNELS[-1]
     monkeypatch.setenv("PIVOT_INT8_KERNEL", "fastest")
     with pytest.raises(ValueError, match="PIVOT_INT8_KERNEL"):

@@ -10,7 +10,7 @@ import pivot
 from pivot import _core, quant
 from pivot.reference import quant as ref
 
-KERNELS = [k for k in ("portable", "avx2", "vnni") if _core.int8_kernel_supported(quant.KERNELS[k])]
+KERNELS = [k for k in ("portable", "avx2", "vnni", "amx") if _core.int8_kernel_supported(quant.KERNELS[k])]
 
 CONFIGS = {
     # hd = 16; T = 50
@@ -113,7 +113,7 @@ def test_bad_arguments(fmnist):
     with pytest.raises(ValueError, match="activations"):
         quant.quantize(m, x, activations="int4")
     with pytest.raises(ValueError, match="kernel"):
-        quant.quantize(m, x, kernel="amx")
+        quant.quantize(m, x, kernel="tpu")
     with pytest.raises(ValueError, match="channels"):
         qm(np.zeros((1, 3, 28, 28), np.float32))
     with pytest.raises(ValueError):

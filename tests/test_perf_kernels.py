@@ -1,5 +1,5 @@
 """The packed-weight GEMM with fused epilogues (csrc/gemm.c) against its NumPy reference, on the
-AVX-512 path and on the portable fallbacks, and the engine with and without packed weights."""
+AMX and AVX-512 paths and on the portable fallbacks, and the engine with and without packed weights."""
 import math
 
 import numpy as np
@@ -9,19 +9,44 @@ import pivot
 from pivot import _core
 from pivot.reference import engine as ref
 
-AVX512 = _core.gemm_set_simd_level(1) == 1  # the level the CPU allows (restored below)
+MAX_LEVEL = _core.gemm_set_simd_level(2)  # the level the CPU allows (restored below)
+AVX512, AMX = MAX_LEVEL >= 1, MAX_LEVEL >= 2
 STORE, GELU, RESIDUAL = 0, 1, 2
+LEVELS = {"amx": 2, "avx512": 1, "portable": 0}
+
+
+def _at_level(name):
+    want = LEVELS[name]
+    if want > MAX_LEVEL:
+        pytest.skip(f"CPU without {name}")
+    _core.gemm_set_simd_level(want)
+    return want
+
+
+@pytest.fixture(params=["amx", "avx512", "portable"])
+def level(request):
+    """Runs a Linear test on the AMX kernel, the AVX-512 kernels and the portable code (each
+    skipped where the CPU lacks it)."""
+    yield _at_level(request.param)
+    _core.gemm_set_simd_level(MAX_LEVEL)
 
 
 @pytest.fixture(params=["avx512", "portable"])
-def level(request):
-    """Runs a test on the AVX-512 kernels (skipped without AVX-512) and on the portable code."""
-    want = 1 if request.param == "avx512" else 0
-    if want and not AVX512:
-        pytest.skip("CPU without AVX-512")
-    _core.gemm_set_simd_level(want)
-    yield want
-    _core.gemm_set_simd_level(1)
+def vector_level(request):
+    """The elementwise kernels (GELU epilogue, softmax, LayerNorm) exist at these two levels; the
+    GELU tests multiply by an identity weight, exact only outside AMX's bf16x3 split."""
+    yield _at_level(request.param)
+    _core.gemm_set_simd_level(MAX_LEVEL)
+
+
+def _assert_linear_close(got, want, inp, weight, level, err_msg=""):
+    """AMX (bf16x3) is held to 2e-5 of sum |a||w| per output (csrc/gemm.c: ~2^-16 per product);
+    the fp32 paths to 2e-5 relative and absolute."""
+    if level == 2:
+        bound = 2e-5 * (np.abs(inp).astype(np.float64) @ np.abs(weight).T.astype(np.float64)) + 1e-6
+        assert (np.abs(got - want) <= bound).all(), f"{err_msg}: max error {np.abs(got - want).max()}"
+    else:
+        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5, err_msg=err_msg)
 
 
 def _linear(inp, weight, bias, epilogue, residual=None, capture=False, scale=1.0, packed=None, use_weight=True):
@@ -39,13 +64,50 @@ def _reference(inp, weight, bias, epilogue, residual=None, scale=1.0):
 
 
 def test_pack_layout_is_column_panels_zero_padded(rng):
-    w = rng.standard_normal((37, 5), dtype=np.float32)
-    packed = _core.gemm_pack(w)
-    assert packed.shape == (64 * 5,)
-    panels = packed.reshape(2, 5, 32)                    # (panel, in, column)
-    np.testing.assert_array_equal(panels[0], w[:32].T)
-    np.testing.assert_array_equal(panels[1][:, :5], w[32:].T)
-    assert not panels[1][:, 5:].any()
+    _at_level("avx512")
+    try:
+        w = rng.standard_normal((37, 5), dtype=np.float32)
+        packed = _core.gemm_pack(w)
+    finally:
+        _core.gemm_set_simd_level(MAX_LEVEL)
+    assert packed.shape == (64 * 32,)                    # columns to 64, in-features to 32
+    panels = packed.reshape(2, 32, 32)                   # (panel, in, column)
+    np.testing.assert_array_equal(panels[0][:5], w[:32].T)
+    np.testing.assert_array_equal(panels[1][:5, :5], w[32:].T)
+    assert not panels[1][:5, 5:].any() and not panels[:, 5:].any()
+
+
+def _bf16(x):
+    """float32 -> bf16 bits, round to nearest even (finite inputs)."""
+    u = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    return ((u + 0x7FFF + ((u >> 16) & 1)) >> 16).astype(np.uint16)
+
+
+def _bf16_float(h):
+    return (h.astype(np.uint32) << 16).view(np.float32)
+
+
+def test_amx_pack_layout_is_bf16_hi_lo_vnni_tiles(rng):
+    _at_level("amx")
+    try:
+        w = rng.standard_normal((37, 40), dtype=np.float32)
+        packed = _core.gemm_pack(w)
+    finally:
+        _core.gemm_set_simd_level(MAX_LEVEL)
+    assert packed.shape == (64 * 64,)                    # same size as the fp32 panels
+    tiles = packed.view(np.uint16).reshape(2, 2, 4, 16, 16, 2)  # panel, k-block, tile, pair, column, k in pair
+    wp = np.zeros((64, 64), np.float32)
+    wp[:37, :40] = w
+    hi = _bf16(wp)
+    lo = _bf16(wp - _bf16_float(hi))
+    for p in range(2):
+        for kb in range(2):
+            for t, (src, half) in enumerate([(hi, 0), (hi, 1), (lo, 0), (lo, 1)]):
+                cols = slice(32 * p + 16 * half, 32 * p + 16 * half + 16)
+                want = src[cols, 32 * kb:32 * kb + 32].T.reshape(16, 2, 16).transpose(0, 2, 1)
+                np.testing.assert_array_equal(tiles[p, kb, t], want)
+    split = _bf16_float(hi) + _bf16_float(lo)
+    assert np.abs(split - wp).max() <= 2.0 ** -16 * np.abs(wp).max()
 
 
 @pytest.mark.parametrize("N, IC, OC", [(1, 1, 1), (5, 7, 33), (13, 16, 32), (25, 64, 70), (197, 384, 96), (12, 40, 17)])
@@ -62,9 +124,10 @@ def test_linear_matches_reference_on_every_path(rng, level, N, IC, OC, epilogue)
     for name, kw in runs.items():
         out = _linear(inp, w, b, epilogue, res, epilogue == RESIDUAL, 0.5, **kw)
         got, branch = out if epilogue == RESIDUAL else (out, None)
-        np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-5, err_msg=name)
+        kernel_level = level if kw else 0
+        _assert_linear_close(got, want, inp, w, kernel_level, name)
         if branch is not None:
-            np.testing.assert_allclose(branch, want_branch, rtol=2e-5, atol=2e-5, err_msg=name)
+            _assert_linear_close(branch, want_branch, inp, w, kernel_level, name)
 
 
 def test_linear_without_bias_and_residual_scale_one(rng, level):
@@ -73,7 +136,7 @@ def test_linear_without_bias_and_residual_scale_one(rng, level):
     res = rng.standard_normal((30, 64), dtype=np.float32)
     before = res.copy()
     got = _linear(inp, w, None, RESIDUAL, res, packed=_core.gemm_pack(w), use_weight=False)
-    np.testing.assert_allclose(got, res + ref.linear(inp, w), rtol=1e-5, atol=1e-4)
+    _assert_linear_close(got, res + ref.linear(inp, w), inp, w, level)
     np.testing.assert_array_equal(res, before)  # the binding works on a copy
 
 
@@ -89,7 +152,7 @@ def _gelu_through_kernel(x):
     return out.ravel()[:n]
 
 
-def test_gelu_epilogue_accuracy_dense_grid(level):
+def test_gelu_epilogue_accuracy_dense_grid(vector_level):
     """The documented accuracy (csrc/gemm.c) against float64 erf GELU on every float of [-10, 10)
     with step 2^-12: abs error <= 4e-7; relative <= 1.5e-6 for x >= -3, <= 1e-5 below (where
     |gelu| < 4e-3 and float32 rounding of the exp argument dominates); the engine's own GELU
@@ -107,7 +170,7 @@ def test_gelu_epilogue_accuracy_dense_grid(level):
     assert np.abs(_gelu_through_kernel(tail) - tail_want).max() < 1e-37
 
 
-def test_gelu_epilogue_special_values(level):
+def test_gelu_epilogue_special_values(vector_level):
     # one value per row through a 1x1 identity: a NaN or inf must not meet another column
     x = np.array([np.nan, np.inf, 0.0, -0.0, 60.0, -60.0, 1e-30, -np.inf], np.float32)
     got = _core.linear_forward(x.reshape(-1, 1), None, None, GELU, None, False, 1.0,
@@ -118,7 +181,7 @@ def test_gelu_epilogue_special_values(level):
     assert np.isnan(got[7]) or got[7] == 0.0  # as the engine's gelu_forward: never a finite nonzero
 
 
-def test_gelu_epilogue_agrees_with_engine_gelu(rng, level):
+def test_gelu_epilogue_agrees_with_engine_gelu(rng, vector_level):
     x = (rng.standard_normal(4096) * 4).astype(np.float32)
     np.testing.assert_allclose(_gelu_through_kernel(x), _core.gelu_forward(x), rtol=1e-6, atol=1e-7)
 
@@ -141,7 +204,7 @@ def test_linear_rejects_bad_arguments(rng):
     with pytest.raises(TypeError, match="float32"):
         _core.linear_forward(inp.astype(np.float64), w, None, STORE, None, False, 1.0, None, 16)
     with pytest.raises(ValueError, match="level"):
-        _core.gemm_set_simd_level(2)
+        _core.gemm_set_simd_level(3)
 
 
 def test_sgemm_nt_matches_numpy(rng):
@@ -151,12 +214,12 @@ def test_sgemm_nt_matches_numpy(rng):
 
 
 @pytest.mark.parametrize("N, C", [(1, 1), (3, 15), (4, 16), (7, 197), (2, 384)])
-def test_softmax_fast_matches_reference(rng, level, N, C):
+def test_softmax_fast_matches_reference(rng, vector_level, N, C):
     x = (rng.standard_normal((N, C)) * 5).astype(np.float32)
     np.testing.assert_allclose(_core.softmax_fast(x), ref.softmax(x), rtol=2e-6, atol=1e-8)
 
 
-def test_softmax_fast_large_values_and_nan(level):
+def test_softmax_fast_large_values_and_nan(vector_level):
     x = np.array([[1000.0, 999.0, -1000.0] + [0.0] * 14, [1.0, np.nan] + [0.0] * 15], np.float32)
     got = _core.softmax_fast(x)
     np.testing.assert_allclose(got[0], ref.softmax(x[:1])[0], atol=1e-7)
@@ -164,14 +227,14 @@ def test_softmax_fast_large_values_and_nan(level):
 
 
 @pytest.mark.parametrize("N, C", [(1, 1), (3, 15), (5, 33), (4, 384)])
-def test_layernorm_fast_matches_reference(rng, level, N, C):
+def test_layernorm_fast_matches_reference(rng, vector_level, N, C):
     x = rng.standard_normal((N, C), dtype=np.float32)
     w = rng.standard_normal(C, dtype=np.float32)
     b = rng.standard_normal(C, dtype=np.float32)
     np.testing.assert_allclose(_core.layernorm_fast(x, w, b, 1e-6), ref.layernorm(x, w, b, 1e-6), rtol=1e-5, atol=1e-5)
 
 
-def test_layernorm_fast_offset_rows_and_constant_row(rng, level):
+def test_layernorm_fast_offset_rows_and_constant_row(rng, vector_level):
     # two-pass statistics: a large common offset does not cancel the variance away
     x = (rng.standard_normal((3, 384)) + 1000.0).astype(np.float32)
     w, b = np.ones(384, np.float32), np.zeros(384, np.float32)
@@ -200,7 +263,7 @@ def test_model_packed_equals_plain_and_reference(rng, distilled, threads):
         plain = model(images, path=path, threads=threads)
         plain_inter = model.forward_intermediates(images, path=path, threads=threads)
     finally:
-        _core.gemm_set_simd_level(1)
+        _core.gemm_set_simd_level(MAX_LEVEL)
     fast = model(images, path=path, threads=threads)
     fast_inter = model.forward_intermediates(images, path=path, threads=threads)
     np.testing.assert_allclose(plain, want, rtol=1e-4, atol=1e-4)

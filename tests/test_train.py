@@ -99,6 +99,17 @@ def test_fit_learns_and_exports_exactly():
         np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
 
 
+def test_fit_bf16_learns_and_keeps_float32_weights():
+    module = VisionTransformer(TINY)
+    init_weights(module, seed=0)
+    images, labels = _data()
+    before = evaluate(module, images, labels)
+    fit(module, images, labels, loss=PivotLoss(distill_weight=0), steps=60, batch_size=32, lr=3e-3,
+        warmup_steps=5, augmentation=False, precision="bf16", progress=False)
+    assert all(p.dtype == torch.float32 for p in module.parameters())
+    assert evaluate(module, images, labels) > max(before, 0.6)
+
+
 def test_fit_with_teacher_and_path_is_deterministic():
     images, labels = _data()
     teacher = VisionTransformer(TINY)
@@ -131,3 +142,5 @@ def test_fit_refuses_bad_arguments():
         fit(module, images, labels, steps=1, batch_size=32, progress=False)
     with pytest.raises(ValueError, match="teacher"):
         fit(module, images, labels, steps=1, batch_size=8, loss=PivotLoss(), progress=False)
+    with pytest.raises(ValueError, match="precision"):
+        fit(module, images, labels, steps=1, batch_size=8, precision="fp16", progress=False)

@@ -3,7 +3,8 @@
 Integer products are computed in int64 and must equal the C kernels' int32 results bit for bit.
 Quantizers follow csrc/quant.c's float32 arithmetic (round half to even). The quantized forward
 (``forward_intermediates``) mirrors ``pivot.quant.QuantizedViT`` step by step: the float steps
-that stay float (LayerNorm, softmax, GELU) call the engine's own float kernels, so the whole
+that stay float (LayerNorm, softmax, GELU) call the fast-path float kernels the int8 forward uses
+(`layernorm_fast`, `softmax_fast`, `gelu_fast`), so the whole
 forward can be held equal to the C engine's.
 """
 from __future__ import annotations
@@ -91,7 +92,9 @@ def _linear(x, qw, wscale, bias, act, name, per_token):
 
 
 def _layernorm(x, w, b, eps):
-    return _core.layernorm_forward(np.ascontiguousarray(x, _F), np.asarray(w, _F), np.asarray(b, _F), float(eps))
+    x = np.ascontiguousarray(x, _F)
+    rows = _core.layernorm_fast(x.reshape(-1, x.shape[-1]), np.asarray(w, _F), np.asarray(b, _F), float(eps))
+    return rows.reshape(x.shape)
 
 
 def forward_intermediates(qmodel, images, path=None):
@@ -130,7 +133,7 @@ def forward_intermediates(qmodel, images, path=None):
                     for h in range(NH):
                         acc = int8_gemm(q8[b, :, h], np.full(T, int(act[3])), k8[b, :, h])
                         scores = acc.astype(_F) * (_F(1) * score_scale)
-                        probs = _core.softmax_forward(np.ascontiguousarray(scores))
+                        probs = _core.softmax_fast(np.ascontiguousarray(scores))
                         probs8[b, h] = quantize_u8(probs, _F(255), 0)
                 kept_probs = probs8
             for b in range(B):
@@ -143,7 +146,7 @@ def forward_intermediates(qmodel, images, path=None):
         ln = _layernorm(x, blk["norm2.weight"], blk["norm2.bias"], eps)
         hidden = _linear(ln, blk["mlp.fc1.weight"], blk["mlp.fc1.weight_scale"], blk["mlp.fc1.bias"], act, "fc1_in",
                          per_token)
-        hidden = _core.gelu_forward(np.ascontiguousarray(hidden))
+        hidden = _core.gelu_fast(np.ascontiguousarray(hidden).reshape(-1, hidden.shape[-1])).reshape(hidden.shape)
         mlp_out = _linear(hidden, blk["mlp.fc2.weight"], blk["mlp.fc2.weight_scale"], blk["mlp.fc2.bias"], act,
                           "fc2_in", per_token)
         x = x + mlp_out
