@@ -431,6 +431,20 @@ typedef struct {
     uint8_t rows[16];
 } amx_tile_config;
 
+AMX_TARGET void pivot_amx_configure_tiles(void) {
+    amx_tile_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.palette = 1;
+    for (int t = 0; t < 8; t++) {
+        cfg.rows[t] = 16;
+        cfg.colsb[t] = 64;
+    }
+    /* GCC's _tile_loadconfig tells the compiler it reads 8 bytes only, so without this barrier
+     * the stores of rows / colsb were dropped as dead (tiles then fault with SIGILL) */
+    __asm__ volatile("" : : "r"(&cfg) : "memory");
+    _tile_loadconfig(&cfg);
+}
+
 /* Per-thread scratch for the bf16 split of A: engine worker threads come and go per forward,
  * so the buffer is freed by the key's destructor when its thread exits. */
 static pthread_key_t amx_scratch_key;
@@ -598,14 +612,7 @@ AMX_TARGET static int linear_amx(float *out, float *capture, const float *inp, c
     uint16_t *alo = ahi + Mp * Kp;
     amx_split_rows(ahi, alo, inp, N, IC, ldi, Mp, Kp);
 
-    amx_tile_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 64;
-    }
-    _tile_loadconfig(&cfg);
+    pivot_amx_configure_tiles();
     float cbuf[32 * 32] __attribute__((aligned(64)));
     __m512 sc = _mm512_set1_ps(scale);
     int store_epi = epilogue == PIVOT_EPI_GELU ? PIVOT_EPI_STORE : epilogue;

@@ -34,6 +34,10 @@ int pivot_gemm_simd_level(void);
 /* 1 when this CPU and OS let the process use AMX tiles (BF16 and INT8), whatever PIVOT_SIMD says. */
 int pivot_gemm_amx_usable(void);
 
+/* Loads the AMX tile configuration both AMX kernels use (csrc/gemm.c, csrc/quant.c): all 8 tiles
+ * 16 rows x 64 bytes. Only where pivot_gemm_amx_usable(); pair with _tile_release(). */
+void pivot_amx_configure_tiles(void);
+
 /* Sets the level to min(level, what the CPU supports) and returns it (tests use it to run the
  * portable fallbacks in-process; not meant to be called while kernels run on other threads). */
 int pivot_gemm_set_simd_level(int level);

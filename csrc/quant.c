@@ -304,12 +304,6 @@ static void apply_epilogue(const int32_t *acc, int mr, size_t ncols, size_t m0, 
 #define AMX_INT8_TARGET __attribute__((target("amx-tile,amx-int8,avx512f")))
 #define AMX_MAX_KP 4096 /* a partial 16-row block of A is copied to the stack: 16 * Kp bytes */
 
-typedef struct {
-    uint8_t palette, start_row, reserved[14];
-    uint16_t colsb[16];
-    uint8_t rows[16];
-} amx_int8_config;
-
 /* gemm_rows on AMX: 32 rows x 2 panels per step in four 16 x 16 int32 tiles, TDPBUSD over
  * k-blocks of 64 (the packed panel's 16 groups of 4 k are exactly a VNNI B tile of 1 KiB, rows 64
  * bytes apart; A rows load in place). Same raw sums as the other tiles, then the same epilogue.
@@ -321,14 +315,7 @@ AMX_INT8_TARGET static void gemm_rows_amx(const uint8_t *a, size_t lda, const in
     const int32_t *colsum_all = (const int32_t *)(const void *)(packed + Np * Kp);
     int32_t acc[32 * TILE_NP * PANEL] __attribute__((aligned(64)));
     uint8_t pad[16 * AMX_MAX_KP] __attribute__((aligned(64)));
-    amx_int8_config cfg;
-    memset(&cfg, 0, sizeof cfg);
-    cfg.palette = 1;
-    for (int t = 0; t < 8; t++) {
-        cfg.rows[t] = 16;
-        cfg.colsb[t] = 64;
-    }
-    _tile_loadconfig(&cfg);
+    pivot_amx_configure_tiles();
     epilogue sub = *e;
     for (size_t c0 = 0; c0 < M; c0 += CHUNK_ROWS) { /* CHUNK_ROWS is a multiple of 32 */
         size_t c1 = c0 + CHUNK_ROWS < M ? c0 + CHUNK_ROWS : M;

@@ -1263,22 +1263,9 @@ static PyObject *py_sgemm_nt(PyObject *self, PyObject *args) {
     return (PyObject *)out;
 }
 
-/* gelu_fast(inp (N, C)) -> exact-form GELU by the engine's fast-path kernel (the int8 path's and
- * its NumPy reference's GELU). */
-static PyObject *py_gelu_fast(PyObject *self, PyObject *arg) {
-    PyArrayObject *inp = check_array(arg, "inp", NPY_FLOAT32, 2);
-    if (!inp) return NULL;
-    PyArrayObject *out = (PyArrayObject *)PyArray_NewCopy(inp, NPY_CORDER);
-    if (!out) return NULL;
-    size_t N = (size_t)PyArray_DIM(inp, 0), C = (size_t)PyArray_DIM(inp, 1);
-    Py_BEGIN_ALLOW_THREADS
-    pivot_gelu_rows_fast(F32(out), NULL, N, C);
-    Py_END_ALLOW_THREADS
-    return (PyObject *)out;
-}
-
-/* softmax_fast(inp (N, C)) -> row softmax by the engine's fast-path kernel (tests). */
-static PyObject *py_softmax_fast(PyObject *self, PyObject *arg) {
+/* Copy of a float32 (N, C) array with fn applied to its rows in place (the fast-path row kernels,
+ * for tests and the int8 reference). */
+static PyObject *rows_fast(PyObject *arg, void (*fn)(float *, size_t, size_t)) {
     PyArrayObject *inp = check_array(arg, "inp", NPY_FLOAT32, 2);
     if (!inp) return NULL;
     if (PyArray_DIM(inp, 1) < 1) {
@@ -1289,10 +1276,19 @@ static PyObject *py_softmax_fast(PyObject *self, PyObject *arg) {
     if (!out) return NULL;
     size_t N = (size_t)PyArray_DIM(inp, 0), C = (size_t)PyArray_DIM(inp, 1);
     Py_BEGIN_ALLOW_THREADS
-    pivot_softmax_rows_fast(F32(out), N, C, C);
+    fn(F32(out), N, C);
     Py_END_ALLOW_THREADS
     return (PyObject *)out;
 }
+
+static void gelu_rows(float *x, size_t N, size_t C) { pivot_gelu_rows_fast(x, NULL, N, C); }
+static void softmax_rows(float *x, size_t N, size_t C) { pivot_softmax_rows_fast(x, N, C, C); }
+
+/* gelu_fast(inp (N, C)): the int8 path's (and its NumPy reference's) GELU. */
+static PyObject *py_gelu_fast(PyObject *self, PyObject *arg) { return rows_fast(arg, gelu_rows); }
+
+/* softmax_fast(inp (N, C)) -> row softmax by the engine's fast-path kernel. */
+static PyObject *py_softmax_fast(PyObject *self, PyObject *arg) { return rows_fast(arg, softmax_rows); }
 
 /* layernorm_fast(inp (N, C), weight (C), bias (C), eps) -> LayerNorm by the fast-path kernel (tests). */
 static PyObject *py_layernorm_fast(PyObject *self, PyObject *args) {
