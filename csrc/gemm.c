@@ -477,6 +477,12 @@ static uint16_t *amx_scratch_get(size_t n) {
     return s->buf;
 }
 
+/* Index of weight (column j of the panel, pair kk, element e of the pair) in a k-block's hi
+ * tiles; the lo tiles follow 1024 further. */
+static inline size_t amx_tile_offset(size_t j, size_t kk, size_t e) {
+    return (j / 16) * 512 + kk * 32 + (j % 16) * 2 + e;
+}
+
 static inline uint16_t bf16_round(float x) { /* round to nearest even; NaN stays NaN */
     uint32_t u;
     memcpy(&u, &x, 4);
@@ -588,7 +594,7 @@ static void linear_amx_layout_portable(float *out, float *capture, const float *
                 const uint16_t *blk = panel + k / KB * 4 * 512;
                 size_t kk = (k % KB) / 2, e = k % 2;
                 for (size_t j = 0; j < PANEL; j++) {
-                    size_t at = (j / 16) * 512 + kk * 32 + (j % 16) * 2 + e;
+                    size_t at = amx_tile_offset(j, kk, e);
                     float bh = bf16_to_float(blk[at]), bl = bf16_to_float(blk[1024 + at]);
                     acc[j] += ahf * bh + ahf * bl + alf * bh;
                 }
@@ -657,7 +663,7 @@ static void amx_pack_panel(uint16_t *panel, const float *weight, size_t OC, size
                     size_t k = kb * KB + 2 * kk + e, col = p0 + j;
                     float w = col < OC && k < IC ? weight[col * IC + k] : 0.0f;
                     uint16_t hi = bf16_round(w), lo = bf16_round(w - bf16_to_float(hi));
-                    size_t at = (j / 16) * 512 + kk * 32 + (j % 16) * 2 + e;
+                    size_t at = amx_tile_offset(j, kk, e);
                     blk[at] = hi;
                     blk[1024 + at] = lo;
                 }

@@ -63,13 +63,18 @@ def _reference(inp, weight, bias, epilogue, residual=None, scale=1.0):
     return acc, None
 
 
-def test_pack_layout_is_column_panels_zero_padded(rng):
-    _at_level("avx512")
+def _pack_at(name, w):
+    """gemm_pack(w) with the kernel level `name` in effect (the layout depends on it)."""
+    _at_level(name)
     try:
-        w = rng.standard_normal((37, 5), dtype=np.float32)
-        packed = _core.gemm_pack(w)
+        return _core.gemm_pack(w)
     finally:
         _core.gemm_set_simd_level(MAX_LEVEL)
+
+
+def test_pack_layout_is_column_panels_zero_padded(rng):
+    w = rng.standard_normal((37, 5), dtype=np.float32)
+    packed = _pack_at("avx512", w)
     assert packed.shape == (64 * 32,)                    # columns to 64, in-features to 32
     panels = packed.reshape(2, 32, 32)                   # (panel, in, column)
     np.testing.assert_array_equal(panels[0][:5], w[:32].T)
@@ -88,12 +93,8 @@ def _bf16_float(h):
 
 
 def test_amx_pack_layout_is_bf16_hi_lo_vnni_tiles(rng):
-    _at_level("amx")
-    try:
-        w = rng.standard_normal((37, 40), dtype=np.float32)
-        packed = _core.gemm_pack(w)
-    finally:
-        _core.gemm_set_simd_level(MAX_LEVEL)
+    w = rng.standard_normal((37, 40), dtype=np.float32)
+    packed = _pack_at("amx", w)
     assert packed.shape == (64 * 64,)                    # same size as the fp32 panels
     tiles = packed.view(np.uint16).reshape(2, 2, 4, 16, 16, 2)  # panel, k-block, tile, pair, column, k in pair
     wp = np.zeros((64, 64), np.float32)
