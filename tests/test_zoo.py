@@ -93,3 +93,25 @@ def test_shipped_zoo_classifies_the_sample():
     for effort, model in models.items():
         accuracy = np.mean(model(images).argmax(1) == labels)
         assert accuracy >= 0.8, (effort, accuracy)
+
+
+def test_recipe_effort_steps_spec():
+    from pivot.recipes.fashion_mnist import EFFORTS, parse_effort_steps, parse_efforts
+    assert parse_effort_steps("800") == {e: 800 for e in EFFORTS}
+    steps = parse_effort_steps("800,6-8:3000,10:2400")
+    assert [steps[e] for e in EFFORTS] == [800, 800, 800, 3000, 3000, 3000, 800, 2400, 800]
+    for bad in ("", "x", "800,6:", "800,2:100", "800,6-12:100", "0", "800,6:0", "800,6"):
+        with pytest.raises(ValueError, match="--effort-steps"):
+            parse_effort_steps(bad)
+    assert parse_efforts("9,6-7") == (6, 7, 9)
+    for bad in ("", "2", "6-x", "11-12"):
+        with pytest.raises(ValueError, match="--efforts"):
+            parse_efforts(bad)
+
+
+def test_recipe_card_command_names_only_changed_arguments():
+    from pivot.recipes.fashion_mnist import _command, _parser
+    args = vars(_parser().parse_args(["--out", "/tmp/x", "--seed", "3", "--precision", "bf16",
+                                      "--effort-steps", "800,6:3000", "--efforts", "6"]))
+    assert _command(args) == ("python -m pivot.recipes.fashion_mnist --out RUN --seed 3 "
+                              "--effort-steps 800,6:3000 --precision bf16 --ship")

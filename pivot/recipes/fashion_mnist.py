@@ -86,34 +86,76 @@ def stage_cka(out, base, train, args):
     return record
 
 
-def _finetune(out, name, base, path, train, test, args, seed):
+def parse_effort_steps(spec: str) -> dict[int, int]:
+    """``"800"`` or ``"800,6-10:3000,11:1200"``: a default step count for every effort, then
+    overrides for single efforts or inclusive ranges. Returns {effort: steps} for EFFORTS."""
+    items = [item.strip() for item in str(spec).split(",")]
+    try:
+        default = int(items[0])
+        steps = {e: default for e in EFFORTS}
+        for item in items[1:]:
+            efforts, count = item.split(":")
+            lo, _, hi = efforts.partition("-")
+            for e in range(int(lo), int(hi or lo) + 1):
+                if e not in steps:
+                    raise ValueError(f"effort {e} is not one of {EFFORTS[0]}..{EFFORTS[-1]}")
+                steps[e] = int(count)
+    except ValueError as exc:
+        raise ValueError(f"--effort-steps {spec!r}: expected STEPS[,E:STEPS|,E1-E2:STEPS ...] ({exc})") from None
+    if min(steps.values()) < 1:
+        raise ValueError(f"--effort-steps {spec!r}: step counts must be >= 1")
+    return steps
+
+
+def _finetune(out, name, base, path, train, test, args, seed, steps):
     from pivot.train import PivotLoss, evaluate, fit
     file = out / f"{name}.pt"
     if file.exists():
         return _load(file, path=path)
     student = _load(out / "base.pt", path=path)
-    log = fit(student, *train, path=path, teacher=base, loss=PivotLoss(), steps=args.effort_steps,
-              batch_size=args.batch_size, lr=args.effort_lr, warmup_steps=args.effort_steps // 20, seed=seed,
+    log = fit(student, *train, path=path, teacher=base, loss=PivotLoss(), steps=steps,
+              batch_size=args.batch_size, lr=args.effort_lr, warmup_steps=steps // 20, seed=seed,
               shift=args.shift, precision=args.precision, desc=name)
     _save(student, file)
-    _log(out, {"stage": name, "path": "".join(map(str, path)), "steps": args.effort_steps,
+    _log(out, {"stage": name, "path": "".join(map(str, path)), "steps": steps,
                "seconds": round(log["seconds"], 1), "test_accuracy": evaluate(student, *test)})
     return student
 
 
 def stage_efforts(out, base, cka, train, test, args):
-    modules = {}
-    for e in EFFORTS:
-        modules[e] = _finetune(out, f"effort{e}", base, cka["paths"][str(e)]["path"], train, test, args, args.seed + e)
-    return modules
+    steps = parse_effort_steps(args.effort_steps)
+    efforts = EFFORTS if args.efforts is None else parse_efforts(args.efforts)
+    return {e: _finetune(out, f"effort{e}", base, cka["paths"][str(e)]["path"], train, test, args, args.seed + e,
+                         steps[e])
+            for e in efforts}
+
+
+def parse_efforts(spec: str) -> tuple[int, ...]:
+    """``"6,8-10"`` -> (6, 8, 9, 10); each must be one of EFFORTS."""
+    efforts = []
+    for item in str(spec).split(","):
+        lo, _, hi = item.strip().partition("-")
+        try:
+            efforts += list(range(int(lo), int(hi or lo) + 1))
+        except ValueError:
+            raise ValueError(f"--efforts {spec!r}: expected E[,E1-E2 ...]") from None
+    bad = [e for e in efforts if e not in EFFORTS]
+    if bad or not efforts:
+        raise ValueError(f"--efforts {spec!r}: efforts must be in {EFFORTS[0]}..{EFFORTS[-1]}, got {bad or 'none'}")
+    return tuple(sorted(set(efforts)))
 
 
 def stage_random_paths(out, base, cka, train, test, args):
-    """Fig. 4a: the best path and ``--random-paths`` random paths of one effort, same budget."""
+    """Fig. 4a: the best path and ``--random-paths`` random paths of one effort, all on the same
+    budget (``--random-path-steps``). The best path is fine-tuned again under the name
+    ``best{e}`` when the effort itself got a different budget."""
     e = args.random_effort
     depth = build_config().depth
     rng = np.random.default_rng(args.seed + 1000)
     best = cka["paths"][str(e)]["path"]
+    steps = args.random_path_steps
+    if parse_effort_steps(args.effort_steps)[e] != steps:
+        _finetune(out, f"best{e}", base, best, train, test, args, args.seed + e, steps)
     rows = []
     for k in range(args.random_paths):
         while True:
@@ -122,7 +164,7 @@ def stage_random_paths(out, base, cka, train, test, args):
             if path.tolist() != best:
                 break
         name = f"random{e}_{k}"
-        _finetune(out, name, base, path.tolist(), train, test, args, args.seed + 2000 + k)
+        _finetune(out, name, base, path.tolist(), train, test, args, args.seed + 2000 + k, steps)
         rows.append(name)
     return rows
 
@@ -170,15 +212,13 @@ def ship(run: pathlib.Path, folder: pathlib.Path, card_extra: dict) -> pathlib.P
                     "test_accuracy": rec["test_accuracy"]}
                    for stage, rec in sorted(log.items()) if stage.startswith("random")]
     e_rand = args.get("random_effort", 6)
-    best_rec = log.get(f"effort{e_rand}")
+    best_rec = log.get(f"best{e_rand}") or log.get(f"effort{e_rand}")  # best{e}: the Fig. 4a budget, when it differs
     seconds = sum(rec.get("seconds", 0) for rec in log.values())
     card = {
         "name": folder.name,
         "data": "Fashion-MNIST (Xiao et al. 2017): 60,000 training images, 10,000 test images, 28x28 grey, "
                 "Debian package dataset-fashion-mnist",
-        "command": (f"python -m pivot.recipes.fashion_mnist --out RUN --seed {args['seed']}"
-                    + "".join(f" --{k.replace('_', '-')} {args[k]}" for k in ("precision", "threads") if args.get(k))
-                    + " --ship"),
+        "command": _command(args),
         "args": args,
         "config": dataclasses.asdict(build_config()),
         "training_seconds": round(seconds, 1),
@@ -187,6 +227,7 @@ def ship(run: pathlib.Path, folder: pathlib.Path, card_extra: dict) -> pathlib.P
         "torch_test_accuracy_fp32": {str(e): log[f"effort{e}" if e != depth else "base"]["test_accuracy"]
                                      for e in sorted(accuracy)},
         "paths": {str(e): "".join(map(str, sources[e][1])) for e in sorted(sources)},
+        "fine_tuning_steps": {str(e): log[f"effort{e}"]["steps"] for e in EFFORTS},
         "path_scores": {k: v["score"] for k, v in cka["paths"].items()},
         "cka": cka["cka"],
         "cka_images": "256 training images, indices in the run's cka.json",
@@ -202,6 +243,14 @@ def ship(run: pathlib.Path, folder: pathlib.Path, card_extra: dict) -> pathlib.P
     return folder
 
 
+def _command(args: dict) -> str:
+    """The one command that reproduces the run: the recipe's arguments that differ from the defaults."""
+    defaults = vars(_parser().parse_args(["--out", "RUN"]))
+    changed = "".join(f" --{k.replace('_', '-')} {v}" for k, v in args.items()
+                      if k not in ("out", "seed", "stages", "efforts", "ship") and v != defaults.get(k))
+    return f"python -m pivot.recipes.fashion_mnist --out RUN --seed {args['seed']}{changed} --ship"
+
+
 def _card_markdown(card: dict) -> str:
     cfg = card["config"]
     lines = [f"# {card['name']}", "",
@@ -215,18 +264,22 @@ def _card_markdown(card: dict) -> str:
              f"- Seed: {card['args']['seed']}; training time {card['training_seconds'] / 60:.1f} min on {card['machine']}",
              "- Recipe: base model AdamW (lr {base_lr}, wd 0.05, batch {batch_size}, {base_epochs} epochs, warm-up 1 epoch, "
              "cosine), label smoothing 0.1, {augmentation}; each effort fine-tuned "
-             "{effort_steps} steps from the base weights on its best Path-Score path with the PIVOT loss "
+             "from the base weights (steps in the table) on its best Path-Score path with the PIVOT loss "
              "(CE + feature distillation from the base + 0.1 x entropy of correct inputs), lr {effort_lr}; "
              "forward passes in {precision}.".format(
                  **{**card["args"], "precision": "bf16 autocast" if card["args"].get("precision") == "bf16" else "fp32",
                     "augmentation": (f"random shifts of {card['args'].get('shift', 2)} pixels and horizontal flips"
                                      if card["args"].get("shift", 2) else "random horizontal flips")}),
-             "", "| effort | path | Path-Score | test accuracy (C engine, F16 weights) |", "|---|---|---|---|"]
+             "", "| effort | path | Path-Score | fine-tuning steps | test accuracy (C engine, F16 weights) |",
+             "|---|---|---|---|---|"]
     for e, acc in card["test_accuracy"].items():
         score = card["path_scores"].get(e)
-        lines.append(f"| {e} | `{card['paths'][e]}` | {'' if score is None else f'{score:.3f}'} | {100 * acc:.2f}% |")
+        steps = card.get("fine_tuning_steps", {}).get(e, "(base)")
+        lines.append(f"| {e} | `{card['paths'][e]}` | {'' if score is None else f'{score:.3f}'} | {steps} "
+                     f"| {100 * acc:.2f}% |")
     rp = card["random_paths"]
-    lines += ["", f"## Is the Path-Score worth it? (effort {rp['effort']}, same fine-tuning budget)", "",
+    budget = card["args"].get("random_path_steps", card["args"].get("effort_steps"))
+    lines += ["", f"## Is the Path-Score worth it? (effort {rp['effort']}, {budget} fine-tuning steps each)", "",
               "| path | Path-Score | test accuracy |", "|---|---|---|"]
     if rp["best"]["path"]:
         lines.append(f"| `{rp['best']['path']}` (best) | {rp['best']['score']:.3f} | {100 * rp['best']['test_accuracy']:.2f}% |")
@@ -236,7 +289,7 @@ def _card_markdown(card: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None):
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="folder for checkpoints, the CKA matrix and log.jsonl")
     p.add_argument("--seed", type=int, default=0)
@@ -244,10 +297,16 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--base-epochs", type=int, default=30)
     p.add_argument("--base-lr", type=float, default=2e-3)
-    p.add_argument("--effort-steps", type=int, default=800)
+    p.add_argument("--effort-steps", default="800",
+                   help="fine-tuning steps per effort: STEPS for all, then optional overrides E:STEPS or "
+                        "E1-E2:STEPS, comma-separated (e.g. 800,6-10:3000)")
+    p.add_argument("--efforts", default=None,
+                   help="fine-tune only these efforts (e.g. 6,8-10; default all), to split a run over processes")
     p.add_argument("--effort-lr", type=float, default=3e-4)
     p.add_argument("--random-effort", type=int, default=6)
     p.add_argument("--random-paths", type=int, default=3)
+    p.add_argument("--random-path-steps", type=int, default=800,
+                   help="the one fine-tuning budget of the Fig. 4a comparison (best path and random paths)")
     p.add_argument("--shift", type=int, default=0,
                    help="random shift augmentation in pixels (0: flips only; shifts move content across the "
                         "4-pixel patch grid, which slowed learning in our probes)")
@@ -256,7 +315,18 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--stages", default="base,cka,efforts,random_paths", help="comma-separated stages to run")
     p.add_argument("--ship", action="store_true", help="write pivot/zoo files from the finished run")
+    return p
+
+
+def main(argv=None):
+    p = _parser()
     args = p.parse_args(argv)
+    try:
+        parse_effort_steps(args.effort_steps)
+        if args.efforts is not None:
+            parse_efforts(args.efforts)
+    except ValueError as exc:
+        p.error(str(exc))
 
     import torch
     import pivot
@@ -264,7 +334,9 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "args.json").write_text(json.dumps(vars(args), indent=1))
+    # what a process runs (stages, efforts, ship) is not part of the recipe: processes that split a run share args.json
+    recipe = {k: v for k, v in vars(args).items() if k not in ("stages", "efforts", "ship")}
+    (out / "args.json").write_text(json.dumps(recipe, indent=1))
     train = pivot.datasets.fashion_mnist("train", root=args.root)
     test = pivot.datasets.fashion_mnist("test", root=args.root)
     stages = args.stages.split(",")
