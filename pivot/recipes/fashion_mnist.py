@@ -86,47 +86,49 @@ def stage_cka(out, base, train, args):
     return record
 
 
-def parse_effort_steps(spec: str) -> dict[int, int]:
-    """``"800"`` or ``"800,6-10:3000,11:1200"``: a default step count for every effort, then
-    overrides for single efforts or inclusive ranges. Returns {effort: steps} for EFFORTS."""
+def per_effort(spec, convert=int, option: str = "--effort-steps") -> dict:
+    """``"800"`` or ``"800,6-10:3000,11:1200"``: a default value for every effort, then overrides
+    for single efforts or inclusive ranges. Returns {effort: convert(value)} for EFFORTS; values
+    must be > 0 (step counts, learning rates)."""
     items = [item.strip() for item in str(spec).split(",")]
     try:
-        default = int(items[0])
-        steps = {e: default for e in EFFORTS}
+        default = convert(items[0])
+        values = {e: default for e in EFFORTS}
         for item in items[1:]:
-            efforts, count = item.split(":")
+            efforts, value = item.split(":")
             lo, _, hi = efforts.partition("-")
             for e in range(int(lo), int(hi or lo) + 1):
-                if e not in steps:
+                if e not in values:
                     raise ValueError(f"effort {e} is not one of {EFFORTS[0]}..{EFFORTS[-1]}")
-                steps[e] = int(count)
+                values[e] = convert(value)
     except ValueError as exc:
-        raise ValueError(f"--effort-steps {spec!r}: expected STEPS[,E:STEPS|,E1-E2:STEPS ...] ({exc})") from None
-    if min(steps.values()) < 1:
-        raise ValueError(f"--effort-steps {spec!r}: step counts must be >= 1")
-    return steps
+        raise ValueError(f"{option} {spec!r}: expected VALUE[,E:VALUE|,E1-E2:VALUE ...] ({exc})") from None
+    if not min(values.values()) > 0:
+        raise ValueError(f"{option} {spec!r}: values must be > 0")
+    return values
 
 
-def _finetune(out, name, base, path, train, test, args, seed, steps):
+def _finetune(out, name, base, path, train, test, args, seed, steps, lr):
     from pivot.train import PivotLoss, evaluate, fit
     file = out / f"{name}.pt"
     if file.exists():
         return _load(file, path=path)
     student = _load(out / "base.pt", path=path)
     log = fit(student, *train, path=path, teacher=base, loss=PivotLoss(), steps=steps,
-              batch_size=args.batch_size, lr=args.effort_lr, warmup_steps=steps // 20, seed=seed,
+              batch_size=args.batch_size, lr=lr, warmup_steps=steps // 20, seed=seed,
               shift=args.shift, precision=args.precision, desc=name)
     _save(student, file)
-    _log(out, {"stage": name, "path": "".join(map(str, path)), "steps": steps,
+    _log(out, {"stage": name, "path": "".join(map(str, path)), "steps": steps, "lr": lr,
                "seconds": round(log["seconds"], 1), "test_accuracy": evaluate(student, *test)})
     return student
 
 
 def stage_efforts(out, base, cka, train, test, args):
-    steps = parse_effort_steps(args.effort_steps)
+    steps = per_effort(args.effort_steps)
+    lrs = per_effort(args.effort_lr, float, "--effort-lr")
     efforts = EFFORTS if args.efforts is None else parse_efforts(args.efforts)
     return {e: _finetune(out, f"effort{e}", base, cka["paths"][str(e)]["path"], train, test, args, args.seed + e,
-                         steps[e])
+                         steps[e], lrs[e])
             for e in efforts}
 
 
@@ -153,9 +155,9 @@ def stage_random_paths(out, base, cka, train, test, args):
     depth = build_config().depth
     rng = np.random.default_rng(args.seed + 1000)
     best = cka["paths"][str(e)]["path"]
-    steps = args.random_path_steps
-    if parse_effort_steps(args.effort_steps)[e] != steps:
-        _finetune(out, f"best{e}", base, best, train, test, args, args.seed + e, steps)
+    steps, lr = args.random_path_steps, args.random_path_lr
+    if (per_effort(args.effort_steps)[e], per_effort(args.effort_lr, float, "--effort-lr")[e]) != (steps, lr):
+        _finetune(out, f"best{e}", base, best, train, test, args, args.seed + e, steps, lr)
     rows = []
     for k in range(args.random_paths):
         while True:
@@ -164,7 +166,7 @@ def stage_random_paths(out, base, cka, train, test, args):
             if path.tolist() != best:
                 break
         name = f"random{e}_{k}"
-        _finetune(out, name, base, path.tolist(), train, test, args, args.seed + 2000 + k, steps)
+        _finetune(out, name, base, path.tolist(), train, test, args, args.seed + 2000 + k, steps, lr)
         rows.append(name)
     return rows
 
@@ -228,6 +230,7 @@ def ship(run: pathlib.Path, folder: pathlib.Path, card_extra: dict) -> pathlib.P
                                      for e in sorted(accuracy)},
         "paths": {str(e): "".join(map(str, sources[e][1])) for e in sorted(sources)},
         "fine_tuning_steps": {str(e): log[f"effort{e}"]["steps"] for e in EFFORTS},
+        "fine_tuning_lr": {str(e): log[f"effort{e}"].get("lr", per_effort(args["effort_lr"], float)[e]) for e in EFFORTS},
         "path_scores": {k: v["score"] for k, v in cka["paths"].items()},
         "cka": cka["cka"],
         "cka_images": "256 training images, indices in the run's cka.json",
@@ -265,17 +268,18 @@ def _card_markdown(card: dict) -> str:
              "- Recipe: base model AdamW (lr {base_lr}, wd 0.05, batch {batch_size}, {base_epochs} epochs, warm-up 1 epoch, "
              "cosine), label smoothing 0.1, {augmentation}; each effort fine-tuned "
              "from the base weights (steps in the table) on its best Path-Score path with the PIVOT loss "
-             "(CE + feature distillation from the base + 0.1 x entropy of correct inputs), lr {effort_lr}; "
+             "(CE + feature distillation from the base + 0.1 x entropy of correct inputs), peak lr in the table; "
              "forward passes in {precision}.".format(
                  **{**card["args"], "precision": "bf16 autocast" if card["args"].get("precision") == "bf16" else "fp32",
                     "augmentation": (f"random shifts of {card['args'].get('shift', 2)} pixels and horizontal flips"
                                      if card["args"].get("shift", 2) else "random horizontal flips")}),
-             "", "| effort | path | Path-Score | fine-tuning steps | test accuracy (C engine, F16 weights) |",
-             "|---|---|---|---|---|"]
+             "", "| effort | path | Path-Score | fine-tuning steps | peak lr | test accuracy (C engine, F16 weights) |",
+             "|---|---|---|---|---|---|"]
     for e, acc in card["test_accuracy"].items():
         score = card["path_scores"].get(e)
         steps = card.get("fine_tuning_steps", {}).get(e, "(base)")
-        lines.append(f"| {e} | `{card['paths'][e]}` | {'' if score is None else f'{score:.3f}'} | {steps} "
+        lr = card.get("fine_tuning_lr", {}).get(e, card["args"]["base_lr"])
+        lines.append(f"| {e} | `{card['paths'][e]}` | {'' if score is None else f'{score:.3f}'} | {steps} | {lr:g} "
                      f"| {100 * acc:.2f}% |")
     rp = card["random_paths"]
     budget = card["args"].get("random_path_steps", card["args"].get("effort_steps"))
@@ -302,11 +306,13 @@ def _parser() -> argparse.ArgumentParser:
                         "E1-E2:STEPS, comma-separated (e.g. 800,6-10:3000)")
     p.add_argument("--efforts", default=None,
                    help="fine-tune only these efforts (e.g. 6,8-10; default all), to split a run over processes")
-    p.add_argument("--effort-lr", type=float, default=3e-4)
+    p.add_argument("--effort-lr", default="3e-4",
+                   help="peak fine-tuning learning rate per effort, in --effort-steps' form (e.g. 3e-4,6-8:1e-3)")
     p.add_argument("--random-effort", type=int, default=6)
     p.add_argument("--random-paths", type=int, default=3)
     p.add_argument("--random-path-steps", type=int, default=800,
                    help="the one fine-tuning budget of the Fig. 4a comparison (best path and random paths)")
+    p.add_argument("--random-path-lr", type=float, default=3e-4, help="the Fig. 4a comparison's learning rate")
     p.add_argument("--shift", type=int, default=0,
                    help="random shift augmentation in pixels (0: flips only; shifts move content across the "
                         "4-pixel patch grid, which slowed learning in our probes)")
@@ -322,7 +328,8 @@ def main(argv=None):
     p = _parser()
     args = p.parse_args(argv)
     try:
-        parse_effort_steps(args.effort_steps)
+        per_effort(args.effort_steps)
+        per_effort(args.effort_lr, float, "--effort-lr")
         if args.efforts is not None:
             parse_efforts(args.efforts)
     except ValueError as exc:
