@@ -96,18 +96,18 @@ def test_shipped_zoo_classifies_the_sample():
 
 
 def test_recipe_per_effort_spec():
-    from pivot.recipes.fashion_mnist import EFFORTS, parse_efforts, per_effort
+    from pivot.recipes.fashion_mnist import EFFORTS, effort_lrs, parse_efforts, per_effort
     assert per_effort("800") == {e: 800 for e in EFFORTS}
     steps = per_effort("800,6-8:3000,10:2400")
     assert [steps[e] for e in EFFORTS] == [800, 800, 800, 3000, 3000, 3000, 800, 2400, 800]
-    lrs = per_effort("3e-4,6-8:1e-3", float, "--effort-lr")
+    lrs = effort_lrs("3e-4,6-8:1e-3")
     assert [lrs[e] for e in (5, 6, 8, 9)] == [3e-4, 1e-3, 1e-3, 3e-4]
     for bad in ("", "x", "800,6:", "800,2:100", "800,6-12:100", "0", "800,6:0", "800,6", "800,6:1.5"):
         with pytest.raises(ValueError, match="--effort-steps"):
             per_effort(bad)
     for bad in ("-1e-3", "3e-4,6:0", "nan"):
         with pytest.raises(ValueError, match="--effort-lr"):
-            per_effort(bad, float, "--effort-lr")
+            effort_lrs(bad)
     assert parse_efforts("9,6-7") == (6, 7, 9)
     for bad in ("", "2", "6-x", "11-12"):
         with pytest.raises(ValueError, match="--efforts"):

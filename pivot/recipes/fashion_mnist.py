@@ -23,6 +23,7 @@ ZOO_NAME = "fmnist_vit12_p4"
 CONFIG = dict(img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=12, num_heads=4,
               mlp_ratio=4.0)
 EFFORTS = tuple(range(3, 12))
+PROCESS_ARGS = ("stages", "efforts", "ship")  # what one process runs, not part of the recipe
 
 
 def build_config():
@@ -96,8 +97,7 @@ def per_effort(spec, convert=int, option: str = "--effort-steps") -> dict:
         values = {e: default for e in EFFORTS}
         for item in items[1:]:
             efforts, value = item.split(":")
-            lo, _, hi = efforts.partition("-")
-            for e in range(int(lo), int(hi or lo) + 1):
+            for e in _effort_range(efforts):
                 if e not in values:
                     raise ValueError(f"effort {e} is not one of {EFFORTS[0]}..{EFFORTS[-1]}")
                 values[e] = convert(value)
@@ -106,6 +106,17 @@ def per_effort(spec, convert=int, option: str = "--effort-steps") -> dict:
     if not min(values.values()) > 0:
         raise ValueError(f"{option} {spec!r}: values must be > 0")
     return values
+
+
+def effort_lrs(spec) -> dict:
+    """``--effort-lr``'s {effort: peak learning rate}."""
+    return per_effort(spec, float, "--effort-lr")
+
+
+def _effort_range(text: str) -> range:
+    """``"6"`` or ``"6-8"`` (inclusive); ValueError when not integers."""
+    lo, _, hi = text.strip().partition("-")
+    return range(int(lo), int(hi or lo) + 1)
 
 
 def _finetune(out, name, base, path, train, test, args, seed, steps, lr):
@@ -125,7 +136,7 @@ def _finetune(out, name, base, path, train, test, args, seed, steps, lr):
 
 def stage_efforts(out, base, cka, train, test, args):
     steps = per_effort(args.effort_steps)
-    lrs = per_effort(args.effort_lr, float, "--effort-lr")
+    lrs = effort_lrs(args.effort_lr)
     efforts = EFFORTS if args.efforts is None else parse_efforts(args.efforts)
     return {e: _finetune(out, f"effort{e}", base, cka["paths"][str(e)]["path"], train, test, args, args.seed + e,
                          steps[e], lrs[e])
@@ -136,9 +147,8 @@ def parse_efforts(spec: str) -> tuple[int, ...]:
     """``"6,8-10"`` -> (6, 8, 9, 10); each must be one of EFFORTS."""
     efforts = []
     for item in str(spec).split(","):
-        lo, _, hi = item.strip().partition("-")
         try:
-            efforts += list(range(int(lo), int(hi or lo) + 1))
+            efforts += list(_effort_range(item))
         except ValueError:
             raise ValueError(f"--efforts {spec!r}: expected E[,E1-E2 ...]") from None
     bad = [e for e in efforts if e not in EFFORTS]
@@ -156,7 +166,7 @@ def stage_random_paths(out, base, cka, train, test, args):
     rng = np.random.default_rng(args.seed + 1000)
     best = cka["paths"][str(e)]["path"]
     steps, lr = args.random_path_steps, args.random_path_lr
-    if (per_effort(args.effort_steps)[e], per_effort(args.effort_lr, float, "--effort-lr")[e]) != (steps, lr):
+    if (per_effort(args.effort_steps)[e], effort_lrs(args.effort_lr)[e]) != (steps, lr):
         _finetune(out, f"best{e}", base, best, train, test, args, args.seed + e, steps, lr)
     rows = []
     for k in range(args.random_paths):
@@ -230,7 +240,7 @@ def ship(run: pathlib.Path, folder: pathlib.Path, card_extra: dict) -> pathlib.P
                                      for e in sorted(accuracy)},
         "paths": {str(e): "".join(map(str, sources[e][1])) for e in sorted(sources)},
         "fine_tuning_steps": {str(e): log[f"effort{e}"]["steps"] for e in EFFORTS},
-        "fine_tuning_lr": {str(e): log[f"effort{e}"].get("lr", per_effort(args["effort_lr"], float)[e]) for e in EFFORTS},
+        "fine_tuning_lr": {str(e): log[f"effort{e}"].get("lr", effort_lrs(args["effort_lr"])[e]) for e in EFFORTS},
         "path_scores": {k: v["score"] for k, v in cka["paths"].items()},
         "cka": cka["cka"],
         "cka_images": "256 training images, indices in the run's cka.json",
@@ -250,7 +260,7 @@ def _command(args: dict) -> str:
     """The one command that reproduces the run: the recipe's arguments that differ from the defaults."""
     defaults = vars(_parser().parse_args(["--out", "RUN"]))
     changed = "".join(f" --{k.replace('_', '-')} {v}" for k, v in args.items()
-                      if k not in ("out", "seed", "stages", "efforts", "ship") and v != defaults.get(k))
+                      if k not in ("out", "seed") + PROCESS_ARGS and v != defaults.get(k))
     return f"python -m pivot.recipes.fashion_mnist --out RUN --seed {args['seed']}{changed} --ship"
 
 
@@ -329,7 +339,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     try:
         per_effort(args.effort_steps)
-        per_effort(args.effort_lr, float, "--effort-lr")
+        effort_lrs(args.effort_lr)
         if args.efforts is not None:
             parse_efforts(args.efforts)
     except ValueError as exc:
@@ -341,8 +351,8 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    # what a process runs (stages, efforts, ship) is not part of the recipe: processes that split a run share args.json
-    recipe = {k: v for k, v in vars(args).items() if k not in ("stages", "efforts", "ship")}
+    # processes that split a run share args.json, so it holds the recipe only
+    recipe = {k: v for k, v in vars(args).items() if k not in PROCESS_ARGS}
     (out / "args.json").write_text(json.dumps(recipe, indent=1))
     train = pivot.datasets.fashion_mnist("train", root=args.root)
     test = pivot.datasets.fashion_mnist("test", root=args.root)
