@@ -190,7 +190,7 @@ def _read_log(run: pathlib.Path) -> dict:
 
 
 def ship(run: pathlib.Path, folder: pathlib.Path, card_extra: dict) -> pathlib.Path:
-    """F16 safetensors per effort + card.json/card.md; accuracies measured with the C engine on
+    """F16 safetensors per effort + card.json/card.md + the run's training_log.jsonl; accuracies measured with the C engine on
     the F16 weights, over the 10,000 test images."""
     import dataclasses
 
@@ -251,6 +251,7 @@ def ship(run: pathlib.Path, folder: pathlib.Path, card_extra: dict) -> pathlib.P
                          "random": random_rows},
     }
     card.update({k: v for k, v in card_extra.items() if k != "machine"})
+    (folder / "training_log.jsonl").write_text((run / "log.jsonl").read_text())  # the card's numbers, stage by stage
     (folder / "card.json").write_text(json.dumps(card, indent=1))
     (folder / "card.md").write_text(_card_markdown(card))
     return folder
