@@ -1,6 +1,6 @@
-"""``python -m pivot``: the same as the ``pivot`` command (see pivot/cli.py)."""
+"""``python -m pivot``: the same as the ``pivot`` command (see pivot/apps/cli.py)."""
 import sys
 
-from .cli import main
+from .apps.cli import main
 
 sys.exit(main())

@@ -1,4 +1,4 @@
-"""pivot.cka / pivot.cka_matrix and the CKA C kernels against the NumPy reference of the formulas."""
+"""pivot.linear_cka (pivot.cka.cka) / pivot.cka_matrix and the CKA C kernels against the NumPy reference of the formulas."""
 import warnings
 
 import numpy as np
@@ -22,7 +22,7 @@ def test_cka_matches_reference(rng, debiased, mode):
     for _ in range(3):
         x = activations(rng, offset=rng.normal())
         y = (np.tanh(x @ rng.normal(size=(7, 7))) + 0.3 * rng.normal(size=x.shape)).astype(np.float32)
-        got = pivot.cka(x, y, debiased=debiased, features=mode)
+        got = pivot.linear_cka(x, y, debiased=debiased, features=mode)
         want = ref.cka(x, y, debiased, mode)
         assert got == pytest.approx(want, abs=1e-6)
 
@@ -54,7 +54,7 @@ def test_many_features_and_a_large_common_offset(rng, debiased):
     # float32 without the mean shift.
     x = (rng.normal(size=(24, 5000)) + 300.0 * rng.normal(size=5000)).astype(np.float32)
     y = (x[:, :3000] * 0.5 + rng.normal(size=(24, 3000)) - 200.0).astype(np.float32)
-    got = pivot.cka(x, y, debiased=debiased)
+    got = pivot.linear_cka(x, y, debiased=debiased)
     # The reference runs on float64 features centered first (CKA does not change): on the raw
     # ones, Song's closed form cancels catastrophically even in float64 (off by 7e-4 here).
     xd, yd = x.astype(np.float64), y.astype(np.float64)
@@ -67,17 +67,17 @@ def test_orthogonal_and_scaling_invariance(rng, debiased, mode):
     x = activations(rng, n=16, offset=1.0)
     q, _ = np.linalg.qr(rng.normal(size=(7, 7)))
     rotated = (x.astype(np.float64) @ q).astype(np.float32)  # orthogonal on every token
-    assert pivot.cka(x, rotated, debiased, mode) == pytest.approx(1.0, abs=1e-6)
+    assert pivot.linear_cka(x, rotated, debiased, mode) == pytest.approx(1.0, abs=1e-6)
     for c in (1e-3, 7.5, -2.0):
-        assert pivot.cka(x, (c * x).astype(np.float32), debiased, mode) == pytest.approx(1.0, abs=1e-6)
-    assert pivot.cka(x, x, debiased, mode) == pytest.approx(1.0, abs=1e-12)
+        assert pivot.linear_cka(x, (c * x).astype(np.float32), debiased, mode) == pytest.approx(1.0, abs=1e-6)
+    assert pivot.linear_cka(x, x, debiased, mode) == pytest.approx(1.0, abs=1e-12)
 
 
 def test_flatten_orthogonal_invariance_on_the_whole_feature_vector(rng):
     x = rng.normal(size=(10, 40)).astype(np.float32)
     q, _ = np.linalg.qr(rng.normal(size=(40, 40)))
-    assert pivot.cka(x, (x @ q).astype(np.float32)) == pytest.approx(1.0, abs=1e-6)
-    assert pivot.cka(x, (x @ q).astype(np.float32), debiased=True) == pytest.approx(1.0, abs=1e-6)
+    assert pivot.linear_cka(x, (x @ q).astype(np.float32)) == pytest.approx(1.0, abs=1e-6)
+    assert pivot.linear_cka(x, (x @ q).astype(np.float32), debiased=True) == pytest.approx(1.0, abs=1e-6)
 
 
 def test_biased_cka_in_unit_interval_and_debiased_in_minus_one_one(rng):
@@ -86,13 +86,13 @@ def test_biased_cka_in_unit_interval_and_debiased_in_minus_one_one(rng):
         n = int(r.integers(4, 30))
         x = r.normal(size=(n, int(r.integers(1, 20))))
         y = r.normal(size=(n, int(r.integers(1, 20))))
-        biased = pivot.cka(x, y)
+        biased = pivot.linear_cka(x, y)
         assert 0.0 <= biased <= 1.0
-        unbiased = pivot.cka(x, y, debiased=True)
+        unbiased = pivot.linear_cka(x, y, debiased=True)
         assert -1.0 <= unbiased <= 1.0
         assert unbiased == pytest.approx(ref.cka(x.astype(np.float32), y.astype(np.float32), True), abs=1e-6)
     # independent features: the debiased estimate goes below zero somewhere, the biased one never does
-    values = [pivot.cka(np.random.default_rng(s).normal(size=(8, 3)), np.random.default_rng(s + 99).normal(size=(8, 3)),
+    values = [pivot.linear_cka(np.random.default_rng(s).normal(size=(8, 3)), np.random.default_rng(s + 99).normal(size=(8, 3)),
                         debiased=True) for s in range(20)]
     assert min(values) < 0.0
 
@@ -101,9 +101,9 @@ def test_biased_cka_in_unit_interval_and_debiased_in_minus_one_one(rng):
 @pytest.mark.parametrize("mode", MODES)
 def test_symmetry_and_determinism(rng, debiased, mode):
     x, y = activations(rng), activations(rng, offset=2.0)
-    a = pivot.cka(x, y, debiased, mode)
-    assert a == pivot.cka(y, x, debiased, mode)
-    assert a == pivot.cka(x, y, debiased, mode)  # same bits every time
+    a = pivot.linear_cka(x, y, debiased, mode)
+    assert a == pivot.linear_cka(y, x, debiased, mode)
+    assert a == pivot.linear_cka(x, y, debiased, mode)  # same bits every time
     m1 = pivot.cka_matrix([x, y], [y, x], debiased, mode)
     m2 = pivot.cka_matrix([x, y], [y, x], debiased, mode)
     assert np.array_equal(m1, m2)
@@ -113,29 +113,29 @@ def test_symmetry_and_determinism(rng, debiased, mode):
 def test_accepts_float64_int_and_2d_inputs(rng):
     x = rng.normal(size=(9, 6))
     y = rng.integers(-5, 5, size=(9, 3))
-    assert pivot.cka(x, y) == pytest.approx(ref.cka(x.astype(np.float32), y), abs=1e-6)
+    assert pivot.linear_cka(x, y) == pytest.approx(ref.cka(x.astype(np.float32), y), abs=1e-6)
 
 
 def test_debiased_needs_four_samples(rng):
     x = rng.normal(size=(3, 5))
     with pytest.raises(ValueError, match="at least 4 samples"):
-        pivot.cka(x, x, debiased=True)
+        pivot.linear_cka(x, x, debiased=True)
     with pytest.raises(ValueError, match="at least 4 samples"):
         pivot.cka_matrix([x], [x], debiased=True)
-    assert np.isfinite(pivot.cka(rng.normal(size=(4, 5)), rng.normal(size=(4, 2)), debiased=True))
+    assert np.isfinite(pivot.linear_cka(rng.normal(size=(4, 5)), rng.normal(size=(4, 2)), debiased=True))
 
 
 def test_biased_needs_two_samples(rng):
     with pytest.raises(ValueError, match="at least 2 samples"):
-        pivot.cka(rng.normal(size=(1, 5)), rng.normal(size=(1, 5)))
-    assert 0.0 <= pivot.cka(rng.normal(size=(2, 5)), rng.normal(size=(2, 5))) <= 1.0
+        pivot.linear_cka(rng.normal(size=(1, 5)), rng.normal(size=(1, 5)))
+    assert 0.0 <= pivot.linear_cka(rng.normal(size=(2, 5)), rng.normal(size=(2, 5))) <= 1.0
 
 
 def test_zero_variance_gives_nan_with_a_warning(rng):
     x = np.ones((6, 4, 3), dtype=np.float32)
     y = activations(rng, n=6, t=4, c=3)
     with pytest.warns(RuntimeWarning, match="zero variance"):
-        assert np.isnan(pivot.cka(x, y))
+        assert np.isnan(pivot.linear_cka(x, y))
     with pytest.warns(RuntimeWarning, match="zero variance"):
         m = pivot.cka_matrix([x, y], [y])
     assert np.isnan(m[0, 0]) and m[1, 0] == pytest.approx(1.0)
@@ -144,7 +144,7 @@ def test_zero_variance_gives_nan_with_a_warning(rng):
     z[:, 0, :] = 1.0
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert np.isfinite(pivot.cka(z, y))
+        assert np.isfinite(pivot.linear_cka(z, y))
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf, 1e30])
@@ -153,7 +153,7 @@ def test_non_finite_values_raise(rng, bad):
     y = x.copy()
     y[3, 5] = bad
     with pytest.raises(ValueError, match="y contains NaN or infinity"):
-        pivot.cka(x, y)
+        pivot.linear_cka(x, y)
     with pytest.raises(ValueError, match=r"attn_outputs\[0\] contains NaN"):
         pivot.cka_matrix([x], [y])
 
@@ -161,21 +161,21 @@ def test_non_finite_values_raise(rng, bad):
 def test_bad_inputs(rng):
     x = rng.normal(size=(6, 4, 3))
     with pytest.raises(ValueError, match="same samples"):
-        pivot.cka(x, x[:5])
+        pivot.linear_cka(x, x[:5])
     with pytest.raises(ValueError, match="same samples"):
         pivot.cka_matrix([x], [x[:5]])
     with pytest.raises(ValueError, match="features must be one of"):
-        pivot.cka(x, x, features="tokens")
+        pivot.linear_cka(x, x, features="tokens")
     with pytest.raises(ValueError, match=r"needs x of shape \(N, T, C\)"):
-        pivot.cka(x[:, 0], x[:, 0], features="cls")
+        pivot.linear_cka(x[:, 0], x[:, 0], features="cls")
     with pytest.raises(ValueError, match="samples first"):
-        pivot.cka(np.ones(5), np.ones(5))
+        pivot.linear_cka(np.ones(5), np.ones(5))
     with pytest.raises(ValueError, match="no features"):
-        pivot.cka(np.ones((5, 0)), np.ones((5, 2)))
+        pivot.linear_cka(np.ones((5, 0)), np.ones((5, 2)))
     with pytest.raises(TypeError, match="real numbers"):
-        pivot.cka(x.astype(complex), x)
+        pivot.linear_cka(x.astype(complex), x)
     with pytest.raises(TypeError, match="debiased must be True or False"):
-        pivot.cka(x, x, debiased="yes")
+        pivot.linear_cka(x, x, debiased="yes")
     with pytest.raises(TypeError, match="list of per-encoder arrays"):
         pivot.cka_matrix(x, x)
     with pytest.raises(ValueError, match="empty"):
@@ -183,15 +183,15 @@ def test_bad_inputs(rng):
     with pytest.raises(ValueError, match="at least one MLP output and one attention output"):
         pivot.cka_matrix([None], [x])
     with pytest.raises(ValueError, match="threads"):
-        pivot.cka(x, x, threads=0)
+        pivot.linear_cka(x, x, threads=0)
     with pytest.raises(TypeError, match="threads"):
-        pivot.cka(x, x, threads=1.5)
+        pivot.linear_cka(x, x, threads=1.5)
 
 
 def test_threads_argument_restores_the_pool(rng):
     x = rng.normal(size=(8, 30))
     before = _core.blas_get_num_threads()
-    assert pivot.cka(x, x[:, ::-1], threads=1) == pivot.cka(x, x[:, ::-1])
+    assert pivot.linear_cka(x, x[:, ::-1], threads=1) == pivot.linear_cka(x, x[:, ::-1])
     assert _core.blas_get_num_threads() == before
 
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import pivot
-from pivot import cli
+from pivot.apps import cli, demo
 
 SUBCOMMANDS = ["sim", "cka", "search", "demo"]
 pipeline = pytest.mark.skipif(
@@ -77,7 +77,7 @@ def test_cka(capsys):
     data = json.loads(out)
     assert len(data["cka"]) == 12 and data["best_paths"]  # the zoo model (default)
     status, out, _ = run(capsys, "cka", "--model", "random", "--images", "16", "--json")
-    assert len(json.loads(out)["cka"]) == pivot.demo.DEMO_CONFIG.depth
+    assert len(json.loads(out)["cka"]) == demo.DEMO_CONFIG.depth
 
 
 @pipeline

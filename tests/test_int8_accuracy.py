@@ -45,7 +45,7 @@ def test_int8_reduced_paths_keep_accuracy(setup):
 
 
 def test_quant_report_cli(capsys):
-    from pivot import quant_report
+    from pivot.apps import quant_report
     try:
         pivot.datasets.fashion_mnist("train")
     except (FileNotFoundError, pivot.datasets.DatasetError) as exc:

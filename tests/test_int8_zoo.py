@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import pivot
-from pivot import quant_report
+from pivot.apps import quant_report
 
 ZOO_NAME = "fmnist_vit12_p4"
 

@@ -57,7 +57,7 @@ def test_attention_cka_matrix_properties():
     assert np.all((m >= 0) & (m <= 1))
     # same as pivot.cka on the flattened maps (biased linear CKA)
     maps = pivot.attention_maps(model, images)
-    assert m[1, 4] == pytest.approx(pivot.cka(maps[1].reshape(6, -1), maps[4].reshape(6, -1)), abs=1e-5)
+    assert m[1, 4] == pytest.approx(pivot.linear_cka(maps[1].reshape(6, -1), maps[4].reshape(6, -1)), abs=1e-5)
     with pytest.raises(ValueError, match="at least 2"):
         pivot.attention_cka_matrix(model, images[:1])
 

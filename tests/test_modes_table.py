@@ -2,8 +2,8 @@
 import numpy as np
 
 import pivot
-from pivot.demo import DEMO_CONFIG, fit_head
-from pivot.modes_table import compare_modes
+from pivot.apps.demo import DEMO_CONFIG, fit_head
+from pivot.apps.modes_table import compare_modes
 
 
 def test_compare_modes_rows_meet_the_target():

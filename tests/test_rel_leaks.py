@@ -1,10 +1,10 @@
 """Reliability: process RSS stays flat over repeated calls (issue #8). A short version of
-``python -m pivot.tools.leakcheck`` (10,000 calls of every public function; numbers in README)."""
+``python tests/leakcheck.py`` (10,000 calls of every public function; numbers in README)."""
 import sys
 
 import pytest
 
-from pivot.tools import leakcheck
+import leakcheck
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads RSS from /proc")
 

@@ -112,8 +112,8 @@ def test_blas_thread_count_restored_after_concurrent_cka():
     before = _core.blas_get_num_threads()
     rng = np.random.default_rng(0)
     feats = [rng.standard_normal((16, 40)).astype(np.float32) for _ in range(2)]
-    serial = pivot.cka(feats[0], feats[1], threads=2)
-    outs = _run_in_threads(lambda i: [pivot.cka(feats[0], feats[1], threads=1 + i % 3) for _ in range(20)])
+    serial = pivot.linear_cka(feats[0], feats[1], threads=2)
+    outs = _run_in_threads(lambda i: [pivot.linear_cka(feats[0], feats[1], threads=1 + i % 3) for _ in range(20)])
     assert _core.blas_get_num_threads() == before
     for per_thread in outs:
         for value in per_thread:

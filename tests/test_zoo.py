@@ -96,7 +96,7 @@ def test_shipped_zoo_classifies_the_sample():
 
 
 def test_recipe_per_effort_spec():
-    from pivot.recipes.fashion_mnist import EFFORTS, effort_lrs, parse_efforts, per_effort
+    from pivot.apps.recipes.fashion_mnist import EFFORTS, effort_lrs, parse_efforts, per_effort
     assert per_effort("800") == {e: 800 for e in EFFORTS}
     steps = per_effort("800,6-8:3000,10:2400")
     assert [steps[e] for e in EFFORTS] == [800, 800, 800, 3000, 3000, 3000, 800, 2400, 800]
@@ -115,8 +115,8 @@ def test_recipe_per_effort_spec():
 
 
 def test_recipe_card_command_names_only_changed_arguments():
-    from pivot.recipes.fashion_mnist import _command, _parser
+    from pivot.apps.recipes.fashion_mnist import _command, _parser
     args = vars(_parser().parse_args(["--out", "/tmp/x", "--seed", "3", "--precision", "bf16",
                                       "--effort-steps", "800,6:3000", "--efforts", "6"]))
-    assert _command(args) == ("python -m pivot.recipes.fashion_mnist --out RUN --seed 3 "
+    assert _command(args) == ("python -m pivot.apps.recipes.fashion_mnist --out RUN --seed 3 "
                               "--effort-steps 800,6:3000 --precision bf16 --ship")

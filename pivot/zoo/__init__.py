@@ -12,8 +12,8 @@ seed, time taken, accuracy per effort, the CKA matrix and the chosen paths).
     efforts[6].path                        # its best path by Path-Score
     pivot.search(efforts, images, target_delay_ms=...)
 
-``ship(run_dir, name)`` (used by ``python -m pivot.recipes.fashion_mnist --ship``) writes a
-finished training run into the package.
+``ship(name, models, card, test)`` (called by ``python -m pivot.apps.recipes.fashion_mnist --ship``)
+writes trained efforts and their card into the package.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ import json
 import pathlib
 import re
 
-__all__ = ["list", "load", "card", "cka", "cka_from_json", "ZooError", "ZOO_DIR", "ZOO_MODEL"]
+__all__ = ["list", "load", "card", "cka", "cka_from_json", "ship", "ZooError", "ZOO_DIR", "ZOO_MODEL"]
 
 ZOO_MODEL = "fmnist_vit12_p4"
 """The Fashion-MNIST model the demo, the notebooks and the README use."""
@@ -92,9 +92,80 @@ def load(name: str, efforts=None) -> dict:
     return models
 
 
-def ship(run_dir, name: str, card_extra: dict | None = None) -> pathlib.Path:
-    """Write the efforts of a finished ``pivot.recipes.fashion_mnist`` run (``run_dir``) as F16
-    safetensors plus ``card.json``/``card.md`` into ``pivot/zoo/<name>/``; returns the folder."""
-    from ..recipes import fashion_mnist as recipe
+def ship(name: str, models: dict, card: dict, test, log_text: str | None = None) -> pathlib.Path:
+    """Write trained efforts into the package as zoo model ``name`` (``pivot/zoo/<name>/``); returns the folder.
 
-    return recipe.ship(pathlib.Path(run_dir), ZOO_DIR / name, card_extra or {})
+    ``models`` is {effort: pivot.ViT} (each with the path it was fine-tuned on), written as float16
+    safetensors with the config and path as metadata, replacing the folder's previous efforts.
+    ``card`` holds the card's fields (data, command, args, config, paths, ...); ``test`` is
+    (images, labels), on which each shipped F16 file's accuracy is measured with the C engine into
+    the card's ``test_accuracy``. ``log_text`` (the training run's log.jsonl) is kept as
+    ``training_log.jsonl``, the card's numbers stage by stage.
+    """
+    import dataclasses
+
+    import numpy as np
+
+    from ..io import save_safetensors
+    from ..model import ViT
+
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_]+", name):
+        raise ValueError(f"zoo model name must be letters, digits and underscores, got {name!r}")
+    test_x, test_y = test
+    folder = ZOO_DIR / name
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("effort*.safetensors"):
+        old.unlink()
+    accuracy = {}
+    for e, model in sorted(models.items()):
+        weights16 = {k: v.astype(np.float16) for k, v in model.state_dict().items()}
+        out = folder / f"effort{e:02d}.safetensors"
+        save_safetensors(out, weights16, {"pivot.config": json.dumps(dataclasses.asdict(model.config)),
+                                          "pivot.path": "".join(str(int(v)) for v in model.path)})
+        shipped = ViT.from_timm(out)
+        accuracy[e] = float(np.mean(shipped(test_x).argmax(1) == test_y))
+    card = {"name": name, **card, "test_accuracy": {str(e): accuracy[e] for e in sorted(accuracy)}}
+    if log_text is not None:
+        (folder / "training_log.jsonl").write_text(log_text)
+    (folder / "card.json").write_text(json.dumps(card, indent=1))
+    (folder / "card.md").write_text(_card_markdown(card))
+    return folder
+
+
+def _card_markdown(card: dict) -> str:
+    cfg = card["config"]
+    lines = [f"# {card['name']}", "",
+             f"A DeiT-style ViT trained from scratch by pivot: {cfg['depth']} encoders, embed {cfg['embed_dim']}, "
+             f"{cfg['num_heads']} heads, MLP ratio {cfg['mlp_ratio']}, patch {cfg['patch_size']} on "
+             f"{cfg['img_size']}x{cfg['img_size']}x{cfg['in_chans']} images "
+             f"({(cfg['img_size'] // cfg['patch_size']) ** 2 + 1} tokens), {cfg['num_classes']} classes. "
+             "Weights stored as float16 safetensors, one file per effort.", "",
+             f"- Data: {card['data']}",
+             f"- Command: `{card['command']}`",
+             f"- Seed: {card['args']['seed']}; training time {card['training_seconds'] / 60:.1f} min on {card['machine']}",
+             "- Recipe: base model AdamW (lr {base_lr}, wd 0.05, batch {batch_size}, {base_epochs} epochs, warm-up 1 epoch, "
+             "cosine), label smoothing 0.1, {augmentation}; each effort fine-tuned "
+             "from the base weights (steps in the table) on its best Path-Score path with the PIVOT loss "
+             "(CE + feature distillation from the base + 0.1 x entropy of correct inputs), peak lr in the table; "
+             "forward passes in {precision}.".format(
+                 **{**card["args"], "precision": "bf16 autocast" if card["args"].get("precision") == "bf16" else "fp32",
+                    "augmentation": (f"random shifts of {card['args'].get('shift', 2)} pixels and horizontal flips"
+                                     if card["args"].get("shift", 2) else "random horizontal flips")}),
+             "", "| effort | path | Path-Score | fine-tuning steps | peak lr | test accuracy (C engine, F16 weights) |",
+             "|---|---|---|---|---|---|"]
+    for e, acc in card["test_accuracy"].items():
+        score = card["path_scores"].get(e)
+        steps = card.get("fine_tuning_steps", {}).get(e, "(base)")
+        lr = card.get("fine_tuning_lr", {}).get(e, card["args"]["base_lr"])
+        lines.append(f"| {e} | `{card['paths'][e]}` | {'' if score is None else f'{score:.3f}'} | {steps} | {lr:g} "
+                     f"| {100 * acc:.2f}% |")
+    rp = card["random_paths"]
+    budget = card["args"].get("random_path_steps", card["args"].get("effort_steps"))
+    lines += ["", f"## Is the Path-Score worth it? (effort {rp['effort']}, {budget} fine-tuning steps each)", "",
+              "| path | Path-Score | test accuracy |", "|---|---|---|"]
+    if rp["best"]["path"]:
+        lines.append(f"| `{rp['best']['path']}` (best) | {rp['best']['score']:.3f} | {100 * rp['best']['test_accuracy']:.2f}% |")
+    for r in rp["random"]:
+        lines.append(f"| `{r['path']}` (random) | {r['score']:.3f} | {100 * r['test_accuracy']:.2f}% |")
+    lines += ["", "The CKA matrix (CKA(MLP_i, A_j), i < j) is in card.json under `cka`.", ""]
+    return "\n".join(lines)

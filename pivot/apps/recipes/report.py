@@ -1,7 +1,7 @@
 """The paper-style table of a zoo model: baseline vs the PIVOT pair ``pivot.search`` picks at
 target delays, on the Fashion-MNIST test set::
 
-    python -m pivot.recipes.report --zoo fmnist_vit12_p4 --targets 0.7,0.55 [--json FILE]
+    python -m pivot.apps.recipes.report --zoo fmnist_vit12_p4 --targets 0.7,0.55 [--json FILE]
 
 For each target (a fraction of the full model's simulated delay) the search runs on 256
 *training* images (the calibration batch, as the paper); the chosen cascade then classifies all
@@ -77,7 +77,7 @@ def markdown(table: dict) -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m pivot.recipes.report", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m pivot.apps.recipes.report", description=__doc__.split("\n")[0])
     p.add_argument("--zoo", default="fmnist_vit12_p4", help="zoo model name")
     p.add_argument("--targets", default="0.7,0.55", help="target delays as fractions of the full model's")
     p.add_argument("--lec", type=float, default=0.8)

@@ -1,7 +1,7 @@
 """fp32 vs int8 accuracy of each effort of a model family (``pivot.quantize``).
 
-    python -m pivot.quant_report --zoo fmnist_vit12_p4          # the shipped Fashion-MNIST zoo
-    python -m pivot.quant_report --model model.safetensors      # one fp32 model file
+    python -m pivot.apps.quant_report --zoo fmnist_vit12_p4          # the shipped Fashion-MNIST zoo
+    python -m pivot.apps.quant_report --model model.safetensors      # one fp32 model file
     options: --calibration 256 --method minmax|percentile --per-token --symmetric --limit N --threads T
 
 Calibration images are drawn (seed 0) from the Fashion-MNIST training set, accuracy is measured on
@@ -18,8 +18,8 @@ import sys
 
 import numpy as np
 
-from . import datasets, quant
-from .inference import run_model
+from .. import datasets, quant
+from ..inference import run_model
 
 __all__ = ["EffortRow", "compare", "format_table", "main"]
 
@@ -69,7 +69,7 @@ def format_table(rows) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pivot.quant_report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pivot.apps.quant_report", description=__doc__.split("\n\n")[0])
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--zoo", help="a pivot.zoo name, e.g. fmnist_vit12_p4")
     src.add_argument("--model", help="an fp32 model file (pivot.ViT.from_timm)")
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
 
     if args.zoo:
         try:
-            from . import zoo
+            from .. import zoo
         except ImportError:
             print("pivot.zoo is not available in this build", file=sys.stderr)
             return 2
@@ -95,7 +95,7 @@ def main(argv=None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     else:
-        from .model import ViT
+        from ..model import ViT
         model = ViT.from_timm(args.model)
         efforts = {int((model.path != 0).sum()): model}
     if args.sample:

@@ -17,7 +17,7 @@ __all__ = ["DEMO_CONFIG", "fit_head", "DemoSetup", "demo_setup"]
 
 
 def _demo_config():
-    from .config import ViTConfig
+    from ..config import ViTConfig
     return ViTConfig(img_size=28, patch_size=7, in_chans=1, num_classes=10, embed_dim=64, depth=6, num_heads=4)
 
 
@@ -27,7 +27,7 @@ DEMO_CONFIG = _demo_config()
 
 def _features(model, images, path, threads):
     """Final-norm class-token features (N, embed_dim): the model with an identity head."""
-    from .model import ViT
+    from ..model import ViT
     cfg = model.config
     if cfg.distilled:
         raise ValueError("fit_head supports models without a distillation token")
@@ -43,7 +43,7 @@ def fit_head(model, images, labels, path=None, steps=400, learning_rate=0.5, l2=
     by softmax regression (full-batch gradient descent, L2 penalty ``l2``) on the features that
     path gives for ``images`` and integer ``labels`` in [0, num_classes). Encoder weights are
     unchanged. Returns a ``pivot.ViT``."""
-    from .model import ViT
+    from ..model import ViT
     cfg = model.config
     path = model.path if path is None else path
     labels = np.asarray(labels)
@@ -91,8 +91,8 @@ def demo_setup(efforts=None, seed=0, calibration=256, test=256, cka_images=64, t
     """Phase 1 on the demo model: random encoder, CKA on ``cka_images`` calibration images, best
     path per effort (default 1..depth), one fitted head per effort (on the sample images left
     after the calibration and test splits)."""
-    from . import best_paths, datasets, model_cka
-    from .model import ViT
+    from .. import best_paths, datasets, model_cka
+    from ..model import ViT
     images, labels = datasets.fashion_mnist_sample()
     if calibration + test >= images.shape[0] - 100:
         raise ValueError(f"the shipped sample has {images.shape[0]} images: calibration + test must leave at least "

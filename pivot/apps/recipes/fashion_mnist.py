@@ -1,6 +1,6 @@
 """The whole PIVOT recipe on Fashion-MNIST, from one command and a seed::
 
-    python -m pivot.recipes.fashion_mnist --out runs/fmnist --seed 0 [--ship]
+    python -m pivot.apps.recipes.fashion_mnist --out runs/fmnist --seed 0 [--ship]
 
 Stages (each writes its result under ``--out`` and is skipped when that result exists, so an
 interrupted run resumes): ``base`` trains the 12-encoder ViT from scratch; ``cka`` computes the
@@ -8,7 +8,7 @@ CKA matrix on 256 training images with the C engine and picks the best path of e
 ``pivot.best_paths``; ``efforts`` fine-tunes each effort (3..11) on its path with the PIVOT loss
 (teacher: the base model); ``random_paths`` fine-tunes random paths of one effort with the same
 budget (the paper's Fig. 4a question); ``--ship`` writes the F16 safetensors and the model card
-into ``pivot/zoo``.
+into ``pivot/zoo`` (with :func:`pivot.zoo.ship`).
 """
 from __future__ import annotations
 
@@ -189,36 +189,23 @@ def _read_log(run: pathlib.Path) -> dict:
     return records
 
 
-def ship(run: pathlib.Path, folder: pathlib.Path, card_extra: dict) -> pathlib.Path:
-    """F16 safetensors per effort + card.json/card.md + the run's training_log.jsonl; accuracies measured with the C engine on
-    the F16 weights, over the 10,000 test images."""
+def ship(run: pathlib.Path, name: str = ZOO_NAME, machine: str = "2 CPU cores (torch 2.13 CPU)") -> pathlib.Path:
+    """Ship the finished run in ``run`` as zoo model ``name`` with :func:`pivot.zoo.ship`: the base
+    model and each effort on its path, and a card built from the run's log, args and CKA matrix."""
     import dataclasses
 
     import pivot
-    from pivot.io import save_safetensors
     from pivot.torch import to_vit
+    from pivot.zoo import cka_from_json
 
     log = _read_log(run)
     cka = json.loads((run / "cka.json").read_text())
     args = json.loads((run / "args.json").read_text())
-    test_x, test_y = pivot.datasets.fashion_mnist("test", root=args.get("root"))
-    folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob("effort*.safetensors"):
-        old.unlink()
     depth = build_config().depth
     sources = {depth: (run / "base.pt", [1] * depth)}
     for e in EFFORTS:
         sources[e] = (run / f"effort{e}.pt", cka["paths"][str(e)]["path"])
-    accuracy = {}
-    for e, (file, path) in sorted(sources.items()):
-        model = to_vit(_load(file, path=path))
-        weights16 = {k: v.astype(np.float16) for k, v in model.state_dict().items()}
-        out = folder / f"effort{e:02d}.safetensors"
-        save_safetensors(out, weights16, {"pivot.config": json.dumps(dataclasses.asdict(model.config)),
-                                          "pivot.path": "".join(str(int(v)) for v in path)})
-        shipped = pivot.ViT.from_timm(out)
-        accuracy[e] = float(np.mean(shipped(test_x).argmax(1) == test_y))
-    from pivot.zoo import cka_from_json
+    models = {e: to_vit(_load(file, path=path)) for e, (file, path) in sorted(sources.items())}
     matrix = cka_from_json(cka["cka"])
     random_rows = [{"path": rec["path"], "score": pivot.path_score(matrix, [int(c) for c in rec["path"]]),
                     "test_accuracy": rec["test_accuracy"]}
@@ -227,17 +214,16 @@ def ship(run: pathlib.Path, folder: pathlib.Path, card_extra: dict) -> pathlib.P
     best_rec = log.get(f"best{e_rand}") or log.get(f"effort{e_rand}")  # best{e}: the Fig. 4a budget, when it differs
     seconds = sum(rec.get("seconds", 0) for rec in log.values())
     card = {
-        "name": folder.name,
         "data": "Fashion-MNIST (Xiao et al. 2017): 60,000 training images, 10,000 test images, 28x28 grey, "
                 "Debian package dataset-fashion-mnist",
         "command": _command(args),
         "args": args,
         "config": dataclasses.asdict(build_config()),
         "training_seconds": round(seconds, 1),
-        "machine": card_extra.get("machine", "2 CPU cores (torch 2.13 CPU)"),
-        "test_accuracy": {str(e): accuracy[e] for e in sorted(accuracy)},
+        "machine": machine,
+        "test_accuracy": None,  # measured by pivot.zoo.ship on the shipped F16 weights
         "torch_test_accuracy_fp32": {str(e): log[f"effort{e}" if e != depth else "base"]["test_accuracy"]
-                                     for e in sorted(accuracy)},
+                                     for e in sorted(sources)},
         "paths": {str(e): "".join(map(str, sources[e][1])) for e in sorted(sources)},
         "fine_tuning_steps": {str(e): log[f"effort{e}"]["steps"] for e in EFFORTS},
         "fine_tuning_lr": {str(e): log[f"effort{e}"].get("lr", effort_lrs(args["effort_lr"])[e]) for e in EFFORTS},
@@ -250,11 +236,8 @@ def ship(run: pathlib.Path, folder: pathlib.Path, card_extra: dict) -> pathlib.P
                                   "test_accuracy": best_rec["test_accuracy"] if best_rec else None},
                          "random": random_rows},
     }
-    card.update({k: v for k, v in card_extra.items() if k != "machine"})
-    (folder / "training_log.jsonl").write_text((run / "log.jsonl").read_text())  # the card's numbers, stage by stage
-    (folder / "card.json").write_text(json.dumps(card, indent=1))
-    (folder / "card.md").write_text(_card_markdown(card))
-    return folder
+    test = pivot.datasets.fashion_mnist("test", root=args.get("root"))
+    return pivot.zoo.ship(name, models, card, test, log_text=(run / "log.jsonl").read_text())
 
 
 def _command(args: dict) -> str:
@@ -262,46 +245,7 @@ def _command(args: dict) -> str:
     defaults = vars(_parser().parse_args(["--out", "RUN"]))
     changed = "".join(f" --{k.replace('_', '-')} {v}" for k, v in args.items()
                       if k not in ("out", "seed") + PROCESS_ARGS and v != defaults.get(k))
-    return f"python -m pivot.recipes.fashion_mnist --out RUN --seed {args['seed']}{changed} --ship"
-
-
-def _card_markdown(card: dict) -> str:
-    cfg = card["config"]
-    lines = [f"# {card['name']}", "",
-             f"A DeiT-style ViT trained from scratch by pivot: {cfg['depth']} encoders, embed {cfg['embed_dim']}, "
-             f"{cfg['num_heads']} heads, MLP ratio {cfg['mlp_ratio']}, patch {cfg['patch_size']} on "
-             f"{cfg['img_size']}x{cfg['img_size']}x{cfg['in_chans']} images "
-             f"({(cfg['img_size'] // cfg['patch_size']) ** 2 + 1} tokens), {cfg['num_classes']} classes. "
-             "Weights stored as float16 safetensors, one file per effort.", "",
-             f"- Data: {card['data']}",
-             f"- Command: `{card['command']}`",
-             f"- Seed: {card['args']['seed']}; training time {card['training_seconds'] / 60:.1f} min on {card['machine']}",
-             "- Recipe: base model AdamW (lr {base_lr}, wd 0.05, batch {batch_size}, {base_epochs} epochs, warm-up 1 epoch, "
-             "cosine), label smoothing 0.1, {augmentation}; each effort fine-tuned "
-             "from the base weights (steps in the table) on its best Path-Score path with the PIVOT loss "
-             "(CE + feature distillation from the base + 0.1 x entropy of correct inputs), peak lr in the table; "
-             "forward passes in {precision}.".format(
-                 **{**card["args"], "precision": "bf16 autocast" if card["args"].get("precision") == "bf16" else "fp32",
-                    "augmentation": (f"random shifts of {card['args'].get('shift', 2)} pixels and horizontal flips"
-                                     if card["args"].get("shift", 2) else "random horizontal flips")}),
-             "", "| effort | path | Path-Score | fine-tuning steps | peak lr | test accuracy (C engine, F16 weights) |",
-             "|---|---|---|---|---|---|"]
-    for e, acc in card["test_accuracy"].items():
-        score = card["path_scores"].get(e)
-        steps = card.get("fine_tuning_steps", {}).get(e, "(base)")
-        lr = card.get("fine_tuning_lr", {}).get(e, card["args"]["base_lr"])
-        lines.append(f"| {e} | `{card['paths'][e]}` | {'' if score is None else f'{score:.3f}'} | {steps} | {lr:g} "
-                     f"| {100 * acc:.2f}% |")
-    rp = card["random_paths"]
-    budget = card["args"].get("random_path_steps", card["args"].get("effort_steps"))
-    lines += ["", f"## Is the Path-Score worth it? (effort {rp['effort']}, {budget} fine-tuning steps each)", "",
-              "| path | Path-Score | test accuracy |", "|---|---|---|"]
-    if rp["best"]["path"]:
-        lines.append(f"| `{rp['best']['path']}` (best) | {rp['best']['score']:.3f} | {100 * rp['best']['test_accuracy']:.2f}% |")
-    for r in rp["random"]:
-        lines.append(f"| `{r['path']}` (random) | {r['score']:.3f} | {100 * r['test_accuracy']:.2f}% |")
-    lines += ["", "The CKA matrix (CKA(MLP_i, A_j), i < j) is in card.json under `cka`.", ""]
-    return "\n".join(lines)
+    return f"python -m pivot.apps.recipes.fashion_mnist --out RUN --seed {args['seed']}{changed} --ship"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -368,8 +312,7 @@ def main(argv=None):
         stage_random_paths(out, base, cka, train, test, args)
     _log(out, {"stage": "done", "stages": stages, "seconds_this_run": round(time.time() - started, 1)})
     if args.ship:
-        from pivot.zoo import ship
-        print("shipped to", ship(out, ZOO_NAME))
+        print("shipped to", ship(out))
 
 
 if __name__ == "__main__":

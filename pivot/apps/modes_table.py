@@ -14,12 +14,12 @@ the same recipe and budget, and evaluated:
 
 ``fine_tune(model, images, labels) -> pivot.ViT`` is the recipe; pass the same one for every
 variant. Without one, ``pivot.train.fine_tune`` is used (the zoo's recipe: PIVOT loss, 400
-steps, teacher the full softmax model) when torch is installed, else ``pivot.demo.fit_head`` (head-only softmax regression: cheap and offline, but it cannot
+steps, teacher the full softmax model) when torch is installed, else ``pivot.apps.demo.fit_head`` (head-only softmax regression: cheap and offline, but it cannot
 adapt the encoders to reuse or linear attention, so its accuracies understate both).
 
 Command line (writes modes_table.csv and modes_table.png to --out)::
 
-    python -m pivot.modes_table --zoo fmnist_vit12_p4 --target-fraction 0.7 --out results
+    python -m pivot.apps.modes_table --zoo fmnist_vit12_p4 --target-fraction 0.7 --out results
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ class ModeRow:
 
 def _default_fine_tune():
     try:
-        from .train import fine_tune
+        from ..train import fine_tune
         return fine_tune
     except ImportError:  # no torch: head-only softmax regression
         from .demo import fit_head
@@ -55,7 +55,7 @@ def _default_fine_tune():
 
 
 def _skip_path(model, calib, target_ms, hw):
-    from . import best_paths, model_cka, sim
+    from .. import best_paths, model_cka, sim
     cka = model_cka(model, calib, path=np.ones(model.config.depth, np.uint8), progress=False)
     for effort, scored in sorted(best_paths(cka).items(), reverse=True):
         if sim.simulate(model.config, scored.path, hw=hw).delay_ms <= target_ms:
@@ -69,8 +69,8 @@ def compare_modes(model, train, test, target_delay_ms=None, target_fraction=0.7,
     ``pivot.ViT``). ``train`` / ``test``: (images, labels) pairs; the first ``calib_size`` training
     images choose the paths. ``target_delay_ms`` defaults to ``target_fraction`` x the baseline's
     simulated delay on ``hw`` (default ``pivot.sim.ZCU102``)."""
-    from . import attention_cka_matrix, search_reuse, sim
-    from .model import ViT
+    from .. import attention_cka_matrix, search_reuse, sim
+    from ..model import ViT
 
     hw = sim.ZCU102 if hw is None else hw
     fine_tune = _default_fine_tune() if fine_tune is None else fine_tune
@@ -122,21 +122,21 @@ def plot_modes(rows, target_delay_ms=None):
 
 def main(argv=None) -> int:
     """CLI: the table (CSV) and plot (PNG) for a trained Fashion-MNIST model."""
-    parser = argparse.ArgumentParser(prog="python -m pivot.modes_table", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m pivot.apps.modes_table", description=__doc__.split("\n")[0])
     g = parser.add_mutually_exclusive_group(required=True)
     g.add_argument("--weights", help="trained model (.safetensors / .npz / .pth)")
     g.add_argument("--zoo", help="a pivot.zoo model name: its full-effort model (e.g. fmnist_vit12_p4)")
     parser.add_argument("--target-fraction", type=float, default=0.7, help="target delay / baseline delay")
     parser.add_argument("--train-size", type=int, default=10000, help="fine-tuning images (from the training split)")
     parser.add_argument("--out", default=".", help="folder for modes_table.csv and modes_table.png")
-    parser.add_argument("--head-only", action="store_true", help="fine-tune with pivot.demo.fit_head (offline, fast)")
+    parser.add_argument("--head-only", action="store_true", help="fine-tune with pivot.apps.demo.fit_head (offline, fast)")
     args = parser.parse_args(argv)
-    from . import datasets
+    from .. import datasets
     from .demo import fit_head
-    from .model import ViT
+    from ..model import ViT
 
     if args.zoo:
-        from . import zoo
+        from .. import zoo
         efforts = zoo.load(args.zoo)
         model = efforts[max(efforts)]
     else:

@@ -81,7 +81,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="zoo", metavar="zoo|random|FILE",
                    help="'zoo' (default): the Fashion-MNIST efforts shipped in pivot.zoo (trained, one fine-tuned "
                         "model per effort; falls back to 'random' if this install has no zoo); 'random': the "
-                        "offline demo model of pivot.demo, a small random-weight ViT encoder with a linear head "
+                        "offline demo model of pivot.apps.demo, a small random-weight ViT encoder with a linear head "
                         "fitted per effort on the shipped sample; or a weights file (.safetensors, .npz, .pth) "
                         "read with pivot.ViT.from_timm")
     p.add_argument("--num-heads", type=int, default=None, help="heads of a weights file's model, if not inferable")
@@ -141,7 +141,7 @@ def _setup(args, efforts_text=None, test=0, progress=False) -> Setup:
     """Phase 1 for the CLI: CKA on the calibration images, best paths, one model per effort."""
     import pivot
     if args.model == "zoo":
-        from . import zoo
+        from .. import zoo
         if zoo.ZOO_MODEL in zoo.list():
             return _zoo_setup(args, efforts_text, test)
         args.model = "random"
@@ -154,7 +154,7 @@ def _setup(args, efforts_text=None, test=0, progress=False) -> Setup:
         s = demo_setup(efforts=wanted, seed=args.seed, calibration=args.images, test=test,
                        cka_images=min(args.cka_images, args.images), threads=args.threads)
         return Setup(s.model, s.cka, s.best, s.efforts, s.calibration, s.test, "Fashion-MNIST labels",
-                     f"pivot.demo model (random {DEMO_CONFIG.depth}-encoder ViT, dim {DEMO_CONFIG.embed_dim}, "
+                     f"pivot.apps.demo model (random {DEMO_CONFIG.depth}-encoder ViT, dim {DEMO_CONFIG.embed_dim}, "
                      f"heads fitted per effort on {s.train[0].shape[0]} sample images)")
     model = _file_model(args)
     wanted = _parse_efforts(efforts_text, model.config.depth)
@@ -171,7 +171,7 @@ def _zoo_setup(args, efforts_text, test) -> Setup:
     """Phase 1 done at training time: the zoo's fine-tuned efforts, its CKA matrix (256 training
     images) and paths; calibration and test images from the shipped Fashion-MNIST sample."""
     import pivot
-    from . import zoo
+    from .. import zoo
     card = zoo.card(zoo.ZOO_MODEL)
     depth = int(card["config"]["depth"])
     wanted = _parse_efforts(efforts_text, depth)
@@ -196,7 +196,7 @@ def _zoo_setup(args, efforts_text, test) -> Setup:
 
 def _hardware(args):
     """pivot.sim.ZCU102 with the --array/--dataflow/--clock-mhz changes."""
-    from . import sim
+    from .. import sim
     changes = {}
     if getattr(args, "array", None):
         try:
@@ -229,7 +229,7 @@ def _add_hw_options(p: argparse.ArgumentParser) -> None:
 
 def cmd_sim(args) -> int:
     import pivot
-    from . import sim
+    from .. import sim
     if args.weights:
         target = pivot.ViT.from_timm(args.weights, num_heads=args.num_heads).config
     else:
@@ -265,11 +265,11 @@ def cmd_sim(args) -> int:
 def cmd_cka(args) -> int:
     import pivot
     if args.model == "zoo":
-        from . import zoo
+        from .. import zoo
         args.model = "zoo" if zoo.ZOO_MODEL in zoo.list() else "random"
     if args.model in ("zoo", "random"):
         if args.model == "zoo":  # the full-effort model of the zoo, on the shipped sample
-            from . import zoo
+            from .. import zoo
             model = zoo.load(zoo.ZOO_MODEL, efforts=[int(zoo.card(zoo.ZOO_MODEL)["config"]["depth"])]).popitem()[1]
         else:
             from .demo import DEMO_CONFIG
@@ -315,7 +315,7 @@ def _parse_efforts(text, depth):
 
 def _target(args, efforts, hw) -> float:
     """--target-ms, or --target-fraction of the largest effort's simulated delay."""
-    from . import sim
+    from .. import sim
     if args.target_ms is not None:
         return args.target_ms
     top = efforts[max(efforts)]
@@ -368,7 +368,7 @@ def cmd_search(args) -> int:
 
 def cmd_demo(args) -> int:
     import pivot
-    from . import sim
+    from .. import sim
     started = time.perf_counter()
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -465,7 +465,7 @@ def front_accuracy(front, effort) -> float:
 def _demo_plots(out, cka, front, result, efforts, hw) -> list:
     import pivot
     import pivot.plot as plot
-    from . import sim
+    from .. import sim
     files = []
 
     def save(fig, name):

@@ -1,14 +1,14 @@
 """Leak check: process RSS over many calls of each public function (issue #8).
 
-``python -m pivot.tools.leakcheck`` calls every public function (and the error paths of the C
+``python tests/leakcheck.py`` calls every public function (and the error paths of the C
 binding) ``--calls`` times (default 10,000) on small inputs and prints, per function, how much
 the resident set size grew after a warm-up: in all, and in the second half of the calls (caches
 and allocator pools that fill once grow only in the first half; a leak grows in both). The
 verdict (``KiB/10k``) is the second half's growth scaled to 10,000 calls. A leak of even one
 small array per call shows as over a thousand KiB per 10,000 calls; noise stays within tens.
 
-    python -m pivot.tools.leakcheck                   # all functions, 10,000 calls each
-    python -m pivot.tools.leakcheck --calls 2000 --only vit_call,cka --json leaks.json
+    python tests/leakcheck.py                   # all functions, 10,000 calls each
+    python tests/leakcheck.py --calls 2000 --only vit_call,cka --json leaks.json
 
 tests/test_rel_leaks.py runs the same cases with a small call count.
 """
@@ -103,7 +103,7 @@ def cases(workdir: str) -> dict:
         "infer_config": lambda: pivot.io.infer_config(state),
         "read_idx": lambda: pivot.datasets.read_idx(idx_file, 1),
         "flops": lambda: pivot.flops(model),
-        "cka": lambda: pivot.cka(feats[0], feats[1]),
+        "cka": lambda: pivot.linear_cka(feats[0], feats[1]),
         "cka_matrix": lambda: pivot.cka_matrix(feats[:2], feats[2:]),
         "minibatch_cka_update": minibatch_update,
         "path_score": lambda: pivot.path_score(cka, [1, 0, 1, 1]),
@@ -145,7 +145,7 @@ def measure(fn, calls: int, warmup: int | None = None) -> dict:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m pivot.tools.leakcheck", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python tests/leakcheck.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--calls", type=int, default=10_000, help="calls per function (default 10000)")
     parser.add_argument("--only", default=None, help="comma-separated case names")
     parser.add_argument("--json", default=None, help="write the results to this file")

@@ -1,1 +1,0 @@
-"""Developer tools (``python -m pivot.tools.<name>``)."""
