@@ -230,7 +230,7 @@ def cka_matrix(mlp_outputs, attn_outputs, debiased: bool = False, features: str 
 
     Args:
         mlp_outputs: list of D arrays (N, T, C): the MLP-branch output of each encoder (as
-            returned by ``model.forward_intermediates``).
+            returned by ``model.forward_branches``).
         attn_outputs: list of D arrays (N, T, C), None for an encoder whose attention is skipped.
         debiased, features, threads: as in ``cka``.
 
@@ -324,7 +324,7 @@ class MinibatchCKA:
 
         acc = pivot.MinibatchCKA(debiased=True)
         for batch in batches:
-            _, attn, mlp = model.forward_intermediates(batch)
+            _, attn, mlp = model.forward_branches(batch)
             acc.update(mlp, attn)
         matrix = acc.result()
     """
@@ -400,7 +400,7 @@ def model_cka(model, images, batch_size: int = 64, path=None, debiased: bool = F
               memory_limit: int = 2 << 30, threads=None) -> np.ndarray:
     """The CKA matrix [i, j] = CKA(MLP_i, A_j) of a model on a set of images, run in batches.
 
-    Calls ``model.forward_intermediates(batch, path=path)`` (which returns ``(logits,
+    Calls ``model.forward_branches(batch, path=path)`` (which returns ``(logits,
     attn_outputs, mlp_outputs)``) on batches of at most ``batch_size`` images (sizes made as even
     as possible), with a tqdm progress bar, and returns the same (D, D) matrix as ``cka_matrix``
     would on all outputs concatenated, without holding all activations of a large N at once.
@@ -428,7 +428,7 @@ def model_cka(model, images, batch_size: int = 64, path=None, debiased: bool = F
     batch needs >= 4 samples (debiased) or >= 2 (biased).
 
     Args:
-        model: an object with ``forward_intermediates(images, path=...)``, e.g. ``pivot.ViT``.
+        model: an object with ``forward_branches(images, path=...)``, e.g. ``pivot.ViT``.
         images: array (N, ...) of N >= 2 (biased) or N >= 4 (debiased) inputs for the model.
         batch_size: most images per model call.
         path: passed to the model (None: the model's own path); skipped attentions give NaN columns.
@@ -443,8 +443,8 @@ def model_cka(model, images, batch_size: int = 64, path=None, debiased: bool = F
     """
     debiased = _check_debiased(debiased)
     _check_features_mode(features)
-    if not hasattr(model, "forward_intermediates"):
-        raise TypeError(f"model must have a forward_intermediates method, got {type(model).__name__}")
+    if not hasattr(model, "forward_branches"):
+        raise TypeError(f"model must have a forward_branches method, got {type(model).__name__}")
     if np.ndim(images) < 1:
         raise ValueError("images must be an array (N, ...) with the samples first")
     n = len(images)
@@ -456,9 +456,9 @@ def model_cka(model, images, batch_size: int = 64, path=None, debiased: bool = F
 
     def run(batch):
         start, stop = bounds[batch]
-        result = model.forward_intermediates(images[start:stop], **kwargs)
+        result = model.forward_branches(images[start:stop], **kwargs)
         if not (isinstance(result, tuple) and len(result) == 3):
-            raise TypeError("model.forward_intermediates must return (logits, attn_outputs, mlp_outputs)")
+            raise TypeError("model.forward_branches must return (logits, attn_outputs, mlp_outputs)")
         return result[2], result[1], stop - start
 
     from tqdm.auto import tqdm

@@ -215,7 +215,7 @@ class ViT:
         """
         return self._run(images, path, threads, False)[0]
 
-    def forward_intermediates(self, images, path=None, threads=None):
+    def forward_branches(self, images, path=None, threads=None):
         """``(logits, attn_outputs, mlp_outputs)``: per encoder, the attention-branch output (after
         proj) and the MLP-branch output (after fc2), each (B, T, C) float32 before the residual add.
         A skipped encoder's attention output is None (a reusing encoder's, path value 2, is

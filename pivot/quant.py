@@ -1,7 +1,7 @@
 """Post-training int8 quantization with integerized matrix products (csrc/quant.c).
 
 ``pivot.quantize(model, calibration_images)`` turns a ``pivot.ViT`` into a ``QuantizedViT`` with
-the same API (``__call__(images, path=None, threads=None)``, ``forward_intermediates``,
+the same API (``__call__(images, path=None, threads=None)``, ``forward_branches``,
 ``with_path``, ``path``, ``config``, ``save``), so ``MultiEffort``, ``search`` and the simulator
 take it unchanged.
 
@@ -415,8 +415,8 @@ class QuantizedViT:
         the encoders run."""
         return self._run(images, path, threads, False)[0]
 
-    def forward_intermediates(self, images, path=None, threads=None):
-        """``(logits, attn_outputs, mlp_outputs)`` as ``pivot.ViT.forward_intermediates``
+    def forward_branches(self, images, path=None, threads=None):
+        """``(logits, attn_outputs, mlp_outputs)`` as ``pivot.ViT.forward_branches``
         (float32 branch outputs after the dequantized proj / fc2)."""
         (logits, attn, mlp), path = self._run(images, path, threads, True)
         it = iter(attn)

@@ -8,7 +8,7 @@ from pivot.reference import cka as ref
 
 
 class StubModel:
-    """forward_intermediates as pivot.ViT's: (logits, attn_outputs, mlp_outputs), each sample's
+    """forward_branches as pivot.ViT's: (logits, attn_outputs, mlp_outputs), each sample's
     outputs a deterministic function of that sample alone."""
 
     def __init__(self, depth=4, tokens=5, channels=6, in_features=10, seed=0):
@@ -20,7 +20,7 @@ class StubModel:
         self.path = np.ones(depth, dtype=np.uint8)
         self.calls = []
 
-    def forward_intermediates(self, images, path=None, threads=None):
+    def forward_branches(self, images, path=None, threads=None):
         path = self.path if path is None else pivot.normalize_path(path, self.depth)
         x = np.asarray(images, dtype=np.float64)
         self.calls.append(len(x))
@@ -37,7 +37,7 @@ def images(n, seed=1, in_features=10):
 
 
 def one_shot(model, imgs, path=None, debiased=False, features="flatten"):
-    _, attn, mlp = model.forward_intermediates(imgs, path=path)
+    _, attn, mlp = model.forward_branches(imgs, path=path)
     return pivot.cka_matrix(mlp, attn, debiased=debiased, features=features)
 
 
@@ -50,7 +50,7 @@ def test_model_cka_equals_cka_matrix_of_concatenated_outputs(debiased, features)
     assert model.calls == [4, 5, 4, 5, 5]  # even batches, one pass (everything fits)
     want = one_shot(model, imgs, debiased=debiased, features=features)
     np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
-    np.testing.assert_allclose(model_result, ref.cka_matrix(*reversed(model.forward_intermediates(imgs)[1:]),
+    np.testing.assert_allclose(model_result, ref.cka_matrix(*reversed(model.forward_branches(imgs)[1:]),
                                                             debiased, features), atol=1e-6)
 
 
@@ -97,7 +97,7 @@ def test_minibatch_mode_equals_reference_of_the_same_estimator(debiased):
     model, imgs = StubModel(), images(26)
     got = pivot.model_cka(model, imgs, batch_size=7, debiased=debiased, minibatch=True, progress=False)
     assert model.calls == [6, 7, 6, 7]
-    _, attn, mlp = model.forward_intermediates(imgs)
+    _, attn, mlp = model.forward_branches(imgs)
     batches = [np.arange(a, b) for a, b in _even_batches(26, 7)]
     want = ref.minibatch_cka_matrix(mlp, attn, batches, debiased)
     np.testing.assert_allclose(got, want, atol=1e-6, rtol=0)
@@ -143,7 +143,7 @@ def test_model_cka_progress_bar_and_errors(capsys):
     model, imgs = StubModel(), images(12)
     pivot.model_cka(model, imgs, batch_size=4, progress=True)
     assert "CKA" in capsys.readouterr().err
-    with pytest.raises(TypeError, match="forward_intermediates"):
+    with pytest.raises(TypeError, match="forward_branches"):
         pivot.model_cka(object(), imgs)
     with pytest.raises(ValueError, match="at least 4 samples"):
         pivot.model_cka(model, imgs[:3], debiased=True, progress=False)
@@ -154,12 +154,12 @@ def test_model_cka_progress_bar_and_errors(capsys):
     with pytest.raises(ValueError, match="memory_limit"):
         pivot.model_cka(model, imgs, memory_limit=-1, progress=False)
     bad = StubModel()
-    bad.forward_intermediates = lambda x, path=None: (None, [None], [np.full((len(x), 2), np.nan)])
+    bad.forward_branches = lambda x, path=None: (None, [None], [np.full((len(x), 2), np.nan)])
     with pytest.raises(ValueError, match="at least one MLP output and one attention"):
         pivot.model_cka(bad, imgs, progress=False)
-    bad.forward_intermediates = lambda x, path=None: (None, [np.ones((len(x), 2))], [np.full((len(x), 2), np.nan)])
+    bad.forward_branches = lambda x, path=None: (None, [np.ones((len(x), 2))], [np.full((len(x), 2), np.nan)])
     with pytest.raises(ValueError, match="NaN or infinity"):
         pivot.model_cka(bad, imgs, progress=False)
-    bad.forward_intermediates = lambda x, path=None: (None, [np.ones((3, 2))], [np.ones((3, 2))])
+    bad.forward_branches = lambda x, path=None: (None, [np.ones((3, 2))], [np.ones((3, 2))])
     with pytest.raises(ValueError, match="samples in a batch of"):
         pivot.model_cka(bad, imgs, batch_size=4, progress=False)

@@ -19,7 +19,7 @@ def test_model_cka_on_vit_equals_cka_matrix_of_one_big_batch(vit_and_images, deb
     vit, images = vit_and_images
     got = pivot.model_cka(vit, images, batch_size=4, debiased=debiased, features=features, progress=False,
                           memory_limit=0)  # one batch kept at a time: several passes
-    _, attn, mlp = vit.forward_intermediates(images)
+    _, attn, mlp = vit.forward_branches(images)
     assert len(mlp) == len(attn) == CONFIG.depth and mlp[0].shape == (14, CONFIG.num_tokens, CONFIG.embed_dim)
     want = pivot.cka_matrix(mlp, attn, debiased=debiased, features=features)
     assert got.shape == (4, 4) and np.isfinite(got).all()
@@ -37,5 +37,5 @@ def test_model_cka_on_vit_with_a_path_and_the_phase1_flow(vit_and_images):
     assert [sp.effort for sp in best.values()] == list(range(5))
     for effort, sp in best.items():
         assert sp == pivot.rank_paths(cka, effort, top_k=1)[0]
-        _, attn, _ = vit.with_path(sp.path).forward_intermediates(images[:2])
+        _, attn, _ = vit.with_path(sp.path).forward_branches(images[:2])
         assert [a is not None for a in attn] == [bool(b) for b in sp.path]

@@ -1,4 +1,4 @@
-"""pivot.ViT: whole model against the NumPy float64 reference, paths, intermediates, edge cases."""
+"""pivot.ViT: whole model against the NumPy float64 reference, paths, branch outputs, edge cases."""
 import threading
 
 import numpy as np
@@ -37,13 +37,13 @@ def test_logits_match_reference(models, name, path_name):
 
 
 @pytest.mark.parametrize("name", ["small", "distilled"])
-def test_intermediates_match_reference(models, name):
+def test_branches_match_reference(models, name):
     model, weights = models[name]
     cfg = model.config
     path = as_path("1001", cfg.depth)
     images = random_images(cfg, 2)
-    logits, attn, mlp = model.forward_intermediates(images, path=path)
-    r_logits, r_attn, r_mlp = ref.forward_intermediates(cfg, weights, images, path)
+    logits, attn, mlp = model.forward_branches(images, path=path)
+    r_logits, r_attn, r_mlp = ref.forward_branches(cfg, weights, images, path)
     assert len(attn) == len(mlp) == cfg.depth
     np.testing.assert_array_equal(logits, model(images, path=path))
     assert np.abs(logits - r_logits).max() <= 1e-4
@@ -71,7 +71,7 @@ def test_model_path_is_default_and_with_path_shares_weights(models):
     assert skipper._params is model._params
     np.testing.assert_array_equal(skipper(images), model(images, path=path))
     np.testing.assert_array_equal(skipper(images, path=[1, 1, 1, 1]), model(images))
-    _, attn, _ = skipper.forward_intermediates(images)
+    _, attn, _ = skipper.forward_branches(images)
     assert [a is None for a in attn] == [False, True, True, False]
     with pytest.raises(ValueError):
         skipper.path[0] = 0
@@ -82,7 +82,7 @@ def test_all_encoders_skipped(models):
     cfg = model.config
     images = random_images(cfg, 2)
     path = [0] * cfg.depth
-    logits, attn, mlp = model.forward_intermediates(images, path=path)
+    logits, attn, mlp = model.forward_branches(images, path=path)
     assert attn == [None] * cfg.depth
     assert np.abs(logits - ref.forward(cfg, weights, images, path)).max() <= 1e-4
 

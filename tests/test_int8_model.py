@@ -47,9 +47,9 @@ def test_forward_equals_reference(name, per_token, path):
     cfg = m.config
     qm = quant.quantize(m, _images(cfg, 8, seed=2), per_token=per_token)
     x = _images(cfg, 3)
-    want, want_attn, want_mlp = ref.forward_intermediates(qm, x, path=path)
+    want, want_attn, want_mlp = ref.forward_branches(qm, x, path=path)
     for kernel in KERNELS:
-        got, attn, mlp = qm.with_kernel(kernel).forward_intermediates(x, path=path, threads=2)
+        got, attn, mlp = qm.with_kernel(kernel).forward_branches(x, path=path, threads=2)
         np.testing.assert_array_equal(got, want, err_msg=kernel)
         for a, b in zip(attn, want_attn):
             assert (a is None) == (b is None)
@@ -65,7 +65,7 @@ def test_options_symmetric_and_percentile(fmnist):
     x = _images(m.config, 4)
     for kwargs in ({"activations": "symmetric"}, {"method": "percentile", "percentile": 99.9}):
         qm = quant.quantize(m, _images(m.config, 8), **kwargs)
-        np.testing.assert_array_equal(qm(x), ref.forward_intermediates(qm, x)[0])
+        np.testing.assert_array_equal(qm(x), ref.forward_branches(qm, x)[0])
         assert qm.info[next(iter(kwargs))] == next(iter(kwargs.values()))
     sym = quant.quantize(m, _images(m.config, 8), activations="symmetric")
     act = sym.state_dict()["blocks.0.act_quant"]
@@ -94,7 +94,7 @@ def test_api_parity(fmnist):
     assert pivot.flops(qm) == pivot.flops(m)
     assert pivot.sim.simulate(other).delay_ms == pivot.sim.simulate(m.with_path([1, 0, 1])).delay_ms
     assert "QuantizedViT(int8" in repr(qm)
-    logits, attn, mlp = qm.forward_intermediates(x, path=[0, 1, 0])
+    logits, attn, mlp = qm.forward_branches(x, path=[0, 1, 0])
     assert attn[0] is None and attn[1].shape == (2, m.config.num_tokens, 64) and len(mlp) == 3
     deq = qm.dequantized()
     assert isinstance(deq, pivot.ViT)

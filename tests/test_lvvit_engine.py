@@ -129,13 +129,13 @@ def test_tiny_lvvit_matches_torch_and_reference(path):
     assert np.abs(want_torch - want_ref).max() <= 1e-4
 
 
-def test_tiny_lvvit_intermediates_match_reference():
+def test_tiny_lvvit_branches_match_reference():
     weights = random_weights(TINY, seed=12)
     model = pivot.ViT(TINY, weights)
     images = random_images(TINY, 2)
     path = [1, 0, 1, 0]
-    logits, attn, mlp = model.forward_intermediates(images, path=path)
-    r_logits, r_attn, r_mlp = ref.forward_intermediates(TINY, weights, images, path)
+    logits, attn, mlp = model.forward_branches(images, path=path)
+    r_logits, r_attn, r_mlp = ref.forward_branches(TINY, weights, images, path)
     np.testing.assert_array_equal(logits, model(images, path=path))
     assert np.abs(logits - r_logits).max() <= 1e-4
     assert [a is None for a in attn] == [False, True, False, True]
@@ -153,12 +153,12 @@ def test_captured_branches_are_taken_before_the_skip_lam_division():
     weights = random_weights(TINY, seed=13)
     model = pivot.ViT(TINY, weights)
     images = random_images(TINY, 2)
-    _, _, mlp = model.forward_intermediates(images, path=[0] * 4)
+    _, _, mlp = model.forward_branches(images, path=[0] * 4)
     x0 = (weights["cls_token"] + weights["pos_embed"][:, :1])[0, 0].astype(np.float64)
     stream = x0 + sum(m[:, 0].astype(np.float64) for m in mlp) / TINY.skip_lam
     final = ref.layernorm(stream, weights["norm.weight"], weights["norm.bias"], TINY.norm_eps)
     cls_logits = final @ weights["head.weight"].T.astype(np.float64) + weights["head.bias"]
-    _, r_attn, r_mlp = ref.forward_intermediates(TINY, weights, images, [0] * 4)
+    _, r_attn, r_mlp = ref.forward_branches(TINY, weights, images, [0] * 4)
     aux = ref.forward(TINY, weights, images, [0] * 4) - cls_logits   # what the aux head adds
     assert np.abs(aux).max() > 0.1
     stream_ref = x0 + sum(m[:, 0] for m in r_mlp) / TINY.skip_lam
@@ -171,7 +171,7 @@ def test_large_batches_run_in_chunks_with_the_same_logits():
     all_at_once = model(images, threads=2)
     one_by_one = np.concatenate([model(images[i:i + 1], threads=1) for i in range(19)])
     assert np.abs(all_at_once - one_by_one).max() <= 1e-5
-    logits, attn, mlp = model.forward_intermediates(images[:10], threads=2)
+    logits, attn, mlp = model.forward_branches(images[:10], threads=2)
     assert len(attn) == len(mlp) == 4 and mlp[0].shape == (10, TINY.num_tokens, TINY.embed_dim)
     assert np.abs(logits - all_at_once[:10]).max() <= 1e-5
 
@@ -246,7 +246,7 @@ def test_model_cka_runs_on_lvvit_and_ignores_the_skip_lam_scale():
     path = [1, 0, 1, 1]
     cka = pivot.model_cka(model, images, batch_size=4, path=path, progress=False)
     assert cka.shape == (4, 4) and np.isnan(cka[:, 1]).all() and np.isfinite(np.delete(cka, 1, axis=1)).all()
-    _, attn, mlp = model.forward_intermediates(images, path=path)
+    _, attn, mlp = model.forward_branches(images, path=path)
     np.testing.assert_allclose(pivot.cka_matrix(mlp, attn), cka, atol=1e-6, equal_nan=True)
     scaled = pivot.cka_matrix([m / TINY.skip_lam for m in mlp], [a if a is None else a / TINY.skip_lam for a in attn])
     np.testing.assert_allclose(scaled, cka, atol=1e-6, equal_nan=True)

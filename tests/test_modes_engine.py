@@ -69,8 +69,8 @@ def test_reuse_model_matches_reference(path, threads):
     weights = random_weights(SIX, seed=3)
     model = pivot.ViT(SIX, weights)
     images = random_images(SIX, 3)
-    logits, attn, mlp = model.forward_intermediates(images, path=path, threads=threads)
-    want_logits, want_attn, want_mlp = ref.forward_intermediates(SIX, weights, images, path)
+    logits, attn, mlp = model.forward_branches(images, path=path, threads=threads)
+    want_logits, want_attn, want_mlp = ref.forward_branches(SIX, weights, images, path)
     close(logits, want_logits)
     for i, mode in enumerate(path):
         assert (attn[i] is None) == (mode == 0) == (want_attn[i] is None)
@@ -95,8 +95,8 @@ def test_linear_attention_model_matches_reference(cfg, threads):
     model = pivot.ViT(cfg, weights)
     images = random_images(cfg, 2)
     for path in (None, [1, 0] * (cfg.depth // 2) + [1] * (cfg.depth % 2)):
-        logits, attn, mlp = model.forward_intermediates(images, path=path, threads=threads)
-        want_logits, want_attn, _ = ref.forward_intermediates(cfg, weights, images, path)
+        logits, attn, mlp = model.forward_branches(images, path=path, threads=threads)
+        want_logits, want_attn, _ = ref.forward_branches(cfg, weights, images, path)
         close(logits, want_logits)
         for a, b in zip(attn, want_attn):
             assert (a is None) == (b is None)
@@ -118,7 +118,7 @@ def test_attention_maps_and_reuse_share_probabilities():
     images = random_images(SIX, 2)
     path = [1, 2, 2, 1, 0, 2]
     maps = pivot.attention_maps(model, images, path=path)
-    *_, want = ref.forward_intermediates(SIX, weights, images, path, with_probs=True)
+    *_, want = ref.forward_branches(SIX, weights, images, path, with_probs=True)
     for got, exp in zip(maps, want):
         assert (got is None) == (exp is None)
         if got is not None:

@@ -262,11 +262,11 @@ def test_model_packed_equals_plain_and_reference(rng, distilled, threads):
     try:
         assert model._packed() is None
         plain = model(images, path=path, threads=threads)
-        plain_inter = model.forward_intermediates(images, path=path, threads=threads)
+        plain_inter = model.forward_branches(images, path=path, threads=threads)
     finally:
         _core.gemm_set_simd_level(MAX_LEVEL)
     fast = model(images, path=path, threads=threads)
-    fast_inter = model.forward_intermediates(images, path=path, threads=threads)
+    fast_inter = model.forward_branches(images, path=path, threads=threads)
     np.testing.assert_allclose(plain, want, rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(fast, want, rtol=1e-4, atol=1e-4)
     for a, b in zip(plain_inter[2] + [x for x in plain_inter[1] if x is not None],

@@ -95,7 +95,7 @@ def test_caller_images_are_not_modified(model):
     x = images(model.config)
     before = x.copy()
     model(x)
-    model.forward_intermediates(x)
+    model.forward_branches(x)
     np.testing.assert_array_equal(x, before)
 
 

@@ -9,7 +9,7 @@ import leakcheck
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads RSS from /proc")
 
 # The cheap cases: C calls (success and error paths) and the file readers' error paths.
-CASES = ["vit_call", "vit_reuse", "vit_linear", "vit_forward_intermediates", "lvvit_call", "vit_bad_input_error",
+CASES = ["vit_call", "vit_reuse", "vit_linear", "vit_forward_branches", "lvvit_call", "vit_bad_input_error",
          "binding_bad_path_error", "binding_overflow_error", "load_bad_file_error", "read_idx", "cka", "entropy",
          "path_score", "rank_paths", "best_paths", "sim_simulate"]
 CALLS = 2000

@@ -45,13 +45,13 @@ def test_four_threads_get_the_serial_results(name, engine_threads):
     paths = [None, [1, 0] + [1] * (model.config.depth - 2), [0] * model.config.depth, None]
     inputs = [images(model.config, batch=1 + i, seed=i) for i in range(N_THREADS)]
     serial = [model(inputs[i], path=paths[i], threads=engine_threads) for i in range(N_THREADS)]
-    serial_inter = [model.forward_intermediates(inputs[i], threads=engine_threads) for i in range(N_THREADS)]
+    serial_inter = [model.forward_branches(inputs[i], threads=engine_threads) for i in range(N_THREADS)]
 
     def work(i):
         out = []
         for _ in range(10):
             out.append(model(inputs[i], path=paths[i], threads=engine_threads))
-            out.append(model.forward_intermediates(inputs[i], threads=engine_threads))
+            out.append(model.forward_branches(inputs[i], threads=engine_threads))
         return out
 
     for i, outs in enumerate(_run_in_threads(work)):
@@ -185,7 +185,7 @@ for name in sorted(CONFIGS):
     model = pivot.ViT.random(CONFIGS[name], seed=11)
     x = images(CONFIGS[name], batch=5, seed=3)
     h.update(model(x, threads=threads).tobytes())
-    logits, attn, mlp = model.forward_intermediates(x, threads=threads)
+    logits, attn, mlp = model.forward_branches(x, threads=threads)
     for a in [logits] + [a for a in attn if a is not None] + mlp:
         h.update(a.tobytes())
 print(h.hexdigest())

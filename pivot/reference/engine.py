@@ -15,7 +15,7 @@ from ..config import ViTConfig, normalize_path
 
 __all__ = [
     "layernorm", "gelu", "softmax", "linear", "attention", "mlp", "block", "patch_embed", "forward",
-    "forward_intermediates",
+    "forward_branches",
 ]
 
 
@@ -101,7 +101,7 @@ def patch_embed(images, weight, bias, patch_size) -> np.ndarray:
     return patches @ _f64(weight).reshape(weight.shape[0], -1).T + _f64(bias)
 
 
-def forward_intermediates(config: ViTConfig, weights, images, path=None):
+def forward_branches(config: ViTConfig, weights, images, path=None):
     """(logits (B, K), attn_outputs [D x (B, T, C) or None], mlp_outputs [D x (B, T, C)]) in float64."""
     path = normalize_path(path, config.depth)
     images = _f64(images)
@@ -134,4 +134,4 @@ def forward_intermediates(config: ViTConfig, weights, images, path=None):
 
 def forward(config: ViTConfig, weights, images, path=None) -> np.ndarray:
     """Logits (B, num_classes) in float64."""
-    return forward_intermediates(config, weights, images, path)[0]
+    return forward_branches(config, weights, images, path)[0]

@@ -3,7 +3,7 @@
 Written from TokenLabeling's ``models/layers.py`` (PatchEmbed4_2) and ``tlt/models/lvvit.py``:
 BatchNorm runs UNFOLDED here (eval mode: running statistics), so that holding the C engine, which
 folds it into the convolutions, equal to this reference checks the folding. The transformer part
-is ``pivot.reference.engine.forward_intermediates``, which handles LV-ViT configs.
+is ``pivot.reference.engine.forward_branches``, which handles LV-ViT configs.
 """
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from ..config import LINEAR_ATTENTION_EPS, ViTConfig, normalize_path
 from . import engine as _ref
 from . import sim as _sim
 
-__all__ = ["attention_probs", "reuse_attention", "linear_attention", "forward_intermediates", "forward",
+__all__ = ["attention_probs", "reuse_attention", "linear_attention", "forward_branches", "forward",
            "vit_rows"]
 
 
@@ -61,7 +61,7 @@ def linear_attention(x, qkv_w, qkv_b, proj_w, proj_b, num_heads, eps=LINEAR_ATTE
     return _merge((q @ kv) / (q @ ksum + eps), proj_w, proj_b)
 
 
-def forward_intermediates(config: ViTConfig, weights, images, path=None, with_probs=False):
+def forward_branches(config: ViTConfig, weights, images, path=None, with_probs=False):
     """(logits, attn_outputs, mlp_outputs[, probs]) in float64 for paths over {0, 1, 2} and either
     attention kind; attn_outputs[i] is None exactly when path[i] == 0; probs[i] (B, NH, T, T) for
     active softmax encoders (a reusing encoder lists the probabilities it reused), else None."""
@@ -109,7 +109,7 @@ def forward_intermediates(config: ViTConfig, weights, images, path=None, with_pr
 
 def forward(config: ViTConfig, weights, images, path=None) -> np.ndarray:
     """Logits (B, num_classes) in float64."""
-    return forward_intermediates(config, weights, images, path)[0]
+    return forward_branches(config, weights, images, path)[0]
 
 
 def _elementwise(op, rows, cols, count, hw, block):

@@ -2,7 +2,7 @@
 
 Integer products are computed in int64 and must equal the C kernels' int32 results bit for bit.
 Quantizers follow csrc/quant.c's float32 arithmetic (round half to even). The quantized forward
-(``forward_intermediates``) mirrors ``pivot.quant.QuantizedViT`` step by step: the float steps
+(``forward_branches``) mirrors ``pivot.quant.QuantizedViT`` step by step: the float steps
 that stay float (LayerNorm, softmax, GELU) call the fast-path float kernels the int8 forward uses
 (`layernorm_fast`, `softmax_fast`, `gelu_fast`), so the whole
 forward can be held equal to the C engine's.
@@ -14,7 +14,7 @@ import numpy as np
 from .._native import _core
 
 __all__ = ["int8_gemm", "quantize_u8", "quantize_s8", "row_params", "quantize_u8_rows", "dequant_linear",
-           "forward_intermediates"]
+           "forward_branches"]
 
 _F = np.float32
 
@@ -97,7 +97,7 @@ def _layernorm(x, w, b, eps):
     return rows.reshape(x.shape)
 
 
-def forward_intermediates(qmodel, images, path=None):
+def forward_branches(qmodel, images, path=None):
     """(logits, attn_outputs, mlp_outputs) of a ``pivot.quant.QuantizedViT``, in NumPy.
 
     Every matrix product of the encoders is an integer product of quantized operands, as in
