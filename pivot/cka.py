@@ -46,6 +46,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from . import _validate
 from ._native import _core
 from .config import normalize_path
 
@@ -65,13 +66,10 @@ MAX_ENUMERATED_PATHS = 1 << 30
 @contextlib.contextmanager
 def _blas_threads(threads):
     """Runs the block with pivot's OpenBLAS pool at `threads` threads (None: unchanged)."""
+    threads = _validate.threads(threads)
     if threads is None:
         yield
         return
-    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
-        raise TypeError(f"threads must be a positive int or None, got {threads!r}")
-    if not 1 <= threads <= 1024:
-        raise ValueError(f"threads must be in [1, 1024], got {threads}")
     # --- rel: threads may overlap here; the first to enter saves the pool size and the last to
     # leave restores it (a save/restore per thread would leave the pool at another thread's count).
     global _blas_users, _blas_saved
@@ -173,9 +171,7 @@ def _cka_from_hsic(hsic_xy: np.ndarray, hsic_x: np.ndarray, hsic_y: np.ndarray, 
 
 def _even_batches(n: int, batch_size) -> list[tuple[int, int]]:
     """ceil(n / batch_size) contiguous batches whose sizes differ by at most one."""
-    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    count = -(-n // int(batch_size))
+    count = -(-n // _validate.positive_int(batch_size, "batch_size"))
     edges = [n * k // count for k in range(count + 1)]
     return list(zip(edges[:-1], edges[1:]))
 

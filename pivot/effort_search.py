@@ -16,8 +16,8 @@ from typing import Mapping, Optional
 
 import numpy as np
 
-from . import sim
-from .inference import (MultiEffort, check_images, check_labels, check_lec, entropy, low_count_needed,
+from . import _validate, sim
+from .inference import (MultiEffort, check_labels, check_lec, entropy, low_count_needed,
                         model_path, num_classes, run_model)
 
 __all__ = ["search", "pareto", "SearchResult", "SearchCandidate", "SearchTargetError", "ParetoResult",
@@ -58,12 +58,6 @@ def _check_efforts(efforts) -> dict:
         detail = ", ".join(f"effort {e}: {k}" for e, k in sorted(classes.items()))
         raise ValueError(f"the efforts' models disagree in their number of classes ({detail})")
     return dict(sorted(checked.items()))
-
-
-def _check_hw(hw):
-    if not isinstance(hw, sim.HardwareConfig):
-        raise TypeError(f"hw must be a pivot.sim.HardwareConfig (e.g. pivot.sim.ZCU102), got {type(hw).__name__}")
-    return hw
 
 
 def _check_positive(value, name: str) -> float:
@@ -260,7 +254,7 @@ def search(efforts, images, labels, target_delay_ms, lec=0.8, hw=sim.ZCU102, tol
     in its message and the candidates in ``.trail``) when no pair meets the target.
     """
     efforts = _check_efforts(efforts)
-    images = check_images(images)
+    images = _validate.images(images)
     labels = check_labels(labels, images.shape[0], num_classes(next(iter(efforts.values()))))
     target = _check_positive(target_delay_ms, "target_delay_ms")
     lec = check_lec(lec)
@@ -269,7 +263,7 @@ def search(efforts, images, labels, target_delay_ms, lec=0.8, hw=sim.ZCU102, tol
         raise ValueError(f"tolerance must be a fraction of the target in [0, 1), got {tolerance!r}")
     tolerance = float(tolerance)
     grid = _check_thresholds(thresholds)
-    hw = _check_hw(hw)
+    hw = _validate.hardware(hw)
 
     from tqdm import tqdm
     outputs = _EffortOutputs(efforts, images, labels, threads, batch_size, progress)
@@ -410,10 +404,10 @@ def pareto(efforts, images, labels, hw=sim.ZCU102, thresholds=None, progress=Tru
     point beats in both accuracy (higher) and EDP (lower).
     """
     efforts = _check_efforts(efforts)
-    images = check_images(images)
+    images = _validate.images(images)
     labels = check_labels(labels, images.shape[0], num_classes(next(iter(efforts.values()))))
     grid = _check_thresholds(thresholds)
-    hw = _check_hw(hw)
+    hw = _validate.hardware(hw)
 
     from tqdm import tqdm
     outputs = _EffortOutputs(efforts, images, labels, threads, batch_size, progress)

@@ -15,6 +15,7 @@ from typing import Optional
 
 import numpy as np
 
+from . import _validate
 from ._native import _core
 
 __all__ = ["entropy", "MultiEffort", "MultiEffortResult"]
@@ -59,16 +60,6 @@ def model_path(model) -> Optional[tuple]:
     return tuple(int(v) for v in np.asarray(path).ravel())
 
 
-def check_images(images) -> np.ndarray:
-    """Images as an array with at least one input along axis 0 (the model checks the rest)."""
-    arr = np.asarray(images)
-    if arr.ndim == 0:
-        raise ValueError("images must be an array of inputs (B, ...), got a scalar")
-    if arr.shape[0] == 0:
-        raise ValueError("images is empty: need at least one input")
-    return arr
-
-
 def check_labels(labels, n_images: int, n_classes: int) -> np.ndarray:
     """Labels as an int64 (N,) array of class indices matching the images."""
     arr = np.asarray(labels)
@@ -90,8 +81,8 @@ def run_model(model, images: np.ndarray, threads=None, batch_size=None) -> np.nd
     k = num_classes(model)
     if batch_size is None:
         batch_size = n
-    elif isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
+    else:
+        batch_size = _validate.positive_int(batch_size, "batch_size")
     out = np.empty((n, k), dtype=np.float32)
     for start in range(0, n, batch_size):
         chunk = images[start:start + batch_size]
@@ -192,7 +183,7 @@ class MultiEffort:
         rule of PIVOT's Phase 2), so the same images give F_L >= lec with the returned object.
         """
         lec = check_lec(lec)
-        images = check_images(images)
+        images = _validate.images(images)
         ent = entropy(run_model(low, images, threads, batch_size)).astype(np.float64)
         finite = np.sort(ent[~np.isnan(ent)])
         needed = low_count_needed(lec, ent.shape[0])
@@ -209,7 +200,7 @@ class MultiEffort:
         them. ``labels`` (B,) integer classes, optional, give C_L, C_H and the accuracy.
         ``threads`` is passed to the models.
         """
-        images = check_images(images)
+        images = _validate.images(images)
         n = images.shape[0]
         k = num_classes(self._low)
         if labels is not None:

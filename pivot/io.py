@@ -23,6 +23,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from . import _validate
 from .config import ViTConfig
 
 __all__ = ["WeightsFileError", "load_state_dict", "save_safetensors", "infer_config"]
@@ -211,9 +212,7 @@ def save_safetensors(path, tensors: Mapping, metadata: Mapping[str, str] | None 
     package does; ``metadata`` (str -> str) goes to ``__metadata__``. The file is written to a
     temporary name next to ``path`` and renamed into place, so a crash never leaves a half file.
     """
-    path = os.fspath(path)
-    if not isinstance(path, str):
-        path = os.fsdecode(path)
+    path = _validate.file_path(path)
     if not path.lower().endswith(".safetensors"):
         raise ValueError(f"save_safetensors writes .safetensors files; got the path {path!r}")
     if not isinstance(tensors, Mapping):
@@ -408,7 +407,7 @@ def load_state_dict(source) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         return {name: _to_float32(name, value) for name, value in state.items() if not _is_batchnorm_counter(name)}, {}
     if not isinstance(source, (str, os.PathLike)):
         raise TypeError(f"source must be a file path or a dict of arrays, got {type(source).__name__}")
-    path = os.fsdecode(os.fspath(source))
+    path = _validate.file_path(source)
     suffix = os.path.splitext(path)[1].lower()
     if path.lower().endswith(".pth.tar"):
         suffix = ".pth"  # torch.save files named as TokenLabeling (timm's training scripts) name them

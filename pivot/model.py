@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 
+from . import _validate
 from . import lvvit as _lvvit
 from ._native import _core
 from .config import LINEAR_ATTENTION_EPS, ViTConfig, normalize_path
@@ -25,13 +26,8 @@ def default_threads() -> int:
 
 
 def _resolve_threads(threads) -> int:
-    if threads is None:
-        return default_threads()
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)):
-        raise TypeError(f"threads must be a positive int or None, got {threads!r}")
-    if not 1 <= threads <= 1024:
-        raise ValueError(f"threads must be in [1, 1024], got {threads}")
-    return int(threads)
+    threads = _validate.threads(threads)
+    return default_threads() if threads is None else threads
 
 
 def _config_tuple(config: ViTConfig) -> tuple:
@@ -172,22 +168,7 @@ class ViT:
         return arr
 
     def _checked_images(self, images) -> np.ndarray:
-        c = self._config
-        arr = np.asarray(images)
-        if arr.dtype == bool or arr.dtype.kind not in "fiu":
-            raise TypeError(f"images must be a real numeric array, got dtype {arr.dtype}")
-        if arr.ndim != 4:
-            raise ValueError(f"images must be 4-D (batch, channels, height, width), got shape {arr.shape}")
-        if arr.shape[0] == 0:
-            raise ValueError("images is an empty batch (shape[0] == 0)")
-        if arr.shape[1] != c.in_chans:
-            raise ValueError(f"images have {arr.shape[1]} channels, the model expects {c.in_chans} "
-                             f"(layout is NCHW: batch, channels, height, width)")
-        if arr.shape[2:] != (c.img_size, c.img_size):
-            raise ValueError(f"images are {arr.shape[2]}x{arr.shape[3]}, the model expects "
-                             f"{c.img_size}x{c.img_size}")
-        # C-contiguous, native and aligned (--- rel: a misaligned view is copied, not refused)
-        return np.require(arr, np.float32, ["C_CONTIGUOUS", "ALIGNED"])
+        return _validate.model_images(images, self._config)
 
     def _run(self, images, path, threads, capture, capture_probs=False):
         images = self._checked_images(images)

@@ -39,6 +39,7 @@ import dataclasses
 
 import numpy as np
 
+from . import _validate
 from .config import normalize_path
 
 __all__ = ["attention_maps", "attention_cka_matrix", "ReuseChoice", "reuse_paths", "search_reuse"]
@@ -78,11 +79,10 @@ def attention_cka_matrix(model, images, batch_size: int = 32, threads=None) -> n
     encoders, all encoders active. Each sample's feature is its whole (num_heads, T, T) map
     flattened. NaN where a map is constant over the samples. Needs at least 2 images; memory
     holds every map: N * D * num_heads * T^2 * 4 bytes (float32)."""
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[0] < 2:
-        raise ValueError(f"images must be a batch of at least 2 NCHW images, got shape {images.shape}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    images = _validate.model_images(images, model.config)
+    if images.shape[0] < 2:
+        raise ValueError(f"attention_cka_matrix needs at least 2 images, got {images.shape[0]}")
+    batch_size = _validate.positive_int(batch_size, "batch_size")
     D = model.config.depth
     feats = [[] for _ in range(D)]
     try:

@@ -31,6 +31,7 @@ import struct
 
 import numpy as np
 
+from . import _validate
 from ._native import _core
 from .config import ViTConfig, normalize_path
 from .io import WeightsFileError
@@ -201,8 +202,7 @@ def quantize(model, calibration_images, *, method: str = "minmax", percentile: f
         raise ValueError(f"percentile must be a number in (50, 100], got {percentile!r}")
     if activations not in ("asymmetric", "symmetric"):
         raise ValueError(f"activations must be 'asymmetric' or 'symmetric', got {activations!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    batch_size = _validate.positive_int(batch_size, "batch_size")
     _kernel_code(kernel)
     images = model._checked_images(calibration_images)
     acts = _calibrate(model, images, method, float(percentile), batch_size, activations == "symmetric")

@@ -123,12 +123,11 @@ import dataclasses
 import io
 import math
 import numbers
-import os
 from functools import cached_property
 
 import numpy as np
 
-from . import _core
+from . import _core, _validate
 from .config import ViTConfig, normalize_path
 
 __all__ = [
@@ -283,12 +282,6 @@ def _check_dataflow(dataflow) -> int:
     return DATAFLOWS.index(dataflow)
 
 
-def _check_positive_int(value, name: str) -> int:
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def gemm_cycles(M: int, N: int, K: int, rows: int, cols: int, dataflow: str) -> int:
     """Compute cycles of ``(M, K) @ (K, N)`` on a ``rows x cols`` systolic array, without stalls.
 
@@ -297,7 +290,7 @@ def gemm_cycles(M: int, N: int, K: int, rows: int, cols: int, dataflow: str) -> 
     ``ceil(S_r/rows) * ceil(S_c/cols) * (2*rows + cols + T - 2) - 1`` for IS and WS and
     ``ceil(S_r/rows) * ceil(S_c/cols) * (rows + cols + T - 2) - 1`` for OS.
     """
-    args = [_check_positive_int(v, n) for v, n in ((M, "M"), (N, "N"), (K, "K"), (rows, "rows"), (cols, "cols"))]
+    args = [_validate.positive_int(v, n) for v, n in ((M, "M"), (N, "N"), (K, "K"), (rows, "rows"), (cols, "cols"))]
     return _core.sim_gemm_cycles(*args, _check_dataflow(dataflow))
 
 
@@ -372,7 +365,7 @@ def _rows_to_csv(dicts, path) -> str:
     writer.writerows(dicts)
     text = buf.getvalue()
     if path is not None:
-        with open(os.fspath(path), "w", encoding="utf-8", newline="") as f:
+        with open(_validate.file_path(path), "w", encoding="utf-8", newline="") as f:
             f.write(text)
     return text
 
@@ -497,12 +490,6 @@ def _resolve(model_or_config, path, what="model_or_config"):
     return config, normalize_path(path, config.depth, allow_reuse=True)  # modes: 2 = attention reuse
 
 
-def _check_hw(hw) -> HardwareConfig:
-    if not isinstance(hw, HardwareConfig):
-        raise TypeError(f"hw must be a pivot.sim.HardwareConfig (e.g. pivot.sim.ZCU102), got {type(hw).__name__}")
-    return hw
-
-
 def simulate(model_or_config, path=None, hw: HardwareConfig = ZCU102, batch: int = 1,
              entropy: bool = False) -> SimReport:
     """Simulate one inference of ``batch`` images on ``hw``.
@@ -515,8 +502,8 @@ def simulate(model_or_config, path=None, hw: HardwareConfig = ZCU102, batch: int
     of the logits on the PS (what a low effort computes to decide which inputs go on).
     """
     config, path_arr = _resolve(model_or_config, path)
-    hw = _check_hw(hw)
-    batch = _check_positive_int(batch, "batch")
+    hw = _validate.hardware(hw)
+    batch = _validate.positive_int(batch, "batch")
     vit = (batch, config.depth, config.embed_dim, config.num_heads, config.mlp_hidden, config.num_tokens,
            config.num_patches, config.proj_in_chans * config.proj_kernel ** 2, config.num_classes,
            config.num_prefix_tokens, int(config.distilled))
@@ -587,7 +574,7 @@ class GemmLayer:
 def simulate_gemms(layers, hw: HardwareConfig = ZCU102) -> SimReport:
     """Simulate a list of GEMMs (``GemmLayer`` or ``(name, M, N, K[, count])`` tuples) one after
     another on the PL of ``hw``; e.g. ``simulate_gemms(read_topology_csv("gemm.csv"), hw)``."""
-    hw = _check_hw(hw)
+    hw = _validate.hardware(hw)
     items = []
     for i, layer in enumerate(layers):
         if not isinstance(layer, GemmLayer):
@@ -614,9 +601,7 @@ def read_scalesim_config(path, base: HardwareConfig = ZCU102) -> HardwareConfig:
     ``Bandwidth`` (words per cycle) becomes the shared DRAM bandwidth at ``base``'s clock; in
     ``CALC`` mode (SCALE-Sim estimates the bandwidth it needs) DRAM never stalls (math.inf).
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"SCALE-Sim config not found: {path}")
+    path = _validate.existing_file(path, "SCALE-Sim config")
     parser = configparser.ConfigParser()
     try:
         parser.read(path, encoding="utf-8")
@@ -670,9 +655,7 @@ def read_topology_csv(path) -> list:
     Extra columns (SCALE-Sim's sparsity ratio) are ignored; trailing commas are optional.
     Convolution topologies (IFMAP Height, ...) are refused: convert them to GEMMs first.
     """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"topology file not found: {path}")
+    path = _validate.existing_file(path, "topology file")
     layers = []
     with open(path, encoding="utf-8", newline="") as f:
         rows = [(i + 1, [c.strip() for c in row]) for i, row in enumerate(csv.reader(f))]

@@ -463,7 +463,6 @@ def front_accuracy(front, effort) -> float:
 
 
 def _demo_plots(out, cka, front, result, efforts, hw) -> list:
-    import pivot
     import pivot.plot as plot
     from .. import sim
     files = []
