@@ -70,7 +70,7 @@ def _blas_threads(threads):
     if threads is None:
         yield
         return
-    # --- rel: threads may overlap here; the first to enter saves the pool size and the last to
+    # threads may overlap here; the first to enter saves the pool size and the last to
     # leave restores it (a save/restore per thread would leave the pool at another thread's count).
     global _blas_users, _blas_saved
     with _blas_lock:
@@ -131,7 +131,7 @@ def _features(x, features: str, name: str) -> np.ndarray:
         feats = arr[:, 0, :] if features == "cls" else arr.mean(axis=1, dtype=np.float64)
     if feats.shape[1] == 0:
         raise ValueError(f"{name} has no features per sample (shape {arr.shape})")
-    return np.require(feats, np.float32, ["C_CONTIGUOUS", "ALIGNED"])  # --- rel: aligned too
+    return np.require(feats, np.float32, ["C_CONTIGUOUS", "ALIGNED"])  # the C kernel reads aligned rows
 
 
 def _mean_shift(feats: np.ndarray) -> np.ndarray:
@@ -531,7 +531,7 @@ def _check_cka_for_paths(cka) -> np.ndarray:
         raise TypeError(f"cka must hold real numbers, got dtype {arr.dtype}")
     if arr.ndim != 2 or arr.shape[0] != arr.shape[1] or arr.shape[0] < 1:
         raise ValueError(f"cka must be a square (D, D) matrix with D >= 1, got shape {arr.shape}")
-    arr = np.require(arr, np.float64, ["C_CONTIGUOUS", "ALIGNED"])  # --- rel: aligned too
+    arr = np.require(arr, np.float64, ["C_CONTIGUOUS", "ALIGNED"])  # the C kernel reads aligned rows
     if np.isfinite(arr).all():
         return arr
     upper = np.triu(np.ones(arr.shape, dtype=bool), k=1)

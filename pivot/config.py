@@ -13,7 +13,6 @@ __all__ = ["ViTConfig", "normalize_path", "STEMS", "ATTENTIONS", "LINEAR_ATTENTI
 # LV-ViT's PatchEmbed4_2 (three conv+BatchNorm+ReLU layers, then a patch_size/2 projection).
 STEMS = ("patch", "lvvit_conv")
 
-# --- modes
 # Attention of the encoders: "softmax" is timm's; "relu_linear" is softmax-free ReLU linear
 # attention (Trio-ViT style; pivot/reference/modes.py): per head
 # out = phi(Q) (phi(K)^T V) / (phi(Q) (phi(K)^T 1) + LINEAR_ATTENTION_EPS), phi = ReLU. It uses
@@ -23,9 +22,7 @@ ATTENTIONS = ("softmax", "relu_linear")
 # Added to the denominator of linear attention: keeps a query row whose phi(Q) phi(K)^T 1 is 0
 # (every ReLU'd product 0) finite (its output is then 0). Small next to typical sums (O(T)).
 LINEAR_ATTENTION_EPS = 1e-6
-# --- end modes
 
-# --- rel
 # Size limits: a config read from a stranger's file (``pivot.config`` metadata, inferred shapes)
 # must fail here, quickly and clearly, rather than hang listing a billion encoders or overflow a
 # size product in C. Every size reaches C as an int (BLAS takes ints); depth is far above any
@@ -49,7 +46,6 @@ def _check_size_limits(config) -> None:
     if tokens * tokens * heads > MAX_SIZE * 8 or tokens * max(config.mlp_hidden, 3 * config.embed_dim) > MAX_SIZE * 8:
         raise ValueError(f"ViTConfig is too large: {tokens} tokens x {heads} heads / {config.mlp_hidden} hidden "
                          f"activations exceed what pivot's C engine addresses")
-# --- end rel
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,9 +121,7 @@ class ViTConfig:
         if self.distilled and self.aux_head:
             raise ValueError("ViTConfig: distilled and aux_head cannot be combined (no model defines how "
                              "their outputs would mix)")
-        # --- rel
         _check_size_limits(self)
-        # --- end rel
 
     # -- derived sizes
     @property
@@ -287,7 +281,7 @@ def normalize_path(path, depth: int, allow_reuse: bool = False) -> np.ndarray:
     if bad:
         hint = " (2 = attention reuse: pass allow_reuse=True where reuse is supported)" if not allow_reuse and bad == [2] else ""
         raise ValueError(f"path values must be {what}, got {bad}{hint}")
-    # A private copy (--- rel): the caller may change their array later, or from another thread.
+    # A private copy: the caller may change their array later, or from another thread.
     arr = np.array(arr, dtype=np.uint8, order="C", copy=True)
     if allow_reuse and (arr == 2).any():
         first_reuse = int(np.argmax(arr == 2))

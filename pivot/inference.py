@@ -37,7 +37,7 @@ def entropy(logits) -> np.ndarray:
     if arr.ndim not in (1, 2):
         raise ValueError(f"logits must be (B, K) or (K,), got shape {arr.shape}")
     row = arr.ndim == 1
-    arr2 = np.require(arr.reshape(1, -1) if row else arr, np.float32, ["C_CONTIGUOUS", "ALIGNED"])  # --- rel: aligned
+    arr2 = np.require(arr.reshape(1, -1) if row else arr, np.float32, ["C_CONTIGUOUS", "ALIGNED"])  # the C kernel reads aligned rows
     if arr2.shape[1] < 2:
         raise ValueError(f"logits must have at least 2 classes (entropy is normalized by log K), got K={arr2.shape[1]}")
     out = _core.softmax_entropy(arr2)

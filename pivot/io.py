@@ -88,7 +88,7 @@ def _read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]
         raw = np.frombuffer(buffer, dtype=_DECODABLE[dtype], count=math.prod(shape), offset=begin)
         try:
             tensors[name] = _decode(raw, dtype).reshape(shape)
-        except WeightsFileError as e:  # --- rel: name the file and tensor
+        except WeightsFileError as e:  # name the file and tensor
             raise WeightsFileError(f"{path}: tensor {name!r}: {e}") from None
     return tensors, metadata
 
@@ -188,7 +188,6 @@ def _decode(raw: np.ndarray, dtype: str) -> np.ndarray:
     return _narrow_to_float32("", raw)
 
 
-# --- rel
 def _narrow_to_float32(name: str, array: np.ndarray) -> np.ndarray:
     """A new C-contiguous float32 copy; a float64 value beyond float32's range is refused (it would
     silently become inf) rather than warned about."""
@@ -201,7 +200,6 @@ def _narrow_to_float32(name: str, array: np.ndarray) -> np.ndarray:
             raise WeightsFileError(f"{where} holds {np.asarray(array)[overflowed].flat[0]!r}, beyond the float32 range "
                                    f"(+-3.4e38) that pivot computes in")
     return out
-# --- end rel
 
 
 def save_safetensors(path, tensors: Mapping, metadata: Mapping[str, str] | None = None) -> None:
@@ -375,7 +373,7 @@ def _torch_to_float32(name: str, tensor) -> np.ndarray:
     if tensor.dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
         raise WeightsFileError(f"tensor {name!r} has dtype {tensor.dtype}; only float16/bfloat16/float32/float64 weights load")
     # float16 and bfloat16 widen to float32 exactly.
-    if tensor.dtype == torch.float64:  # --- rel: refuse values beyond float32's range
+    if tensor.dtype == torch.float64:  # refuse values beyond float32's range
         return _narrow_to_float32(name, tensor.detach().cpu().numpy())
     return np.array(tensor.detach().cpu().to(torch.float32).numpy(), dtype=np.float32, order="C", copy=True)
 

@@ -120,7 +120,7 @@ class ViT:
         params.flags.writeable = False  # shared by with_path() copies; never written
         self._config = config
         self._params = params
-        self._pack_cell = [None]  # perf: (level, packed Linear weights), built on first use, shared by with_path()
+        self._pack_cell = [None]  # (level, packed Linear weights), built on first use, shared by with_path()
         self._path = self._checked_path(path)
         self._path.flags.writeable = False
 
@@ -160,7 +160,7 @@ class ViT:
 
     # ------------------------------------------------------------------ inference
     def _checked_path(self, path) -> np.ndarray:
-        # modes: 2 = reuse the nearest earlier active encoder's attention probabilities (pivot.modes)
+        # 2 = reuse the nearest earlier active encoder's attention probabilities (pivot.modes)
         arr = normalize_path(path, self._config.depth, allow_reuse=True)
         if (arr == 2).any() and (self._config.attention != "softmax" or not self._config.is_timm_vit):
             raise ValueError("path value 2 (attention reuse) needs softmax attention on a timm ViT "
@@ -173,7 +173,7 @@ class ViT:
     def _run(self, images, path, threads, capture, capture_probs=False):
         images = self._checked_images(images)
         path = self._path if path is None else self._checked_path(path)
-        # --- modes: reuse paths, linear attention and probability capture run through modes_vit_forward
+        # reuse paths, linear attention and probability capture run through modes_vit_forward
         if capture_probs or (path == 2).any() or self._config.attention != "softmax":
             if not self._config.is_timm_vit:
                 raise ValueError("attention reuse, linear attention and attention maps need a timm ViT (no LV-ViT features)")
@@ -181,7 +181,6 @@ class ViT:
             out = _core.modes_vit_forward(images, self._params, self._cfg_tuple, path, _resolve_threads(threads),
                                           capture or capture_probs, kind, LINEAR_ATTENTION_EPS, capture_probs)
             return (out if capture_probs or not capture else out[:3]), path
-        # --- end modes
         if self._stem is None and self._config.is_timm_vit:
             return _core.vit_forward(images, self._params, self._cfg_tuple, path, _resolve_threads(threads), capture,
                                      self._packed()), path
@@ -211,10 +210,9 @@ class ViT:
     def with_path(self, path) -> "ViT":
         """The same weights (shared, not copied) with another default path."""
         model = ViT._from_params(self._config, self._params, path)
-        model._pack_cell = self._pack_cell  # perf: share the packed weights too
+        model._pack_cell = self._pack_cell  # share the packed weights too
         return model
 
-    # --- perf
     def _packed(self):
         """The Linear weights re-laid out for the engine's AVX-512 or AMX GEMM (csrc/gemm.h), packed
         on first use and kept (about the size of the weights again); None where the CPU lacks
@@ -226,7 +224,6 @@ class ViT:
         if self._pack_cell[0] is None or self._pack_cell[0][0] != level:
             self._pack_cell[0] = (level, _core.vit_pack(self._params, self._cfg_tuple))
         return self._pack_cell[0][1]
-    # --- end perf
 
     # ------------------------------------------------------------------ weights
     def state_dict(self) -> dict:
@@ -293,7 +290,7 @@ class ViT:
             config = _io.infer_config(state, num_heads=num_heads, **overrides)
         if path is None and "pivot.path" in metadata:
             text = metadata["pivot.path"]
-            if not text or set(text) - {"0", "1", "2"}:  # modes: 2 = attention reuse
+            if not text or set(text) - {"0", "1", "2"}:  # 2 = attention reuse
                 raise _io.WeightsFileError(f"{source!r}: bad 'pivot.path' metadata {text[:40]!r} (expected 0/1/2 digits)")
             path = [int(ch) for ch in text]
         return cls(config, state, path=path)
@@ -352,12 +349,11 @@ def flops(model_or_config, path=None) -> int:
     T, C, H = c.num_tokens, c.embed_dim, c.mlp_hidden
     macs = _lvvit.stem_macs(c) + c.num_patches * c.proj_in_chans * c.proj_kernel ** 2 * C  # patch embedding
     attention = T * C * 3 * C + 2 * T * T * C + T * C * C               # qkv, q k^T, softmax x v, proj
-    # --- modes: reuse (2) and ReLU linear attention
+    # reuse (2) and ReLU linear attention
     if c.attention == "relu_linear":
         attention = T * C * 3 * C + 2 * T * C * (c.head_dim + 1) + T * C * C
     reuse = T * C * C + T * T * C + T * C * C                           # v, probs x v, proj
     macs += int((path == 1).sum()) * attention + int((path == 2).sum()) * reuse
-    # --- end modes
     macs += c.depth * 2 * T * C * H                                     # every MLP
     macs += (2 if c.distilled else 1) * C * c.num_classes               # head(s)
     if c.aux_head:

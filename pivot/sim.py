@@ -143,13 +143,13 @@ ENERGY_COMPONENTS = ("pe_array", "sram", "periphery", "ps")
 # Row kinds, as numbered in csrc/pivot_sim.h; each ViT row's name is built from its kind and block.
 _OPS = ("gemm", "patch_embed", "norm1", "qkv", "qk", "softmax", "sv", "proj", "norm2", "fc1", "gelu",
         "fc2", "norm", "head", "head_dist", "entropy", "stem_conv", "relu", "norm_patches", "aux_head", "aux_max",
-        "v", "relu_qk", "kv", "q_kv", "linear_div")  # modes: csrc/sim_modes.c
+        "v", "relu_qk", "kv", "q_kv", "linear_div")  # csrc/sim_modes.c
 _LVVIT_NAMES = {"stem_conv": "patch_embed.conv{}", "relu": "patch_embed.relu{}", "norm_patches": "norm.patches",
                 "aux_head": "aux_head", "aux_max": "aux_head.max"}
 _BLOCK_NAMES = {"norm1": "norm1", "qkv": "attn.qkv", "qk": "attn.qk", "softmax": "attn.softmax",
                 "sv": "attn.sv", "proj": "attn.proj", "norm2": "norm2", "fc1": "mlp.fc1", "gelu": "mlp.gelu",
                 "fc2": "mlp.fc2",
-                # modes: a reuse encoder's V projection; ReLU linear attention's rows
+                # a reuse encoder's V projection; ReLU linear attention's rows
                 "v": "attn.v", "relu_qk": "attn.relu_qk", "kv": "attn.kv", "q_kv": "attn.q_kv",
                 "linear_div": "attn.linear_div"}
 # Columns of a C row (csrc/pivot_sim.h PIVOT_SIM_ROW_*).
@@ -210,10 +210,9 @@ class HardwareConfig:
     sram_static_w: float = 0.3
     periphery_static_w: float = 1.5
     ps_static_w: float = 1.2
-    # --- int8: operand bit width (8 = the calibrated design; see bit_width_report)
+    # operand bit width (8 = the calibrated design; see bit_width_report)
     operand_bits: int = 8                   # bits per operand: storage word_bytes * bits / 8, MAC energy
                                             # x (bits/8)^2, SRAM energy per access x bits/8
-    # --- end int8
 
     def __post_init__(self):
         if not isinstance(self.name, str):
@@ -222,7 +221,7 @@ class HardwareConfig:
             value = getattr(self, field)
             if not _is_int(value) or value < 1:
                 raise ValueError(f"HardwareConfig.{field} must be a positive integer, got {value!r}")
-        if not _is_int(self.operand_bits) or not 1 <= self.operand_bits <= 64:  # --- int8
+        if not _is_int(self.operand_bits) or not 1 <= self.operand_bits <= 64:
             raise ValueError(f"HardwareConfig.operand_bits must be an integer in [1, 64], got {self.operand_bits!r}")
         if not _is_int(self.global_buffer_bytes) or self.global_buffer_bytes < 0:
             raise ValueError(f"HardwareConfig.global_buffer_bytes must be an integer >= 0, got {self.global_buffer_bytes!r}")
@@ -258,7 +257,7 @@ class HardwareConfig:
     @cached_property
     def _packed(self) -> tuple:
         """The fields in SI units, in the order of csrc/pivot_sim.h's pivot_sim_hw."""
-        bits = self.operand_bits / 8.0  # --- int8: the C simulator sees the scaled word size and energies
+        bits = self.operand_bits / 8.0  # the C simulator sees the scaled word size and energies
         return (int(self.array_rows), int(self.array_cols), DATAFLOWS.index(self.dataflow),
                 float(self.clock_mhz) * 1e6, float(self.word_bytes) * bits, float(self.global_buffer_bytes),
                 float(self.ipmem_bytes), float(self.wtmem_bytes), float(self.opmem_bytes),
@@ -487,7 +486,7 @@ def _resolve(model_or_config, path, what="model_or_config"):
                         f"got {type(model_or_config).__name__}")
     if not isinstance(config, ViTConfig):
         raise TypeError(f"{what}.config must be a pivot.ViTConfig, got {type(config).__name__}")
-    return config, normalize_path(path, config.depth, allow_reuse=True)  # modes: 2 = attention reuse
+    return config, normalize_path(path, config.depth, allow_reuse=True)  # 2 = attention reuse
 
 
 def simulate(model_or_config, path=None, hw: HardwareConfig = ZCU102, batch: int = 1,
@@ -685,7 +684,6 @@ def read_topology_csv(path) -> list:
     return layers
 
 
-# --- int8: operand bit width
 def bit_width_report(model_or_config=None, bits=(8, 16, 32), hw: HardwareConfig = ZCU102, path=None,
                      batch: int = 1) -> list:
     """Delay, energy and EDP of one model at several operand widths (``HardwareConfig.operand_bits``).
@@ -721,4 +719,3 @@ def format_bit_width_report(rows) -> str:
         lines.append(f"| {r['bits']} | {r['delay_ms']:.2f} | {r['energy_j']:.4f} | {r['edp']:.2f} | "
                      f"{r['delay_ms'] / base['delay_ms']:.2f} | {r['energy_j'] / base['energy_j']:.2f} |")
     return "\n".join(lines)
-# --- end int8

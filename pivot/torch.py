@@ -40,7 +40,7 @@ class Attention(nn.Module):
         self.scale = self.head_dim ** -0.5
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
-        self.attention = attention  # modes: "softmax" or "relu_linear"
+        self.attention = attention  # "softmax" or "relu_linear"
 
     def forward(self, x, reuse_probs=None, return_probs: bool = False):
         """The branch output; with ``return_probs`` also the softmax probabilities (B, NH, T, T).
@@ -49,7 +49,7 @@ class Attention(nn.Module):
 
 
 def _attention_branch(qkv_layer, proj_layer, num_heads, attention, x, reuse_probs=None, return_probs=False):
-    # --- modes: softmax attention (optionally returning its probabilities), reuse of given
+    # softmax attention (optionally returning its probabilities), reuse of given
     # probabilities (only the V third of qkv is computed) and ReLU linear attention
     B, T, C = x.shape
     hd = C // num_heads
@@ -212,7 +212,6 @@ def to_vit(module: VisionTransformer, path=None):
     return ViT(module.config, weights, path=module.path if path is None else path)
 
 
-# --- modes
 def _modes_path(config, path):
     arr = normalize_path(path, config.depth, allow_reuse=True)
     if (arr == 2).any() and config.attention != "softmax":
@@ -294,4 +293,3 @@ def patch_timm_modes(module, path=None, attention: str = "softmax"):
         raise ValueError("path value 2 (attention reuse) needs softmax attention")
     module.blocks = _TimmBlocksModes(blocks, arr, attention)
     return module
-# --- end modes

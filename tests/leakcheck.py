@@ -1,4 +1,4 @@
-"""Leak check: process RSS over many calls of each public function (issue #8).
+"""Leak check: process RSS over many calls of each public function.
 
 ``python tests/leakcheck.py`` calls every public function (and the error paths of the C
 binding) ``--calls`` times (default 10,000) on small inputs and prints, per function, how much

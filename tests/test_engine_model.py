@@ -305,7 +305,6 @@ def test_flops_counts_matrix_products_and_falls_with_skips():
 
 # ---------------------------------------------------------------- save / load
 def test_save_load_round_trip_bit_for_bit(tmp_path):
-    pytest.importorskip("pivot.io", reason="pivot.io (area io) is not merged yet")
     model = pivot.ViT(DISTILLED, random_weights(DISTILLED), path=[1, 0, 1])
     file = tmp_path / "model.safetensors"
     model.save(file)
@@ -318,7 +317,7 @@ def test_save_load_round_trip_bit_for_bit(tmp_path):
 
 
 def test_threads_default_follows_threadpoolctl_and_blas_setting_is_restored(models):
-    threadpoolctl = pytest.importorskip("threadpoolctl")
+    import threadpoolctl
     from pivot.model import default_threads
 
     model, _ = models["small"]

@@ -4,22 +4,12 @@ import pathlib
 
 import pytest
 
-import pivot
 
 nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-NEEDS = ("ViT", "model_cka", "best_paths")
-
-
-def _pipeline_available():
-    import importlib.util
-    return all(hasattr(pivot, n) for n in NEEDS) and importlib.util.find_spec("pivot.sim") is not None
-
-
-pytestmark = pytest.mark.skipif(not _pipeline_available(), reason="needs the engine, simulator and CKA areas")
 
 
 def run_notebook(name, monkeypatch):

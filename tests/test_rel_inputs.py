@@ -1,5 +1,5 @@
 """Reliability: bad inputs to the model give a clear Python exception or a documented result,
-never a crash (issue #8, the bad-input matrix)."""
+never a crash (the bad-input matrix)."""
 import time
 
 import numpy as np

@@ -1,5 +1,5 @@
-"""Reliability: process RSS stays flat over repeated calls (issue #8). A short version of
-``python tests/leakcheck.py`` (10,000 calls of every public function; numbers in README)."""
+"""Reliability: process RSS stays flat over repeated calls. A short version of
+``python tests/leakcheck.py`` (10,000 calls of every public function; numbers in docs/reliability.md)."""
 import sys
 
 import pytest

@@ -1,5 +1,5 @@
 """Reliability: concurrent calls from Python threads, the GIL released during compute, and
-bitwise determinism for a fixed thread count (issue #8)."""
+bitwise determinism for a fixed thread count."""
 import hashlib
 import subprocess
 import sys

@@ -123,7 +123,6 @@ def test_model_returning_wrong_shape():
         pivot.MultiEffort(bad, bad, 0.5).predict(np.arange(4))
 
 
-@pytest.mark.skipif(not hasattr(pivot, "ViT"), reason="needs the engine (pivot.ViT)")
 def test_cascade_real_model_matches_decision_rule():
     config = pivot.ViTConfig(img_size=16, patch_size=4, in_chans=1, num_classes=7, embed_dim=32, depth=4,
                              num_heads=2)

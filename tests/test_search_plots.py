@@ -5,7 +5,7 @@ import pivot
 import pivot.effort_search as effort_search
 from _search_fakes import fake_simulate, fake_simulate_pair, make_efforts
 
-matplotlib = pytest.importorskip("matplotlib")
+import matplotlib
 
 
 @pytest.fixture

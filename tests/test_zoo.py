@@ -69,10 +69,8 @@ def test_truncated_file_refused(fake_zoo):
         zoo.load("tiny")
 
 
-shipped = pytest.mark.skipif(NAME not in zoo.list(), reason="the Fashion-MNIST zoo model is not shipped in this tree")
 
 
-@shipped
 def test_shipped_zoo_efforts_and_card():
     models = zoo.load(NAME)
     card = zoo.card(NAME)
@@ -86,7 +84,6 @@ def test_shipped_zoo_efforts_and_card():
     assert size <= 30 * 2**20
 
 
-@shipped
 def test_shipped_zoo_classifies_the_sample():
     images, labels = pivot.datasets.fashion_mnist_sample()
     models = zoo.load(NAME, efforts=[6, 12])

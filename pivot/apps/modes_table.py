@@ -1,6 +1,6 @@
 """Skip vs attention reuse vs linear attention at one target delay: accuracy and simulated EDP.
 
-The comparison issue 11 asks for (on the Fashion-MNIST model): starting from one trained model,
+The comparison on the Fashion-MNIST model: starting from one trained model,
 each variant is chosen for the same target delay on the simulated accelerator, fine-tuned with
 the same recipe and budget, and evaluated:
 

@@ -2,22 +2,8 @@
 
 Imported on first use of ``pivot.plot``; importing pivot alone does not import matplotlib.
 """
-__all__ = []
+from ._sim import delay_breakdown
+from ._cka import cka_heatmap
+from ._search import accuracy_edp_front, edp_split, edp_vs_lec
 
-# --- simulator plots
-from ._sim import delay_breakdown  # noqa: E402
-
-__all__ += ["delay_breakdown"]
-# --- end simulator plots
-
-# --- cka plots
-from ._cka import cka_heatmap  # noqa: E402
-
-__all__ += ["cka_heatmap"]
-# --- end cka plots
-
-# --- search plots
-from ._search import accuracy_edp_front, edp_split, edp_vs_lec  # noqa: E402
-
-__all__ += ["edp_vs_lec", "edp_split", "accuracy_edp_front"]
-# --- end search plots
+__all__ = ["delay_breakdown", "cka_heatmap", "edp_vs_lec", "edp_split", "accuracy_edp_front"]
