@@ -9,11 +9,13 @@ Each input is one byte choosing the format, then the file's bytes:
 * ``4``: a safetensors file whose 8-byte header length the harness writes (two bytes give the
   header length modulo the body length), so mutations reach the JSON header checks;
 * ``5``: the bytes of one ``.npy`` member, which the harness wraps in a zip (stored, or deflated
-  when the next byte is odd), so mutations reach the npy header checks.
+  when the next byte is odd), so mutations reach the npy header checks;
+* ``6``: an int8 model file (``QuantizedViT.save``) -> ``pivot.quant.load``.
 
 A reader may only refuse its input with ``WeightsFileError`` / ``DatasetError`` (and the model
 builders with ``ValueError`` / ``TypeError``); anything else (``MemoryError``, ``OverflowError``,
-``IndexError``, a crash, a hang) is a finding. Run::
+``IndexError``, a crash, a hang) is a finding; so is an int8 file refused with anything but
+``WeightsFileError``. Run::
 
     python fuzz/fuzz_loaders.py fuzz/corpus            # until stopped
     python fuzz/fuzz_loaders.py -atheris_runs=1000000 -max_len=4096 corpus_work fuzz/corpus
@@ -41,14 +43,16 @@ if atheris is not None and __name__ == "__main__":
         import pivot
         import pivot.datasets
         import pivot.io
+        import pivot.quant
 else:
     import pivot
     import pivot.datasets
     import pivot.io
+    import pivot.quant
 
 _DIR = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else tempfile.gettempdir()
 _STEM = os.path.join(_DIR, f"pivot-fuzz-{os.getpid()}")
-SUFFIXES = (".safetensors", ".npz", ".idx", ".idx", ".safetensors", ".npz")
+SUFFIXES = (".safetensors", ".npz", ".idx", ".idx", ".safetensors", ".npz", ".safetensors")
 KINDS = len(SUFFIXES)
 
 
@@ -81,6 +85,11 @@ def run_one(data: bytes) -> None:
                 else:
                     pivot.io.infer_config(state)
             except (ValueError, TypeError):
+                return
+        elif kind == 6:
+            try:
+                pivot.quant.load(path)
+            except pivot.io.WeightsFileError:
                 return
         else:
             try:

@@ -1,8 +1,8 @@
 """Write the seed corpus of fuzz/fuzz_loaders.py to fuzz/corpus (small valid and nearly valid files).
 
 Each seed is the format byte (see fuzz_loaders.py: 0 safetensors, 1 npz, 2 IDX 1-D, 3 IDX 3-D,
-4 safetensors with the length written by the harness, 5 one npy member zipped by the harness)
-then the body."""
+4 safetensors with the length written by the harness, 5 one npy member zipped by the harness,
+6 an int8 model file) then the body."""
 import gzip
 import io
 import json
@@ -26,7 +26,9 @@ def tiny_model(**changes):
 def safetensors_bytes(model, metadata=True):
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "m.safetensors")
-        if metadata:
+        if isinstance(model, pivot.QuantizedViT):
+            model.save(path)
+        elif metadata:
             model.save(path)
         else:
             pivot.io.save_safetensors(path, model.state_dict())
@@ -64,6 +66,8 @@ def seeds():
         "__metadata__": {"k": "v"}}, bytes(range(24)))
     yield "st_empty", 0, raw_safetensors({})
     yield "st_zero_shape", 0, raw_safetensors({"z": {"dtype": "F32", "shape": [0, 3], "data_offsets": [0, 0]}})
+    calibration = np.random.default_rng(0).normal(size=(4, 1, 8, 8)).astype(np.float32)
+    yield "q8_model", 6, safetensors_bytes(pivot.quantize(tiny_model(depth=2).with_path([1, 0]), calibration))
     yield "npz_model", 1, npz_bytes(state)
     yield "npz_small", 1, npz_bytes({"w": np.arange(6, dtype=np.float16).reshape(2, 3), "b": np.ones(2)})
     yield "npz_deflate", 1, npz_bytes({"w": np.zeros((4, 4), np.float32)}, compressed=True)

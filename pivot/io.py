@@ -61,26 +61,7 @@ _TENSOR_FIELDS = ("dtype", "shape", "data_offsets")
 
 def _read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Parse and validate a whole safetensors file, then decode its tensors to float32."""
-    with open(path, "rb") as f:
-        file_size = os.fstat(f.fileno()).st_size
-        if file_size < 8:
-            raise WeightsFileError(f"{path}: file is {file_size} bytes, shorter than the 8-byte safetensors header length")
-        header_len = int.from_bytes(f.read(8), "little")
-        if header_len > _MAX_HEADER_BYTES:
-            raise WeightsFileError(f"{path}: header length {header_len} is absurd (more than {_MAX_HEADER_BYTES} bytes)")
-        if header_len > file_size - 8:
-            raise WeightsFileError(f"{path}: header length {header_len} is larger than the file ({file_size - 8} bytes after the length field)")
-        header_bytes = f.read(header_len)
-        if len(header_bytes) != header_len:
-            raise WeightsFileError(f"{path}: file shrank while reading the header")
-        entries, metadata = _parse_safetensors_header(path, header_bytes)
-        buffer_len = file_size - 8 - header_len
-        _check_offsets(path, entries, buffer_len)
-        # Only now that every offset is known to lie inside the file: one read of the data.
-        buffer = f.read(buffer_len)
-        if len(buffer) != buffer_len:
-            raise WeightsFileError(f"{path}: file shrank while reading the tensor data")
-
+    entries, metadata, buffer = _read_safetensors_buffer(path, _DECODABLE)
     tensors = {}
     for name, (dtype, shape, begin, end) in entries.items():
         if _is_batchnorm_counter(name):
@@ -93,7 +74,45 @@ def _read_safetensors(path: str) -> tuple[dict[str, np.ndarray], dict[str, str]]
     return tensors, metadata
 
 
-def _parse_safetensors_header(path: str, header_bytes: bytes):
+def read_safetensors_as_stored(path, dtypes: Mapping[str, str]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """``(tensors, metadata)`` of a safetensors file with each tensor in its stored dtype, for
+    formats other than float weights (``pivot.quant``'s int8 files). ``dtypes`` maps each accepted
+    safetensors dtype name to its little-endian NumPy dtype (e.g. ``{"I8": "i1", "F32": "<f4"}``);
+    any other dtype, and any malformed file, raises :class:`WeightsFileError` with the same checks
+    as :func:`load_state_dict`. The arrays are read-only views of one buffer read from the file."""
+    path = _validate.existing_file(path, "weight file")
+    entries, metadata, buffer = _read_safetensors_buffer(path, dtypes)
+    tensors = {name: np.frombuffer(buffer, dtype=dtypes[dtype], count=math.prod(shape), offset=begin).reshape(shape)
+               for name, (dtype, shape, begin, _) in entries.items() if dtype in dtypes}
+    return tensors, metadata
+
+
+def _read_safetensors_buffer(path: str, dtypes: Mapping[str, str]):
+    """Header entries, metadata and data buffer of a safetensors file whose tensors are all of
+    ``dtypes`` (BatchNorm counters aside), every offset checked before the data is read."""
+    with open(path, "rb") as f:
+        file_size = os.fstat(f.fileno()).st_size
+        if file_size < 8:
+            raise WeightsFileError(f"{path}: file is {file_size} bytes, shorter than the 8-byte safetensors header length")
+        header_len = int.from_bytes(f.read(8), "little")
+        if header_len > _MAX_HEADER_BYTES:
+            raise WeightsFileError(f"{path}: header length {header_len} is absurd (more than {_MAX_HEADER_BYTES} bytes)")
+        if header_len > file_size - 8:
+            raise WeightsFileError(f"{path}: header length {header_len} is larger than the file ({file_size - 8} bytes after the length field)")
+        header_bytes = f.read(header_len)
+        if len(header_bytes) != header_len:
+            raise WeightsFileError(f"{path}: file shrank while reading the header")
+        entries, metadata = _parse_safetensors_header(path, header_bytes, dtypes)
+        buffer_len = file_size - 8 - header_len
+        _check_offsets(path, entries, buffer_len)
+        # Only now that every offset is known to lie inside the file: one read of the data.
+        buffer = f.read(buffer_len)
+        if len(buffer) != buffer_len:
+            raise WeightsFileError(f"{path}: file shrank while reading the tensor data")
+    return entries, metadata, buffer
+
+
+def _parse_safetensors_header(path: str, header_bytes: bytes, dtypes: Mapping[str, str]):
     """Validated header entries ``name -> (dtype, shape, begin, end)`` and the metadata dict."""
     try:
         text = header_bytes.decode("utf-8")
@@ -143,8 +162,10 @@ def _parse_safetensors_header(path: str, header_bytes: bytes):
         dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
         if not isinstance(dtype, str) or dtype not in _SAFETENSORS_DTYPE_BITS:
             raise WeightsFileError(f"{where}: unknown dtype {dtype!r}")
-        if dtype not in _DECODABLE and not (_is_batchnorm_counter(name) and dtype in _COUNTER_DTYPES):
-            raise WeightsFileError(f"{where}: dtype {dtype} is not supported (only F32, F16, BF16 and F64 load)")
+        if dtype not in dtypes and not (_is_batchnorm_counter(name) and dtype in _COUNTER_DTYPES):
+            *rest, last = dtypes
+            accepted = f"{', '.join(rest)} and {last}" if rest else last
+            raise WeightsFileError(f"{where}: dtype {dtype} is not supported (only {accepted} load)")
         if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
             raise WeightsFileError(f"{where}: shape must be a list of non-negative integers, got {shape!r}")
         if (not isinstance(offsets, list) or len(offsets) != 2
@@ -225,15 +246,29 @@ def save_safetensors(path, tensors: Mapping, metadata: Mapping[str, str] | None 
         if not isinstance(name, str) or not name or name == "__metadata__":
             raise ValueError(f"tensor names must be non-empty strings other than '__metadata__', got {name!r}")
         arrays[name] = _to_float32_or_16(name, tensors[name])
+    write_safetensors_as_given(path, arrays, metadata)
 
+
+# The dtypes write_safetensors_as_given stores, by NumPy dtype (little-endian as the format says).
+_STORED_CODES = {np.dtype("<f4"): "F32", np.dtype("<f2"): "F16", np.dtype("i1"): "I8", np.dtype("u1"): "U8"}
+
+
+def write_safetensors_as_given(path, arrays: Mapping[str, np.ndarray], metadata: Mapping[str, str]) -> None:
+    """Write ``arrays`` (name -> little-endian float32, float16, int8 or uint8 array) unconverted,
+    names sorted, the header padded to a multiple of 8 bytes, to a temporary file next to
+    ``path`` that is then renamed into place (a crash never leaves a half file). The writer of
+    :func:`save_safetensors` and of ``pivot.quant``'s int8 files."""
+    path = _validate.file_path(path)
     header: dict = {}
     if metadata:
         header["__metadata__"] = dict(metadata)
     offset = 0
     for name in sorted(arrays):
         array = arrays[name]
-        header[name] = {"dtype": "F16" if array.dtype == np.float16 else "F32",
-                        "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
+        if array.dtype not in _STORED_CODES:
+            raise ValueError(f"tensor {name!r} has dtype {array.dtype}; stored dtypes are float32, float16, int8, uint8")
+        header[name] = {"dtype": _STORED_CODES[array.dtype], "shape": list(array.shape),
+                        "data_offsets": [offset, offset + array.nbytes]}
         offset += array.nbytes
     header_bytes = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     header_bytes += b" " * (-len(header_bytes) % 8)
@@ -247,7 +282,7 @@ def save_safetensors(path, tensors: Mapping, metadata: Mapping[str, str] | None 
             f.write(len(header_bytes).to_bytes(8, "little"))
             f.write(header_bytes)
             for name in sorted(arrays):
-                f.write(memoryview(arrays[name].reshape(-1).view(np.uint8)))
+                f.write(memoryview(np.ascontiguousarray(arrays[name]).reshape(-1).view(np.uint8)))
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)
@@ -411,8 +446,7 @@ def load_state_dict(source) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         suffix = ".pth"  # torch.save files named as TokenLabeling (timm's training scripts) name them
     if suffix not in (".safetensors", ".npz", ".pth", ".pt"):
         raise ValueError(f"{path!r}: unknown weight file extension {suffix or '(none)'!r}; expected .safetensors, .npz, .pth, .pth.tar or .pt")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"weight file not found: {path!r}")
+    _validate.existing_file(path, "weight file")
     if suffix == ".safetensors":
         return _read_safetensors(path)
     if suffix == ".npz":

@@ -27,14 +27,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import struct
 
 import numpy as np
 
 from . import _validate
 from ._native import _core
 from .config import ViTConfig, normalize_path
-from .io import WeightsFileError
+from .io import WeightsFileError, read_safetensors_as_stored, write_safetensors_as_given
 from .model import ViT, _path_text, _resolve_threads
 
 __all__ = ["quantize", "QuantizedViT", "load", "KERNELS", "kernel_in_use", "ACT_FIELDS", "LINEARS"]
@@ -448,83 +447,42 @@ class QuantizedViT:
 
     def save(self, path) -> None:
         """Write a safetensors file (int8 and float32 tensors) with the config, path and
-        quantization settings as metadata; ``pivot.quant.load`` reads it back bit for bit."""
+        quantization settings as metadata, atomically (a temporary file renamed into place);
+        ``pivot.quant.load`` reads it back bit for bit."""
         metadata = {
             "format": _FORMAT,
             "pivot.config": json.dumps(dataclasses.asdict(self._config)),
             "pivot.path": _path_text(self._path),
             "pivot.quant": json.dumps(dict(self._info, per_token=self._per_token)),
         }
-        _write_safetensors(path, self._float, metadata)
+        write_safetensors_as_given(path, self._float, metadata)
 
 
 # ============================================================================ files
 
-_DTYPES = {"I8": np.int8, "F32": np.float32}
-
-
-def _write_safetensors(path, tensors: dict, metadata: dict) -> None:
-    header, offset = {"__metadata__": metadata}, 0
-    for name, arr in tensors.items():
-        code = "I8" if arr.dtype == np.int8 else "F32"
-        header[name] = {"dtype": code, "shape": list(arr.shape), "data_offsets": [offset, offset + arr.nbytes]}
-        offset += arr.nbytes
-    raw = json.dumps(header, separators=(",", ":")).encode()
-    raw += b" " * (-len(raw) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(raw)))
-        f.write(raw)
-        for arr in tensors.values():
-            f.write(np.ascontiguousarray(arr).astype(arr.dtype.newbyteorder("<"), copy=False).tobytes())
+# The stored dtypes of an int8 file: int8 weights, float32 scales, biases and float layers.
+_DTYPES = {"I8": "i1", "F32": "<f4"}
 
 
 def load(path, kernel: str = "auto") -> QuantizedViT:
-    """Read a model written by ``QuantizedViT.save``; a malformed file raises
-    ``pivot.WeightsFileError`` naming the problem."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise WeightsFileError(f"{path!r}: cannot read ({exc})") from None
-    if len(data) < 8:
-        raise WeightsFileError(f"{path!r}: too short for a safetensors file")
-    (n,) = struct.unpack("<Q", data[:8])
-    if n > len(data) - 8:
-        raise WeightsFileError(f"{path!r}: header length {n} exceeds the file size")
-    try:
-        header = json.loads(data[8:8 + n])
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WeightsFileError(f"{path!r}: header is not JSON ({exc})") from None
-    if not isinstance(header, dict) or not isinstance(header.get("__metadata__"), dict):
-        raise WeightsFileError(f"{path!r}: no metadata; not a pivot int8 file")
-    meta = header.pop("__metadata__")
+    """Read a model written by ``QuantizedViT.save`` (through ``pivot.io``'s checked safetensors
+    reader); a malformed file raises ``pivot.WeightsFileError`` naming the problem, and nothing
+    is built from it."""
+    _kernel_code(kernel)
+    path = _validate.file_path(path)
+    tensors, meta = read_safetensors_as_stored(path, _DTYPES)
     if meta.get("format") != _FORMAT:
-        raise WeightsFileError(f"{path!r}: format {meta.get('format')!r}, expected {_FORMAT!r} (use pivot.ViT.from_timm for float files)")
+        raise WeightsFileError(f"{path}: format {meta.get('format')!r}, expected {_FORMAT!r} (use pivot.ViT.from_timm for float files)")
     try:
         config = ViTConfig(**json.loads(meta["pivot.config"]))
         quant = json.loads(meta["pivot.quant"])
         path_text = meta["pivot.path"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise WeightsFileError(f"{path!r}: bad metadata ({exc})") from None
-    if not isinstance(quant, dict) or not isinstance(path_text, str) or not path_text or set(path_text) - {"0", "1", "2"}:
-        raise WeightsFileError(f"{path!r}: bad 'pivot.quant' or 'pivot.path' metadata")
-    body = memoryview(data)[8 + n:]
-    tensors = {}
-    for name, entry in header.items():
-        try:
-            dtype = _DTYPES[entry["dtype"]]
-            shape = tuple(int(s) for s in entry["shape"])
-            begin, end = (int(v) for v in entry["data_offsets"])
-        except (KeyError, TypeError, ValueError):
-            raise WeightsFileError(f"{path!r}: tensor {name!r} has a bad header entry {entry!r}") from None
-        count = math.prod(shape)
-        if any(s < 0 for s in shape) or not 0 <= begin <= end <= len(body) or end - begin != count * np.dtype(dtype).itemsize:
-            raise WeightsFileError(f"{path!r}: tensor {name!r} data_offsets {begin}..{end} do not match its shape "
-                                   f"{list(shape)} or the file size")
-        tensors[name] = np.frombuffer(body, dtype=np.dtype(dtype).newbyteorder("<"), count=count,
-                                      offset=begin).reshape(shape)
+    except (KeyError, TypeError, ValueError, RecursionError) as exc:
+        raise WeightsFileError(f"{path}: bad metadata ({exc})") from None
+    if not isinstance(quant, dict) or not path_text or set(path_text) - {"0", "1", "2"}:
+        raise WeightsFileError(f"{path}: bad 'pivot.quant' or 'pivot.path' metadata")
     try:
         return QuantizedViT(config, tensors, path=[int(ch) for ch in path_text],
                             per_token=bool(quant.get("per_token", False)), kernel=kernel, info=quant)
     except ValueError as exc:
-        raise WeightsFileError(f"{path!r}: {exc}") from None
+        raise WeightsFileError(f"{path}: {exc}") from None

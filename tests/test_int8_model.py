@@ -1,6 +1,7 @@
 """pivot.quantize / QuantizedViT: the C forward equals the NumPy integer reference bit for bit
 (every kernel, paths 0/1/2, per-tensor and per-token), API parity with pivot.ViT, save/load."""
 import json
+import os
 import struct
 
 import numpy as np
@@ -151,6 +152,26 @@ def test_save_load_round_trip(fmnist, tmp_path):
         np.testing.assert_array_equal(back(x), model(x))
 
 
+
+def test_save_goes_through_io_atomically(fmnist, tmp_path, monkeypatch):
+    _, qm = fmnist
+    f = tmp_path / "q.safetensors"
+    qm.save(f)
+    before = f.read_bytes()
+    tensors, meta = pivot.io.read_safetensors_as_stored(f, {"I8": "i1", "F32": "<f4"})
+    assert meta["format"] == "pivot-int8-v1" and tensors["blocks.0.attn.qkv.weight"].dtype == np.int8
+    with pytest.raises(pivot.WeightsFileError, match="dtype I8 is not supported"):
+        pivot.io.load_state_dict(f)  # the float loader refuses an int8 file by name
+
+    def no_rename(*args):
+        raise OSError("disk full")
+    monkeypatch.setattr(os, "replace", no_rename)
+    with pytest.raises(OSError, match="disk full"):
+        qm.with_path([0] * qm.config.depth).save(f)
+    assert f.read_bytes() == before  # the old file is intact and no temporary file is left
+    assert [p.name for p in tmp_path.iterdir()] == ["q.safetensors"]
+
+
 def _rewrite(src, dst, edit):
     data = open(src, "rb").read()
     (n,) = struct.unpack("<Q", data[:8])
@@ -173,13 +194,13 @@ def test_malformed_files_refused(fmnist, tmp_path):
             quant.load(bad)
 
     bad.write_bytes(data[:5])
-    refused("too short")
+    refused("shorter than the 8-byte")
     bad.write_bytes(data[:-100])
     refused("data_offsets")
     bad.write_bytes(struct.pack("<Q", 10**9) + data[8:])
     refused("header length")
     bad.write_bytes(struct.pack("<Q", 4) + b"{{{{")
-    refused("not JSON")
+    refused("not valid JSON")
 
     def drop(key):
         def edit(h, b):
@@ -187,7 +208,11 @@ def test_malformed_files_refused(fmnist, tmp_path):
             return h, b
         return edit
 
-    _rewrite(good, bad, drop("blocks.0.attn.qkv.weight_scale"))
+    _rewrite(good, bad, drop("blocks.0.attn.qkv.weight_scale"))  # its bytes stay: a hole in the data
+    refused("belong to no tensor")
+    tensors, meta = pivot.io.read_safetensors_as_stored(good, {"I8": "i1", "F32": "<f4"})
+    pivot.io.write_safetensors_as_given(bad, {k: v for k, v in tensors.items()
+                                              if k != "blocks.0.attn.qkv.weight_scale"}, meta)
     refused("missing blocks.0.attn.qkv.weight_scale")
 
     def set_meta(field, value):
@@ -207,7 +232,7 @@ def test_malformed_files_refused(fmnist, tmp_path):
         h["blocks.1.mlp.fc1.weight"]["dtype"] = "F16"
         return h, b
     _rewrite(good, bad, retype)
-    refused("bad header entry")
+    refused("dtype F16 is not supported")
 
     def as_float(h, b):  # int8 weights stored as float32 of the same byte count: wrong dtype/shape
         e = h["blocks.1.mlp.fc1.weight"]
@@ -223,7 +248,9 @@ def test_malformed_files_refused(fmnist, tmp_path):
         return h, bytes(b)
     _rewrite(good, bad, bad_zero_point)
     refused("zero points")
-    with pytest.raises(pivot.WeightsFileError, match="cannot read"):
+    bad.write_bytes(data[:len(data) // 2])  # truncated in the tensor data
+    refused("out of range")
+    with pytest.raises(FileNotFoundError, match="weight file not found"):
         quant.load(tmp_path / "missing.safetensors")
 
 

@@ -117,3 +117,32 @@ def test_recipe_card_command_names_only_changed_arguments():
                                       "--effort-steps", "800,6:3000", "--efforts", "6"]))
     assert _command(args) == ("python -m pivot.apps.recipes.fashion_mnist --out RUN --seed 3 "
                               "--effort-steps 800,6:3000 --precision bf16 --ship")
+
+
+def test_ship_writes_efforts_card_and_log(tmp_path, monkeypatch):
+    card = {k: v for k, v in zoo.card(NAME).items() if k not in ("name", "test_accuracy")}
+    monkeypatch.setattr(zoo, "ZOO_DIR", tmp_path)
+    models = {3: pivot.ViT.random(SMALL, seed=1), 2: pivot.ViT.random(SMALL, seed=2, path=[1, 0, 1])}
+    card.update(paths={"3": "111", "2": "101"}, path_scores={"2": 0.5}, fine_tuning_steps={"2": 10},
+                fine_tuning_lr={"2": 1e-3})
+    images = np.random.default_rng(0).normal(size=(6, 1, 8, 8)).astype(np.float32)
+    labels = np.arange(6) % 3
+    folder = zoo.ship("tiny", models, card, (images, labels), log_text='{"stage": "base"}\n')
+    assert folder == tmp_path / "tiny"
+    assert sorted(p.name for p in folder.iterdir()) == ["card.json", "card.md", "effort02.safetensors",
+                                                        "effort03.safetensors", "training_log.jsonl"]
+    shipped = zoo.card("tiny")
+    assert shipped["name"] == "tiny" and list(shipped)[0] == "name"
+    loaded = zoo.load("tiny")
+    for e, model in models.items():
+        assert loaded[e].path.tolist() == model.path.tolist()
+        want = float(np.mean(loaded[e](images).argmax(1) == labels))
+        assert shipped["test_accuracy"][str(e)] == want
+    assert "| 2 | `101` | 0.500 | 10 | 0.001 |" in (folder / "card.md").read_text()
+    with pytest.raises(ValueError, match="zoo model name"):
+        zoo.ship("../x", models, card, (images, labels))
+
+
+def test_shipped_card_markdown_is_rendered_from_card_json():
+    # zoo.ship renders card.md from card.json; the shipped pair must agree.
+    assert (zoo.ZOO_DIR / NAME / "card.md").read_text() == zoo._card_markdown(zoo.card(NAME))
