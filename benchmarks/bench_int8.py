@@ -6,7 +6,7 @@
 the rounds); ratio = fp32 seconds / int8 seconds. The int8 model is calibrated (min-max, per
 tensor) on 8 of the images and runs the best GEMM kernel of this CPU (``pivot.quant.kernel_in_use``).
 Logit agreement between the two (top-1 agreement, max |difference| relative to max |logit|) is
-in the detail; random weights make it a smoke check, see the README for trained models.
+in the detail; random weights make it a smoke check, see docs/int8.md for trained models.
 """
 import numpy as np
 

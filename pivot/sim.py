@@ -54,7 +54,7 @@ while the rest prefetches. The GB's active part adds to the input SRAMs' capacit
   ``stall = exposed + max(0, transfer - exposed - compute)`` cycles per GEMM.
   SCALE-Sim's "USER" mode instead gives each of its three operands its own port and simulates
   the request trace; its read buffers also re-fetch lines when the demand order differs from its
-  prefetch order, so its DRAM reads and stalls are larger for small SRAMs (see the README).
+  prefetch order, so its DRAM reads and stalls are larger for small SRAMs (see docs/simulator.md).
 * The PS reads each elementwise op's input from DRAM and writes its output back.
 
 Processing system
@@ -100,7 +100,7 @@ at most 59.4%). Energy: PE array 28.5%, SRAM 4.6%, periphery 21.4%, PS 45.5%.
 Without refitting, an LVViT-S-shaped model (``ViTConfig(depth=16, mlp_ratio=3.0)``: embed 384,
 6 heads, 197 tokens, no conv stem) gives 75.01 ms, 0.591 J, 7.88 W, EDP 44.3 J x ms against
 Table 3's 79.55 ms, 0.63 J, 50.8 (delay -5.7%); its delay splits into attention MACs 19.4%,
-softmax 60.8%, MLP 18.7% (Fig. 6a: 19%, 63%, 18%). The README has the PVDS/PVLS-style pairs.
+softmax 60.8%, MLP 18.7% (Fig. 6a: 19%, 63%, 18%). docs/simulator.md has the PVDS/PVLS-style pairs.
 
 LV-ViT
 ------
@@ -113,7 +113,7 @@ tokens (PS), the aux head GEMM over them and its max over tokens (PS, as the ReL
 costs nothing (folded into proj and fc2). LVViT-S then takes 90.25 ms, 0.680 J, 7.53 W without
 refitting (Table 3: 79.55 ms, 0.63 J): the stem's convolutions stream only 64 output channels per
 fold on the input-stationary array and use 22-28% of it (13.25 ms); at full utilization the stem
-and projection would give 80.01 ms. The README discusses the difference.
+and projection would give 80.01 ms. docs/simulator.md discusses the difference.
 """
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from test_sim_model import assert_rows_equal, hw_dict, random_hw
 LVVIT_S = pivot.ViTConfig.preset("lvvit_s")
 STEMLESS = pivot.ViTConfig(depth=16, mlp_ratio=3.0)     # the simulator author's LVViT-S-shaped model
 
-# LVViT-S at batch 1 on sim.ZCU102 (recorded; see the README's PIVOT-Sim section)
+# LVViT-S at batch 1 on sim.ZCU102 (recorded; see docs/simulator.md)
 LVVIT_S_DELAY_MS = 90.251
 PAPER_DELAY_MS = 79.55                                   # Table 3
 DELAY_BAND = 0.15                                        # documented: within +15% of the paper
