@@ -1,4 +1,5 @@
-"""Offline stand-ins for trained efforts, used by the CLI's ``--model random`` and by ``pivot.apps.modes_table --head-only``.
+"""Offline stand-ins for trained efforts, used by the CLI's ``--model random`` (``pivot demo``
+without the zoo) and by ``python -m pivot.apps.modes_table --head-only``.
 
 PIVOT fine-tunes one model per effort (section 3.2). Without trained weights on disk, pivot builds
 small efforts that still behave like classifiers: a random-weight ViT encoder shared by all
