@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import pivot
-from pivot import modes, sim
+from pivot import sim
 
 from engine_util import random_images, random_weights
 

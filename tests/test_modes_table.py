@@ -1,5 +1,4 @@
 """The skip / reuse / linear comparison pipeline on the shipped Fashion-MNIST sample (head-only fit)."""
-import numpy as np
 
 import pivot
 from pivot.apps.demo import DEMO_CONFIG, fit_head

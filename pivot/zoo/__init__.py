@@ -20,6 +20,10 @@ from __future__ import annotations
 import json
 import pathlib
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["list", "load", "card", "cka", "cka_from_json", "ship", "ZooError", "ZOO_DIR", "ZOO_MODEL"]
 
