@@ -133,10 +133,6 @@ static void conv_team(void *arg, pivot_team *tm, int tid, int nthreads) {
     conv_items(job->layer, job->cols + (size_t)tid * job->cols_stride, tid, nthreads);
 }
 
-static int clamp_threads(int threads) {
-    if (threads < 1) return -1;
-    return threads > LVVIT_MAX_THREADS ? LVVIT_MAX_THREADS : threads;
-}
 
 /* Aligned buffer of n floats (n > 0). */
 static float *alloc_floats(size_t n, int *status) {
@@ -156,7 +152,7 @@ static float *alloc_floats(size_t n, int *status) {
 int pivot_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, size_t B,
                          size_t Cin, size_t H, size_t W, size_t Cout, size_t ksize, size_t stride, size_t pad,
                          int relu, int threads) {
-    if ((threads = clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
+    if ((threads = pivot_clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
     if (B == 0) return PIVOT_OK;
     if (!out || !inp || !weight || !bias) return PIVOT_ERR_VALUE;
     conv_layer L;
@@ -176,7 +172,7 @@ int pivot_conv2d_forward(float *out, const float *inp, const float *weight, cons
 /* ================================================================== stem */
 
 /* The transformer's config: what `proj` sees (the stem's map without a stem, the images without). */
-static int transformer_config(pivot_vit_config *t, const pivot_lvvit_config *cfg) {
+int pivot_model_engine_config(pivot_vit_config *t, const pivot_model_config *cfg) {
     if (!cfg) return PIVOT_ERR_VALUE;
     *t = cfg->vit;
     if (cfg->stem_channels) {
@@ -190,7 +186,7 @@ static int transformer_config(pivot_vit_config *t, const pivot_lvvit_config *cfg
 
 /* The three stem layers (conv1 7x7/2 pad 3, conv2 and conv3 3x3/1 pad 1), each + ReLU, over B
  * images; weights point into the folded stem array. */
-static int stem_layers(conv_layer L[3], const pivot_lvvit_config *cfg, const float *stem, size_t B) {
+static int stem_layers(conv_layer L[3], const pivot_model_config *cfg, const float *stem, size_t B) {
     size_t S = cfg->stem_channels, img = cfg->vit.img_size, half = img / 2;
     int st;
     if ((st = conv_layer_init(&L[0], B, cfg->vit.in_chans, img, img, S, 7, 2, 3, 1)) ||
@@ -208,9 +204,9 @@ static int stem_layers(conv_layer L[3], const pivot_lvvit_config *cfg, const flo
     return PIVOT_OK;
 }
 
-int pivot_lvvit_num_params(size_t *params, size_t *stem, const pivot_lvvit_config *cfg) {
+int pivot_model_num_params(size_t *params, size_t *stem, const pivot_model_config *cfg) {
     pivot_vit_config t;
-    int st = transformer_config(&t, cfg);
+    int st = pivot_model_engine_config(&t, cfg);
     if (st) return st;
     if (!(cfg->skip_lam > 0.0f) || isinf(cfg->skip_lam) || (cfg->aux_head && cfg->vit.distilled))
         return PIVOT_ERR_VALUE;
@@ -264,7 +260,7 @@ static void stem_team(void *arg, pivot_team *tm, int tid, int nthreads) {
 }
 
 /* Runs the stem on B images into features; scratch allocated here. */
-static int run_stem(float *features, const float *images, const float *stem, const pivot_lvvit_config *cfg,
+static int run_stem(float *features, const float *images, const float *stem, const pivot_model_config *cfg,
                     size_t B, int threads) {
     stem_job job;
     memset(&job, 0, sizeof job);
@@ -292,13 +288,13 @@ static int run_stem(float *features, const float *images, const float *stem, con
     return st;
 }
 
-int pivot_lvvit_stem_forward(float *out, const float *images, const float *stem, const pivot_lvvit_config *cfg,
+int pivot_model_stem_forward(float *out, const float *images, const float *stem, const pivot_model_config *cfg,
                              size_t B, int threads) {
     size_t np, ns;
-    int st = pivot_lvvit_num_params(&np, &ns, cfg);
+    int st = pivot_model_num_params(&np, &ns, cfg);
     if (st) return st;
     if (!cfg->stem_channels) return PIVOT_ERR_VALUE;
-    if ((threads = clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
+    if ((threads = pivot_clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
     if (B == 0) return PIVOT_OK;
     if (!out || !images || !stem) return PIVOT_ERR_VALUE;
     conv_layer check[3];
@@ -308,20 +304,26 @@ int pivot_lvvit_stem_forward(float *out, const float *images, const float *stem,
 
 /* ================================================================== whole model */
 
-int pivot_lvvit_forward(float *logits, float *attn_capture, float *mlp_capture, const float *images,
-                        const float *stem, const float *params, const pivot_lvvit_config *cfg, const uint8_t *path,
-                        size_t B, int threads) {
+int pivot_model_forward(float *logits, float *attn_capture, float *mlp_capture, float *probs_capture,
+                        const float *images, const float *stem, const float *params, const float *packed,
+                        const pivot_model_config *cfg, const uint8_t *path, size_t B, int threads) {
     size_t np, ns;
-    int st = pivot_lvvit_num_params(&np, &ns, cfg);
+    int st = pivot_model_num_params(&np, &ns, cfg);
     if (st) return st;
-    if ((threads = clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
+    if ((threads = pivot_clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
     if (B == 0) return PIVOT_OK;
     if (!logits || !images || !params || !path || (cfg->stem_channels && !stem)) return PIVOT_ERR_VALUE;
     pivot_vit_config t;
-    transformer_config(&t, cfg);
+    pivot_model_engine_config(&t, cfg);
     size_t vit_np, C = cfg->vit.embed_dim, K = cfg->vit.num_classes;
     pivot_vit_num_params(&vit_np, &t);
-    pivot_vit_extras extras = {cfg->skip_lam, NULL, NULL};
+    pivot_vit_extras extras;
+    memset(&extras, 0, sizeof extras);
+    extras.skip_lam = cfg->skip_lam;
+    extras.attention_kind = cfg->attention_kind;
+    extras.linear_eps = cfg->linear_eps;
+    extras.probs_capture = probs_capture;
+    extras.packed = packed;
     if (cfg->aux_head) {
         extras.aux_head_w = params + vit_np;
         extras.aux_head_b = params + vit_np + K * C;
@@ -331,7 +333,7 @@ int pivot_lvvit_forward(float *logits, float *attn_capture, float *mlp_capture, 
 
     conv_layer check[3];
     if ((st = stem_layers(check, cfg, stem, B))) return st; /* overflow checks for the whole batch */
-    size_t chunk = (attn_capture || mlp_capture) ? B : (B < LVVIT_CHUNK ? B : LVVIT_CHUNK);
+    size_t chunk = (attn_capture || mlp_capture || probs_capture) ? B : (B < LVVIT_CHUNK ? B : LVVIT_CHUNK);
     size_t img_floats = check[0].Cin * check[0].H * check[0].W, map = check[2].Cout * check[2].Ho * check[2].Wo;
     size_t total;
     if (pivot_mul_size(&total, map, chunk)) return PIVOT_ERR_OVERFLOW;

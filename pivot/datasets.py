@@ -48,7 +48,6 @@ def normalize(pixels: np.ndarray) -> np.ndarray:
     return ((pixels.astype(np.float32) / 255.0 - MEAN) / STD).astype(np.float32)
 
 
-# --- rel
 # IDX files are read through one stream (gzipped or not): the header first, then exactly the
 # bytes it declares, so a lying header or a gzip bomb is refused before anything large is
 # allocated. No IDX file pivot reads comes near this cap (Fashion-MNIST train images: 47 MB).
@@ -108,7 +107,6 @@ def read_idx(path, expected_ndim: int) -> np.ndarray:
         stream.close()
         raw.close()
     return np.frombuffer(data, dtype=np.uint8).reshape(shape).copy()
-# --- end rel
 
 
 def _find(root: pathlib.Path, stem: str) -> pathlib.Path:

@@ -506,7 +506,7 @@ def simulate(model_or_config, path=None, hw: HardwareConfig = ZCU102, batch: int
     vit = (batch, config.depth, config.embed_dim, config.num_heads, config.mlp_hidden, config.num_tokens,
            config.num_patches, config.proj_in_chans * config.proj_kernel ** 2, config.num_classes,
            config.num_prefix_tokens, int(config.distilled))
-    if (path_arr == 2).any() or config.attention != "softmax":  # --- modes (pivot.modes)
+    if (path_arr == 2).any() or config.attention != "softmax":  # reuse or linear attention (pivot.modes)
         if not config.is_timm_vit:
             raise ValueError("attention reuse and linear attention are simulated for timm ViTs only (no LV-ViT features)")
         rows, totals = _core.sim_vit_modes(hw._packed, vit, path_arr, int(config.attention == "relu_linear"),
