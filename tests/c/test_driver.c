@@ -162,8 +162,8 @@ static void test_model(void) {
     float *params = random_floats(np, 0.05f), *stem = random_floats(ns, 0.1f), *img = random_floats(2 * 3 * 64, 1.0f);
     float logits[6];
     uint8_t path[2] = {1, 0};
-    CHECK(pivot_model_forward(logits, NULL, NULL, NULL, img, stem, params, NULL, &cfg, path, 2, 2) == PIVOT_OK && all_finite(logits, 6));
-    CHECK(pivot_model_forward(logits, NULL, NULL, NULL, img, NULL, params, NULL, &cfg, path, 2, 2) != PIVOT_OK);
+    CHECK(pivot_model_forward(logits, NULL, NULL, NULL, img, stem, params, NULL, NULL, &cfg, path, 2, 2) == PIVOT_OK && all_finite(logits, 6));
+    CHECK(pivot_model_forward(logits, NULL, NULL, NULL, img, NULL, params, NULL, NULL, &cfg, path, 2, 2) != PIVOT_OK);
     float *out = calloc(2 * 4 * 16, sizeof(float));
     CHECK(pivot_model_stem_forward(out, img, stem, &cfg, 2, 1) == PIVOT_OK && all_finite(out, 2 * 4 * 16));
     pivot_model_config bad = cfg;
