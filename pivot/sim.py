@@ -104,11 +104,12 @@ softmax 60.8%, MLP 18.7% (Fig. 6a: 19%, 63%, 18%). The README has the PVDS/PVLS-
 
 LV-ViT
 ------
-A config with LV-ViT's conv stem or aux head (``ViTConfig.preset("lvvit_s")``) adds rows: each stem convolution as an im2col GEMM (M = output pixels, N = output
-channels, K = in_channels * kernel^2, as SCALE-Sim maps convolutions) with BatchNorm folded into
-it, followed by its ReLU on the PS at ``gelu_cycles_per_element``; the patch projection reads the
-stem's map (patch_dim = stem_channels * (patch/2)^2); after the head, the LayerNorm of the patch
-tokens (PS), the aux head GEMM over them and its max over tokens (PS, as the ReLU). ``skip_lam``
+A config with LV-ViT's conv stem or aux head (``ViTConfig.preset("lvvit_s")``) adds rows: each
+stem convolution as an im2col GEMM (M = output pixels, N = output channels, K = in_channels *
+kernel^2, as SCALE-Sim maps convolutions) with BatchNorm folded into it, followed by its ReLU on
+the PS at ``gelu_cycles_per_element``; the patch projection reads the stem's map (patch_dim =
+stem_channels * (patch/2)^2); after the head, the LayerNorm of the patch tokens (PS), the aux
+head GEMM over them and its max over tokens (PS, as the ReLU). ``skip_lam``
 costs nothing (folded into proj and fc2). LVViT-S then takes 90.25 ms, 0.680 J, 7.53 W without
 refitting (Table 3: 79.55 ms, 0.63 J): the stem's convolutions stream only 64 output channels per
 fold on the input-stationary array and use 22-28% of it (13.25 ms); at full utilization the stem
