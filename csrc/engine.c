@@ -11,10 +11,10 @@
  * reads the parameters, so concurrent calls on the same parameters are safe.
  *
  * Kernels follow the SIMD level (csrc/cpu.h): row kernels from csrc/rowops.h at every level;
- * Linears as OpenBLAS sgemm plus an epilogue pass below the AVX-512 level (the reference the
- * tests compare with), and from it, given packed weights (extras->packed, from pivot_vit_pack),
- * csrc/gemm.c's packed kernel with bias, GELU and the residual update fused, q k^T and
- * probabilities @ V on its micro-tiles. */
+ * Linears as OpenBLAS sgemm plus an epilogue pass at the portable level (the reference the tests
+ * compare with), and from the AVX2 level, given packed weights (extras->packed, from
+ * pivot_vit_pack), csrc/gemm.c's packed kernels with bias, GELU and the residual update fused;
+ * from the AVX-512 level q k^T and probabilities @ V run on its micro-tiles too. */
 #define _POSIX_C_SOURCE 200809L
 #include "engine.h"
 
@@ -26,6 +26,7 @@
 #include "gemm.h"
 #include "modes.h"
 #include "pivot_blas.h"
+#include "quant.h"
 #include "rowops.h"
 #include "threads.h"
 
@@ -185,6 +186,8 @@ typedef struct {
     size_t scratch_stride;
     size_t q_chunks;          /* query chunks per (b, h) attention item */
     int fast;                 /* attention products on the packed GEMM's micro-tiles (AVX-512 up) */
+    const pivot_int8_blocks *int8; /* int8 encoders, or NULL */
+    const pivot_qencoder *q;  /* their phases, bound to x once the workspace exists */
 } forward_plan;
 
 /* Per-thread scratch layout (floats). */
@@ -246,6 +249,7 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
     if (pl->q_chunks > pl->T) pl->q_chunks = pl->T;
 
     if ((st = add_buffer(&o_x, &total, BT, pl->C, 1))) return st;
+    any_active &= pl->int8 == NULL; /* the int8 phases keep their own buffers */
     if (any_active) {
         if ((st = add_buffer(&o_qkv, &total, BT, pl->C, 3))) return st;
         if ((st = add_buffer(&o_attn, &total, BT, pl->C, 1))) return st;
@@ -254,7 +258,7 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
     size_t o_probs = 0;
     int need_probs = 0;
     for (size_t i = 0; i < pl->D; i++) need_probs |= pl->path[i] == PIVOT_PATH_REUSE;
-    need_probs &= pl->probs_capture == NULL;
+    need_probs &= pl->probs_capture == NULL && pl->int8 == NULL;
     if (need_probs && ((st = pivot_mul_size(&tmp_probs, pl->T, pl->T)) ||
                        (st = add_buffer(&o_probs, &total, pl->B * pl->NH, tmp_probs, 1))))
         return st;
@@ -300,12 +304,15 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
 /* ================================================================== forward phases */
 
 /* Patch embedding (im2col + sgemm), class/dist tokens and position embedding, for this thread's
- * share of patches. */
+ * share of patches. The patches of each image go through the product in fixed chunks of
+ * EMBED_ROWS, whatever the thread count: OpenBLAS picks its kernels by the product's size, so
+ * fixed chunks keep the tokens (and the int8 path's quantization of them) independent of threads. */
+#define EMBED_ROWS TILE_ROWS
 static void embed_phase(const forward_plan *pl, int tid, int nthreads) {
     thread_scratch s = scratch_for(pl, tid);
     size_t C = pl->C, T = pl->T, P = pl->patch, G = pl->grid, NP = G * G, img = pl->img;
-    size_t K2 = pl->in_chans * P * P;
-    size_t b0, b1, r0, r1;
+    size_t K2 = pl->in_chans * P * P, chunks = (NP + EMBED_ROWS - 1) / EMBED_ROWS;
+    size_t b0, b1, i0, i1;
     pivot_split_range(pl->B, tid, nthreads, &b0, &b1);
     for (size_t b = b0; b < b1; b++) {
         float *row = pl->x + b * T * C;
@@ -313,13 +320,10 @@ static void embed_phase(const forward_plan *pl, int tid, int nthreads) {
         if (pl->prefix == 2)
             for (size_t c = 0; c < C; c++) row[C + c] = pl->dist_token[c] + pl->pos_embed[C + c];
     }
-    pivot_split_range(pl->B * NP, tid, nthreads, &r0, &r1);
-    size_t r = r0;
-    while (r < r1) {
-        size_t b = r / NP, p0 = r % NP;
-        size_t m = r1 - r;
-        if (m > NP - p0) m = NP - p0; /* one image per sgemm: output rows are contiguous in x */
-        if (m > TILE_ROWS) m = TILE_ROWS;
+    pivot_split_range(pl->B * chunks, tid, nthreads, &i0, &i1);
+    for (size_t item = i0; item < i1; item++) {
+        size_t b = item / chunks, p0 = item % chunks * EMBED_ROWS;
+        size_t m = NP - p0 < EMBED_ROWS ? NP - p0 : EMBED_ROWS;
         const float *image = pl->images + b * pl->in_chans * img * img;
         for (size_t i = 0; i < m; i++) {
             size_t p = p0 + i, gy = p / G, gx = p % G;
@@ -337,7 +341,6 @@ static void embed_phase(const forward_plan *pl, int tid, int nthreads) {
         const float *pos = pl->pos_embed + (pl->prefix + p0) * C;
         for (size_t i = 0; i < m; i++)
             for (size_t c = 0; c < C; c++) out[i * C + c] += pl->patch_b[c] + pos[i * C + c];
-        r += m;
     }
 }
 
@@ -473,11 +476,15 @@ static void head_phase(const forward_plan *pl, int nthreads) {
     }
 }
 
+/* The one encoder loop: per encoder its mode (0 skip, 1 active, 2 reuse), the probabilities an
+ * active encoder keeps for the reuse encoders after it, the captures, and the precision's three
+ * phases with the two barriers of an encoder with attention. */
 static void forward_team(void *arg, pivot_team *tm, int tid, int nthreads) {
     const forward_plan *pl = (const forward_plan *)arg;
     thread_scratch s = scratch_for(pl, tid);
     size_t BT = pl->B * pl->T, BTC = BT * pl->C, r0, r1;
     pivot_split_range(BT, tid, nthreads, &r0, &r1);
+    if (pl->q) pivot_qencoder_thread_init(pl->q, tid);
 
     if (pl->images) {
         embed_phase(pl, tid, nthreads);
@@ -487,31 +494,35 @@ static void forward_team(void *arg, pivot_team *tm, int tid, int nthreads) {
     size_t probs_seen = 0, TT = pl->T * pl->T;
     float *last_probs = NULL; /* probabilities that a reuse encoder reads */
     for (size_t i = 0; i < pl->D; i++) {
-        const block_params *bp = &pl->blocks[i];
         int mode = pl->path[i]; /* 0 skip, 1 active, 2 reuse */
         int active = mode != 0;
         float *attn_cap = NULL;
         if (active) {
             float *probs = NULL; /* where an active encoder keeps its probabilities */
+            int keep = mode == PIVOT_PATH_REUSE;
             if (mode == PIVOT_PATH_ACTIVE && pl->attention_kind == PIVOT_ATTENTION_SOFTMAX) {
-                int reused = 0;
                 for (size_t j = i + 1; j < pl->D && pl->path[j] != PIVOT_PATH_ACTIVE; j++)
-                    reused |= pl->path[j] == PIVOT_PATH_REUSE;
+                    keep |= pl->path[j] == PIVOT_PATH_REUSE;
                 if (pl->probs_capture) probs = pl->probs_capture + probs_seen++ * pl->B * pl->NH * TT;
-                else if (reused) probs = pl->probs;
+                else if (keep) probs = pl->probs;
                 last_probs = probs;
             } else if (mode == PIVOT_PATH_REUSE) {
                 probs = last_probs;
             }
-            qkv_rows(pl, &s, bp, r0, r1, mode);
+            if (pl->q) pivot_qencoder_qkv_rows(pl->q, tid, i, mode, r0, r1);
+            else qkv_rows(pl, &s, &pl->blocks[i], r0, r1, mode);
             pivot_team_barrier(tm);
-            attention_phase(pl, &s, tid, nthreads, mode, probs);
+            if (pl->q) pivot_qencoder_attention(pl->q, tid, nthreads, i, mode, keep);
+            else attention_phase(pl, &s, tid, nthreads, mode, probs);
             pivot_team_barrier(tm);
             if (pl->attn_capture) attn_cap = pl->attn_capture + active_seen * BTC;
             active_seen++;
         }
         float *mlp_cap = pl->mlp_capture ? pl->mlp_capture + i * BTC : NULL;
-        post_attention_rows(pl, &s, bp, active, attn_cap, mlp_cap, r0, r1);
+        if (pl->q)
+            pivot_qencoder_post_rows(pl->q, tid, i, active, attn_cap, mlp_cap, r0, r1);
+        else
+            post_attention_rows(pl, &s, &pl->blocks[i], active, attn_cap, mlp_cap, r0, r1);
     }
     if (pl->logits) {
         if (pl->aux_w) aux_head_rows(pl, &s, tid, r0, r1);
@@ -528,12 +539,23 @@ static int check_int_sizes(size_t BT, size_t C, size_t H) {
     return PIVOT_OK;
 }
 
-static int run_plan(forward_plan *pl, int threads) {
+/* Allocates the workspace, binds the int8 phases to it, runs the team and frees it all. x_in
+ * (optional) is the residual stream to start from, x_out (optional) where to leave it. */
+static int run_plan(forward_plan *pl, int threads, const float *x_in, float *x_out) {
     float *workspace = NULL;
     size_t capacity = 0;
+    pivot_qencoder *q = NULL;
     int st = plan_workspace(pl, threads, &workspace, &capacity);
     if (st) return st;
-    st = pivot_team_run(forward_team, pl, threads);
+    size_t n = pl->B * pl->T * pl->C;
+    if (x_in) memcpy(pl->x, x_in, n * sizeof(float));
+    if (pl->int8)
+        st = pivot_qencoder_create(&q, pl->x, pl->int8->weights, pl->int8->floats, pl->path, pl->B, pl->T, pl->C,
+                                   pl->NH, pl->H, pl->D, pl->eps, pl->int8->per_token, pl->int8->kernel, threads);
+    pl->q = q;
+    if (!st) st = pivot_team_run(forward_team, pl, threads);
+    if (!st && x_out) memcpy(x_out, pl->x, n * sizeof(float));
+    pivot_qencoder_destroy(q);
     pivot_workspace_release(workspace, capacity);
     return st;
 }
@@ -626,14 +648,7 @@ int pivot_block_forward(float *out, const float *inp, const float *block, size_t
     pl.residual_scale = 1.0f;
     pl.path = &path;
     pl.blocks = &bp;
-    float *workspace = NULL;
-    size_t capacity = 0;
-    if ((st = plan_workspace(&pl, threads, &workspace, &capacity))) return st;
-    memcpy(pl.x, inp, n * sizeof(float));
-    st = pivot_team_run(forward_team, &pl, threads);
-    memcpy(out, pl.x, n * sizeof(float));
-    pivot_workspace_release(workspace, capacity);
-    return PIVOT_OK;
+    return run_plan(&pl, threads, inp, out);
 }
 
 /* ================================================================== whole model */
@@ -763,6 +778,14 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     if ((st = pivot_modes_check_path(path, D, attention_kind))) return st;
     if (extras && attention_kind == PIVOT_ATTENTION_RELU_LINEAR && !(extras->linear_eps >= 0.0f)) return PIVOT_ERR_VALUE;
     if (extras && extras->probs_capture && attention_kind != PIVOT_ATTENTION_SOFTMAX) return PIVOT_ERR_VALUE;
+    const pivot_int8_blocks *int8 = extras ? extras->int8 : NULL;
+    if (int8) { /* params without the blocks; int8 attention is softmax and keeps no float probabilities */
+        size_t block, blocks_np;
+        if (attention_kind != PIVOT_ATTENTION_SOFTMAX || extras->probs_capture || !int8->weights || !int8->floats)
+            return PIVOT_ERR_VALUE;
+        if ((st = pivot_block_num_params(&block, C, H)) || (st = pivot_mul_size(&blocks_np, block, D))) return st;
+        np -= blocks_np;
+    }
     if ((st = pivot_mul_size(&BT, B, T)) || (st = check_int_sizes(BT, C, H)) ||
         (st = pivot_mul_size(&k2, cfg->in_chans * cfg->patch_size, cfg->patch_size)) ||
         k2 > 2147483647u || cfg->num_classes > 2147483647u)
@@ -778,8 +801,8 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     pl.pos_embed = p; p += T * C;
     pl.patch_w = p; p += C * k2;
     pl.patch_b = p; p += C;
-    for (size_t i = 0; i < D; i++) p = block_params_at(&blocks[i], p, C, H);
-    if (extras && extras->packed && pivot_simd_level() >= PIVOT_SIMD_AVX512) {
+    for (size_t i = 0; i < D && !int8; i++) p = block_params_at(&blocks[i], p, C, H);
+    if (extras && extras->packed && !int8 && pivot_simd_level() >= PIVOT_SIMD_AVX2) {
         st = packed_layout(&pl.patch_p, blocks, extras->packed, cfg);
         if (st) {
             free(blocks);
@@ -815,7 +838,31 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     pl.fast = pivot_simd_level() >= PIVOT_SIMD_AVX512;
     pl.linear_eps = extras ? extras->linear_eps : 0.0f;
     pl.probs_capture = extras ? extras->probs_capture : NULL;
-    st = run_plan(&pl, threads);
+    pl.int8 = int8;
+    st = run_plan(&pl, threads, NULL, NULL);
     free(blocks);
     return st;
+}
+
+int pivot_qvit_blocks_forward(float *x, float *attn_capture, float *mlp_capture, const int8_t *weights,
+                              const float *floats, const uint8_t *path, size_t B, size_t T, size_t C, size_t NH,
+                              size_t H, size_t D, float eps, int per_token, int kernel, int threads) {
+    if (T == 0 || C == 0 || NH == 0 || H == 0 || D == 0 || C % NH) return PIVOT_ERR_SHAPE;
+    if ((threads = pivot_clamp_threads(threads)) < 0 || !(eps >= 0.0f)) return PIVOT_ERR_VALUE;
+    if (B == 0) return PIVOT_OK;
+    if (!x || !weights || !floats || !path) return PIVOT_ERR_VALUE;
+    int st;
+    size_t BT;
+    if ((st = pivot_modes_check_path(path, D, PIVOT_ATTENTION_SOFTMAX))) return st;
+    if ((st = pivot_mul_size(&BT, B, T)) || (st = check_int_sizes(BT, C, H))) return st;
+    pivot_int8_blocks int8 = {weights, floats, per_token, kernel};
+    forward_plan pl;
+    memset(&pl, 0, sizeof pl);
+    pl.B = B; pl.T = T; pl.C = C; pl.NH = NH; pl.H = H; pl.D = D; pl.eps = eps;
+    pl.residual_scale = 1.0f;
+    pl.path = path;
+    pl.attn_capture = attn_capture;
+    pl.mlp_capture = mlp_capture;
+    pl.int8 = &int8;
+    return run_plan(&pl, threads, x, x);
 }

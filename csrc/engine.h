@@ -105,9 +105,21 @@ typedef struct {
     float linear_eps;        /* >= 0, denominator epsilon of ReLU linear attention */
     float *probs_capture;    /* (n_active, B, NH, T, T) softmax outputs of the path-1 encoders, or NULL */
     /* the model's Linear weights packed by pivot_vit_pack (csrc/gemm.h), or NULL. Used only
-     * from the AVX-512 level up (csrc/cpu.h); below it OpenBLAS runs on the unpacked parameters. */
+     * from the AVX2 level up (csrc/cpu.h); below it OpenBLAS runs on the unpacked parameters. */
     const float *packed;     /* (pivot_vit_packed_size) */
+    /* the encoders in int8 (csrc/quant.h), or NULL; params then hold no block parameters (the
+     * stem, tokens and heads stay fp32), and neither packed nor probs_capture is used */
+    const struct pivot_int8_blocks *int8;
 } pivot_vit_extras;
+
+/* Quantized encoder blocks: the packed int8 weights and float parameters of pivot_qblock_* layout
+ * (csrc/quant.h), per_token activation quantization, and the int8 GEMM kernel (PIVOT_INT8_KERNEL_*). */
+typedef struct pivot_int8_blocks {
+    const int8_t *weights; /* (D * pivot_qblock_num_bytes) */
+    const float *floats;   /* (D * pivot_qblock_num_floats) */
+    int per_token;
+    int kernel;
+} pivot_int8_blocks;
 
 /* Floats of the packed copy of a model's patch-embedding, qkv, proj, fc1 and fc2 weights. */
 int pivot_vit_packed_size(size_t *out, const pivot_vit_config *cfg);
@@ -127,5 +139,21 @@ int pivot_vit_forward_ex(float *logits,              /* (B, K) */
                          const pivot_vit_extras *extras, /* or NULL */
                          const uint8_t *path,        /* (D) */
                          size_t B, int threads);
+
+/* The D encoders of a ViT on int8 operands (the engine's loop with the int8 phases of
+ * csrc/quant.h), in place on the tokens x (B, T, C).
+ * path[i]: 0 skip the attention, 1 run it, 2 reuse the (uint8) probabilities of the nearest
+ * earlier path-1 encoder. per_token = 1: the inputs of qkv, proj, fc1 and fc2 are quantized per
+ * token with dynamic ranges instead of the calibrated per-tensor parameters.
+ * Captures as pivot_vit_forward (attention branch after proj of every encoder with path != 0,
+ * MLP branch of every encoder), before the residual add. */
+int pivot_qvit_blocks_forward(float *x,                /* (B, T, C) in/out */
+                              float *attn_capture,     /* (n_active, B, T, C) or NULL */
+                              float *mlp_capture,      /* (D, B, T, C) or NULL */
+                              const int8_t *weights,   /* (D * pivot_qblock_num_bytes) */
+                              const float *floats,     /* (D * pivot_qblock_num_floats) */
+                              const uint8_t *path,     /* (D) */
+                              size_t B, size_t T, size_t C, size_t NH, size_t H, size_t D, float eps,
+                              int per_token, int kernel, int threads);
 
 #endif /* PIVOT_ENGINE_H */

@@ -113,8 +113,8 @@ static void conv_tile(const conv_layer *L, float *cols, size_t b, size_t y0, siz
 
 /* This thread's share of the layer's (image, tile) items. */
 static void conv_items(const conv_layer *L, float *cols, int tid, int nthreads) {
-    size_t n = L->B * L->tiles;
-    size_t i0 = n * (size_t)tid / (size_t)nthreads, i1 = n * (size_t)(tid + 1) / (size_t)nthreads;
+    size_t i0, i1;
+    pivot_split_range(L->B * L->tiles, tid, nthreads, &i0, &i1);
     for (size_t i = i0; i < i1; i++) {
         size_t b = i / L->tiles, y0 = (i % L->tiles) * L->tile_rows;
         size_t y1 = y0 + L->tile_rows < L->Ho ? y0 + L->tile_rows : L->Ho;
@@ -259,9 +259,25 @@ static void stem_team(void *arg, pivot_team *tm, int tid, int nthreads) {
     }
 }
 
-/* Runs the stem on B images into features; scratch allocated here. */
-static int run_stem(float *features, const float *images, const float *stem, const pivot_model_config *cfg,
-                    size_t B, int threads) {
+/* Floats of the stem's scratch for `threads` threads: two feature maps and the im2col tiles. */
+static int stem_scratch_floats(size_t *out, const pivot_model_config *cfg, const float *stem, int threads) {
+    conv_layer layers[3];
+    int st = stem_layers(layers, cfg, stem, 1);
+    if (st) return st;
+    size_t map = layers[1].Cin * layers[1].H * layers[1].W, cols = 0, total;
+    for (int i = 0; i < 3; i++) {
+        size_t c = conv_cols_floats(&layers[i]);
+        cols = c > cols ? c : cols;
+    }
+    cols = (cols + 15) / 16 * 16;
+    if (pivot_mul_size(&total, cols, (size_t)threads) || total > SIZE_MAX - 2 * map) return PIVOT_ERR_OVERFLOW;
+    *out = total + 2 * map;
+    return PIVOT_OK;
+}
+
+/* Runs the stem on B images into features, with scratch of stem_scratch_floats. */
+static int run_stem(float *features, float *scratch, const float *images, const float *stem,
+                    const pivot_model_config *cfg, size_t B, int threads) {
     stem_job job;
     memset(&job, 0, sizeof job);
     int st = stem_layers(job.layers, cfg, stem, 1);
@@ -272,19 +288,25 @@ static int run_stem(float *features, const float *images, const float *stem, con
         cols = c > cols ? c : cols;
     }
     job.cols_stride = (cols + 15) / 16 * 16;
-    size_t total;
-    if (pivot_mul_size(&total, job.cols_stride, (size_t)threads) || total > SIZE_MAX - 2 * map)
-        return PIVOT_ERR_OVERFLOW;
-    float *scratch = alloc_floats(total + 2 * map, &st);
-    if (!scratch) return st;
     job.t1 = scratch;
     job.t2 = scratch + map;
     job.cols = scratch + 2 * map;
     job.images = images;
     job.features = features;
     job.B = B;
-    st = pivot_team_run(stem_team, &job, threads);
-    free(scratch);
+    return pivot_team_run(stem_team, &job, threads);
+}
+
+/* The stem on B images into features, its scratch from the workspace cache. */
+static int run_stem_alone(float *features, const float *images, const float *stem, const pivot_model_config *cfg,
+                          size_t B, int threads) {
+    size_t n, bytes, capacity;
+    int st = stem_scratch_floats(&n, cfg, stem, threads);
+    if (st || (st = pivot_mul_size(&bytes, n, sizeof(float)))) return st;
+    float *scratch = (float *)pivot_workspace_acquire(bytes, &capacity);
+    if (!scratch) return PIVOT_ERR_NOMEM;
+    st = run_stem(features, scratch, images, stem, cfg, B, threads);
+    pivot_workspace_release(scratch, capacity);
     return st;
 }
 
@@ -299,14 +321,15 @@ int pivot_model_stem_forward(float *out, const float *images, const float *stem,
     if (!out || !images || !stem) return PIVOT_ERR_VALUE;
     conv_layer check[3];
     if ((st = stem_layers(check, cfg, stem, B))) return st; /* overflow checks for the whole batch */
-    return run_stem(out, images, stem, cfg, B, threads);
+    return run_stem_alone(out, images, stem, cfg, B, threads);
 }
 
 /* ================================================================== whole model */
 
 int pivot_model_forward(float *logits, float *attn_capture, float *mlp_capture, float *probs_capture,
                         const float *images, const float *stem, const float *params, const float *packed,
-                        const pivot_model_config *cfg, const uint8_t *path, size_t B, int threads) {
+                        const pivot_int8_blocks *int8, const pivot_model_config *cfg, const uint8_t *path, size_t B,
+                        int threads) {
     size_t np, ns;
     int st = pivot_model_num_params(&np, &ns, cfg);
     if (st) return st;
@@ -324,6 +347,8 @@ int pivot_model_forward(float *logits, float *attn_capture, float *mlp_capture, 
     extras.linear_eps = cfg->linear_eps;
     extras.probs_capture = probs_capture;
     extras.packed = packed;
+    extras.int8 = int8;
+    if (int8 && (cfg->stem_channels || cfg->aux_head)) return PIVOT_ERR_VALUE; /* int8 is for timm ViTs */
     if (cfg->aux_head) {
         extras.aux_head_w = params + vit_np;
         extras.aux_head_b = params + vit_np + K * C;
@@ -335,17 +360,20 @@ int pivot_model_forward(float *logits, float *attn_capture, float *mlp_capture, 
     if ((st = stem_layers(check, cfg, stem, B))) return st; /* overflow checks for the whole batch */
     size_t chunk = (attn_capture || mlp_capture || probs_capture) ? B : (B < LVVIT_CHUNK ? B : LVVIT_CHUNK);
     size_t img_floats = check[0].Cin * check[0].H * check[0].W, map = check[2].Cout * check[2].Ho * check[2].Wo;
-    size_t total;
-    if (pivot_mul_size(&total, map, chunk)) return PIVOT_ERR_OVERFLOW;
-    float *features = alloc_floats(total, &st);
-    if (!features) return st;
+    size_t n_features, n_scratch, bytes, capacity;
+    if (pivot_mul_size(&n_features, map, chunk)) return PIVOT_ERR_OVERFLOW;
+    if ((st = stem_scratch_floats(&n_scratch, cfg, stem, threads))) return st;
+    if (n_features > SIZE_MAX - n_scratch || pivot_mul_size(&bytes, n_features + n_scratch, sizeof(float)))
+        return PIVOT_ERR_OVERFLOW;
+    float *features = (float *)pivot_workspace_acquire(bytes, &capacity);
+    if (!features) return PIVOT_ERR_NOMEM;
     for (size_t b0 = 0; b0 < B && st == PIVOT_OK; b0 += chunk) {
         size_t n = B - b0 < chunk ? B - b0 : chunk;
-        st = run_stem(features, images + b0 * img_floats, stem, cfg, n, threads);
+        st = run_stem(features, features + n_features, images + b0 * img_floats, stem, cfg, n, threads);
         if (st == PIVOT_OK)
             st = pivot_vit_forward_ex(logits + b0 * K, attn_capture, mlp_capture, features, params, &t, &extras, path,
                                       n, threads);
     }
-    free(features);
+    pivot_workspace_release(features, capacity);
     return st;
 }

@@ -79,6 +79,7 @@ int pivot_model_forward(float *logits,              /* (B, K) */
                         const float *stem,          /* (stem floats) or NULL without a stem */
                         const float *params,        /* (params floats) */
                         const float *packed,        /* (pivot_vit_packed_size) or NULL */
+                        const pivot_int8_blocks *int8, /* int8 encoders, or NULL (params then hold no blocks) */
                         const pivot_model_config *cfg,
                         const uint8_t *path,        /* (D) */
                         size_t B, int threads);

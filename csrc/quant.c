@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
 #include "cpu.h"
 #include "gemm.h" /* pivot_amx_configure_tiles */
 #include "rowops.h"
@@ -565,9 +564,8 @@ static void qblock_at(qblock *qb, const int8_t *w, const float *f, const size_t 
 }
 
 typedef struct {
-    float *x, *attn_capture, *mlp_capture;
+    float *x;          /* (BT, C) the engine's residual stream */
     const qblock *blocks;
-    const uint8_t *path;
     size_t B, T, C, NH, H, D;
     float eps;
     int per_token;
@@ -582,6 +580,12 @@ typedef struct {
     uint8_t *scratch;
     size_t scratch_bytes;
 } qplan;
+
+struct pivot_qencoder {
+    qplan pl;
+    qblock *blocks;
+    void *workspace;
+};
 
 typedef struct {
     float *ln, *branch, *hidden, *row_scale, *scores;
@@ -632,12 +636,17 @@ static qscratch scratch_for(const qplan *pl, int tid) {
     s.probs = base + off[8];
     s.kpack = (int8_t *)(base + off[9]);
     s.vpack = (int8_t *)(base + off[10]);
+    return s;
+}
+
+void pivot_qencoder_thread_init(const pivot_qencoder *q, int tid) {
+    const qplan *pl = &q->pl;
+    qscratch s = scratch_for(pl, tid);
     size_t rows = ROW_TILE > pl->T ? ROW_TILE : pl->T;
     memset(s.zero, 0, rows * sizeof(int32_t));
     /* bytes past K of the last rows are read (times zero weights): keep them defined */
     memset(s.a8, 0, ROW_TILE * (pl->H > pl->C ? pl->H : pl->C) + PAD_BYTES);
     memset(s.probs, 0, pl->T * pl->T + PAD_BYTES);
-    return s;
 }
 
 /* Quantizes n rows of x (width C) into s->a8 with per-tensor (scale, zp) or per-token parameters,
@@ -754,34 +763,20 @@ static void post_attention_rows(const qplan *pl, qscratch *s, const qblock *qb, 
     }
 }
 
-static void qforward_team(void *arg, pivot_team *team, int tid, int nthreads) {
-    const qplan *pl = (const qplan *)arg;
-    qscratch s = scratch_for(pl, tid);
-    size_t BT = pl->B * pl->T, BTC = BT * pl->C, r0, r1, active_seen = 0;
-    pivot_split_range(BT, tid, nthreads, &r0, &r1);
-    for (size_t i = 0; i < pl->D; i++) {
-        const qblock *qb = &pl->blocks[i];
-        int mode = pl->path[i];
-        float *attn_cap = NULL;
-        if (mode != PIVOT_PATH_SKIP) {
-            uint8_t *keep = NULL;
-            if (pl->probs_keep) {
-                /* a path-1 encoder keeps its probabilities when a reuse encoder follows it */
-                int reused = mode == PIVOT_PATH_REUSE;
-                for (size_t j = i + 1; !reused && j < pl->D && pl->path[j] != PIVOT_PATH_ACTIVE; j++)
-                    reused = pl->path[j] == PIVOT_PATH_REUSE;
-                keep = reused ? pl->probs_keep : NULL;
-            }
-            qkv_rows(pl, &s, qb, r0, r1, mode);
-            pivot_team_barrier(team);
-            attention_items(pl, &s, qb, tid, nthreads, mode, keep);
-            pivot_team_barrier(team);
-            if (pl->attn_capture) attn_cap = pl->attn_capture + active_seen * BTC;
-            active_seen++;
-        }
-        float *mlp_cap = pl->mlp_capture ? pl->mlp_capture + i * BTC : NULL;
-        post_attention_rows(pl, &s, qb, mode != PIVOT_PATH_SKIP, attn_cap, mlp_cap, r0, r1);
-    }
+void pivot_qencoder_qkv_rows(const pivot_qencoder *q, int tid, size_t i, int mode, size_t r0, size_t r1) {
+    qscratch s = scratch_for(&q->pl, tid);
+    qkv_rows(&q->pl, &s, &q->blocks[i], r0, r1, mode);
+}
+
+void pivot_qencoder_attention(const pivot_qencoder *q, int tid, int nthreads, size_t i, int mode, int keep) {
+    qscratch s = scratch_for(&q->pl, tid);
+    attention_items(&q->pl, &s, &q->blocks[i], tid, nthreads, mode, keep ? q->pl.probs_keep : NULL);
+}
+
+void pivot_qencoder_post_rows(const pivot_qencoder *q, int tid, size_t i, int active, float *attn_cap, float *mlp_cap,
+                              size_t r0, size_t r1) {
+    qscratch s = scratch_for(&q->pl, tid);
+    post_attention_rows(&q->pl, &s, &q->blocks[i], active, attn_cap, mlp_cap, r0, r1);
 }
 
 static int check_act(const float *act) {
@@ -800,12 +795,12 @@ static int check_act(const float *act) {
     return PIVOT_OK;
 }
 
-int pivot_qvit_blocks_forward(float *x, float *attn_capture, float *mlp_capture, const int8_t *weights,
-                              const float *floats, const uint8_t *path, size_t B, size_t T, size_t C, size_t NH,
-                              size_t H, size_t D, float eps, int per_token, int kernel, int threads) {
+int pivot_qencoder_create(pivot_qencoder **out, float *x, const int8_t *weights, const float *floats,
+                          const uint8_t *path, size_t B, size_t T, size_t C, size_t NH, size_t H, size_t D, float eps,
+                          int per_token, int kernel, int threads) {
+    *out = NULL;
     if (T == 0 || C == 0 || NH == 0 || H == 0 || D == 0 || C % NH) return PIVOT_ERR_SHAPE;
     if (threads < 1 || !(eps >= 0.0f)) return PIVOT_ERR_VALUE;
-    if (B == 0) return PIVOT_OK;
     if (!x || !weights || !floats || !path) return PIVOT_ERR_VALUE;
     int st, resolved;
     if ((st = pivot_modes_check_path(path, D, 0))) return st;
@@ -822,48 +817,57 @@ int pivot_qvit_blocks_forward(float *x, float *attn_capture, float *mlp_capture,
     for (size_t i = 0; i < D; i++)
         if ((st = check_act(floats + i * nf + (nf - PIVOT_QACT_COUNT)))) return st;
 
+    pivot_qencoder *q = (pivot_qencoder *)calloc(1, sizeof *q);
     qblock *blocks = (qblock *)malloc(D * sizeof(qblock));
-    if (!blocks) return PIVOT_ERR_NOMEM;
+    if (!q || !blocks) {
+        free(q);
+        free(blocks);
+        return PIVOT_ERR_NOMEM;
+    }
     for (size_t i = 0; i < D; i++) qblock_at(&blocks[i], weights + i * nb, floats + i * nf, part, C, H);
-
-    qplan pl;
-    memset(&pl, 0, sizeof pl);
-    pl.x = x; pl.attn_capture = attn_capture; pl.mlp_capture = mlp_capture;
-    pl.blocks = blocks; pl.path = path;
-    pl.B = B; pl.T = T; pl.C = C; pl.NH = NH; pl.H = H; pl.D = D; pl.eps = eps;
-    pl.per_token = per_token ? 1 : 0;
-    pl.tile = tile_for(resolved);
+    qplan *pl = &q->pl;
+    pl->x = x;
+    pl->blocks = blocks;
+    pl->B = B; pl->T = T; pl->C = C; pl->NH = NH; pl->H = H; pl->D = D; pl->eps = eps;
+    pl->per_token = per_token ? 1 : 0;
+    pl->tile = tile_for(resolved);
     int any_reuse = 0;
     for (size_t i = 0; i < D; i++) any_reuse |= path[i] == PIVOT_PATH_REUSE;
 
     size_t off[11], o = 0;
-    pl.scratch_bytes = round_up(scratch_layout(&pl, off), 64);
-    int nthreads = threads > 256 ? 256 : threads;
+    pl->scratch_bytes = round_up(scratch_layout(pl, off), 64);
+    int nthreads = pivot_clamp_threads(threads);
     size_t at_qkv = carve(&o, BT * 3 * C * sizeof(float));
     size_t at_cat = carve(&o, BT * C * sizeof(float));
     size_t at_q8 = carve(&o, BT * C + PAD_BYTES);
     size_t at_k8 = carve(&o, BT * C);
     size_t at_v8 = carve(&o, BT * C);
     size_t at_keep = any_reuse ? carve(&o, B * NH * T * T + PAD_BYTES) : 0;
-    size_t at_scratch = carve(&o, pl.scratch_bytes * (size_t)nthreads);
-    void *ws = NULL;
-    if (posix_memalign(&ws, 64, o) != 0) {
+    size_t at_scratch = carve(&o, pl->scratch_bytes * (size_t)nthreads);
+    if (posix_memalign(&q->workspace, 64, o) != 0) {
         free(blocks);
+        free(q);
         return PIVOT_ERR_NOMEM;
     }
-    uint8_t *base = (uint8_t *)ws;
-    pl.qkv = (float *)(void *)(base + at_qkv);
-    pl.cat = (float *)(void *)(base + at_cat);
-    pl.q8 = base + at_q8;
-    pl.k8 = (int8_t *)(base + at_k8);
-    pl.v8 = (int8_t *)(base + at_v8);
-    pl.probs_keep = any_reuse ? base + at_keep : NULL;
-    pl.scratch = base + at_scratch;
+    uint8_t *base = (uint8_t *)q->workspace;
+    pl->qkv = (float *)(void *)(base + at_qkv);
+    pl->cat = (float *)(void *)(base + at_cat);
+    pl->q8 = base + at_q8;
+    pl->k8 = (int8_t *)(base + at_k8);
+    pl->v8 = (int8_t *)(base + at_v8);
+    pl->probs_keep = any_reuse ? base + at_keep : NULL;
+    pl->scratch = base + at_scratch;
     /* the padding bytes past each uint8 buffer are read (times zero weights): keep them defined */
-    memset(pl.q8 + BT * C, 0, PAD_BYTES);
-    if (any_reuse) memset(pl.probs_keep + B * NH * T * T, 0, PAD_BYTES);
-    st = pivot_team_run(qforward_team, &pl, nthreads);
-    free(ws);
-    free(blocks);
-    return st;
+    memset(pl->q8 + BT * C, 0, PAD_BYTES);
+    if (any_reuse) memset(pl->probs_keep + B * NH * T * T, 0, PAD_BYTES);
+    q->blocks = blocks;
+    *out = q;
+    return PIVOT_OK;
+}
+
+void pivot_qencoder_destroy(pivot_qencoder *q) {
+    if (!q) return;
+    free(q->workspace);
+    free(q->blocks);
+    free(q);
 }

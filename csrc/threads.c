@@ -49,22 +49,29 @@ int pivot_blas_user_threads(void) {
 
 /* ------------------------------------------------------------------ workspace cache */
 
-/* Blocks above the cap are never kept, to bound the memory held between calls. Concurrent calls
- * that find the slot empty allocate their own. */
+/* Blocks above the cap are never kept, to bound the memory held between calls. Two slots: a
+ * forward with LV-ViT's stem holds the stem's buffers and the encoder's workspace at once.
+ * Concurrent calls that find no block large enough allocate their own. */
 #define WORKSPACE_CACHE_MAX_BYTES ((size_t)64 << 20)
+#define WORKSPACE_CACHE_SLOTS 2
 
 static pthread_mutex_t workspace_cache_mutex = PTHREAD_MUTEX_INITIALIZER;
-static void *workspace_cache_block = NULL;
-static size_t workspace_cache_bytes = 0;
+static void *workspace_cache_block[WORKSPACE_CACHE_SLOTS];
+static size_t workspace_cache_bytes[WORKSPACE_CACHE_SLOTS];
 
 void *pivot_workspace_acquire(size_t bytes, size_t *capacity) {
     void *block = NULL;
     pthread_mutex_lock(&workspace_cache_mutex);
-    if (workspace_cache_block && workspace_cache_bytes >= bytes) {
-        block = workspace_cache_block;
-        *capacity = workspace_cache_bytes;
-        workspace_cache_block = NULL;
-        workspace_cache_bytes = 0;
+    int best = -1; /* the smallest cached block that is large enough */
+    for (int i = 0; i < WORKSPACE_CACHE_SLOTS; i++)
+        if (workspace_cache_block[i] && workspace_cache_bytes[i] >= bytes &&
+            (best < 0 || workspace_cache_bytes[i] < workspace_cache_bytes[best]))
+            best = i;
+    if (best >= 0) {
+        block = workspace_cache_block[best];
+        *capacity = workspace_cache_bytes[best];
+        workspace_cache_block[best] = NULL;
+        workspace_cache_bytes[best] = 0;
     }
     pthread_mutex_unlock(&workspace_cache_mutex);
     if (block) return block;
@@ -77,10 +84,13 @@ void pivot_workspace_release(void *block, size_t capacity) {
     if (!block) return;
     if (capacity <= WORKSPACE_CACHE_MAX_BYTES) {
         pthread_mutex_lock(&workspace_cache_mutex);
-        if (capacity > workspace_cache_bytes) { /* keep the larger block */
-            void *old = workspace_cache_block;
-            workspace_cache_block = block;
-            workspace_cache_bytes = capacity;
+        int slot = 0; /* an empty slot, else the smallest block, if this one is larger */
+        for (int i = 0; i < WORKSPACE_CACHE_SLOTS; i++)
+            if (workspace_cache_bytes[i] < workspace_cache_bytes[slot]) slot = i;
+        if (capacity > workspace_cache_bytes[slot]) {
+            void *old = workspace_cache_block[slot];
+            workspace_cache_block[slot] = block;
+            workspace_cache_bytes[slot] = capacity;
             block = old;
         }
         pthread_mutex_unlock(&workspace_cache_mutex);

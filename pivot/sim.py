@@ -104,12 +104,12 @@ softmax 60.8%, MLP 18.7% (Fig. 6a: 19%, 63%, 18%). docs/simulator.md has the PVD
 
 LV-ViT
 ------
-A config with LV-ViT's conv stem or aux head (``ViTConfig.preset("lvvit_s")``) adds rows
-(csrc/sim_lvvit.c): each stem convolution as an im2col GEMM (M = output pixels, N = output
-channels, K = in_channels * kernel^2, as SCALE-Sim maps convolutions) with BatchNorm folded into
-it, followed by its ReLU on the PS at ``gelu_cycles_per_element``; the patch projection reads the
-stem's map (patch_dim = stem_channels * (patch/2)^2); after the head, the LayerNorm of the patch
-tokens (PS), the aux head GEMM over them and its max over tokens (PS, as the ReLU). ``skip_lam``
+A config with LV-ViT's conv stem or aux head (``ViTConfig.preset("lvvit_s")``) adds rows: each
+stem convolution as an im2col GEMM (M = output pixels, N = output channels, K = in_channels *
+kernel^2, as SCALE-Sim maps convolutions) with BatchNorm folded into it, followed by its ReLU on
+the PS at ``gelu_cycles_per_element``; the patch projection reads the stem's map (patch_dim =
+stem_channels * (patch/2)^2); after the head, the LayerNorm of the patch tokens (PS), the aux
+head GEMM over them and its max over tokens (PS, as the ReLU). ``skip_lam``
 costs nothing (folded into proj and fc2). LVViT-S then takes 90.25 ms, 0.680 J, 7.53 W without
 refitting (Table 3: 79.55 ms, 0.63 J): the stem's convolutions stream only 64 output channels per
 fold on the input-stationary array and use 22-28% of it (13.25 ms); at full utilization the stem
@@ -128,7 +128,7 @@ from functools import cached_property
 import numpy as np
 
 from . import _core, _validate
-from .config import ViTConfig, normalize_path
+from .config import ATTENTIONS, ViTConfig, normalize_path
 
 __all__ = [
     "DATAFLOWS", "MODULES", "ENERGY_COMPONENTS", "HardwareConfig", "ZCU102", "gemm_cycles",
@@ -143,14 +143,12 @@ ENERGY_COMPONENTS = ("pe_array", "sram", "periphery", "ps")
 # Row kinds, as numbered in csrc/pivot_sim.h; each ViT row's name is built from its kind and block.
 _OPS = ("gemm", "patch_embed", "norm1", "qkv", "qk", "softmax", "sv", "proj", "norm2", "fc1", "gelu",
         "fc2", "norm", "head", "head_dist", "entropy", "stem_conv", "relu", "norm_patches", "aux_head", "aux_max",
-        "v", "relu_qk", "kv", "q_kv", "linear_div")  # csrc/sim_modes.c
+        "v", "relu_qk", "kv", "q_kv", "linear_div")
 _LVVIT_NAMES = {"stem_conv": "patch_embed.conv{}", "relu": "patch_embed.relu{}", "norm_patches": "norm.patches",
                 "aux_head": "aux_head", "aux_max": "aux_head.max"}
 _BLOCK_NAMES = {"norm1": "norm1", "qkv": "attn.qkv", "qk": "attn.qk", "softmax": "attn.softmax",
                 "sv": "attn.sv", "proj": "attn.proj", "norm2": "norm2", "fc1": "mlp.fc1", "gelu": "mlp.gelu",
-                "fc2": "mlp.fc2",
-                # a reuse encoder's V projection; ReLU linear attention's rows
-                "v": "attn.v", "relu_qk": "attn.relu_qk", "kv": "attn.kv", "q_kv": "attn.q_kv",
+                "fc2": "mlp.fc2", "v": "attn.v", "relu_qk": "attn.relu_qk", "kv": "attn.kv", "q_kv": "attn.q_kv",
                 "linear_div": "attn.linear_div"}
 # Columns of a C row (csrc/pivot_sim.h PIVOT_SIM_ROW_*).
 (_R_OP, _R_BLOCK, _R_MODULE, _R_IS_PS, _R_M, _R_N, _R_K, _R_COUNT, _R_MACS, _R_COMPUTE, _R_STALL, _R_PS,
@@ -503,21 +501,23 @@ def simulate(model_or_config, path=None, hw: HardwareConfig = ZCU102, batch: int
     config, path_arr = _resolve(model_or_config, path)
     hw = _validate.hardware(hw)
     batch = _validate.positive_int(batch, "batch")
+    rows, totals = _c_rows(hw, config, path_arr, batch, bool(entropy))
+    return SimReport._from_c(hw, config, tuple(path_arr.tolist()), batch, rows, totals)
+
+
+def _c_rows(hw, config, path_arr, batch, entropy):
+    """(rows, totals) of one inference from csrc/sim.c's layer list (pivot_sim_forward): the ViT's
+    shape, the LV-ViT stem and aux head when the config has them, the path and the attention kind."""
+    if ((path_arr == 2).any() or config.attention != "softmax") and not config.is_timm_vit:
+        raise ValueError("attention reuse and linear attention are simulated for timm ViTs only (no LV-ViT features)")
     vit = (batch, config.depth, config.embed_dim, config.num_heads, config.mlp_hidden, config.num_tokens,
            config.num_patches, config.proj_in_chans * config.proj_kernel ** 2, config.num_classes,
            config.num_prefix_tokens, int(config.distilled))
-    if (path_arr == 2).any() or config.attention != "softmax":  # reuse or linear attention (pivot.modes)
-        if not config.is_timm_vit:
-            raise ValueError("attention reuse and linear attention are simulated for timm ViTs only (no LV-ViT features)")
-        rows, totals = _core.sim_vit_modes(hw._packed, vit, path_arr, int(config.attention == "relu_linear"),
-                                           bool(entropy))
-    elif config.stem == "lvvit_conv" or config.aux_head:
+    if config.stem == "lvvit_conv" or config.aux_head:
         from .lvvit import stem_gemm_shapes
         stem = np.array(stem_gemm_shapes(config), dtype=np.int64).reshape(-1, 3)
-        rows, totals = _core.sim_lvvit(hw._packed, vit, stem, bool(config.aux_head), path_arr, bool(entropy))
-    else:
-        rows, totals = _core.sim_vit(hw._packed, vit, path_arr, bool(entropy))
-    return SimReport._from_c(hw, config, tuple(path_arr.tolist()), batch, rows, totals)
+        return _core.sim_lvvit(hw._packed, vit, stem, bool(config.aux_head), path_arr, entropy)
+    return _core.sim_vit_modes(hw._packed, vit, path_arr, ATTENTIONS.index(config.attention), entropy)
 
 
 def simulate_pair(low, high, f_high: float, hw: HardwareConfig = ZCU102, low_path=None, high_path=None,

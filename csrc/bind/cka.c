@@ -4,7 +4,6 @@
 #include "cka.h"
 #include "entropy.h"
 
-
 /* Optional float32 argument: Py_None gives NULL. */
 static int optional_float_array(PyObject *obj, const char *name, int ndim, PyArrayObject **out) {
     *out = NULL;
@@ -247,9 +246,6 @@ static PyObject *py_best_paths(PyObject *self, PyObject *arg) {
     return Py_BuildValue("NN", scores, paths);
 }
 
-
-
-
 /* softmax_entropy(logits, with_probs) -> entropy (B,) float32, or (probs (B, K), entropy (B,)).
  * logits: float32 (B, K), C-contiguous, K >= 2. */
 static PyObject *py_softmax_entropy(PyObject *self, PyObject *args) {
@@ -287,7 +283,6 @@ static PyObject *py_softmax_entropy(PyObject *self, PyObject *args) {
     if (probs == NULL) return (PyObject *)entropy;
     return Py_BuildValue("(NN)", probs, entropy);
 }
-
 
 PyMethodDef pivot_cka_methods[] = {
     {"cka_gram", py_cka_gram, METH_VARARGS, "cka_gram(xa, xb, shift) -> (Na, Nb) float64 Gram block (xa - shift)(xb - shift)^T; xb None: xa's own Gram."},

@@ -10,6 +10,7 @@
 #include "lvvit.h"
 #include "modes.h"
 #include "pivot_blas.h"
+#include "quant.h"
 
 static PyObject *py_blas_set_num_threads(PyObject *self, PyObject *arg) {
     long n = PyLong_AsLong(arg);
@@ -499,20 +500,49 @@ static PyObject *py_stem_forward(PyObject *self, PyObject *args) {
     return (PyObject *)out;
 }
 
+/* int8 = (weights int8, floats float32, per_token, kernel) of pivot_qblock_* layout (csrc/quant.h):
+ * validated into blocks, or -1 with an exception. The arrays stay referenced by the caller's tuple. */
+static int bind_int8_blocks(PyObject *obj, const pivot_model_config *cfg, pivot_int8_blocks *out) {
+    PyObject *o_w, *o_f;
+    int per_token, kernel;
+    if (!PyArg_ParseTuple(obj, "OOpi;int8 must be a tuple (weights, floats, per_token, kernel)", &o_w, &o_f, &per_token,
+                          &kernel))
+        return -1;
+    PyArrayObject *w = pivot_py_array(o_w, "int8 weights", NPY_INT8, 1);
+    PyArrayObject *f = w ? pivot_py_array(o_f, "int8 floats", NPY_FLOAT32, 1) : NULL;
+    if (!f) return -1;
+    size_t nf, nb, D = cfg->vit.depth;
+    int st = pivot_qblock_num_floats(&nf, cfg->vit.embed_dim, cfg->vit.mlp_hidden);
+    if (!st) st = pivot_qblock_num_bytes(&nb, cfg->vit.embed_dim, cfg->vit.mlp_hidden);
+    if (!st && (pivot_mul_size(&nf, nf, D) || pivot_mul_size(&nb, nb, D))) st = PIVOT_ERR_OVERFLOW;
+    if (st) {
+        pivot_py_raise_status(st, "vit_forward int8");
+        return -1;
+    }
+    if (pivot_py_dim(w, "int8 weights", 0, (npy_intp)nb) || pivot_py_dim(f, "int8 floats", 0, (npy_intp)nf)) return -1;
+    if (kernel < PIVOT_INT8_KERNEL_AUTO || kernel > PIVOT_INT8_KERNEL_AMX) {
+        PyErr_Format(PyExc_ValueError, "int8 kernel must be in [0, 4], got %d", kernel);
+        return -1;
+    }
+    *out = (pivot_int8_blocks){(const int8_t *)PyArray_DATA(w), F32(f), per_token, kernel};
+    return 0;
+}
+
 /* vit_forward(images, params, config, path, threads, capture=False, capture_probs=False,
- *             packed=None, stem=None)
+ *             packed=None, stem=None, int8=None)
  * -> logits (B, K); with capture (logits, attn (n_attention, B, T, C), mlp (D, B, T, C), probs
  * (n_active, B, NH, T, T) or None). The one forward of every model, path and attention kind:
  * config is a pivot.ViTConfig; params the flat engine array (LV-ViT: then its aux head); stem
- * LV-ViT's folded stem; packed vit_pack(params, config) or None; path uint8 of 0 skip, 1 active,
+ * LV-ViT's folded stem; packed vit_pack(params, config) or None; int8 the quantized encoders
+ * (bind_int8_blocks; params then hold no block parameters); path uint8 of 0 skip, 1 active,
  * 2 reuse. Called through the private-path wrapper below. */
 static PyObject *vit_forward_impl(PyObject *self, PyObject *args, PyObject *kwargs) {
     static char *kwlist[] = {"images", "params", "config", "path", "threads", "capture", "capture_probs", "packed",
-                             "stem", NULL};
-    PyObject *o_img, *o_params, *o_cfg, *o_path, *o_packed = Py_None, *o_stem = Py_None;
+                             "stem", "int8", NULL};
+    PyObject *o_img, *o_params, *o_cfg, *o_path, *o_packed = Py_None, *o_stem = Py_None, *o_int8 = Py_None;
     int threads, capture = 0, capture_probs = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOi|ppOO", kwlist, &o_img, &o_params, &o_cfg, &o_path,
-                                     &threads, &capture, &capture_probs, &o_packed, &o_stem))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOi|ppOOO", kwlist, &o_img, &o_params, &o_cfg, &o_path,
+                                     &threads, &capture, &capture_probs, &o_packed, &o_stem, &o_int8))
         return NULL;
     pivot_model_config cfg;
     if (pivot_py_model_config(o_cfg, &cfg) || pivot_py_threads(threads)) return NULL;
@@ -526,6 +556,15 @@ static PyObject *vit_forward_impl(PyObject *self, PyObject *args, PyObject *kwar
     if (!st) st = pivot_model_engine_config(&t, &cfg);
     if (!st && o_packed != Py_None) st = pivot_vit_packed_size(&n_packed, &t);
     if (st) return pivot_py_raise_status(st, "vit_forward");
+    pivot_int8_blocks int8;
+    if (o_int8 != Py_None) {
+        if (bind_int8_blocks(o_int8, &cfg, &int8)) return NULL;
+        size_t block;
+        if ((st = pivot_block_num_params(&block, cfg.vit.embed_dim, cfg.vit.mlp_hidden)))
+            return pivot_py_raise_status(st, "vit_forward");
+        np -= block * cfg.vit.depth; /* the stem, tokens and heads only */
+        o_packed = Py_None;
+    }
     npy_intp B = check_images(img, &cfg);
     if (B < 0 || pivot_py_dim(params, "params", 0, (npy_intp)np) ||
         pivot_py_dim(path, "path", 0, (npy_intp)cfg.vit.depth))
@@ -572,7 +611,8 @@ static PyObject *vit_forward_impl(PyObject *self, PyObject *args, PyObject *kwar
     }
     PIVOT_PY_CALL(st, pivot_model_forward(F32(logits), attn ? F32(attn) : NULL, mlp ? F32(mlp) : NULL,
                                           probs ? F32(probs) : NULL, F32(img), stem ? F32(stem) : NULL, F32(params),
-                                          packed ? F32(packed) : NULL, &cfg, pp, (size_t)B, threads));
+                                          packed ? F32(packed) : NULL, o_int8 != Py_None ? &int8 : NULL, &cfg, pp,
+                                          (size_t)B, threads));
     if (st) {
         Py_DECREF(logits); Py_XDECREF(attn); Py_XDECREF(mlp); Py_XDECREF(probs);
         return pivot_py_raise_status(st, "vit_forward");
@@ -604,7 +644,7 @@ static PyObject *py_vit_forward(PyObject *self, PyObject *args, PyObject *kwargs
 PyMethodDef pivot_engine_methods[] = {
     {"vit_forward", (PyCFunction)(void (*)(void))py_vit_forward, METH_VARARGS | METH_KEYWORDS,
      "vit_forward(images, params, config, path uint8, threads, capture=False, capture_probs=False, packed=None, "
-     "stem=None) -> logits, or (logits, attn, mlp, probs or None) when capturing"},
+     "stem=None, int8=None) -> logits, or (logits, attn, mlp, probs or None) when capturing"},
     {"model_num_params", py_model_num_params, METH_O, "model_num_params(config) -> (params floats, stem floats)"},
     {"vit_pack", py_vit_pack, METH_VARARGS, "vit_pack(params, config) -> packed Linear weights for vit_forward(..., packed=)"},
     {"stem_forward", py_stem_forward, METH_VARARGS, "stem_forward(images, stem, config, threads) -> (B, stem_channels, img/2, img/2)"},

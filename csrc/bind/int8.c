@@ -3,8 +3,6 @@
 
 #include "modes.h"
 #include "quant.h"
-/* --- int8 */
-
 
 static int check_kernel_arg(int kernel) {
     if (kernel < PIVOT_INT8_KERNEL_AUTO || kernel > PIVOT_INT8_KERNEL_AMX) {
@@ -199,9 +197,6 @@ static PyObject *py_qvit_blocks_forward(PyObject *self, PyObject *args) {
     if (!capture) return (PyObject *)out;
     return Py_BuildValue("(NNN)", out, attn, mlp);
 }
-
-
-
 
 PyMethodDef pivot_int8_methods[] = {
     {"int8_kernel_supported", py_int8_kernel_supported, METH_O, "int8_kernel_supported(kernel 1..4) -> bool"},
