@@ -33,8 +33,8 @@ import numpy as np
 
 from ._native import _core
 from .config import ViTConfig, normalize_path
-from .io import WeightsFileError
-from .model import ViT, _path_text, _resolve_threads
+from .io import WeightsFileError, config_from_metadata, open_regular_file, path_from_metadata
+from .model import ViT, _path_text, _resolve_threads, prepare_images
 
 __all__ = ["quantize", "QuantizedViT", "load", "KERNELS", "kernel_in_use", "ACT_FIELDS", "LINEARS"]
 
@@ -204,7 +204,11 @@ def quantize(model, calibration_images, *, method: str = "minmax", percentile: f
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     _kernel_code(kernel)
-    images = model._checked_images(calibration_images)
+    if calibration_images is None:
+        raise TypeError("quantize(model, calibration_images) needs calibration images: a batch (N, "
+                        f"{cfg.in_chans}, {cfg.img_size}, {cfg.img_size}) of typical inputs (e.g. 256 training "
+                        "images) whose activation ranges set the int8 scales; got None")
+    images = model._checked_images(prepare_images(cfg, calibration_images))
     acts = _calibrate(model, images, method, float(percentile), batch_size, activations == "symmetric")
     state = model.state_dict()
     tensors = {}
@@ -482,7 +486,7 @@ def load(path, kernel: str = "auto") -> QuantizedViT:
     """Read a model written by ``QuantizedViT.save``; a malformed file raises
     ``pivot.WeightsFileError`` naming the problem."""
     try:
-        with open(path, "rb") as f:
+        with open_regular_file(path) as f:
             data = f.read()
     except OSError as exc:
         raise WeightsFileError(f"{path!r}: cannot read ({exc})") from None
@@ -490,24 +494,27 @@ def load(path, kernel: str = "auto") -> QuantizedViT:
         raise WeightsFileError(f"{path!r}: too short for a safetensors file")
     (n,) = struct.unpack("<Q", data[:8])
     if n > len(data) - 8:
-        raise WeightsFileError(f"{path!r}: header length {n} exceeds the file size")
+        raise WeightsFileError(f"{path!r}: not a safetensors file (header length {n} exceeds the file size)")
     try:
         header = json.loads(data[8:8 + n])
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise WeightsFileError(f"{path!r}: header is not JSON ({exc})") from None
     if not isinstance(header, dict) or not isinstance(header.get("__metadata__"), dict):
         raise WeightsFileError(f"{path!r}: no metadata; not a pivot int8 file")
     meta = header.pop("__metadata__")
     if meta.get("format") != _FORMAT:
         raise WeightsFileError(f"{path!r}: format {meta.get('format')!r}, expected {_FORMAT!r} (use pivot.ViT.from_timm for float files)")
+    missing = [key for key in ("pivot.config", "pivot.quant", "pivot.path") if key not in meta]
+    if missing:
+        raise WeightsFileError(f"{path!r}: metadata lacks {', '.join(missing)}")
+    config = config_from_metadata(meta["pivot.config"], repr(path))
+    path_bits = path_from_metadata(meta["pivot.path"], config.depth, repr(path))
     try:
-        config = ViTConfig(**json.loads(meta["pivot.config"]))
-        quant = json.loads(meta["pivot.quant"])
-        path_text = meta["pivot.path"]
-    except (KeyError, TypeError, ValueError) as exc:
-        raise WeightsFileError(f"{path!r}: bad metadata ({exc})") from None
-    if not isinstance(quant, dict) or not isinstance(path_text, str) or not path_text or set(path_text) - {"0", "1", "2"}:
-        raise WeightsFileError(f"{path!r}: bad 'pivot.quant' or 'pivot.path' metadata")
+        quant = json.loads(meta["pivot.quant"]) if len(meta["pivot.quant"]) <= 1 << 16 else None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise WeightsFileError(f"{path!r}: bad 'pivot.quant' metadata ({type(exc).__name__})") from None
+    if not isinstance(quant, dict):
+        raise WeightsFileError(f"{path!r}: bad 'pivot.quant' metadata (expected a JSON object)")
     body = memoryview(data)[8 + n:]
     tensors = {}
     for name, entry in header.items():
@@ -524,7 +531,7 @@ def load(path, kernel: str = "auto") -> QuantizedViT:
         tensors[name] = np.frombuffer(body, dtype=np.dtype(dtype).newbyteorder("<"), count=count,
                                       offset=begin).reshape(shape)
     try:
-        return QuantizedViT(config, tensors, path=[int(ch) for ch in path_text],
+        return QuantizedViT(config, tensors, path=path_bits,
                             per_token=bool(quant.get("per_token", False)), kernel=kernel, info=quant)
     except ValueError as exc:
         raise WeightsFileError(f"{path!r}: {exc}") from None

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..config import path_effort
+
 __all__ = ["delay_breakdown"]
 
 _MODULES = (("attention_mac", "attention MACs", "tab:blue"), ("softmax", "softmax", "tab:red"),
@@ -18,10 +20,10 @@ _MODULES = (("attention_mac", "attention MACs", "tab:blue"), ("softmax", "softma
 def _default_label(report, i):
     path = getattr(report, "path", None)
     if path is not None:
-        return f"effort {sum(path)}/{len(path)}"
+        return f"effort {path_effort(path)}/{len(path)}"
     if hasattr(report, "f_high"):
         lo, hi = report.low_report.path, report.high_report.path
-        return f"efforts {sum(lo)}/{sum(hi)}, F_H={report.f_high:.2f}"
+        return f"efforts {path_effort(lo)}/{path_effort(hi)}, F_H={report.f_high:.2f}"
     return f"#{i + 1}"
 
 
