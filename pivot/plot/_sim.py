@@ -67,5 +67,6 @@ def delay_breakdown(reports, labels=None, percent: bool = False) -> Figure:
     ax.set(ylabel="share of delay (%)" if percent else "delay (ms)", xlabel="model",
            title="Delay breakdown by module")
     ax.set_ylim(0, bottom.max() * 1.12)
-    ax.legend(fontsize="small", loc="upper right")
+    # Outside the axes: inside, it would cover the tallest bar's top.
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize="small")
     return fig
