@@ -23,7 +23,7 @@ def _default_label(report, i):
         return f"effort {path_effort(path)}/{len(path)}"
     if hasattr(report, "f_high"):
         lo, hi = report.low_report.path, report.high_report.path
-        return f"efforts {path_effort(lo)}/{path_effort(hi)}, F_H={report.f_high:.2f}"
+        return f"efforts {path_effort(lo)}/{path_effort(hi)}\nF_H={report.f_high:.2f}"
     return f"#{i + 1}"
 
 
@@ -53,7 +53,8 @@ def delay_breakdown(reports, labels=None, percent: bool = False) -> Figure:
     ms = np.array([[float(r.breakdown[key]) for key, _, _ in _MODULES] for r in items])   # (bars, modules)
     totals = ms.sum(axis=1)
     values = 100.0 * ms / totals[:, None] if percent else ms
-    fig = Figure(figsize=(max(4.5, 1.3 * len(items) + 3), 4.5), layout="constrained")
+    # Room for the legend beside the axes and for each bar's label.
+    fig = Figure(figsize=(max(6.5, 1.8 * len(items) + 4.5), 4.5), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(items))
     bottom = np.zeros(len(items))
