@@ -472,11 +472,8 @@ def config_from_metadata(text, where: str) -> ViTConfig:
         raise WeightsFileError(f"{where}: bad 'pivot.config' metadata ({size}; expected a JSON object of "
                                f"ViTConfig fields, at most {_MAX_CONFIG_JSON} characters)")
 
-    def no_constants(name):
-        raise ValueError(f"non-JSON constant {name}")
-
-    try:
-        fields = json.loads(text, parse_constant=no_constants)
+    try:  # Infinity and NaN parse, so that ViTConfig names the field that holds one
+        fields = json.loads(text)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, over-long ints, deep nesting
         raise WeightsFileError(f"{where}: bad 'pivot.config' metadata: not valid JSON ({type(exc).__name__}: "
                                f"{str(exc)[:200]})") from None

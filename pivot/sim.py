@@ -171,6 +171,7 @@ _MAX_PES_PER_SIDE = 1 << 16
 _MAX_BYTES = 1 << 48
 _MAX_CLOCK_MHZ = 1e6   # 1 THz
 _MAX_REAL = 1e9        # cycles per element, pJ, W, GB/s
+_MIN_RATE = 1e-6       # clocks (MHz), DRAM bandwidth (GB/s), SRAM fraction: any less overflows a delay
 
 
 def _is_int(value) -> bool:
@@ -243,12 +244,13 @@ class HardwareConfig:
             raise ValueError(f"HardwareConfig.dataflow must be one of {DATAFLOWS} (input, weight, output "
                              f"stationary), got {self.dataflow!r}")
         for field in ("clock_mhz", "ps_clock_mhz"):
-            put(field, as_real("HardwareConfig", field, getattr(self, field), 0, _MAX_CLOCK_MHZ, low_open=True))
+            put(field, as_real("HardwareConfig", field, getattr(self, field), _MIN_RATE, _MAX_CLOCK_MHZ,
+                               what=f"a positive finite number in [{_MIN_RATE:g}, {_MAX_CLOCK_MHZ:g}]"))
         put("dram_bandwidth_gbps", as_real("HardwareConfig", "dram_bandwidth_gbps", self.dram_bandwidth_gbps,
-                                           0, _MAX_REAL, low_open=True, allow_inf=True,
-                                           what=f"positive (math.inf: unlimited) and at most {_MAX_REAL:g}"))
+                                           _MIN_RATE, _MAX_REAL, allow_inf=True,
+                                           what=f"positive (math.inf: unlimited), in [{_MIN_RATE:g}, {_MAX_REAL:g}]"))
         put("sram_active_fraction", as_real("HardwareConfig", "sram_active_fraction", self.sram_active_fraction,
-                                            0, 1, low_open=True, what="in (0, 1]"))
+                                            _MIN_RATE, 1, what=f"in (0, 1] (at least {_MIN_RATE:g})"))
         for field in ("softmax_cycles_per_element", "gelu_cycles_per_element", "layernorm_cycles_per_element",
                       "entropy_cycles_per_element", "mac_energy_pj", "sram_access_energy_pj",
                       "dram_energy_pj_per_byte", "ps_active_power_w", "pe_array_static_w", "sram_static_w",

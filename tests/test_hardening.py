@@ -86,9 +86,11 @@ def test_block_index_from_names_is_bounded_before_allocation(tmp_path, index):
             if significant >= MAX_DEPTH:
                 with pytest.raises(WeightsFileError, match="beyond the"):
                     pio.infer_config(state)
-            else:
-                with pytest.raises(ValueError):  # not contiguous: refused, and cheaply
+            elif significant > TINY.depth:
+                with pytest.raises(ValueError, match="not contiguous"):  # refused, and cheaply
                     pio.infer_config(state)
+            else:  # an index the model has, or the next one, written with leading zeros
+                assert pio.infer_config(state).depth == max(TINY.depth, significant + 1)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -303,12 +305,13 @@ def test_effort_keys_count_computed_attentions(fake_sim, paths):
     assume(len(efforts) >= 2)
     front = pivot.pareto(efforts, np.arange(20), labels, progress=False)
     assert {p.low for p in front.points if p.high is None} == set(efforts)
-    pivot.search(efforts, np.arange(20), labels, 1e9, tolerance=1e9, progress=False)
+    with contextlib.suppress(pivot.SearchTargetError):  # validated; whether a pair meets 1 ms is not the point
+        pivot.search(efforts, np.arange(20), labels, 1.0, progress=False)
     # Keyed by non-zero entries (a reusing encoder counted as active): refused where it differs.
     wrong = {int(np.count_nonzero(p)): FakeModel(rng.normal(size=(20, 3)), p) for p in paths}
-    if len(wrong) >= 2 and any(int(np.count_nonzero(p)) != path_effort(p) for p in paths):
+    if len(wrong) >= 2 and any(key != path_effort(model.path) for key, model in wrong.items()):
         for call in (lambda: pivot.pareto(wrong, np.arange(20), labels, progress=False),
-                     lambda: pivot.search(wrong, np.arange(20), labels, 1e9, progress=False)):
+                     lambda: pivot.search(wrong, np.arange(20), labels, 1.0, progress=False)):
             with pytest.raises(ValueError, match="the key must be its effort"):
                 call()
 
@@ -383,7 +386,7 @@ def test_cli_bad_arguments_print_one_line_and_exit_2(capsys, option, value):
 @examples(100)
 @given(option=st.sampled_from(["--images", "--cka-images", "--batch-size", "--threads", "--seed", "--lec",
                                "--tolerance", "--target-ms", "--target-fraction", "--batch"]),
-       value=st.one_of(st.integers(-2 ** 80, 0).map(str), st.integers(10 ** 8, 2 ** 80).map(str),
+       value=st.one_of(st.integers(-2 ** 80, 0).map(str), st.integers(2 ** 64, 2 ** 80).map(str),
                        st.sampled_from(["nan", "inf", "-inf", "x", "1e400", ""])))
 def test_cli_bad_numbers_are_refused_before_work(capsys, option, value):
     assume(not (option == "--seed" and value in ("0", "-0")))
