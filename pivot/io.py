@@ -360,17 +360,15 @@ _WRAPPER_KEYS = ("state_dict", "model", "model_ema", "state_dict_ema")
 
 
 def _read_pth(path: str) -> Mapping:
-    try:
-        import torch
-    except ImportError:
-        raise ImportError(f"reading {path!r} needs torch (pip install 'pivot[torch]'); or convert it to .safetensors") from None
-    try:
-        with open_regular_file(path) as f:
+    with open_regular_file(path) as f:  # refused before torch is even imported
+        try:
+            import torch
+        except ImportError:
+            raise ImportError(f"reading {path!r} needs torch (pip install 'pivot[torch]'); or convert it to .safetensors") from None
+        try:
             return torch.load(f, map_location="cpu", weights_only=True)
-    except WeightsFileError:
-        raise
-    except Exception as e:  # pickle errors, zip errors, disallowed globals, ...
-        raise WeightsFileError(f"{path}: cannot read torch checkpoint ({type(e).__name__}: {e})") from None
+        except Exception as e:  # pickle errors, zip errors, disallowed globals, ...
+            raise WeightsFileError(f"{path}: cannot read torch checkpoint ({type(e).__name__}: {e})") from None
 
 
 def _unwrap_checkpoint(obj, where: str) -> Mapping:
