@@ -223,7 +223,8 @@ class ViTConfig:
     @property
     def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
         """``(mean, std)`` per channel for pixels in [0, 1]: ``input_mean``/``input_std``, or timm's
-        default when they are None (ImageNet's statistics for 3 channels, 0.5 / 0.5 otherwise)."""
+        default when they are None (ImageNet's statistics for 3 channels, as DeiT and LV-ViT use;
+        0.5 / 0.5 otherwise)."""
         if self.input_mean is not None and self.input_std is not None:
             return self.input_mean, self.input_std
         default = _IMAGENET_MEAN_STD if self.in_chans == 3 else ((0.5,) * self.in_chans, (0.5,) * self.in_chans)
@@ -307,17 +308,16 @@ class ViTConfig:
         return sorted(_PRESETS)
 
 
-# timm's IMAGENET_DEFAULT_MEAN / _STD (DeiT, LV-ViT) and IMAGENET_INCEPTION_MEAN / _STD (the
-# original ViT weights, vit_*), for pixels in [0, 1].
+# timm's IMAGENET_DEFAULT_MEAN / _STD (DeiT, LV-ViT), for pixels in [0, 1]. Presets stay shapes (as
+# infer_config reads them from weights); weights trained otherwise, such as the original ViT's
+# (timm's vit_*: IMAGENET_INCEPTION_MEAN / _STD, 0.5 / 0.5), pass input_mean= and input_std=.
 _IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
-_INCEPTION_MEAN_STD = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 
 _PRESETS: dict[str, ViTConfig] = {}
 for _size, (_dim, _heads) in {"tiny": (192, 3), "small": (384, 6), "base": (768, 12)}.items():
     _PRESETS[f"deit_{_size}_patch16_224"] = ViTConfig(embed_dim=_dim, num_heads=_heads)
     _PRESETS[f"deit_{_size}_distilled_patch16_224"] = ViTConfig(embed_dim=_dim, num_heads=_heads, distilled=True)
-    _PRESETS[f"vit_{_size}_patch16_224"] = ViTConfig(embed_dim=_dim, num_heads=_heads,
-                                                     input_mean=_INCEPTION_MEAN_STD[0], input_std=_INCEPTION_MEAN_STD[1])
+    _PRESETS[f"vit_{_size}_patch16_224"] = ViTConfig(embed_dim=_dim, num_heads=_heads)
 # LV-ViT (tlt/models/lvvit.py): patch 16, mlp ratio 3, qkv_bias=False, nn.LayerNorm's eps 1e-5,
 # PatchEmbed4_2 stem (64 channels; 128 for LV-ViT-L's PatchEmbed4_2_128), token-labeling aux head.
 for _name, (_dim, _depth, _heads, _lam, _stem_ch) in {
