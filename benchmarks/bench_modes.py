@@ -64,6 +64,11 @@ def bench_modes(quick: bool):
                f"path {''.join(map(str, REUSE))}; {detail}; reuse speedup over all-active x{t_full / t_reuse:.2f}"),
         Result("modes_linear_vs_torch", p_linear / t_linear, 1e3 * t_linear, 1e3 * p_linear, "ms",
                f"relu_linear; {detail}; linear speedup over all-active x{t_full / t_linear:.2f}"),
+        # the same engine against itself: what reusing or linearizing attention saves (peer: all-active)
+        Result("modes_reuse_vs_active", t_full / t_reuse, 1e3 * t_reuse, 1e3 * t_full, "ms",
+               f"path {''.join(map(str, REUSE))} against all-active; {detail}"),
+        Result("modes_linear_vs_active", t_full / t_linear, 1e3 * t_linear, 1e3 * t_full, "ms",
+               f"relu_linear in every encoder against softmax all-active; {detail}"),
     ]
 
 

@@ -11,10 +11,10 @@
  * reads the parameters, so concurrent calls on the same parameters are safe.
  *
  * Kernels follow the SIMD level (csrc/cpu.h): row kernels from csrc/rowops.h at every level;
- * Linears as OpenBLAS sgemm plus an epilogue pass below the AVX-512 level (the reference the
- * tests compare with), and from it, given packed weights (extras->packed, from pivot_vit_pack),
- * csrc/gemm.c's packed kernel with bias, GELU and the residual update fused, q k^T and
- * probabilities @ V on its micro-tiles. */
+ * Linears as OpenBLAS sgemm plus an epilogue pass at the portable level (the reference the tests
+ * compare with), and from the AVX2 level, given packed weights (extras->packed, from
+ * pivot_vit_pack), csrc/gemm.c's packed kernels with bias, GELU and the residual update fused;
+ * from the AVX-512 level q k^T and probabilities @ V run on its micro-tiles too. */
 #define _POSIX_C_SOURCE 200809L
 #include "engine.h"
 
@@ -307,7 +307,7 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
  * share of patches. The patches of each image go through the product in fixed chunks of
  * EMBED_ROWS, whatever the thread count: OpenBLAS picks its kernels by the product's size, so
  * fixed chunks keep the tokens (and the int8 path's quantization of them) independent of threads. */
-#define EMBED_ROWS 64
+#define EMBED_ROWS TILE_ROWS
 static void embed_phase(const forward_plan *pl, int tid, int nthreads) {
     thread_scratch s = scratch_for(pl, tid);
     size_t C = pl->C, T = pl->T, P = pl->patch, G = pl->grid, NP = G * G, img = pl->img;
@@ -802,7 +802,7 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     pl.patch_w = p; p += C * k2;
     pl.patch_b = p; p += C;
     for (size_t i = 0; i < D && !int8; i++) p = block_params_at(&blocks[i], p, C, H);
-    if (extras && extras->packed && !int8 && pivot_simd_level() >= PIVOT_SIMD_AVX512) {
+    if (extras && extras->packed && !int8 && pivot_simd_level() >= PIVOT_SIMD_AVX2) {
         st = packed_layout(&pl.patch_p, blocks, extras->packed, cfg);
         if (st) {
             free(blocks);

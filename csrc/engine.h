@@ -105,7 +105,7 @@ typedef struct {
     float linear_eps;        /* >= 0, denominator epsilon of ReLU linear attention */
     float *probs_capture;    /* (n_active, B, NH, T, T) softmax outputs of the path-1 encoders, or NULL */
     /* the model's Linear weights packed by pivot_vit_pack (csrc/gemm.h), or NULL. Used only
-     * from the AVX-512 level up (csrc/cpu.h); below it OpenBLAS runs on the unpacked parameters. */
+     * from the AVX2 level up (csrc/cpu.h); below it OpenBLAS runs on the unpacked parameters. */
     const float *packed;     /* (pivot_vit_packed_size) */
     /* the encoders in int8 (csrc/quant.h), or NULL; params then hold no block parameters (the
      * stem, tokens and heads stay fp32), and neither packed nor probs_capture is used */

@@ -210,6 +210,99 @@ AVX512 static void gemm_panels_avx512(float *out, float *capture, const float *i
     }
 }
 
+/* ================================================================== AVX2 */
+
+/* The AVX2 + FMA kernel reads the same packed panels: a tile is 6 rows x 16 columns (half a
+ * panel) in 12 ymm accumulators over the full K, A read in place with one broadcast per row and
+ * k, then the epilogue on the registers (GELU on the stored tile, as above). */
+#define MR2 6
+
+PIVOT_AVX2 static inline __m256i avx2_cols(size_t left) {
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)(left < 8 ? left : 8)), idx);
+}
+
+/* out[0:n] <- epilogue(acc + bias) for n <= 8 columns (mask m). */
+PIVOT_AVX2 static inline void epilogue8(float *out, float *capture, __m256 acc, __m256 bias, __m256i m, int full,
+                                        int epilogue, __m256 scale) {
+    __m256 v = _mm256_add_ps(acc, bias);
+    if (epilogue == PIVOT_EPI_RESIDUAL) {
+        if (capture) {
+            if (full) _mm256_storeu_ps(capture, v);
+            else _mm256_maskstore_ps(capture, m, v);
+        }
+        __m256 x = full ? _mm256_loadu_ps(out) : _mm256_maskload_ps(out, m);
+        v = _mm256_fmadd_ps(v, scale, x);
+    }
+    if (full) _mm256_storeu_ps(out, v);
+    else _mm256_maskstore_ps(out, m, v);
+}
+
+#define TILE2_FMA(ROWS)                                                                                     \
+    _Pragma("GCC unroll 6") for (int i = 0; i < ROWS; i++) {                                                \
+        __m256 av = _mm256_broadcast_ss(a + i * lda + k);                                                   \
+        c0[i] = _mm256_fmadd_ps(av, b0, c0[i]);                                                             \
+        c1[i] = _mm256_fmadd_ps(av, b1, c1[i]);                                                             \
+    }
+#define DEFINE_TILE2_KERNEL(ROWS)                                                                           \
+    PIVOT_AVX2 static void tile2_##ROWS(float *out, float *capture, const float *a, const float *half,      \
+                                        const float *bias, size_t K, size_t lda, size_t ldo, size_t ldc,    \
+                                        size_t nc, int epilogue, float scale) {                             \
+        __m256 c0[ROWS], c1[ROWS];                                                                          \
+        _Pragma("GCC unroll 6") for (int i = 0; i < ROWS; i++) c0[i] = c1[i] = _mm256_setzero_ps();         \
+        for (size_t k = 0; k < K; k++) {                                                                    \
+            __m256 b0 = _mm256_loadu_ps(half + k * PANEL), b1 = _mm256_loadu_ps(half + k * PANEL + 8);      \
+            TILE2_FMA(ROWS)                                                                                 \
+        }                                                                                                   \
+        __m256i m0 = avx2_cols(nc), m1 = avx2_cols(nc > 8 ? nc - 8 : 0);                                    \
+        int f0 = nc >= 8, f1 = nc >= 16;                                                                    \
+        __m256 bias0 = bias ? _mm256_maskload_ps(bias, m0) : _mm256_setzero_ps();                           \
+        __m256 bias1 = bias && nc > 8 ? _mm256_maskload_ps(bias + 8, m1) : _mm256_setzero_ps();             \
+        __m256 sc = _mm256_set1_ps(scale);                                                                  \
+        int store_epi = epilogue == PIVOT_EPI_GELU ? PIVOT_EPI_STORE : epilogue;                             \
+        _Pragma("GCC unroll 6") for (int i = 0; i < ROWS; i++) {                                            \
+            float *cap = capture ? capture + i * ldc : NULL;                                                \
+            epilogue8(out + i * ldo, cap, c0[i], bias0, m0, f0, store_epi, sc);                             \
+            if (nc > 8) epilogue8(out + i * ldo + 8, cap ? cap + 8 : NULL, c1[i], bias1, m1, f1, store_epi, sc); \
+        }                                                                                                   \
+        if (epilogue == PIVOT_EPI_GELU)                                                                     \
+            for (int i = 0; i < ROWS; i++) {                                                                \
+                float *row = out + (size_t)i * ldo;                                                         \
+                if (f0) _mm256_storeu_ps(row, gelu_avx2(_mm256_loadu_ps(row)));                             \
+                else _mm256_maskstore_ps(row, m0, gelu_avx2(_mm256_maskload_ps(row, m0)));                  \
+                if (f1) _mm256_storeu_ps(row + 8, gelu_avx2(_mm256_loadu_ps(row + 8)));                     \
+                else if (nc > 8) _mm256_maskstore_ps(row + 8, m1, gelu_avx2(_mm256_maskload_ps(row + 8, m1))); \
+            }                                                                                               \
+    }
+
+DEFINE_TILE2_KERNEL(6)
+DEFINE_TILE2_KERNEL(5)
+DEFINE_TILE2_KERNEL(4)
+DEFINE_TILE2_KERNEL(3)
+DEFINE_TILE2_KERNEL(2)
+DEFINE_TILE2_KERNEL(1)
+
+typedef void (*tile2_fn)(float *, float *, const float *, const float *, const float *, size_t, size_t, size_t,
+                         size_t, size_t, int, float);
+static const tile2_fn tile2_kernels[MR2 + 1] = {NULL, tile2_1, tile2_2, tile2_3, tile2_4, tile2_5, tile2_6};
+
+/* out (N, OC) <- epilogue(inp (N, IC) @ packed^T): half panel (16 columns) outer, row blocks of 6
+ * inner, full K in the micro-kernel. */
+PIVOT_AVX2 static void gemm_panels_avx2(float *out, float *capture, const float *inp, const float *packed,
+                                        const float *bias, size_t N, size_t IC, size_t OC, size_t ldi, size_t ldo,
+                                        int epilogue, float scale) {
+    size_t panel_step = PANEL * pivot_gemm_padded_k(IC);
+    for (size_t c0 = 0; c0 < OC; c0 += 16) {
+        size_t nc = OC - c0 < 16 ? OC - c0 : 16;
+        const float *half = packed + c0 / PANEL * panel_step + c0 % PANEL;
+        for (size_t r = 0; r < N; r += MR2) {
+            size_t rows = N - r < MR2 ? N - r : MR2;
+            tile2_kernels[rows](out + r * ldo + c0, capture ? capture + r * OC + c0 : NULL, inp + r * ldi, half,
+                                bias ? bias + c0 : NULL, IC, ldi, ldo, OC, nc, epilogue, scale);
+        }
+    }
+}
+
 static inline __mmask16 tail_mask(size_t left) {
     return (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1u);
 }
@@ -539,6 +632,10 @@ int pivot_linear_forward(float *out, float *capture, const float *inp, const flo
         if (pivot_simd_level() >= PIVOT_SIMD_AVX512) {
             gemm_panels_avx512(out, capture, inp, packed, PANEL * pivot_gemm_padded_k(IC), PANEL, 1, bias, N, IC, OC,
                                ldi, ldo, epilogue, scale);
+            return PIVOT_OK;
+        }
+        if (pivot_simd_level() >= PIVOT_SIMD_AVX2) {
+            gemm_panels_avx2(out, capture, inp, packed, bias, N, IC, OC, ldi, ldo, epilogue, scale);
             return PIVOT_OK;
         }
 #endif

@@ -7,8 +7,8 @@
  *    accumulators before they are stored (no extra pass over the output);
  *  - packed for AMX: the same panels as bf16 hi/lo tiles, multiplied on AMX tiles with the
  *    bf16x3 split (fp32 accuracy to ~1e-5 relative, see gemm.c), same epilogues.
- * The SIMD level (csrc/cpu.h) says which one runs: packed from PIVOT_SIMD_AVX512 up, on AMX tiles
- * at PIVOT_SIMD_AMX, plain below. A packed buffer holds the layout of the level in effect when it
+ * The SIMD level (csrc/cpu.h) says which one runs: packed from PIVOT_SIMD_AVX2 up (an AVX2 + FMA
+ * micro-kernel of 6 x 16, or AVX-512's of 12 x 32), on AMX tiles at PIVOT_SIMD_AMX, plain below. A packed buffer holds the layout of the level in effect when it
  * was packed: pack and run at the same level. */
 #ifndef PIVOT_GEMM_H
 #define PIVOT_GEMM_H
@@ -43,7 +43,7 @@ int pivot_gemm_pack(float *packed,       /* (pivot_gemm_packed_size) */
                     const float *weight, /* (OC, IC) */
                     size_t OC, size_t IC);
 
-/* Linear with epilogue, rows with leading dimensions. With `packed` != NULL from the AVX-512 level up
+/* Linear with epilogue, rows with leading dimensions. With `packed` != NULL from the AVX2 level up
  * the packed kernel runs; otherwise the plain path (OpenBLAS + epilogue pass) on `weight`.
  * bias may be NULL. For PIVOT_EPI_RESIDUAL out holds the residual stream on entry. Runs on the
  * calling thread (the caller holds OpenBLAS single-threaded when it runs threads of its own). */

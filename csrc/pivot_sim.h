@@ -13,18 +13,16 @@
 
 enum { PIVOT_SIM_IS = 0, PIVOT_SIM_WS = 1, PIVOT_SIM_OS = 2 };
 
-/* Row kinds, in the order of pivot/reference/sim.py OPS. */
+/* Row kinds, in the order of pivot/reference/sim.py OPS. The stem rows' block column holds the stem
+ * layer (from 1); v is a reusing encoder's V projection; relu_qk (PS) is linear attention's phi on
+ * Q and K, kv = phi(K)^T [V | 1], q_kv = phi(Q) [KV | ksum], linear_div (PS) the row division. */
 enum {
     PIVOT_SIM_OP_GEMM = 0, PIVOT_SIM_OP_PATCH_EMBED, PIVOT_SIM_OP_NORM1, PIVOT_SIM_OP_QKV, PIVOT_SIM_OP_QK,
     PIVOT_SIM_OP_SOFTMAX, PIVOT_SIM_OP_SV, PIVOT_SIM_OP_PROJ, PIVOT_SIM_OP_NORM2, PIVOT_SIM_OP_FC1,
     PIVOT_SIM_OP_GELU, PIVOT_SIM_OP_FC2, PIVOT_SIM_OP_NORM, PIVOT_SIM_OP_HEAD, PIVOT_SIM_OP_HEAD_DIST,
-    PIVOT_SIM_OP_ENTROPY,
-    /* LV-ViT (csrc/sim_lvvit.c): stem convolutions (block column = the stem layer, from 1) and their
-     * ReLUs, the final norm of the patch tokens, the token-labeling aux head and its max over tokens */
-    PIVOT_SIM_OP_STEM_CONV, PIVOT_SIM_OP_RELU, PIVOT_SIM_OP_NORM_PATCHES, PIVOT_SIM_OP_AUX_HEAD, PIVOT_SIM_OP_AUX_MAX,
-    /* modes (csrc/sim_modes.c): a reuse encoder's V projection; ReLU linear attention's phi on Q and
-     * K (PS), phi(K)^T [V | 1], phi(Q) [KV | ksum] and the row division (PS) */
-    PIVOT_SIM_OP_V, PIVOT_SIM_OP_RELU_QK, PIVOT_SIM_OP_KV, PIVOT_SIM_OP_Q_KV, PIVOT_SIM_OP_LINEAR_DIV,
+    PIVOT_SIM_OP_ENTROPY, PIVOT_SIM_OP_STEM_CONV, PIVOT_SIM_OP_RELU, PIVOT_SIM_OP_NORM_PATCHES,
+    PIVOT_SIM_OP_AUX_HEAD, PIVOT_SIM_OP_AUX_MAX, PIVOT_SIM_OP_V, PIVOT_SIM_OP_RELU_QK, PIVOT_SIM_OP_KV,
+    PIVOT_SIM_OP_Q_KV, PIVOT_SIM_OP_LINEAR_DIV,
 };
 
 /* Modules of the delay breakdown (Fig. 6a), plus everything else. */
@@ -112,17 +110,6 @@ int pivot_sim_ps_row(double *row, // (PIVOT_SIM_ROW_FIELDS)
                      const pivot_sim_hw *hw, int op, int64_t rows, int64_t cols, int64_t count,
                      int64_t block, int module);
 
-/* Rows a ViT of this depth can need (pivot_sim_vit writes at most this many). */
-int64_t pivot_sim_vit_max_rows(int64_t depth);
-
-/* Every row of one ViT inference and their totals. path[i] = 1 runs encoder i's attention. */
-int pivot_sim_vit_forward(double *rows,    // (max_rows, PIVOT_SIM_ROW_FIELDS)
-                          int64_t *num_rows,
-                          double *totals,  // (PIVOT_SIM_TOT_FIELDS)
-                          const pivot_sim_hw *hw, const pivot_sim_vit *vit,
-                          const uint8_t *path, // (depth)
-                          int entropy, int64_t max_rows);
-
 /* Rows and totals of a list of GEMMs. */
 int pivot_sim_gemms(double *rows,          // (n, PIVOT_SIM_ROW_FIELDS)
                     double *totals,        // (PIVOT_SIM_TOT_FIELDS)
@@ -130,16 +117,66 @@ int pivot_sim_gemms(double *rows,          // (n, PIVOT_SIM_ROW_FIELDS)
                     const int64_t *shapes, // (n, 4): M, N, K, count
                     int64_t n);
 
-/* Rows an LV-ViT-style model can need: the ViT's, two per stem convolution, three for the aux head. */
-int64_t pivot_sim_lvvit_max_rows(int64_t depth, int64_t n_stem);
+/* The limits pivot_sim_forward accepts (pivot_sim_max_rows cannot overflow within them). */
+#define PIVOT_SIM_MAX_DEPTH 1000000
+#define PIVOT_SIM_MAX_STEM 1000
 
-/* Every row of one inference of a ViT with LV-ViT's additions (csrc/sim_lvvit.c): first, per stem
- * convolution i (as an im2col GEMM of M = output pixels per image, N = output channels,
- * K = in_channels * kernel^2; BatchNorm folded into it) a GEMM over batch * M rows and a ReLU on
- * the PS; then the ViT rows (vit->patch_dim: the projection's in_channels * kernel^2); then, with
- * aux_head, the final norm of the patch tokens (PS), the aux head GEMM over all patch tokens and
- * its max over them (PS); last the entropy when asked. ReLU and the max cost gelu_cycles per
- * element (an elementwise pass on the PS like the GELU lookup). */
+/* The layers around and inside the encoders besides the ViT's shape; zero-initialized it is a plain
+ * ViT with softmax attention and no entropy. */
+typedef struct {
+    const int64_t *stem; /* (n_stem, 3): M, N, K of each stem convolution for one image; NULL if none */
+    int64_t n_stem;
+    int attention_kind;  /* PIVOT_ATTENTION_SOFTMAX or PIVOT_ATTENTION_RELU_LINEAR (csrc/modes.h) */
+    int aux_head;        /* LV-ViT's token-labeling head after the class head(s) */
+    int entropy;         /* the entropy of the logits on the PS, last */
+} pivot_sim_layers;
+
+/* Rows pivot_sim_forward can need, or -1 when depth is outside [1, PIVOT_SIM_MAX_DEPTH] or n_stem
+ * outside [0, PIVOT_SIM_MAX_STEM]: per stem convolution 2, the patch embedding 1, per encoder 10
+ * (11 with linear attention), norm, head, head_dist 3, the aux head 3, the entropy 1. */
+int64_t pivot_sim_max_rows(int64_t depth, int64_t n_stem, int attention_kind, int aux_head);
+
+/* Every row of one inference, in execution order, and their totals:
+ *   per stem convolution i: an im2col GEMM (batch * M, N, K) (BatchNorm folded into it) and its
+ *     ReLU on the PS, block column i + 1;
+ *   the patch embedding (batch * patches, C, vit->patch_dim);
+ *   per encoder i, by path[i]: 0 skip: no attention rows; 1 active: norm1, qkv (B*T, 3C, C), then
+ *     with softmax QK^T (T, T, hd), softmax (PS), SMxV (T, hd, T) per image and head, or with ReLU
+ *     linear attention phi on Q and K (PS), kv (hd, hd + 1, T), q_kv (T, hd + 1, hd) per image and
+ *     head (the extra column carries the normalizer) and the division (PS); 2 reuse the nearest
+ *     earlier active encoder's probabilities (softmax only): norm1, V (B*T, C, C), SMxV; then proj
+ *     (B*T, C, C) unless skipped; always norm2, fc1, GELU (PS), fc2;
+ *   the final norm of the prefix tokens (PS), head (B, classes, C), head_dist when distilled;
+ *   with aux_head: the norm of the patch tokens (PS), the aux head over them and its max (PS);
+ *   with entropy: the entropy of the logits (PS).
+ * ReLU, the aux max, phi and the division cost gelu_cycles per element (one elementwise pass). */
+int pivot_sim_forward(double *rows,                  // (max_rows, PIVOT_SIM_ROW_FIELDS)
+                      int64_t *num_rows,
+                      double *totals,                // (PIVOT_SIM_TOT_FIELDS)
+                      const pivot_sim_hw *hw, const pivot_sim_vit *vit, const pivot_sim_layers *layers,
+                      const uint8_t *path,           // (depth): 0 skip, 1 active, 2 reuse
+                      int64_t max_rows);
+
+/* pivot_sim_forward of a plain ViT: path 0 skip, 1 active, 2 reuse. */
+int64_t pivot_sim_vit_max_rows(int64_t depth);
+int pivot_sim_vit_forward(double *rows,    // (max_rows, PIVOT_SIM_ROW_FIELDS)
+                          int64_t *num_rows,
+                          double *totals,  // (PIVOT_SIM_TOT_FIELDS)
+                          const pivot_sim_hw *hw, const pivot_sim_vit *vit,
+                          const uint8_t *path, // (depth)
+                          int entropy, int64_t max_rows);
+
+/* pivot_sim_forward of a ViT with either attention kind (max_rows covers linear attention). */
+int64_t pivot_sim_vit_modes_max_rows(int64_t depth);
+int pivot_sim_vit_modes_forward(double *rows,    // (max_rows, PIVOT_SIM_ROW_FIELDS)
+                                int64_t *num_rows,
+                                double *totals,  // (PIVOT_SIM_TOT_FIELDS)
+                                const pivot_sim_hw *hw, const pivot_sim_vit *vit,
+                                const uint8_t *path, // (depth)
+                                int attention_kind, int entropy, int64_t max_rows);
+
+/* pivot_sim_forward of a ViT with LV-ViT's conv stem and, with aux_head, its aux head. */
+int64_t pivot_sim_lvvit_max_rows(int64_t depth, int64_t n_stem);
 int pivot_sim_lvvit_forward(double *rows,           // (max_rows, PIVOT_SIM_ROW_FIELDS)
                             int64_t *num_rows,
                             double *totals,         // (PIVOT_SIM_TOT_FIELDS)
@@ -148,20 +185,6 @@ int pivot_sim_lvvit_forward(double *rows,           // (max_rows, PIVOT_SIM_ROW_
                             int64_t n_stem, int aux_head,
                             const uint8_t *path,    // (depth)
                             int entropy, int64_t max_rows);
-
-/* modes (csrc/sim_modes.c): rows of a ViT whose path has values 0 (skip), 1 (active), 2 (reuse
- * the nearest earlier active encoder's probabilities: norm1, V (B*T, C, C), SMxV, proj; no QK^T,
- * no softmax), with attention_kind 0 (softmax) or 1 (ReLU linear attention: norm1, qkv, phi on
- * the PS, KV (hd, hd+1, T) and Q_KV (T, hd+1, hd) per image and head on the array (the extra
- * column carries the normalizer phi(K)^T 1 and phi(Q) phi(K)^T 1), the division on the PS, proj).
- * Needs pivot_sim_vit_modes_max_rows(depth) rows (11 per linear-attention encoder). */
-int64_t pivot_sim_vit_modes_max_rows(int64_t depth);
-int pivot_sim_vit_modes_forward(double *rows,    // (max_rows, PIVOT_SIM_ROW_FIELDS)
-                                int64_t *num_rows,
-                                double *totals,  // (PIVOT_SIM_TOT_FIELDS)
-                                const pivot_sim_hw *hw, const pivot_sim_vit *vit,
-                                const uint8_t *path, // (depth)
-                                int attention_kind, int entropy, int64_t max_rows);
 
 /* Sums of n rows. */
 void pivot_sim_totals(double *totals,      // (PIVOT_SIM_TOT_FIELDS)

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "modes.h"
 #include "pivot_sim.h"
 
 /* ------------------------------------------------------------------ checked int64 arithmetic */
@@ -246,9 +247,11 @@ int pivot_sim_ps_row(double *row, const pivot_sim_hw *hw, int op, int64_t rows, 
     case PIVOT_SIM_OP_NORM:
     case PIVOT_SIM_OP_NORM_PATCHES: per_element = hw->layernorm_cycles; break;
     case PIVOT_SIM_OP_RELU:
-    case PIVOT_SIM_OP_AUX_MAX: per_element = hw->gelu_cycles; break; /* one elementwise pass, as the GELU lookup */
-    case PIVOT_SIM_OP_SOFTMAX: per_element = hw->softmax_cycles; break;
+    case PIVOT_SIM_OP_AUX_MAX:
+    case PIVOT_SIM_OP_RELU_QK:
+    case PIVOT_SIM_OP_LINEAR_DIV: /* one elementwise pass, priced as the GELU lookup */
     case PIVOT_SIM_OP_GELU: per_element = hw->gelu_cycles; break;
+    case PIVOT_SIM_OP_SOFTMAX: per_element = hw->softmax_cycles; break;
     case PIVOT_SIM_OP_ENTROPY: per_element = hw->entropy_cycles; break;
     default: return PIVOT_ERR_VALUE;
     }
@@ -300,61 +303,147 @@ void pivot_sim_totals(double *totals, const double *rows, int64_t n) {
 
 /* ------------------------------------------------------------------ whole models */
 
-int64_t pivot_sim_vit_max_rows(int64_t depth) { return 1 + 10 * depth + 4; }
+int64_t pivot_sim_max_rows(int64_t depth, int64_t n_stem, int attention_kind, int aux_head) {
+    if (depth < 1 || depth > PIVOT_SIM_MAX_DEPTH || n_stem < 0 || n_stem > PIVOT_SIM_MAX_STEM) return -1;
+    const int64_t per_encoder = attention_kind == PIVOT_ATTENTION_RELU_LINEAR ? 11 : 10;
+    return 2 * n_stem + 1 + per_encoder * depth + 3 + (aux_head ? 3 : 0) + 1;
+}
+
+/* Where the next row goes; each emit checks its sizes and advances n. Running out of rows means
+ * pivot_sim_max_rows missed a row: an internal error, never a write past the buffer. */
+typedef struct {
+    double *rows; /* (max_rows, PIVOT_SIM_ROW_FIELDS) */
+    int64_t n, max_rows;
+    const pivot_sim_hw *hw;
+} sim_emitter;
+
+static int emit_gemm(sim_emitter *e, int op, int64_t M, int64_t N, int64_t K, int64_t count, int64_t block,
+                     int module) {
+    if (e->n >= e->max_rows) return PIVOT_ERR_INTERNAL;
+    int status = pivot_sim_gemm_row(e->rows + e->n * PIVOT_SIM_ROW_FIELDS, e->hw, M, N, K, count, op, block, module);
+    e->n += status == PIVOT_OK;
+    return status;
+}
+
+static int emit_ps(sim_emitter *e, int op, int64_t rows, int64_t cols, int64_t count, int64_t block, int module) {
+    if (e->n >= e->max_rows) return PIVOT_ERR_INTERNAL;
+    int status = pivot_sim_ps_row(e->rows + e->n * PIVOT_SIM_ROW_FIELDS, e->hw, op, rows, cols, count, block, module);
+    e->n += status == PIVOT_OK;
+    return status;
+}
+
+/* Encoder i's rows: its attention branch as `mode` says (PIVOT_PATH_*), then its MLP branch. */
+static int emit_encoder(sim_emitter *e, const pivot_sim_vit *vit, int64_t i, int mode, int attention_kind,
+                        int64_t BT, int64_t BH) {
+    const int64_t T = vit->num_tokens, C = vit->embed_dim, hd = C / vit->num_heads, hidden = vit->mlp_hidden;
+    const int A = PIVOT_SIM_ATTENTION_MAC, O = PIVOT_SIM_OTHER;
+    int status = PIVOT_OK;
+    if (mode != PIVOT_PATH_SKIP && (status = emit_ps(e, PIVOT_SIM_OP_NORM1, BT, C, 1, i, O))) return status;
+    if (mode == PIVOT_PATH_REUSE) {
+        if ((status = emit_gemm(e, PIVOT_SIM_OP_V, BT, C, C, 1, i, A)) ||
+            (status = emit_gemm(e, PIVOT_SIM_OP_SV, T, hd, T, BH, i, A)))
+            return status;
+    } else if (mode == PIVOT_PATH_ACTIVE && attention_kind == PIVOT_ATTENTION_RELU_LINEAR) {
+        if ((status = emit_gemm(e, PIVOT_SIM_OP_QKV, BT, 3 * C, C, 1, i, A)) ||
+            (status = emit_ps(e, PIVOT_SIM_OP_RELU_QK, BT, 2 * C, 1, i, O)) ||
+            (status = emit_gemm(e, PIVOT_SIM_OP_KV, hd, hd + 1, T, BH, i, A)) ||
+            (status = emit_gemm(e, PIVOT_SIM_OP_Q_KV, T, hd + 1, hd, BH, i, A)) ||
+            (status = emit_ps(e, PIVOT_SIM_OP_LINEAR_DIV, T, hd, BH, i, O)))
+            return status;
+    } else if (mode == PIVOT_PATH_ACTIVE) {
+        if ((status = emit_gemm(e, PIVOT_SIM_OP_QKV, BT, 3 * C, C, 1, i, A)) ||
+            (status = emit_gemm(e, PIVOT_SIM_OP_QK, T, T, hd, BH, i, A)) ||
+            (status = emit_ps(e, PIVOT_SIM_OP_SOFTMAX, T, T, BH, i, PIVOT_SIM_SOFTMAX)) ||
+            (status = emit_gemm(e, PIVOT_SIM_OP_SV, T, hd, T, BH, i, A)))
+            return status;
+    }
+    if (mode != PIVOT_PATH_SKIP && (status = emit_gemm(e, PIVOT_SIM_OP_PROJ, BT, C, C, 1, i, A))) return status;
+    if ((status = emit_ps(e, PIVOT_SIM_OP_NORM2, BT, C, 1, i, O)) ||
+        (status = emit_gemm(e, PIVOT_SIM_OP_FC1, BT, hidden, C, 1, i, PIVOT_SIM_MLP)) ||
+        (status = emit_ps(e, PIVOT_SIM_OP_GELU, BT, hidden, 1, i, PIVOT_SIM_MLP)) ||
+        (status = emit_gemm(e, PIVOT_SIM_OP_FC2, BT, C, hidden, 1, i, PIVOT_SIM_MLP)))
+        return status;
+    return PIVOT_OK;
+}
+
+int pivot_sim_forward(double *rows, int64_t *num_rows, double *totals, const pivot_sim_hw *hw,
+                      const pivot_sim_vit *vit, const pivot_sim_layers *layers, const uint8_t *path,
+                      int64_t max_rows) {
+    int status = pivot_sim_check_hw(hw);
+    if (status != PIVOT_OK) return status;
+    const int64_t B = vit->batch, C = vit->embed_dim, H = vit->num_heads;
+    const int O = PIVOT_SIM_OTHER;
+    if (B < 1 || C < 1 || H < 1 || C % H != 0 || vit->mlp_hidden < 1 || vit->num_tokens < 1 ||
+        vit->num_patches < 1 || vit->patch_dim < 1 || vit->num_classes < 1 || vit->num_prefix_tokens < 1 ||
+        (layers->n_stem > 0 && !layers->stem))
+        return PIVOT_ERR_VALUE;
+    /* rows before path: a depth beyond what `rows` holds is refused before path[depth - 1] is read */
+    const int64_t need = pivot_sim_max_rows(vit->depth, layers->n_stem, layers->attention_kind, layers->aux_head);
+    if (need < 0) return PIVOT_ERR_VALUE;
+    if (max_rows < need) return PIVOT_ERR_SHAPE;
+    if ((status = pivot_modes_check_path(path, (size_t)vit->depth, layers->attention_kind))) return status;
+    if (C > INT64_MAX / 3) return PIVOT_ERR_OVERFLOW;
+    int64_t BT, BP, BH, Bprefix;
+    if ((status = mul_i64(&BT, B, vit->num_tokens)) || (status = mul_i64(&BP, B, vit->num_patches)) ||
+        (status = mul_i64(&BH, B, H)) || (status = mul_i64(&Bprefix, B, vit->num_prefix_tokens)))
+        return status;
+    sim_emitter e = {rows, 0, need, hw};
+    for (int64_t i = 0; i < layers->n_stem; i++) {
+        const int64_t *s = layers->stem + 3 * i; /* M, N, K of one image */
+        int64_t BM;
+        if (s[0] < 1) return PIVOT_ERR_VALUE;
+        if ((status = mul_i64(&BM, B, s[0])) ||
+            (status = emit_gemm(&e, PIVOT_SIM_OP_STEM_CONV, BM, s[1], s[2], 1, i + 1, O)) ||
+            (status = emit_ps(&e, PIVOT_SIM_OP_RELU, BM, s[1], 1, i + 1, O)))
+            return status;
+    }
+    if ((status = emit_gemm(&e, PIVOT_SIM_OP_PATCH_EMBED, BP, C, vit->patch_dim, 1, -1, O))) return status;
+    for (int64_t i = 0; i < vit->depth; i++)
+        if ((status = emit_encoder(&e, vit, i, path[i], layers->attention_kind, BT, BH))) return status;
+    /* Only the class (and distillation) tokens reach the head, so only they are normalized. */
+    if ((status = emit_ps(&e, PIVOT_SIM_OP_NORM, Bprefix, C, 1, -1, O)) ||
+        (status = emit_gemm(&e, PIVOT_SIM_OP_HEAD, B, vit->num_classes, C, 1, -1, O)) ||
+        (vit->distilled && (status = emit_gemm(&e, PIVOT_SIM_OP_HEAD_DIST, B, vit->num_classes, C, 1, -1, O))))
+        return status;
+    if (layers->aux_head &&
+        ((status = emit_ps(&e, PIVOT_SIM_OP_NORM_PATCHES, BP, C, 1, -1, O)) ||
+         (status = emit_gemm(&e, PIVOT_SIM_OP_AUX_HEAD, BP, vit->num_classes, C, 1, -1, O)) ||
+         (status = emit_ps(&e, PIVOT_SIM_OP_AUX_MAX, BP, vit->num_classes, 1, -1, O))))
+        return status;
+    if (layers->entropy && (status = emit_ps(&e, PIVOT_SIM_OP_ENTROPY, B, vit->num_classes, 1, -1, O))) return status;
+    *num_rows = e.n;
+    pivot_sim_totals(totals, rows, e.n);
+    return PIVOT_OK;
+}
+
+int64_t pivot_sim_vit_max_rows(int64_t depth) { return pivot_sim_max_rows(depth, 0, PIVOT_ATTENTION_SOFTMAX, 0); }
 
 int pivot_sim_vit_forward(double *rows, int64_t *num_rows, double *totals, const pivot_sim_hw *hw,
                           const pivot_sim_vit *vit, const uint8_t *path, int entropy, int64_t max_rows) {
-    int status = pivot_sim_check_hw(hw);
-    if (status != PIVOT_OK) return status;
-    const int64_t B = vit->batch, T = vit->num_tokens, C = vit->embed_dim, H = vit->num_heads;
-    if (B < 1 || vit->depth < 1 || C < 1 || H < 1 || C % H != 0 || vit->mlp_hidden < 1 || T < 1 ||
-        vit->num_patches < 1 || vit->patch_dim < 1 || vit->num_classes < 1 || vit->num_prefix_tokens < 1)
-        return PIVOT_ERR_VALUE;
-    if (vit->depth > (INT64_MAX - 5) / 10 || max_rows < pivot_sim_vit_max_rows(vit->depth)) return PIVOT_ERR_SHAPE;
-    if (C > INT64_MAX / 3) return PIVOT_ERR_OVERFLOW;
-    const int64_t hd = C / H;
-    int64_t BT, BP, BH, Bprefix;
-    if ((status = mul_i64(&BT, B, T)) || (status = mul_i64(&BP, B, vit->num_patches)) ||
-        (status = mul_i64(&BH, B, H)) || (status = mul_i64(&Bprefix, B, vit->num_prefix_tokens)))
-        return status;
-    int64_t n = 0;
-#define GEMM(M_, N_, K_, COUNT_, OP_, BLOCK_, MODULE_)                                                      \
-    do {                                                                                                    \
-        status = pivot_sim_gemm_row(rows + n * PIVOT_SIM_ROW_FIELDS, hw, M_, N_, K_, COUNT_, OP_, BLOCK_, MODULE_); \
-        if (status != PIVOT_OK) return status;                                                              \
-        n++;                                                                                                \
-    } while (0)
-#define PS(OP_, R_, C_, COUNT_, BLOCK_, MODULE_)                                                             \
-    do {                                                                                                    \
-        status = pivot_sim_ps_row(rows + n * PIVOT_SIM_ROW_FIELDS, hw, OP_, R_, C_, COUNT_, BLOCK_, MODULE_); \
-        if (status != PIVOT_OK) return status;                                                              \
-        n++;                                                                                                \
-    } while (0)
-    GEMM(BP, C, vit->patch_dim, 1, PIVOT_SIM_OP_PATCH_EMBED, -1, PIVOT_SIM_OTHER);
-    for (int64_t i = 0; i < vit->depth; i++) {
-        if (path[i]) {
-            PS(PIVOT_SIM_OP_NORM1, BT, C, 1, i, PIVOT_SIM_OTHER);
-            GEMM(BT, 3 * C, C, 1, PIVOT_SIM_OP_QKV, i, PIVOT_SIM_ATTENTION_MAC);
-            GEMM(T, T, hd, BH, PIVOT_SIM_OP_QK, i, PIVOT_SIM_ATTENTION_MAC);
-            PS(PIVOT_SIM_OP_SOFTMAX, T, T, BH, i, PIVOT_SIM_SOFTMAX);
-            GEMM(T, hd, T, BH, PIVOT_SIM_OP_SV, i, PIVOT_SIM_ATTENTION_MAC);
-            GEMM(BT, C, C, 1, PIVOT_SIM_OP_PROJ, i, PIVOT_SIM_ATTENTION_MAC);
-        }
-        PS(PIVOT_SIM_OP_NORM2, BT, C, 1, i, PIVOT_SIM_OTHER);
-        GEMM(BT, vit->mlp_hidden, C, 1, PIVOT_SIM_OP_FC1, i, PIVOT_SIM_MLP);
-        PS(PIVOT_SIM_OP_GELU, BT, vit->mlp_hidden, 1, i, PIVOT_SIM_MLP);
-        GEMM(BT, C, vit->mlp_hidden, 1, PIVOT_SIM_OP_FC2, i, PIVOT_SIM_MLP);
-    }
-    /* Only the class (and distillation) tokens reach the head, so only they are normalized. */
-    PS(PIVOT_SIM_OP_NORM, Bprefix, C, 1, -1, PIVOT_SIM_OTHER);
-    GEMM(B, vit->num_classes, C, 1, PIVOT_SIM_OP_HEAD, -1, PIVOT_SIM_OTHER);
-    if (vit->distilled) GEMM(B, vit->num_classes, C, 1, PIVOT_SIM_OP_HEAD_DIST, -1, PIVOT_SIM_OTHER);
-    if (entropy) PS(PIVOT_SIM_OP_ENTROPY, B, vit->num_classes, 1, -1, PIVOT_SIM_OTHER);
-#undef GEMM
-#undef PS
-    *num_rows = n;
-    pivot_sim_totals(totals, rows, n);
-    return PIVOT_OK;
+    const pivot_sim_layers layers = {.entropy = entropy};
+    return pivot_sim_forward(rows, num_rows, totals, hw, vit, &layers, path, max_rows);
+}
+
+int64_t pivot_sim_vit_modes_max_rows(int64_t depth) {
+    return pivot_sim_max_rows(depth, 0, PIVOT_ATTENTION_RELU_LINEAR, 0);
+}
+
+int pivot_sim_vit_modes_forward(double *rows, int64_t *num_rows, double *totals, const pivot_sim_hw *hw,
+                                const pivot_sim_vit *vit, const uint8_t *path, int attention_kind, int entropy,
+                                int64_t max_rows) {
+    const pivot_sim_layers layers = {.attention_kind = attention_kind, .entropy = entropy};
+    return pivot_sim_forward(rows, num_rows, totals, hw, vit, &layers, path, max_rows);
+}
+
+int64_t pivot_sim_lvvit_max_rows(int64_t depth, int64_t n_stem) {
+    return pivot_sim_max_rows(depth, n_stem, PIVOT_ATTENTION_SOFTMAX, 1);
+}
+
+int pivot_sim_lvvit_forward(double *rows, int64_t *num_rows, double *totals, const pivot_sim_hw *hw,
+                            const pivot_sim_vit *vit, const int64_t *stem, int64_t n_stem, int aux_head,
+                            const uint8_t *path, int entropy, int64_t max_rows) {
+    const pivot_sim_layers layers = {.stem = stem, .n_stem = n_stem, .aux_head = aux_head, .entropy = entropy};
+    return pivot_sim_forward(rows, num_rows, totals, hw, vit, &layers, path, max_rows);
 }
 
 int pivot_sim_gemms(double *rows, double *totals, const pivot_sim_hw *hw, const int64_t *shapes, int64_t n) {

@@ -259,12 +259,12 @@ class ViT:
         return model
 
     def _packed(self):
-        """The Linear weights re-laid out for the engine's AVX-512 or AMX GEMM (csrc/gemm.h), packed
-        on first use and kept (about the size of the weights again); None below the AVX-512 level
-        (``pivot._core.simd_level()``), where the engine runs OpenBLAS on ``params``. The layout
-        depends on the level, so a level change (tests) packs again."""
+        """The Linear weights re-laid out for the engine's AVX2, AVX-512 or AMX GEMM (csrc/gemm.h),
+        packed on first use and kept (about the size of the weights again); None at the portable
+        level (``pivot._core.simd_level()`` 0), where the engine runs OpenBLAS on ``params``. The
+        layout depends on the level, so a level change (tests) packs again."""
         level = _core.simd_level()
-        if level < 2:
+        if level < 1:
             return None
         if self._pack_cell[0] is None or self._pack_cell[0][0] != level:
             self._pack_cell[0] = (level, _core.vit_pack(self._params[:self._engine_floats], self._config))

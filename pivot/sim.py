@@ -104,12 +104,12 @@ softmax 60.8%, MLP 18.7% (Fig. 6a: 19%, 63%, 18%). The README has the PVDS/PVLS-
 
 LV-ViT
 ------
-A config with LV-ViT's conv stem or aux head (``ViTConfig.preset("lvvit_s")``) adds rows
-(csrc/sim_lvvit.c): each stem convolution as an im2col GEMM (M = output pixels, N = output
-channels, K = in_channels * kernel^2, as SCALE-Sim maps convolutions) with BatchNorm folded into
-it, followed by its ReLU on the PS at ``gelu_cycles_per_element``; the patch projection reads the
-stem's map (patch_dim = stem_channels * (patch/2)^2); after the head, the LayerNorm of the patch
-tokens (PS), the aux head GEMM over them and its max over tokens (PS, as the ReLU). ``skip_lam``
+A config with LV-ViT's conv stem or aux head (``ViTConfig.preset("lvvit_s")``) adds rows: each
+stem convolution as an im2col GEMM (M = output pixels, N = output channels, K = in_channels *
+kernel^2, as SCALE-Sim maps convolutions) with BatchNorm folded into it, followed by its ReLU on
+the PS at ``gelu_cycles_per_element``; the patch projection reads the stem's map (patch_dim =
+stem_channels * (patch/2)^2); after the head, the LayerNorm of the patch tokens (PS), the aux
+head GEMM over them and its max over tokens (PS, as the ReLU). ``skip_lam``
 costs nothing (folded into proj and fc2). LVViT-S then takes 90.25 ms, 0.680 J, 7.53 W without
 refitting (Table 3: 79.55 ms, 0.63 J): the stem's convolutions stream only 64 output channels per
 fold on the input-stationary array and use 22-28% of it (13.25 ms); at full utilization the stem
@@ -129,7 +129,7 @@ from functools import cached_property
 import numpy as np
 
 from . import _core
-from .config import ViTConfig, as_int, as_real, normalize_path
+from .config import ATTENTIONS, ViTConfig, as_int, as_real, normalize_path
 
 __all__ = [
     "DATAFLOWS", "MODULES", "ENERGY_COMPONENTS", "HardwareConfig", "ZCU102", "gemm_cycles",
@@ -144,14 +144,12 @@ ENERGY_COMPONENTS = ("pe_array", "sram", "periphery", "ps")
 # Row kinds, as numbered in csrc/pivot_sim.h; each ViT row's name is built from its kind and block.
 _OPS = ("gemm", "patch_embed", "norm1", "qkv", "qk", "softmax", "sv", "proj", "norm2", "fc1", "gelu",
         "fc2", "norm", "head", "head_dist", "entropy", "stem_conv", "relu", "norm_patches", "aux_head", "aux_max",
-        "v", "relu_qk", "kv", "q_kv", "linear_div")  # modes: csrc/sim_modes.c
+        "v", "relu_qk", "kv", "q_kv", "linear_div")
 _LVVIT_NAMES = {"stem_conv": "patch_embed.conv{}", "relu": "patch_embed.relu{}", "norm_patches": "norm.patches",
                 "aux_head": "aux_head", "aux_max": "aux_head.max"}
 _BLOCK_NAMES = {"norm1": "norm1", "qkv": "attn.qkv", "qk": "attn.qk", "softmax": "attn.softmax",
                 "sv": "attn.sv", "proj": "attn.proj", "norm2": "norm2", "fc1": "mlp.fc1", "gelu": "mlp.gelu",
-                "fc2": "mlp.fc2",
-                # modes: a reuse encoder's V projection; ReLU linear attention's rows
-                "v": "attn.v", "relu_qk": "attn.relu_qk", "kv": "attn.kv", "q_kv": "attn.q_kv",
+                "fc2": "mlp.fc2", "v": "attn.v", "relu_qk": "attn.relu_qk", "kv": "attn.kv", "q_kv": "attn.q_kv",
                 "linear_div": "attn.linear_div"}
 # Columns of a C row (csrc/pivot_sim.h PIVOT_SIM_ROW_*).
 (_R_OP, _R_BLOCK, _R_MODULE, _R_IS_PS, _R_M, _R_N, _R_K, _R_COUNT, _R_MACS, _R_COMPUTE, _R_STALL, _R_PS,
@@ -219,10 +217,9 @@ class HardwareConfig:
     sram_static_w: float = 0.3
     periphery_static_w: float = 1.5
     ps_static_w: float = 1.2
-    # --- int8: operand bit width (8 = the calibrated design; see bit_width_report)
+    # -- operand width (8 = the calibrated design; see bit_width_report)
     operand_bits: int = 8                   # bits per operand: storage word_bytes * bits / 8, MAC energy
                                             # x (bits/8)^2, SRAM energy per access x bits/8
-    # --- end int8
 
     def __post_init__(self):
         # Every field becomes a Python int or float on entry (NumPy integers would wrap around in
@@ -269,7 +266,7 @@ class HardwareConfig:
     @cached_property
     def _packed(self) -> tuple:
         """The fields in SI units, in the order of csrc/pivot_sim.h's pivot_sim_hw."""
-        bits = self.operand_bits / 8.0  # --- int8: the C simulator sees the scaled word size and energies
+        bits = self.operand_bits / 8.0  # the C simulator sees the scaled word size and energies
         return (int(self.array_rows), int(self.array_cols), DATAFLOWS.index(self.dataflow),
                 float(self.clock_mhz) * 1e6, float(self.word_bytes) * bits, float(self.global_buffer_bytes),
                 float(self.ipmem_bytes), float(self.wtmem_bytes), float(self.opmem_bytes),
@@ -504,7 +501,7 @@ def _resolve(model_or_config, path, what="model_or_config"):
                         f"got {type(model_or_config).__name__}")
     if not isinstance(config, ViTConfig):
         raise TypeError(f"{what}.config must be a pivot.ViTConfig, got {type(config).__name__}")
-    return config, normalize_path(path, config.depth, allow_reuse=True)  # modes: 2 = attention reuse
+    return config, normalize_path(path, config.depth, allow_reuse=True)  # 2 = attention reuse
 
 
 def _check_hw(hw) -> HardwareConfig:
@@ -527,21 +524,23 @@ def simulate(model_or_config, path=None, hw: HardwareConfig = ZCU102, batch: int
     config, path_arr = _resolve(model_or_config, path)
     hw = _check_hw(hw)
     batch = _check_positive_int(batch, "batch")
+    rows, totals = _c_rows(hw, config, path_arr, batch, bool(entropy))
+    return SimReport._from_c(hw, config, tuple(path_arr.tolist()), batch, rows, totals)
+
+
+def _c_rows(hw, config, path_arr, batch, entropy):
+    """(rows, totals) of one inference from csrc/sim.c's layer list (pivot_sim_forward): the ViT's
+    shape, the LV-ViT stem and aux head when the config has them, the path and the attention kind."""
+    if ((path_arr == 2).any() or config.attention != "softmax") and not config.is_timm_vit:
+        raise ValueError("attention reuse and linear attention are simulated for timm ViTs only (no LV-ViT features)")
     vit = (batch, config.depth, config.embed_dim, config.num_heads, config.mlp_hidden, config.num_tokens,
            config.num_patches, config.proj_in_chans * config.proj_kernel ** 2, config.num_classes,
            config.num_prefix_tokens, int(config.distilled))
-    if (path_arr == 2).any() or config.attention != "softmax":  # --- modes (pivot.modes)
-        if not config.is_timm_vit:
-            raise ValueError("attention reuse and linear attention are simulated for timm ViTs only (no LV-ViT features)")
-        rows, totals = _core.sim_vit_modes(hw._packed, vit, path_arr, int(config.attention == "relu_linear"),
-                                           bool(entropy))
-    elif config.stem == "lvvit_conv" or config.aux_head:
+    if config.stem == "lvvit_conv" or config.aux_head:
         from .lvvit import stem_gemm_shapes
         stem = np.array(stem_gemm_shapes(config), dtype=np.int64).reshape(-1, 3)
-        rows, totals = _core.sim_lvvit(hw._packed, vit, stem, bool(config.aux_head), path_arr, bool(entropy))
-    else:
-        rows, totals = _core.sim_vit(hw._packed, vit, path_arr, bool(entropy))
-    return SimReport._from_c(hw, config, tuple(path_arr.tolist()), batch, rows, totals)
+        return _core.sim_lvvit(hw._packed, vit, stem, bool(config.aux_head), path_arr, entropy)
+    return _core.sim_vit_modes(hw._packed, vit, path_arr, ATTENTIONS.index(config.attention), entropy)
 
 
 def simulate_pair(low, high, f_high: float, hw: HardwareConfig = ZCU102, low_path=None, high_path=None,
@@ -712,7 +711,6 @@ def read_topology_csv(path) -> list:
     return layers
 
 
-# --- int8: operand bit width
 def bit_width_report(model_or_config=None, bits=(8, 16, 32), hw: HardwareConfig = ZCU102, path=None,
                      batch: int = 1) -> list:
     """Delay, energy and EDP of one model at several operand widths (``HardwareConfig.operand_bits``).
@@ -748,4 +746,3 @@ def format_bit_width_report(rows) -> str:
         lines.append(f"| {r['bits']} | {r['delay_ms']:.2f} | {r['energy_j']:.4f} | {r['edp']:.2f} | "
                      f"{r['delay_ms'] / base['delay_ms']:.2f} | {r['energy_j'] / base['energy_j']:.2f} |")
     return "\n".join(lines)
-# --- end int8

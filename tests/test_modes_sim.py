@@ -1,4 +1,4 @@
-"""Simulator rows of reuse encoders and ReLU linear attention (csrc/sim_modes.c) against
+"""Simulator rows of reuse encoders and ReLU linear attention (csrc/sim.c) against
 pivot/reference/modes.py, and the orderings they should show."""
 import dataclasses
 

@@ -122,7 +122,7 @@ static PyObject *py_sim_gemms(PyObject *self, PyObject *args) {
 
 /* sim_lvvit(hw, (batch, depth, embed_dim, num_heads, mlp_hidden, num_tokens, num_patches, patch_dim,
  *            num_classes, num_prefix_tokens, distilled), stem int64 (n, 3): M, N, K, aux_head, path uint8,
- *            entropy) -> (rows, totals), as sim_vit (csrc/sim_lvvit.c) */
+ *            entropy) -> (rows, totals), as sim_vit (csrc/sim.c) */
 static PyObject *py_sim_lvvit(PyObject *self, PyObject *args) {
     PyObject *hw_obj, *stem_obj, *path_obj;
     int aux_head, entropy;

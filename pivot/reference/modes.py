@@ -1,4 +1,4 @@
-"""Plain NumPy float64 reference of the encoder modes (csrc/modes.c, csrc/sim_modes.c), for the tests.
+"""Plain NumPy float64 reference of the encoder modes (csrc/modes.c), for the tests.
 
 * Attention reuse (TReX): path value 2. A reusing encoder takes the softmax probabilities
   (B, NH, T, T) of the nearest earlier active encoder (path value 1) and applies them to its own
@@ -13,7 +13,7 @@ import numpy as np
 
 from ..config import LINEAR_ATTENTION_EPS, ViTConfig, normalize_path
 from . import engine as _ref
-from . import sim as _sim
+from .sim import vit_rows  # the simulator's rows of every mode (csrc/sim.c)
 
 __all__ = ["attention_probs", "reuse_attention", "linear_attention", "forward_intermediates", "forward",
            "vit_rows"]
@@ -110,52 +110,3 @@ def forward_intermediates(config: ViTConfig, weights, images, path=None, with_pr
 def forward(config: ViTConfig, weights, images, path=None) -> np.ndarray:
     """Logits (B, num_classes) in float64."""
     return forward_intermediates(config, weights, images, path)[0]
-
-
-def _elementwise(op, rows, cols, count, hw, block):
-    """A PS pass priced like the GELU lookup (ReLU of Q and K, linear attention's division)."""
-    row = _sim.ps_row("relu", rows, cols, count, hw, block, 3)
-    row["op"] = op
-    return row
-
-
-def vit_rows(cfg, path, hw, batch=1, entropy=False, attention="softmax"):
-    """Simulator rows (pivot.reference.sim conventions) of a ViT with paths over {0, 1, 2}.
-
-    Per encoder: skip (0) as in ``pivot.reference.sim.vit_rows``; active softmax (1): norm1, qkv,
-    qk, softmax (PS), sv, proj; reuse (2): norm1, v (B*T, C, C), sv, proj (no qk, no softmax);
-    linear attention (1 with ``attention="relu_linear"``): norm1, qkv, relu_qk (PS, B*T x 2C),
-    kv = phi(K)^T [V | 1] (hd, hd + 1, T) and q_kv = phi(Q) [KV | ksum] (T, hd + 1, hd) per image
-    and head on the array (the extra column carries the normalizer), linear_div (PS, T x hd per
-    image and head), proj. Then norm2, fc1, gelu, fc2 always.
-    """
-    if attention == "relu_linear" and 2 in list(path):
-        raise ValueError("reuse (2) needs softmax attention")
-    B, T, Cd, H = batch, cfg["num_tokens"], cfg["embed_dim"], cfg["num_heads"]
-    hd, hidden = Cd // H, cfg["mlp_hidden"]
-    g, ps = _sim.gemm_row, _sim.ps_row
-    rows = [g(B * cfg["num_patches"], Cd, cfg["patch_dim"], 1, hw, "patch_embed", -1, 3)]
-    for i in range(cfg["depth"]):
-        mode = int(path[i])
-        if mode:
-            rows.append(ps("norm1", B * T, Cd, 1, hw, i, 3))
-        if mode == 2:
-            rows += [g(B * T, Cd, Cd, 1, hw, "v", i, 0), g(T, hd, T, B * H, hw, "sv", i, 0)]
-        elif mode == 1 and attention == "relu_linear":
-            rows += [g(B * T, 3 * Cd, Cd, 1, hw, "qkv", i, 0), _elementwise("relu_qk", B * T, 2 * Cd, 1, hw, i),
-                     g(hd, hd + 1, T, B * H, hw, "kv", i, 0), g(T, hd + 1, hd, B * H, hw, "q_kv", i, 0),
-                     _elementwise("linear_div", T, hd, B * H, hw, i)]
-        elif mode == 1:
-            rows += [g(B * T, 3 * Cd, Cd, 1, hw, "qkv", i, 0), g(T, T, hd, B * H, hw, "qk", i, 0),
-                     ps("softmax", T, T, B * H, hw, i, 1), g(T, hd, T, B * H, hw, "sv", i, 0)]
-        if mode:
-            rows.append(g(B * T, Cd, Cd, 1, hw, "proj", i, 0))
-        rows += [ps("norm2", B * T, Cd, 1, hw, i, 3), g(B * T, hidden, Cd, 1, hw, "fc1", i, 2),
-                 ps("gelu", B * T, hidden, 1, hw, i, 2), g(B * T, Cd, hidden, 1, hw, "fc2", i, 2)]
-    rows.append(ps("norm", B * cfg["num_prefix_tokens"], Cd, 1, hw, -1, 3))
-    rows.append(g(B, cfg["num_classes"], Cd, 1, hw, "head", -1, 3))
-    if cfg["distilled"]:
-        rows.append(g(B, cfg["num_classes"], Cd, 1, hw, "head_dist", -1, 3))
-    if entropy:
-        rows.append(ps("entropy", B, cfg["num_classes"], 1, hw, -1, 3))
-    return rows

@@ -15,10 +15,16 @@ DATAFLOWS = ("is", "ws", "os")
 
 # Row kinds and modules, in the order of csrc/pivot_sim.h.
 OPS = ("gemm", "patch_embed", "norm1", "qkv", "qk", "softmax", "sv", "proj", "norm2", "fc1", "gelu",
-       "fc2", "norm", "head", "head_dist", "entropy", "stem_conv", "relu", "norm_patches", "aux_head", "aux_max")
+       "fc2", "norm", "head", "head_dist", "entropy", "stem_conv", "relu", "norm_patches", "aux_head", "aux_max",
+       "v", "relu_qk", "kv", "q_kv", "linear_div")
 MODULES = ("attention_mac", "softmax", "mlp", "other")
-MODULE_OF = {"qkv": 0, "qk": 0, "sv": 0, "proj": 0, "softmax": 1, "fc1": 2, "gelu": 2, "fc2": 2}
-PS_OPS = ("norm1", "softmax", "norm2", "gelu", "norm", "entropy", "relu", "norm_patches", "aux_max")
+# What each processing-system op costs per element (the HardwareConfig field <cost>_cycles_per_element):
+# LV-ViT's ReLU and aux-head max, linear attention's phi and division are one elementwise pass each,
+# priced as the GELU lookup.
+PS_COST = {"norm1": "layernorm", "norm2": "layernorm", "norm": "layernorm", "norm_patches": "layernorm",
+           "softmax": "softmax", "gelu": "gelu", "relu": "gelu", "aux_max": "gelu", "relu_qk": "gelu",
+           "linear_div": "gelu", "entropy": "entropy"}
+PS_OPS = tuple(PS_COST)
 
 
 def _ceil_div(a, b):
@@ -190,13 +196,11 @@ def gemm_row(M, N, K, count, hw, op="gemm", block=-1, module=3):
 
 
 def ps_row(op, rows, cols, count, hw, block=-1, module=3):
-    """An elementwise op on the processing system over `count` (rows x cols) tensors: it reads
-    its input from DRAM and writes its output back (entropy writes one value per row). LV-ViT's
-    ReLU and aux-head max cost what the GELU lookup costs per element (one elementwise pass)."""
-    per_element = {"norm1": "layernorm", "norm2": "layernorm", "norm": "layernorm", "norm_patches": "layernorm",
-                   "softmax": "softmax", "gelu": "gelu", "relu": "gelu", "aux_max": "gelu", "entropy": "entropy"}[op]
+    """An elementwise op on the processing system over `count` (rows x cols) tensors at PS_COST[op]
+    cycles per element: it reads its input from DRAM and writes its output back (entropy writes one
+    value per row)."""
     elements = count * rows * cols
-    ps_cycles = elements * hw[per_element + "_cycles_per_element"]
+    ps_cycles = elements * hw[PS_COST[op] + "_cycles_per_element"]
     writes = count * rows if op == "entropy" else elements
     row = dict(op=op, block=block, module=module, kind="ps", M=rows, N=cols, K=0, count=count,
                macs=0, compute_cycles=0.0, stall_cycles=0.0, ps_cycles=ps_cycles, utilization_pct=0.0,
@@ -221,51 +225,66 @@ def _energy(row, hw, staged_words):
     row["energy_j"] = row["energy_pe_array_j"] + row["energy_sram_j"] + row["energy_periphery_j"] + row["energy_ps_j"]
 
 
-def vit_rows(cfg, path, hw, batch=1, entropy=False):
-    """Every row of a ViT inference on `batch` images, in execution order.
+def vit_rows(cfg, path, hw, batch=1, entropy=False, attention="softmax"):
+    """Every row of one inference on `batch` images, in execution order (csrc/sim.c pivot_sim_forward).
 
     `cfg`: a mapping with embed_dim, depth, num_heads, mlp_hidden, num_tokens, num_patches,
-    patch_dim (in_chans * patch_size**2: what the patch projection reads), num_classes,
+    patch_dim (what the patch projection reads: in_chans * kernel**2), num_classes,
     num_prefix_tokens, distilled, and optionally LV-ViT's stem_gemms (per stem convolution
     (M, N, K) of one image: output pixels, output channels, in_channels * kernel^2) and aux_head.
-    Encoder i runs its attention branch only when path[i] == 1; its MLP branch always runs.
+    `attention`: "softmax" or "relu_linear".
 
-    LV-ViT: each stem convolution is an im2col GEMM over batch * M rows (BatchNorm folded into it,
-    no cost of its own) followed by a ReLU on the PS, before the patch projection; with aux_head,
-    after the head: LayerNorm of every patch token, the aux head GEMM over them and its max over
-    the tokens (PS). skip_lam costs nothing (it scales proj and fc2, offline).
+    Each stem convolution is an im2col GEMM over batch * M rows (BatchNorm folded into it, no cost
+    of its own) followed by a ReLU on the PS; then the patch projection. Encoder i by path[i]:
+    0 skip: no attention rows; 1 active: norm1, qkv, then with softmax qk, softmax (PS), sv, or
+    with ReLU linear attention relu_qk (PS, B*T x 2C), kv = phi(K)^T [V | 1] (hd, hd + 1, T) and
+    q_kv = phi(Q) [KV | ksum] (T, hd + 1, hd) per image and head (the extra column carries the
+    normalizer), linear_div (PS, T x hd per image and head); 2 reuse the probabilities of the
+    nearest earlier active encoder (softmax only): norm1, v (B*T, C, C), sv. Then proj unless
+    skipped, and norm2, fc1, gelu, fc2 always. After the encoders the final norm of the prefix
+    tokens, the head(s); with aux_head the LayerNorm of every patch token, the aux head GEMM over
+    them and its max over the tokens (PS); last the entropy. skip_lam costs nothing (it scales
+    proj and fc2, offline).
     """
+    modes = [int(path[i]) for i in range(cfg["depth"])]
+    if any(m not in (0, 1, 2) for m in modes):
+        raise ValueError(f"path values must be 0 (skip), 1 (active) or 2 (reuse), got {modes}")
+    if attention == "relu_linear" and 2 in modes:
+        raise ValueError("reuse (2) needs softmax attention")
     B, T, Cd, H = batch, cfg["num_tokens"], cfg["embed_dim"], cfg["num_heads"]
-    hd, hidden = Cd // H, cfg["mlp_hidden"]
+    hd, hidden, BT, BH = Cd // H, cfg["mlp_hidden"], batch * cfg["num_tokens"], batch * H
+    g, ps = gemm_row, ps_row
     rows = []
     for layer, (M, N, K) in enumerate(cfg.get("stem_gemms", ()), start=1):
-        rows.append(gemm_row(B * M, N, K, 1, hw, "stem_conv", layer, 3))
-        rows.append(ps_row("relu", B * M, N, 1, hw, layer, 3))
-    rows.append(gemm_row(B * cfg["num_patches"], Cd, cfg["patch_dim"], 1, hw, "patch_embed", -1, 3))
-    for i in range(cfg["depth"]):
-        if path[i]:
-            rows.append(ps_row("norm1", B * T, Cd, 1, hw, i, 3))
-            rows.append(gemm_row(B * T, 3 * Cd, Cd, 1, hw, "qkv", i, 0))
-            rows.append(gemm_row(T, T, hd, B * H, hw, "qk", i, 0))
-            rows.append(ps_row("softmax", T, T, B * H, hw, i, 1))
-            rows.append(gemm_row(T, hd, T, B * H, hw, "sv", i, 0))
-            rows.append(gemm_row(B * T, Cd, Cd, 1, hw, "proj", i, 0))
-        rows.append(ps_row("norm2", B * T, Cd, 1, hw, i, 3))
-        rows.append(gemm_row(B * T, hidden, Cd, 1, hw, "fc1", i, 2))
-        rows.append(ps_row("gelu", B * T, hidden, 1, hw, i, 2))
-        rows.append(gemm_row(B * T, Cd, hidden, 1, hw, "fc2", i, 2))
+        rows += [g(B * M, N, K, 1, hw, "stem_conv", layer, 3), ps("relu", B * M, N, 1, hw, layer, 3)]
+    rows.append(g(B * cfg["num_patches"], Cd, cfg["patch_dim"], 1, hw, "patch_embed", -1, 3))
+    for i, mode in enumerate(modes):
+        if mode:
+            rows.append(ps("norm1", BT, Cd, 1, hw, i, 3))
+        if mode == 2:
+            rows += [g(BT, Cd, Cd, 1, hw, "v", i, 0), g(T, hd, T, BH, hw, "sv", i, 0)]
+        elif mode == 1 and attention == "relu_linear":
+            rows += [g(BT, 3 * Cd, Cd, 1, hw, "qkv", i, 0), ps("relu_qk", BT, 2 * Cd, 1, hw, i, 3),
+                     g(hd, hd + 1, T, BH, hw, "kv", i, 0), g(T, hd + 1, hd, BH, hw, "q_kv", i, 0),
+                     ps("linear_div", T, hd, BH, hw, i, 3)]
+        elif mode == 1:
+            rows += [g(BT, 3 * Cd, Cd, 1, hw, "qkv", i, 0), g(T, T, hd, BH, hw, "qk", i, 0),
+                     ps("softmax", T, T, BH, hw, i, 1), g(T, hd, T, BH, hw, "sv", i, 0)]
+        if mode:
+            rows.append(g(BT, Cd, Cd, 1, hw, "proj", i, 0))
+        rows += [ps("norm2", BT, Cd, 1, hw, i, 3), g(BT, hidden, Cd, 1, hw, "fc1", i, 2),
+                 ps("gelu", BT, hidden, 1, hw, i, 2), g(BT, Cd, hidden, 1, hw, "fc2", i, 2)]
     # Only the class (and distillation) tokens reach the head, so only they are normalized.
-    rows.append(ps_row("norm", B * cfg["num_prefix_tokens"], Cd, 1, hw, -1, 3))
-    rows.append(gemm_row(B, cfg["num_classes"], Cd, 1, hw, "head", -1, 3))
+    rows.append(ps("norm", B * cfg["num_prefix_tokens"], Cd, 1, hw, -1, 3))
+    rows.append(g(B, cfg["num_classes"], Cd, 1, hw, "head", -1, 3))
     if cfg["distilled"]:
-        rows.append(gemm_row(B, cfg["num_classes"], Cd, 1, hw, "head_dist", -1, 3))
+        rows.append(g(B, cfg["num_classes"], Cd, 1, hw, "head_dist", -1, 3))
     if cfg.get("aux_head"):
         BP = B * cfg["num_patches"]
-        rows.append(ps_row("norm_patches", BP, Cd, 1, hw, -1, 3))
-        rows.append(gemm_row(BP, cfg["num_classes"], Cd, 1, hw, "aux_head", -1, 3))
-        rows.append(ps_row("aux_max", BP, cfg["num_classes"], 1, hw, -1, 3))
+        rows += [ps("norm_patches", BP, Cd, 1, hw, -1, 3), g(BP, cfg["num_classes"], Cd, 1, hw, "aux_head", -1, 3),
+                 ps("aux_max", BP, cfg["num_classes"], 1, hw, -1, 3)]
     if entropy:
-        rows.append(ps_row("entropy", B, cfg["num_classes"], 1, hw, -1, 3))
+        rows.append(ps("entropy", B, cfg["num_classes"], 1, hw, -1, 3))
     return rows
 
 
@@ -279,8 +298,6 @@ def totals(rows):
         out["module_" + name + "_s"] = sum(r["delay_s"] for r in rows if r["module"] == m)
     return out
 
-
-# ---------------------------------------------------------------------------- calibration
 
 PAPER_DEIT_S_DELAY_MS = 59.66   # Table 2, DeiT-S baseline on the ZCU102 (batch 1)
 PAPER_POWER_W = 7.92            # Tables 2 and 3, every model

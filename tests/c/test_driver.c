@@ -267,6 +267,27 @@ static void test_sim(void) {
     bad.embed_dim = INT64_MAX / 2;
     bad.num_heads = 1;
     CHECK(pivot_sim_vit_forward(rows, &n, totals, &hw, &bad, path, 1, max_rows) != PIVOT_OK);
+    /* one layer list: the wrappers are pivot_sim_forward, and it combines what they cannot */
+    double *again = calloc((size_t)max_rows * PIVOT_SIM_ROW_FIELDS, sizeof(double));
+    int64_t m = 0;
+    pivot_sim_layers layers = {.entropy = 1};
+    CHECK(pivot_sim_vit_forward(rows, &n, totals, &hw, &vit, path, 1, max_rows) == PIVOT_OK);
+    CHECK(pivot_sim_forward(again, &m, totals, &hw, &vit, &layers, path, max_rows) == PIVOT_OK && m == n &&
+          memcmp(rows, again, (size_t)n * PIVOT_SIM_ROW_FIELDS * sizeof(double)) == 0);
+    uint8_t active[12];
+    memset(active, 1, sizeof(active));
+    layers = (pivot_sim_layers){.stem = stem, .n_stem = 3, .attention_kind = PIVOT_ATTENTION_RELU_LINEAR, .aux_head = 1,
+                                .entropy = 1};
+    CHECK(pivot_sim_forward(rows, &n, totals, &hw, &vit, &layers, active, max_rows) == PIVOT_OK &&
+          n == pivot_sim_max_rows(12, 3, PIVOT_ATTENTION_RELU_LINEAR, 1) - 1); /* every row but head_dist */
+    CHECK(pivot_sim_forward(rows, &n, totals, &hw, &vit, &layers, reuse, max_rows) != PIVOT_OK);
+    CHECK(pivot_sim_forward(rows, &n, totals, &hw, &vit, &layers, active, n - 1) != PIVOT_OK);
+    layers.n_stem = PIVOT_SIM_MAX_STEM + 1;
+    CHECK(pivot_sim_forward(rows, &n, totals, &hw, &vit, &layers, active, max_rows) != PIVOT_OK);
+    CHECK(pivot_sim_max_rows(0, 0, 0, 0) < 0 && pivot_sim_max_rows(PIVOT_SIM_MAX_DEPTH + 1, 0, 0, 0) < 0);
+    active[5] = 3;
+    CHECK(pivot_sim_vit_forward(rows, &n, totals, &hw, &vit, active, 1, max_rows) != PIVOT_OK);
+    free(again);
     int64_t shapes[8] = {197, 1152, 384, 12, INT64_MAX, INT64_MAX, 2, 1};
     CHECK(pivot_sim_gemms(rows, totals, &hw, shapes, 1) == PIVOT_OK);
     CHECK(pivot_sim_gemms(rows, totals, &hw, shapes, 2) != PIVOT_OK);
