@@ -84,8 +84,9 @@ def file_path(value, what: str = "path") -> str:
 
 
 def existing_file(value, what: str = "file") -> str:
-    """:func:`file_path` of a file that exists; FileNotFoundError naming ``what`` otherwise."""
+    """:func:`file_path` of a path that exists; FileNotFoundError naming ``what`` otherwise. Whether
+    it is a regular file is for the opener to check on the opened descriptor (``pivot.io``)."""
     path = file_path(value, what)
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise FileNotFoundError(f"{what} not found: {path}")
     return path

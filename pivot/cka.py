@@ -25,9 +25,11 @@ Features per sample (``features``): ``"flatten"`` (default, as the paper) uses t
 sample); ``"cls"`` uses the class token (token 0) of a (N, T, C) array; ``"mean"`` the mean over
 its T tokens.
 
-Edge cases: a non-finite value (NaN, infinity, or a value whose square overflows float32)
-raises ValueError. When one activation set is the same for every sample (zero variance), CKA is
-0/0: the result is NaN and a RuntimeWarning says so (as numpy.corrcoef does). Rounding
+Activations of any finite magnitude work: features whose largest magnitude is far from 1 (say
+1e-25, whose squares underflow float32, or 1e25, whose squares overflow it) are first scaled by a
+power of two (exact), and the Gram matrix scaled back in float64. Edge cases: a NaN or infinity
+raises ValueError. When one activation set is the same for every sample (zero variance, in
+float32), CKA is 0/0: the result is NaN and a RuntimeWarning says so (as numpy.corrcoef does). Rounding
 excursions outside the estimator's range ([0, 1] biased, [-1, 1] unbiased) are clipped.
 
 Path-Score (``path_score``, ``rank_paths``, ``best_paths``) scores which attention modules to
@@ -129,14 +131,45 @@ def _mean_shift(feats: np.ndarray) -> np.ndarray:
 
 
 def _check_finite_diagonal(gram: np.ndarray, name: str):
-    # A NaN or infinity in a sample's features (or a square overflowing float32) makes that
-    # sample's diagonal Gram entry non-finite, so the diagonal is enough to detect it.
+    # A NaN or infinity in a sample's features makes that sample's diagonal Gram entry
+    # non-finite, so the diagonal is enough to detect it.
     if not np.isfinite(np.diagonal(gram)).all():
-        raise ValueError(f"{name} contains NaN or infinity (or values whose squares overflow float32)")
+        raise ValueError(f"{name} contains NaN or infinity")
+
+
+# Features whose largest magnitude lies within 2**+-_SCALE_FREE are used as they are: their float32
+# squares neither underflow nor overflow, summed over any feature count pivot sees.
+_SCALE_FREE = 20
+
+
+def _scale_exponent(feats: np.ndarray) -> int:
+    """e such that feats * 2**-e has its largest magnitude in [0.5, 1), or 0 when feats needs no
+    scaling (its magnitude is moderate, zero, or not finite: the diagonal check then speaks)."""
+    peak = max(float(feats.max()), -float(feats.min()))
+    if not math.isfinite(peak) or peak == 0.0:
+        return 0
+    e = math.frexp(peak)[1]
+    return 0 if -_SCALE_FREE <= e <= _SCALE_FREE else e
+
+
+def _scaled(feats: np.ndarray, e: int) -> np.ndarray:
+    """feats * 2**-e, exact in float32 (a power of two only moves the exponent)."""
+    return feats if e == 0 else np.ldexp(feats, np.int32(-e)).astype(np.float32, copy=False)
+
+
+def _gram(fa: np.ndarray, fb, shift: np.ndarray, e: int) -> np.ndarray:
+    """The float64 Gram (fa - shift)(fb - shift)^T of features that ``_scaled`` scaled by 2**-e,
+    in the features' own units: the C kernel sees magnitudes near 1, the result is scaled back."""
+    gram = _core.cka_gram(fa, fb, shift)
+    if e:
+        gram *= 2.0 ** (2 * e)  # float64: exact, and far from its range limits for any float32 input
+    return gram
 
 
 def _centered_gram(feats: np.ndarray, debiased: bool, name: str) -> np.ndarray:
-    gram = _core.cka_gram(feats, None, _mean_shift(feats))
+    e = _scale_exponent(feats)
+    feats = _scaled(feats, e)
+    gram = _gram(feats, None, _mean_shift(feats), e)
     _check_finite_diagonal(gram, name)
     _core.cka_center_gram(gram, debiased)
     return gram
@@ -336,7 +369,9 @@ class MinibatchCKA:
         with _blas_threads(self.threads):
             grams = []
             for f in feats:
-                gram = _core.cka_gram(f, None, _mean_shift(f))
+                e = _scale_exponent(f)
+                f = _scaled(f, e)
+                gram = _gram(f, None, _mean_shift(f), e)
                 _check_finite_diagonal(gram, "a minibatch's activations")
                 _core.cka_center_gram(gram, self.debiased)
                 grams.append(gram)
@@ -461,6 +496,9 @@ def model_cka(model, images, batch_size: int = 64, path=None, debiased: bool = F
         layout = _LayerLayout(mlp, attn)
         first_feats = layout.features(mlp, attn, features, batch_n)
         del mlp, attn
+        # One scale per layer, from the first batch, so that every block of a layer's Gram agrees.
+        scales = [_scale_exponent(f) for f in first_feats]
+        first_feats = [_scaled(f, e) for f, e in zip(first_feats, scales)]
         shifts = [_mean_shift(f) for f in first_feats]
         grams = np.zeros((len(first_feats), n, n))
         bytes_per_sample = sum(f.shape[1] for f in first_feats) * 4
@@ -476,18 +514,18 @@ def model_cka(model, images, batch_size: int = 64, path=None, debiased: bool = F
                 else:
                     mlp, attn, batch_n = run(batch)
                     bar.update()
-                    feats = layout.features(mlp, attn, features, batch_n)
+                    feats = [_scaled(f, e) for f, e in zip(layout.features(mlp, attn, features, batch_n), scales)]
                     del mlp, attn
                 b0, b1 = bounds[batch]
                 if pass_start == 0:  # each batch's own block, on its first visit
                     for layer, f in enumerate(feats):
-                        block = _core.cka_gram(f, None, shifts[layer])
+                        block = _gram(f, None, shifts[layer], scales[layer])
                         _check_finite_diagonal(block, "the model's activations")
                         grams[layer, b0:b1, b0:b1] = block
                 for a, kept_feats in kept.items():  # blocks with the kept batches before this one
                     a0, a1 = bounds[a]
                     for layer, (fa, fb) in enumerate(zip(kept_feats, feats)):
-                        block = _core.cka_gram(fa, fb, shifts[layer])
+                        block = _gram(fa, fb, shifts[layer], scales[layer])
                         grams[layer, a0:a1, b0:b1] = block
                         grams[layer, b0:b1, a0:a1] = block.T
                 if batch < kept_end:

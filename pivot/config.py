@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import operator
 from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["ViTConfig", "normalize_path", "STEMS", "ATTENTIONS", "LINEAR_ATTENTION_EPS"]
+__all__ = ["ViTConfig", "normalize_path", "path_effort", "STEMS", "ATTENTIONS", "LINEAR_ATTENTION_EPS"]
 
 # Patch embeddings: "patch" is timm's one Conv2d (kernel = stride = patch_size); "lvvit_conv" is
 # LV-ViT's PatchEmbed4_2 (three conv+BatchNorm+ReLU layers, then a patch_size/2 projection).
@@ -29,15 +31,59 @@ LINEAR_ATTENTION_EPS = 1e-6
 # published ViT (ViT-22B: 48).
 MAX_DEPTH = 4096
 MAX_SIZE = 2 ** 31 - 1
+# mlp_ratio and skip_lam beyond this are typos or attacks (published ViTs: mlp_ratio <= 8, skip_lam <= 3).
+MAX_RATIO = 1e6
+
+
+def as_int(owner: str, field: str, value, low: int = 1, high: int = MAX_SIZE) -> int:
+    """``value`` as a Python int in [low, high], or a ValueError naming ``owner.field``.
+
+    Any integer type converts (``operator.index``: NumPy's fixed-width integers become Python
+    ints, so derived sizes cannot wrap around); bools, floats and strings are refused."""
+    kind = "a positive integer" if low == 1 else f"an integer >= {low}"
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{owner}.{field} must be {kind}, got the bool {value!r}")
+    try:
+        number = operator.index(value)
+    except TypeError:
+        raise ValueError(f"{owner}.{field} must be {kind}, got {value!r} ({type(value).__name__})") from None
+    if number < low:
+        raise ValueError(f"{owner}.{field} must be {kind}, got {number}")
+    if number > high:
+        raise ValueError(f"{owner}.{field} must be {kind} at most {high}, got {number}")
+    return number
+
+
+def as_real(owner: str, field: str, value, low: float, high: float, low_open: bool = False,
+            allow_inf: bool = False, what: str | None = None) -> float:
+    """``value`` as a finite Python float in [low, high] (``(low, high]`` with ``low_open``), or a
+    ValueError naming ``owner.field`` (``what`` describes the allowed values); bools and strings
+    are refused, ``inf`` only with ``allow_inf``."""
+    if what is None:
+        what = (("a positive finite number" if low_open else "a finite number >= 0") if low == 0
+                else f"a finite number in {'(' if low_open else '['}{low:g}, {high:g}]")
+        what += f" at most {high:g}" if low == 0 else ""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{owner}.{field} must be {what}, got {value!r} ({type(value).__name__})")
+    number = float(value)
+    if allow_inf and number == math.inf:
+        return number
+    if not math.isfinite(number) or number < low or (low_open and number == low) or number > high:
+        raise ValueError(f"{owner}.{field} must be {what}, got {value!r}")
+    return number
+
+
+def as_bool(owner: str, field: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{owner}.{field} must be a bool, got {value!r}")
+    return bool(value)
 
 
 def _check_size_limits(config) -> None:
-    if config.depth > MAX_DEPTH:
-        raise ValueError(f"ViTConfig.depth must be at most {MAX_DEPTH}, got {config.depth}")
     sizes = {"img_size": config.img_size, "patch_size": config.patch_size, "in_chans": config.in_chans,
              "num_classes": config.num_classes, "embed_dim": config.embed_dim, "num_heads": config.num_heads,
              "stem_channels": config.stem_channels, "mlp_hidden": config.mlp_hidden,
-             "3 * embed_dim": 3 * int(config.embed_dim), "num_tokens": config.num_tokens}
+             "3 * embed_dim": 3 * config.embed_dim, "num_tokens": config.num_tokens}
     for name, value in sizes.items():
         if value > MAX_SIZE:
             raise ValueError(f"ViTConfig {name} is {value}, more than the {MAX_SIZE} pivot's C engine supports")
@@ -71,6 +117,10 @@ class ViTConfig:
 
     ``attention`` (``ATTENTIONS``): ``"softmax"`` (timm) or ``"relu_linear"``, softmax-free ReLU
     linear attention in every encoder (same weights; see ``pivot.config.LINEAR_ATTENTION_EPS``).
+
+    ``input_mean``, ``input_std`` (one value per channel, for pixels scaled to [0, 1]): the input
+    normalization the model was trained with, ``(pixel / 255 - mean) / std``; ``model(images)``
+    applies it to uint8 images. None: timm's default for the model (``input_normalization``).
     """
     img_size: int = 224
     patch_size: int = 16
@@ -88,36 +138,42 @@ class ViTConfig:
     aux_head: bool = False
     qkv_bias: bool = True
     attention: str = "softmax"
+    input_mean: tuple | None = None
+    input_std: tuple | None = None
 
     def __post_init__(self):
-        for field in ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads"):
+        # Every field is converted to its Python type on entry (a frozen dataclass: object.__setattr__).
+        def put(field, value):
+            object.__setattr__(self, field, value)
+
+        for field in ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "num_heads", "stem_channels"):
+            put(field, as_int("ViTConfig", field, getattr(self, field)))
+        put("depth", as_int("ViTConfig", "depth", self.depth, high=MAX_DEPTH))
+        put("mlp_ratio", as_real("ViTConfig", "mlp_ratio", self.mlp_ratio, 0, MAX_RATIO, low_open=True))
+        put("norm_eps", as_real("ViTConfig", "norm_eps", self.norm_eps, 0, 1, low_open=True))
+        put("skip_lam", as_real("ViTConfig", "skip_lam", self.skip_lam, 0, MAX_RATIO, low_open=True))
+        for field in ("distilled", "aux_head", "qkv_bias"):
+            put(field, as_bool("ViTConfig", field, getattr(self, field)))
+        for field, allowed in (("stem", STEMS), ("attention", ATTENTIONS)):
+            if not isinstance(getattr(self, field), str) or getattr(self, field) not in allowed:
+                raise ValueError(f"ViTConfig.{field} must be one of {allowed}, got {getattr(self, field)!r}")
+        for field, low in (("input_mean", -MAX_RATIO), ("input_std", 0)):
             value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"ViTConfig.{field} must be a positive integer, got {value!r}")
+            if value is not None:
+                if isinstance(value, (str, bytes)) or not hasattr(value, "__len__") or len(value) != self.in_chans:
+                    raise ValueError(f"ViTConfig.{field} must be None or {self.in_chans} number(s), one per channel, "
+                                     f"got {value!r}")
+                put(field, tuple(as_real("ViTConfig", f"{field}[{i}]", v, low, MAX_RATIO, low_open=low == 0)
+                                 for i, v in enumerate(value)))
         if self.img_size % self.patch_size:
             raise ValueError(f"ViTConfig.img_size ({self.img_size}) must be a multiple of patch_size ({self.patch_size})")
         if self.embed_dim % self.num_heads:
             raise ValueError(f"ViTConfig.embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
-        if not (self.mlp_ratio > 0) or self.mlp_hidden < 1:
+        if self.mlp_hidden < 1:
             raise ValueError(f"ViTConfig.mlp_ratio must give a positive hidden size, got {self.mlp_ratio!r}")
-        if not (self.norm_eps > 0):
-            raise ValueError(f"ViTConfig.norm_eps must be positive, got {self.norm_eps!r}")
-        if self.stem not in STEMS:
-            raise ValueError(f"ViTConfig.stem must be one of {STEMS}, got {self.stem!r}")
-        value = self.stem_channels
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"ViTConfig.stem_channels must be a positive integer, got {value!r}")
         if self.stem == "lvvit_conv" and self.patch_size % 2:
             raise ValueError(f"ViTConfig.patch_size ({self.patch_size}) must be even for stem='lvvit_conv' "
                              f"(a stride-2 convolution, then a patch_size/2 projection)")
-        if isinstance(self.skip_lam, bool) or not isinstance(self.skip_lam, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(self.skip_lam) or not self.skip_lam > 0:
-            raise ValueError(f"ViTConfig.skip_lam must be a positive finite number, got {self.skip_lam!r}")
-        for field in ("distilled", "aux_head", "qkv_bias"):
-            if not isinstance(getattr(self, field), (bool, np.bool_)):
-                raise ValueError(f"ViTConfig.{field} must be a bool, got {getattr(self, field)!r}")
-        if self.attention not in ATTENTIONS:
-            raise ValueError(f"ViTConfig.attention must be one of {ATTENTIONS}, got {self.attention!r}")
         if self.distilled and self.aux_head:
             raise ValueError("ViTConfig: distilled and aux_head cannot be combined (no model defines how "
                              "their outputs would mix)")
@@ -161,6 +217,16 @@ class ViTConfig:
     def is_timm_vit(self) -> bool:
         """True when the model is a plain timm VisionTransformer (no LV-ViT feature in use)."""
         return self.stem == "patch" and self.skip_lam == 1 and not self.aux_head and self.qkv_bias
+
+    @property
+    def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """``(mean, std)`` per channel for pixels in [0, 1]: ``input_mean``/``input_std``, or timm's
+        default when they are None (ImageNet's statistics for 3 channels, as DeiT and LV-ViT use;
+        0.5 / 0.5 otherwise)."""
+        if self.input_mean is not None and self.input_std is not None:
+            return self.input_mean, self.input_std
+        default = _IMAGENET_MEAN_STD if self.in_chans == 3 else ((0.5,) * self.in_chans, (0.5,) * self.in_chans)
+        return self.input_mean or default[0], self.input_std or default[1]
 
     @property
     def head_dim(self) -> int:
@@ -240,6 +306,11 @@ class ViTConfig:
         return sorted(_PRESETS)
 
 
+# timm's IMAGENET_DEFAULT_MEAN / _STD (DeiT, LV-ViT), for pixels in [0, 1]. Presets stay shapes (as
+# infer_config reads them from weights); weights trained otherwise, such as the original ViT's
+# (timm's vit_*: IMAGENET_INCEPTION_MEAN / _STD, 0.5 / 0.5), pass input_mean= and input_std=.
+_IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+
 _PRESETS: dict[str, ViTConfig] = {}
 for _size, (_dim, _heads) in {"tiny": (192, 3), "small": (384, 6), "base": (768, 12)}.items():
     _PRESETS[f"deit_{_size}_patch16_224"] = ViTConfig(embed_dim=_dim, num_heads=_heads)
@@ -289,3 +360,15 @@ def normalize_path(path, depth: int, allow_reuse: bool = False) -> np.ndarray:
             raise ValueError(f"path entry {first_reuse} reuses attention (2) but no earlier encoder is active (1): "
                              f"a reusing encoder takes the probabilities of the nearest earlier active encoder")
     return arr
+
+
+def path_effort(path) -> int:
+    """The effort of a path: its number of computed attentions (entries equal to 1).
+
+    A skipped encoder (0) computes no attention, and neither does a reusing one (2: it takes the
+    probabilities of an earlier encoder). Every effort key (``pivot.search``, ``pivot.pareto``,
+    ``best_paths``, the zoo cards, the CLI) is this count."""
+    arr = np.asarray(path)
+    if arr.ndim != 1:
+        raise ValueError(f"a path is 1-D, got shape {arr.shape}")
+    return int(np.count_nonzero(arr == 1))

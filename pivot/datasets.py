@@ -16,6 +16,8 @@ import zlib
 
 import numpy as np
 
+from .io import open_regular_file
+
 __all__ = ["fashion_mnist", "fashion_mnist_sample", "normalize", "DatasetError", "CLASSES",
            "DEFAULT_ROOT", "MEAN", "STD"]
 
@@ -55,8 +57,9 @@ MAX_IDX_BYTES = 1 << 31
 
 
 def _open_stream(path: pathlib.Path):
-    """A binary stream of the file's content: decompressed on the fly when it is gzipped."""
-    f = open(path, "rb")
+    """A binary stream of the file's content: decompressed on the fly when it is gzipped. Anything
+    but a regular file (a FIFO, a device, a directory) is refused before a byte is read."""
+    f = open_regular_file(path, DatasetError)
     if f.read(2) == b"\x1f\x8b":
         f.seek(0)
         return gzip.GzipFile(fileobj=f, mode="rb"), f
@@ -111,7 +114,7 @@ def read_idx(path, expected_ndim: int) -> np.ndarray:
 
 def _find(root: pathlib.Path, stem: str) -> pathlib.Path:
     for name in (stem, stem + ".gz"):
-        if (root / name).is_file():
+        if os.path.lexists(root / name):  # read_idx refuses it if it is not a regular file
             return root / name
     raise FileNotFoundError(
         f"Fashion-MNIST file {stem}[.gz] not found in {root}. Install Debian's package "

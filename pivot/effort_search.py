@@ -17,6 +17,7 @@ from typing import Mapping, Optional
 import numpy as np
 
 from . import _validate, sim
+from .config import path_effort
 from .inference import (MultiEffort, check_labels, check_lec, entropy, low_count_needed,
                         model_path, num_classes, run_model)
 
@@ -49,9 +50,10 @@ def _check_efforts(efforts) -> dict:
         if isinstance(effort, bool) or not isinstance(effort, (int, np.integer)) or effort < 0:
             raise TypeError(f"efforts keys must be non-negative integers (active attentions), got {effort!r}")
         path = model_path(model)
-        if path is not None and sum(path) != effort:
-            raise ValueError(f"efforts[{effort}] has path {''.join(map(str, path))} with {sum(path)} active "
-                             f"attentions; the key must be its effort (number of active attentions)")
+        if path is not None and path_effort(path) != effort:
+            raise ValueError(f"efforts[{effort}] has path {''.join(map(str, path))} with {path_effort(path)} computed "
+                             f"attentions; the key must be its effort (the number of 1s: computed attentions; "
+                             f"a reusing encoder, 2, computes none)")
         checked[int(effort)] = model
     classes = {e: num_classes(m) for e, m in checked.items()}
     if len(set(classes.values())) > 1:

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import re
+import stat
 import sys
 import zipfile
 from collections import Counter
@@ -24,13 +25,35 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import _validate
-from .config import ViTConfig
+from .config import MAX_DEPTH, ViTConfig
 
-__all__ = ["WeightsFileError", "load_state_dict", "save_safetensors", "infer_config"]
+__all__ = ["WeightsFileError", "load_state_dict", "save_safetensors", "infer_config", "config_from_metadata",
+           "path_from_metadata", "open_regular_file"]
 
 
 class WeightsFileError(ValueError):
     """A weight file (or weight dict) is malformed, truncated or holds unsupported data."""
+
+
+def open_regular_file(path, error=WeightsFileError):
+    """``path`` opened for binary reading, refusing (with ``error``) anything but a regular file.
+
+    The file is opened without blocking (a FIFO with no writer would hang a plain ``open``) and
+    checked on the opened descriptor, so what is read is what was checked: a FIFO, a device such
+    as /dev/zero (endless) or a directory is refused before a byte is read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                    else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+                    else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
+            raise error(f"{path}: is {kind}, not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,15 +113,17 @@ def read_safetensors_as_stored(path, dtypes: Mapping[str, str]) -> tuple[dict[st
 def _read_safetensors_buffer(path: str, dtypes: Mapping[str, str]):
     """Header entries, metadata and data buffer of a safetensors file whose tensors are all of
     ``dtypes`` (BatchNorm counters aside), every offset checked before the data is read."""
-    with open(path, "rb") as f:
+    with open_regular_file(path) as f:
         file_size = os.fstat(f.fileno()).st_size
         if file_size < 8:
             raise WeightsFileError(f"{path}: file is {file_size} bytes, shorter than the 8-byte safetensors header length")
         header_len = int.from_bytes(f.read(8), "little")
-        if header_len > _MAX_HEADER_BYTES:
-            raise WeightsFileError(f"{path}: header length {header_len} is absurd (more than {_MAX_HEADER_BYTES} bytes)")
-        if header_len > file_size - 8:
-            raise WeightsFileError(f"{path}: header length {header_len} is larger than the file ({file_size - 8} bytes after the length field)")
+        if header_len > _MAX_HEADER_BYTES or header_len > file_size - 8:
+            # Usually another kind of file renamed: its first 8 bytes make no sensible length.
+            raise WeightsFileError(f"{path}: not a safetensors file (it must start with an 8-byte header length; "
+                                   f"here that reads {header_len}, "
+                                   + (f"more than the {_MAX_HEADER_BYTES}-byte limit)" if header_len > _MAX_HEADER_BYTES
+                                      else f"larger than the file ({file_size - 8} bytes after the length field))"))
         header_bytes = f.read(header_len)
         if len(header_bytes) != header_len:
             raise WeightsFileError(f"{path}: file shrank while reading the header")
@@ -314,11 +339,16 @@ _NPZ_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a zip with members / an empty zi
 
 
 def _read_npz(path: str) -> dict[str, np.ndarray]:
-    with open(path, "rb") as f:
+    with open_regular_file(path) as f:
         if f.read(4) not in _NPZ_MAGICS:
             raise WeightsFileError(f"{path}: not an npz archive (no zip signature)")
+        f.seek(0)
+        return _read_npz_archive(path, f)
+
+
+def _read_npz_archive(path: str, f) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as npz:
+        with np.load(f, allow_pickle=False) as npz:
             names = list(npz.files)
             duplicates = sorted(name for name, count in Counter(names).items() if count > 1)
             if duplicates:
@@ -362,14 +392,15 @@ _WRAPPER_KEYS = ("state_dict", "model", "model_ema", "state_dict_ema")
 
 
 def _read_pth(path: str) -> Mapping:
-    try:
-        import torch
-    except ImportError:
-        raise ImportError(f"reading {path!r} needs torch (pip install 'pivot[torch]'); or convert it to .safetensors") from None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle errors, zip errors, disallowed globals, ...
-        raise WeightsFileError(f"{path}: cannot read torch checkpoint ({type(e).__name__}: {e})") from None
+    with open_regular_file(path) as f:  # refused before torch is even imported
+        try:
+            import torch
+        except ImportError:
+            raise ImportError(f"reading {path!r} needs torch (pip install 'pivot[torch]'); or convert it to .safetensors") from None
+        try:
+            return torch.load(f, map_location="cpu", weights_only=True)
+        except Exception as e:  # pickle errors, zip errors, disallowed globals, ...
+            raise WeightsFileError(f"{path}: cannot read torch checkpoint ({type(e).__name__}: {e})") from None
 
 
 def _unwrap_checkpoint(obj, where: str) -> Mapping:
@@ -456,9 +487,47 @@ def load_state_dict(source) -> tuple[dict[str, np.ndarray], dict[str, str]]:
 
 
 # ---------------------------------------------------------------------------------------------
+# pivot metadata
+
+# A ViTConfig dumps to about 400 bytes of JSON; anything far longer is not one.
+_MAX_CONFIG_JSON = 1 << 16
+
+
+def config_from_metadata(text, where: str) -> ViTConfig:
+    """The :class:`~pivot.ViTConfig` stored as ``pivot.config`` metadata (JSON of its fields);
+    anything else (over-long, deeply nested, non-finite, wrong fields) is a WeightsFileError."""
+    if not isinstance(text, str) or len(text) > _MAX_CONFIG_JSON:
+        size = f"{len(text)} characters" if isinstance(text, str) else type(text).__name__
+        raise WeightsFileError(f"{where}: bad 'pivot.config' metadata ({size}; expected a JSON object of "
+                               f"ViTConfig fields, at most {_MAX_CONFIG_JSON} characters)")
+
+    try:  # Infinity and NaN parse, so that ViTConfig names the field that holds one
+        fields = json.loads(text)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, over-long ints, deep nesting
+        raise WeightsFileError(f"{where}: bad 'pivot.config' metadata: not valid JSON ({type(exc).__name__}: "
+                               f"{str(exc)[:200]})") from None
+    if not isinstance(fields, dict):
+        raise WeightsFileError(f"{where}: bad 'pivot.config' metadata: a JSON {type(fields).__name__}, "
+                               f"not an object of ViTConfig fields")
+    try:
+        return ViTConfig(**fields)
+    except (TypeError, ValueError) as exc:
+        raise WeightsFileError(f"{where}: bad 'pivot.config' metadata: {exc}") from None
+
+
+def path_from_metadata(text, depth: int, where: str) -> list[int]:
+    """The path stored as ``pivot.path`` metadata: ``depth`` digits 0, 1 or 2."""
+    if not isinstance(text, str) or len(text) != depth or set(text) - {"0", "1", "2"}:
+        shown = repr(text[:40]) if isinstance(text, str) else type(text).__name__
+        raise WeightsFileError(f"{where}: bad 'pivot.path' metadata {shown} (expected {depth} digits 0/1/2, "
+                               f"one per encoder)")
+    return [int(ch) for ch in text]
+
+
+# ---------------------------------------------------------------------------------------------
 # config inference
 
-_BLOCK_KEY = re.compile(r"blocks\.(\d+)\.")
+_BLOCK_KEY = re.compile(r"blocks\.([0-9]+)\.")
 _CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(ViTConfig))
 
 # The LV-ViT variants of TokenLabeling's tlt/models/lvvit.py, by (embed_dim, depth): skip_lam and
@@ -499,9 +568,17 @@ def infer_config(state_dict: Mapping, num_heads: int | None = None, **overrides)
     if not isinstance(state_dict, Mapping):
         raise TypeError(f"state_dict must be a mapping of name -> array, got {type(state_dict).__name__}")
 
-    indices = {int(m.group(1)) for key in state_dict if isinstance(key, str) and (m := _BLOCK_KEY.match(key))}
-    if not indices:
+    # Block indices are sizes read from names: bounded before a range over them is built.
+    digits = {m.group(1) for key in state_dict if isinstance(key, str) and (m := _BLOCK_KEY.match(key))}
+    if not digits:
         raise ValueError("cannot infer the ViT config: no 'blocks.N.' keys (not a timm VisionTransformer state dict?)")
+    significant = {d: d.lstrip("0") or "0" for d in digits}
+    too_deep = [d for d, v in significant.items() if len(v) > len(str(MAX_DEPTH)) or int(v) >= MAX_DEPTH]
+    if too_deep:
+        shown = min(too_deep, key=len)
+        raise WeightsFileError(f"cannot infer the ViT config: block index {shown[:20]}{'...' if len(shown) > 20 else ''} "
+                               f"is beyond the {MAX_DEPTH} encoders pivot supports")
+    indices = {int(v) for v in significant.values()}
     depth = max(indices) + 1
     if indices != set(range(depth)):
         missing = sorted(set(range(depth)) - indices)

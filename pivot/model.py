@@ -4,15 +4,56 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import warnings
 
 import numpy as np
 
 from . import _validate
 from . import lvvit as _lvvit
 from ._native import _core
-from .config import ViTConfig, normalize_path
+from .config import ViTConfig, normalize_path, path_effort
 
-__all__ = ["ViT", "flops", "default_threads"]
+__all__ = ["ViT", "flops", "default_threads", "prepare_images", "InputNormalizationWarning"]
+
+
+class InputNormalizationWarning(UserWarning):
+    """Float images that look like raw pixels (all in [0, 1], or far beyond the normalized range)."""
+
+
+_warned_unnormalized = False
+
+
+def prepare_images(config: ViTConfig, images):
+    """Images as the engine takes them: uint8 pixels (0..255) are normalized with the model's
+    ``config.input_normalization``, ``(pixel / 255 - mean) / std`` per channel; float images are
+    taken as already normalized, and ones whose range says they are not (every value in [0, 1],
+    or values far above what normalized pixels reach) get an ``InputNormalizationWarning``, once
+    per process. Anything else is returned as it is, for the model's own checks."""
+    global _warned_unnormalized
+    arr = np.asarray(images)
+    mean, std = config.input_normalization
+    if arr.dtype == np.uint8:
+        if arr.ndim != 4 or arr.shape[1] != len(mean):
+            return arr  # the shape check explains
+        m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
+        s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
+        return (arr.astype(np.float32) / np.float32(255) - m) / s
+    if _warned_unnormalized or arr.dtype.kind != "f" or arr.size < 2 or min(mean) <= 0:
+        return arr
+    low, high = float(np.min(arr)), float(np.max(arr))
+    # Normalized pixels span [-mean / std, (1 - mean) / std]: a pixel darker than the mean is negative.
+    reach = max(max(abs(-m / s), abs((1 - m) / s)) for m, s in zip(mean, std))
+    raw01 = 0.0 <= low and high <= 1.0 and low < high
+    raw255 = 0.0 <= low and high > 4 * reach + 4 and high <= 255.0
+    if raw01 or raw255:
+        _warned_unnormalized = True
+        kind = "in [0, 1]" if raw01 else f"in [0, {high:g}]"
+        warnings.warn(f"the images are floats {kind}, which looks like unnormalized pixels: the model expects "
+                      f"(pixel / 255 - mean) / std with mean {mean}, std {std} (config.input_normalization); "
+                      f"pass uint8 images to have the model normalize them (warned once)",
+                      InputNormalizationWarning, stacklevel=3)
+    return arr
+
 
 
 def default_threads() -> int:
@@ -139,7 +180,7 @@ class ViT:
 
     def __repr__(self) -> str:
         c = self._config
-        active = int((self._path != 0).sum())
+        active = path_effort(self._path)
         return (f"ViT(img_size={c.img_size}, patch_size={c.patch_size}, in_chans={c.in_chans}, "
                 f"embed_dim={c.embed_dim}, depth={c.depth}, num_heads={c.num_heads}, mlp_hidden={c.mlp_hidden}, "
                 f"num_classes={c.num_classes}, distilled={c.distilled}, "
@@ -171,12 +212,14 @@ class ViT:
         return out, path
 
     def __call__(self, images, path=None, threads=None) -> np.ndarray:
-        """Logits (B, num_classes) float32 for float NCHW images (B, in_chans, img_size, img_size).
+        """Logits (B, num_classes) float32 for NCHW images (B, in_chans, img_size, img_size):
+        normalized floats, or uint8 pixels.
 
         ``path=None`` uses ``self.path``; ``threads=None`` uses every core of the process.
-        The GIL is released while the C engine runs.
+        The GIL is released while the C engine runs. uint8 images (raw pixels) are normalized
+        with ``config.input_normalization`` first (see ``prepare_images``).
         """
-        return self._run(images, path, threads, False)[0]
+        return self._run(prepare_images(self._config, images), path, threads, False)[0]
 
     def forward_branches(self, images, path=None, threads=None):
         """``(logits, attn_outputs, mlp_outputs)``: per encoder, the attention-branch output (after
@@ -185,7 +228,7 @@ class ViT:
         captured like an active one's). For LV-ViT they are taken before the division
         by ``skip_lam`` (what the ``attn`` / ``mlp`` modules return; CKA is scale-invariant, so
         either choice gives the same CKA)."""
-        (logits, attn, mlp, _), path = self._run(images, path, threads, True)
+        (logits, attn, mlp, _), path = self._run(prepare_images(self._config, images), path, threads, True)
         attn_iter = iter(attn)
         attn_outputs = [next(attn_iter) if active else None for active in path]
         return logits, attn_outputs, list(mlp)
@@ -262,20 +305,14 @@ class ViT:
         state, metadata = _io.load_state_dict(source)
         metadata = metadata or {}
         if "pivot.config" in metadata:
-            try:
-                config = ViTConfig(**json.loads(metadata["pivot.config"]))
-            except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError
-                raise _io.WeightsFileError(f"{source!r}: bad 'pivot.config' metadata: {exc}") from None
+            config = _io.config_from_metadata(metadata["pivot.config"], repr(source))
             if num_heads is not None:
                 overrides = dict(overrides, num_heads=num_heads)
             config = config.replace(**overrides) if overrides else config
         else:
             config = _io.infer_config(state, num_heads=num_heads, **overrides)
         if path is None and "pivot.path" in metadata:
-            text = metadata["pivot.path"]
-            if not text or set(text) - {"0", "1", "2"}:  # 2 = attention reuse
-                raise _io.WeightsFileError(f"{source!r}: bad 'pivot.path' metadata {text[:40]!r} (expected 0/1/2 digits)")
-            path = [int(ch) for ch in text]
+            path = _io.path_from_metadata(metadata["pivot.path"], config.depth, repr(source))
         return cls(config, state, path=path)
 
     def save(self, path) -> None:

@@ -41,6 +41,7 @@ import numpy as np
 
 from . import _validate
 from .config import normalize_path
+from .model import prepare_images
 
 __all__ = ["attention_maps", "attention_cka_matrix", "ReuseChoice", "reuse_paths", "search_reuse"]
 
@@ -51,7 +52,7 @@ def attention_maps(model, images, path=None, threads=None) -> list:
     skipped encoder. ``model``: a ``pivot.ViT`` with softmax attention."""
     if getattr(model, "config", None) is None or model.config.attention != "softmax":
         raise ValueError("attention maps exist only for a pivot.ViT with softmax attention")
-    (_, _, _, probs), path = model._run(images, path, threads, True, True)
+    (_, _, _, probs), path = model._run(prepare_images(model.config, images), path, threads, True, True)
     out, it, last = [], iter(probs), None
     for mode in path.tolist():
         if mode == 1:

@@ -33,8 +33,9 @@ import numpy as np
 from . import _validate
 from ._native import _core
 from .config import ViTConfig, normalize_path
-from .io import WeightsFileError, read_safetensors_as_stored, write_safetensors_as_given
-from .model import ViT, _path_text, _resolve_threads
+from .io import (WeightsFileError, config_from_metadata, path_from_metadata, read_safetensors_as_stored,
+                 write_safetensors_as_given)
+from .model import ViT, _path_text, _resolve_threads, prepare_images
 from .reference.quant import embed_tokens
 
 __all__ = ["quantize", "QuantizedViT", "load", "KERNELS", "kernel_in_use", "ACT_FIELDS", "LINEARS"]
@@ -202,7 +203,11 @@ def quantize(model, calibration_images, *, method: str = "minmax", percentile: f
         raise ValueError(f"activations must be 'asymmetric' or 'symmetric', got {activations!r}")
     batch_size = _validate.positive_int(batch_size, "batch_size")
     _kernel_code(kernel)
-    images = model._checked_images(calibration_images)
+    if calibration_images is None:
+        raise TypeError("quantize(model, calibration_images) needs calibration images: a batch (N, "
+                        f"{cfg.in_chans}, {cfg.img_size}, {cfg.img_size}) of typical inputs (e.g. 256 training "
+                        "images) whose activation ranges set the int8 scales; got None")
+    images = model._checked_images(prepare_images(cfg, calibration_images))
     acts = _calibrate(model, images, method, float(percentile), batch_size, activations == "symmetric")
     state = model.state_dict()
     tensors = {}
@@ -448,16 +453,19 @@ def load(path, kernel: str = "auto") -> QuantizedViT:
     tensors, meta = read_safetensors_as_stored(path, _DTYPES)
     if meta.get("format") != _FORMAT:
         raise WeightsFileError(f"{path}: format {meta.get('format')!r}, expected {_FORMAT!r} (use pivot.ViT.from_timm for float files)")
+    missing = [key for key in ("pivot.config", "pivot.quant", "pivot.path") if key not in meta]
+    if missing:
+        raise WeightsFileError(f"{path}: metadata lacks {', '.join(missing)}")
+    config = config_from_metadata(meta["pivot.config"], repr(path))
+    path_bits = path_from_metadata(meta["pivot.path"], config.depth, repr(path))
     try:
-        config = ViTConfig(**json.loads(meta["pivot.config"]))
-        quant = json.loads(meta["pivot.quant"])
-        path_text = meta["pivot.path"]
-    except (KeyError, TypeError, ValueError, RecursionError) as exc:
-        raise WeightsFileError(f"{path}: bad metadata ({exc})") from None
-    if not isinstance(quant, dict) or not path_text or set(path_text) - {"0", "1", "2"}:
-        raise WeightsFileError(f"{path}: bad 'pivot.quant' or 'pivot.path' metadata")
+        quant = json.loads(meta["pivot.quant"]) if len(meta["pivot.quant"]) <= 1 << 16 else None
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise WeightsFileError(f"{path}: bad 'pivot.quant' metadata ({type(exc).__name__})") from None
+    if not isinstance(quant, dict):
+        raise WeightsFileError(f"{path}: bad 'pivot.quant' metadata (expected a JSON object)")
     try:
-        return QuantizedViT(config, tensors, path=[int(ch) for ch in path_text],
+        return QuantizedViT(config, tensors, path=path_bits,
                             per_token=bool(quant.get("per_token", False)), kernel=kernel, info=quant)
     except ValueError as exc:
         raise WeightsFileError(f"{path}: {exc}") from None

@@ -128,7 +128,7 @@ from functools import cached_property
 import numpy as np
 
 from . import _core, _validate
-from .config import ATTENTIONS, ViTConfig, normalize_path
+from .config import ATTENTIONS, ViTConfig, as_int, as_real, normalize_path
 
 __all__ = [
     "DATAFLOWS", "MODULES", "ENERGY_COMPONENTS", "HardwareConfig", "ZCU102", "gemm_cycles",
@@ -162,6 +162,14 @@ if (_core.SIM_ROW_FIELDS, _core.SIM_TOT_FIELDS) != (23, 18):
 
 
 # ---------------------------------------------------------------------------------------------- hardware
+
+# Bounds far beyond any accelerator (and within which every delay and energy stays finite).
+_MAX_PES_PER_SIDE = 1 << 16
+_MAX_BYTES = 1 << 48
+_MAX_CLOCK_MHZ = 1e6   # 1 THz
+_MAX_REAL = 1e9        # cycles per element, pJ, W, GB/s
+_MIN_RATE = 1e-6       # clocks (MHz), DRAM bandwidth (GB/s), SRAM fraction: any less overflows a delay
+
 
 def _is_int(value) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
@@ -213,35 +221,37 @@ class HardwareConfig:
                                             # x (bits/8)^2, SRAM energy per access x bits/8
 
     def __post_init__(self):
+        # Every field becomes a Python int or float on entry (NumPy integers would wrap around in
+        # derived sizes), within bounds that keep every delay and energy finite.
+        def put(field, value):
+            object.__setattr__(self, field, value)
+
         if not isinstance(self.name, str):
             raise TypeError(f"HardwareConfig.name must be a string, got {type(self.name).__name__}")
-        for field in ("array_rows", "array_cols", "word_bytes", "ipmem_bytes", "wtmem_bytes", "opmem_bytes"):
-            value = getattr(self, field)
-            if not _is_int(value) or value < 1:
-                raise ValueError(f"HardwareConfig.{field} must be a positive integer, got {value!r}")
-        if not _is_int(self.operand_bits) or not 1 <= self.operand_bits <= 64:
-            raise ValueError(f"HardwareConfig.operand_bits must be an integer in [1, 64], got {self.operand_bits!r}")
-        if not _is_int(self.global_buffer_bytes) or self.global_buffer_bytes < 0:
-            raise ValueError(f"HardwareConfig.global_buffer_bytes must be an integer >= 0, got {self.global_buffer_bytes!r}")
-        if self.dataflow not in DATAFLOWS:
+        for field in ("array_rows", "array_cols"):
+            put(field, as_int("HardwareConfig", field, getattr(self, field), high=_MAX_PES_PER_SIDE))
+        put("word_bytes", as_int("HardwareConfig", "word_bytes", self.word_bytes, high=64))
+        for field in ("ipmem_bytes", "wtmem_bytes", "opmem_bytes"):
+            put(field, as_int("HardwareConfig", field, getattr(self, field), high=_MAX_BYTES))
+        put("global_buffer_bytes", as_int("HardwareConfig", "global_buffer_bytes", self.global_buffer_bytes,
+                                          low=0, high=_MAX_BYTES))
+        put("operand_bits", as_int("HardwareConfig", "operand_bits", self.operand_bits, high=64))
+        if not isinstance(self.dataflow, str) or self.dataflow not in DATAFLOWS:
             raise ValueError(f"HardwareConfig.dataflow must be one of {DATAFLOWS} (input, weight, output "
                              f"stationary), got {self.dataflow!r}")
         for field in ("clock_mhz", "ps_clock_mhz"):
-            value = getattr(self, field)
-            if not _is_real(value) or not math.isfinite(value) or value <= 0:
-                raise ValueError(f"HardwareConfig.{field} must be a positive finite number, got {value!r}")
-        if not _is_real(self.dram_bandwidth_gbps) or not self.dram_bandwidth_gbps > 0:
-            raise ValueError(f"HardwareConfig.dram_bandwidth_gbps must be positive (math.inf: unlimited), "
-                             f"got {self.dram_bandwidth_gbps!r}")
-        if not _is_real(self.sram_active_fraction) or not 0 < self.sram_active_fraction <= 1:
-            raise ValueError(f"HardwareConfig.sram_active_fraction must be in (0, 1], got {self.sram_active_fraction!r}")
+            put(field, as_real("HardwareConfig", field, getattr(self, field), _MIN_RATE, _MAX_CLOCK_MHZ,
+                               what=f"a positive finite number in [{_MIN_RATE:g}, {_MAX_CLOCK_MHZ:g}]"))
+        put("dram_bandwidth_gbps", as_real("HardwareConfig", "dram_bandwidth_gbps", self.dram_bandwidth_gbps,
+                                           _MIN_RATE, _MAX_REAL, allow_inf=True,
+                                           what=f"positive (math.inf: unlimited), in [{_MIN_RATE:g}, {_MAX_REAL:g}]"))
+        put("sram_active_fraction", as_real("HardwareConfig", "sram_active_fraction", self.sram_active_fraction,
+                                            _MIN_RATE, 1, what=f"in (0, 1] (at least {_MIN_RATE:g})"))
         for field in ("softmax_cycles_per_element", "gelu_cycles_per_element", "layernorm_cycles_per_element",
                       "entropy_cycles_per_element", "mac_energy_pj", "sram_access_energy_pj",
                       "dram_energy_pj_per_byte", "ps_active_power_w", "pe_array_static_w", "sram_static_w",
                       "periphery_static_w", "ps_static_w"):
-            value = getattr(self, field)
-            if not _is_real(value) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"HardwareConfig.{field} must be a finite number >= 0, got {value!r}")
+            put(field, as_real("HardwareConfig", field, getattr(self, field), 0, _MAX_REAL))
 
     def replace(self, **changes) -> "HardwareConfig":
         """A copy with some fields changed (``dataclasses.replace``)."""

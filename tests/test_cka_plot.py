@@ -18,8 +18,8 @@ def test_cka_heatmap_labels_colour_bar_and_blank_nan_cells(rng):
     ax = fig.axes[0]
     assert ax.get_xlabel() == "attention output A_j of encoder j"
     assert ax.get_ylabel() == "MLP output of encoder i"
-    assert [t.get_text() for t in ax.get_xticklabels()] == [str(k) for k in range(1, 13)]
-    assert [t.get_text() for t in ax.get_yticklabels()] == [str(k) for k in range(1, 13)]
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(k) for k in range(12)]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [str(k) for k in range(12)]
     assert fig.axes[1].get_ylabel() == "linear CKA"
     data = ax.images[0].get_array()
     assert data.mask[:, 4].all() and not data.mask[:, 3].any()

@@ -36,8 +36,10 @@ def test_python_dash_m():
 
 
 def test_bad_arguments(capsys):
-    status, _, err = run(capsys, "search", "--images", "0")
-    assert status == 2 and "--images must be at least 1" in err
+    with pytest.raises(SystemExit) as exit_:  # argparse's exit: one line, status 2
+        cli.main(["search", "--images", "0"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "--images: must be in [1, " in err and len(err.strip().splitlines()) == 1
     with pytest.raises(SystemExit):
         cli.main(["sim", "--dataflow", "xx"])
 

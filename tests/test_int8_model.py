@@ -224,7 +224,7 @@ def test_malformed_files_refused(fmnist, tmp_path):
     _rewrite(good, bad, set_meta("format", "something-else"))
     refused("format")
     _rewrite(good, bad, set_meta("pivot.config", "{not json"))
-    refused("bad metadata")
+    refused("bad 'pivot.config' metadata")
     _rewrite(good, bad, set_meta("pivot.path", "1x1"))
     refused("pivot.path")
 

@@ -89,8 +89,13 @@ def test_layouts_give_bitwise_the_contiguous_result(model):
 
 
 def test_integer_images_are_converted(model):
-    x = np.arange(2 * 3 * 64, dtype=np.uint8).reshape(2, 3, 8, 8)
+    x = np.arange(2 * 3 * 64, dtype=np.int16).reshape(2, 3, 8, 8) - 100
     np.testing.assert_array_equal(model(x, threads=1), model(x.astype(np.float32), threads=1))
+    # uint8 is pixels: normalized with the model's input normalization first
+    pixels = np.arange(2 * 3 * 64, dtype=np.uint8).reshape(2, 3, 8, 8)
+    mean, std = (np.asarray(v, np.float32).reshape(1, 3, 1, 1) for v in model.config.input_normalization)
+    np.testing.assert_array_equal(model(pixels, threads=1),
+                                  model((pixels.astype(np.float32) / np.float32(255) - mean) / std, threads=1))
 
 
 def test_caller_images_are_not_modified(model):

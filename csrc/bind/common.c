@@ -2,9 +2,11 @@
 #include "bind.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "modes.h"
+#include "quant.h"
 
 /* Sets the Python exception matching a pivot status; returns NULL for `return pivot_py_raise_status(...)`. */
 PyObject *pivot_py_raise_status(int status, const char *context) {
@@ -103,6 +105,25 @@ PyObject *pivot_py_private_arg(PyObject *self, PyObject *args, Py_ssize_t index,
     return result;
 }
 
+
+int pivot_py_int8_kernel(int kernel) {
+    if (kernel < PIVOT_INT8_KERNEL_AUTO || kernel > PIVOT_INT8_KERNEL_AMX) {
+        PyErr_Format(PyExc_ValueError, "int8 kernel must be 0 (auto), 1 (portable), 2 (avx2), 3 (vnni) or 4 (amx), got %d",
+                     kernel);
+        return -1;
+    }
+    int resolved;
+    if (pivot_int8_kernel_resolve(&resolved, kernel)) {
+        if (kernel == PIVOT_INT8_KERNEL_AUTO)
+            PyErr_Format(PyExc_ValueError, "environment variable PIVOT_INT8_KERNEL=%s is not one of portable, avx2, vnni, amx",
+                         getenv("PIVOT_INT8_KERNEL"));
+        else
+            PyErr_Format(PyExc_ValueError, "int8 kernel %d (%s) is not supported by this CPU", kernel,
+                         kernel == PIVOT_INT8_KERNEL_AVX2 ? "avx2" : kernel == PIVOT_INT8_KERNEL_VNNI ? "vnni" : "amx");
+        return -1;
+    }
+    return 0;
+}
 
 /* New reference to attribute `name` of a config, or NULL with a TypeError when it has none. */
 static PyObject *config_attr(PyObject *obj, const char *name) {

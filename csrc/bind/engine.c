@@ -15,10 +15,7 @@
 static PyObject *py_blas_set_num_threads(PyObject *self, PyObject *arg) {
     long n = PyLong_AsLong(arg);
     if (n == -1 && PyErr_Occurred()) return NULL;
-    if (n < 1 || n > 1024) {
-        PyErr_Format(PyExc_ValueError, "threads must be in [1, 1024], got %ld", n);
-        return NULL;
-    }
+    if (pivot_py_threads((int)(n > 1024 ? 1025 : n < 0 ? 0 : n))) return NULL;
     pivot_blas_set_num_threads((int)n);
     Py_RETURN_NONE;
 }
@@ -520,10 +517,7 @@ static int bind_int8_blocks(PyObject *obj, const pivot_model_config *cfg, pivot_
         return -1;
     }
     if (pivot_py_dim(w, "int8 weights", 0, (npy_intp)nb) || pivot_py_dim(f, "int8 floats", 0, (npy_intp)nf)) return -1;
-    if (kernel < PIVOT_INT8_KERNEL_AUTO || kernel > PIVOT_INT8_KERNEL_AMX) {
-        PyErr_Format(PyExc_ValueError, "int8 kernel must be in [0, 4], got %d", kernel);
-        return -1;
-    }
+    if (pivot_py_int8_kernel(kernel)) return -1;
     *out = (pivot_int8_blocks){(const int8_t *)PyArray_DATA(w), F32(f), per_token, kernel};
     return 0;
 }

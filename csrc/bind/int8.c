@@ -4,25 +4,6 @@
 #include "modes.h"
 #include "quant.h"
 
-static int check_kernel_arg(int kernel) {
-    if (kernel < PIVOT_INT8_KERNEL_AUTO || kernel > PIVOT_INT8_KERNEL_AMX) {
-        PyErr_Format(PyExc_ValueError, "int8 kernel must be 0 (auto), 1 (portable), 2 (avx2), 3 (vnni) or 4 (amx), got %d",
-                     kernel);
-        return -1;
-    }
-    int resolved;
-    if (pivot_int8_kernel_resolve(&resolved, kernel)) {
-        if (kernel == PIVOT_INT8_KERNEL_AUTO)
-            PyErr_Format(PyExc_ValueError, "environment variable PIVOT_INT8_KERNEL=%s is not one of portable, avx2, vnni, amx",
-                         getenv("PIVOT_INT8_KERNEL"));
-        else
-            PyErr_Format(PyExc_ValueError, "int8 kernel %d (%s) is not supported by this CPU", kernel,
-                         kernel == PIVOT_INT8_KERNEL_AVX2 ? "avx2" : kernel == PIVOT_INT8_KERNEL_VNNI ? "vnni" : "amx");
-        return -1;
-    }
-    return 0;
-}
-
 static PyObject *py_int8_kernel_supported(PyObject *self, PyObject *arg) {
     long k = PyLong_AsLong(arg);
     if (k == -1 && PyErr_Occurred()) return NULL;
@@ -33,7 +14,7 @@ static PyObject *py_int8_kernel_resolve(PyObject *self, PyObject *arg) {
     long k = PyLong_AsLong(arg);
     if (k == -1 && PyErr_Occurred()) return NULL;
     if (k < 0 || k > PIVOT_INT8_KERNEL_AMX) return PyErr_Format(PyExc_ValueError, "int8 kernel must be in 0..4, got %ld", k);
-    if (check_kernel_arg((int)k)) return NULL;
+    if (pivot_py_int8_kernel((int)k)) return NULL;
     int resolved;
     pivot_int8_kernel_resolve(&resolved, (int)k);
     return PyLong_FromLong(resolved);
@@ -62,7 +43,7 @@ static PyObject *py_int8_gemm(PyObject *self, PyObject *args) {
     Py_ssize_t N;
     int kernel, threads;
     if (!PyArg_ParseTuple(args, "OOOnii", &o_a, &o_zp, &o_packed, &N, &kernel, &threads)) return NULL;
-    if (pivot_py_threads(threads) || check_kernel_arg(kernel)) return NULL;
+    if (pivot_py_threads(threads) || pivot_py_int8_kernel(kernel)) return NULL;
     PyArrayObject *a = pivot_py_array(o_a, "a", NPY_UINT8, 2);
     PyArrayObject *zp = a ? pivot_py_array(o_zp, "zero_point", NPY_INT32, 1) : NULL;
     PyArrayObject *packed = zp ? pivot_py_array(o_packed, "packed", NPY_INT8, 1) : NULL;
@@ -154,7 +135,7 @@ static PyObject *py_qvit_blocks_forward(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "OOOOnnfpiip", &o_x, &o_w, &o_f, &o_path, &NH, &H, &eps, &per_token, &kernel,
                           &threads, &capture))
         return NULL;
-    if (pivot_py_threads(threads) || check_kernel_arg(kernel)) return NULL;
+    if (pivot_py_threads(threads) || pivot_py_int8_kernel(kernel)) return NULL;
     PyArrayObject *x = pivot_py_array(o_x, "x", NPY_FLOAT32, 3);
     PyArrayObject *w = x ? pivot_py_array(o_w, "weights", NPY_INT8, 1) : NULL;
     PyArrayObject *f = w ? pivot_py_array(o_f, "floats", NPY_FLOAT32, 1) : NULL;

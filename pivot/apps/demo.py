@@ -18,8 +18,10 @@ __all__ = ["DEMO_CONFIG", "fit_head", "DemoSetup", "demo_setup"]
 
 
 def _demo_config():
+    from .. import datasets
     from ..config import ViTConfig
-    return ViTConfig(img_size=28, patch_size=7, in_chans=1, num_classes=10, embed_dim=64, depth=6, num_heads=4)
+    return ViTConfig(img_size=28, patch_size=7, in_chans=1, num_classes=10, embed_dim=64, depth=6, num_heads=4,
+                     input_mean=(datasets.MEAN,), input_std=(datasets.STD,))
 
 
 DEMO_CONFIG = _demo_config()

@@ -19,6 +19,7 @@ import sys
 import numpy as np
 
 from .. import datasets, quant
+from ..config import path_effort
 from ..inference import run_model
 
 __all__ = ["EffortRow", "compare", "format_table", "main"]
@@ -97,7 +98,7 @@ def main(argv=None) -> int:
     else:
         from ..model import ViT
         model = ViT.from_timm(args.model)
-        efforts = {int((model.path != 0).sum()): model}
+        efforts = {path_effort(model.path): model}
     if args.sample:
         images, labels = datasets.fashion_mnist_sample()
     else:

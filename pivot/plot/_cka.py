@@ -9,7 +9,7 @@ def cka_heatmap(cka, ax=None, *, title: str | None = "CKA between MLP outputs an
                 vmin: float | None = None, vmax: float | None = None):
     """Heatmap of a CKA matrix: row i = MLP output of encoder i, column j = attention output A_j.
 
-    Encoders are numbered from 1 as in the paper. NaN cells (e.g. the attention of a skipped
+    Encoders are numbered from 0, as paths index them and the CLI prints them. NaN cells (e.g. the attention of a skipped
     encoder) are left blank.
 
     Args:
@@ -46,8 +46,8 @@ def cka_heatmap(cka, ax=None, *, title: str | None = "CKA between MLP outputs an
     colours = plt.get_cmap(cmap).with_extremes(bad=(0.0, 0.0, 0.0, 0.0))  # NaN cells stay blank
     image = ax.imshow(np.ma.masked_invalid(values), cmap=colours, vmin=vmin, vmax=vmax,
                       origin="upper", interpolation="nearest", aspect="equal")
-    ax.set_xticks(range(cols), [str(j + 1) for j in range(cols)])
-    ax.set_yticks(range(rows), [str(i + 1) for i in range(rows)])
+    ax.set_xticks(range(cols), [str(j) for j in range(cols)])
+    ax.set_yticks(range(rows), [str(i) for i in range(rows)])
     ax.set_xlabel("attention output A_j of encoder j")
     ax.set_ylabel("MLP output of encoder i")
     if title:

@@ -122,7 +122,7 @@ def edp_split(reports, labels=None, xlabel="design") -> Figure:
         bottom += split[:, j]
     ax.set_xticks(x, labels)
     ax.set(xlabel=xlabel, ylabel=EDP_LABEL, title="EDP split: low, high and recomputation")
-    ax.legend(fontsize="small")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize="small")
     return fig
 
 
@@ -142,14 +142,65 @@ def accuracy_edp_front(front, highlight=None) -> Figure:
     if singles:
         ax.scatter([p.edp for p in singles], [100 * p.accuracy for p in singles], marker="s", s=40,
                    color="tab:green", label="one effort alone", zorder=3)
-        for p in singles:
-            ax.annotate(str(p.low), (p.edp, 100 * p.accuracy), textcoords="offset points", xytext=(4, 4),
-                        fontsize="small")
     ax.plot([p.edp for p in front.front], [100 * p.accuracy for p in front.front], marker="o", markersize=3,
             color="tab:blue", label="accuracy-EDP front", zorder=2)
     if highlight is not None:
         ax.scatter([highlight.edp], [100 * highlight.accuracy], marker="*", s=200, color="tab:red", zorder=4,
                    label=f"search: {highlight.low}/{highlight.high}")
     ax.set(xlabel=EDP_LABEL, ylabel="accuracy (%)", title="Accuracy-EDP front")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="lower right")
+    _label_efforts(fig, ax, singles, highlight)
     return fig
+
+
+# Where an effort's label may go, in points from its square: right-above first, then around it.
+_LABEL_OFFSETS = ((5, 4), (5, -11), (-11, 4), (-11, -11), (0, 9), (0, -16), (10, -4), (-16, -4),
+                  (12, 12), (-18, 12), (12, -20), (-18, -20))
+
+
+def _label_efforts(fig, ax, singles, highlight) -> None:
+    """Write each effort's number next to its square where it overlaps no other label, no square,
+    the search's star and the legend (greedy over _LABEL_OFFSETS; the least overlap if all do)."""
+    if not singles:
+        return
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.transforms import Bbox
+
+    if not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    fig.draw_without_rendering()  # final layout: the data-to-pixel transform is fixed from here
+    renderer = fig.canvas.get_renderer()
+    to_pixels = ax.transData.transform
+    points = fig.dpi / 72
+
+    def around(xy, half):
+        x, y = to_pixels(xy)
+        return Bbox.from_extents(x - half, y - half, x + half, y + half)
+
+    taken = [around((p.edp, 100 * p.accuracy), 4 * points) for p in singles]
+    if highlight is not None:
+        taken.append(around((highlight.edp, 100 * highlight.accuracy), 9 * points))
+    legend = ax.get_legend()
+    if legend is not None:
+        taken.append(legend.get_window_extent(renderer))
+
+    def overlap(box):
+        return sum(max(0.0, min(box.x1, o.x1) - max(box.x0, o.x0)) * max(0.0, min(box.y1, o.y1) - max(box.y0, o.y0))
+                   for o in taken)
+
+    for p in sorted(singles, key=lambda p: (p.edp, p.accuracy)):
+        xy = (p.edp, 100 * p.accuracy)
+        best = None
+        for offset in _LABEL_OFFSETS:
+            text = ax.annotate(str(p.low), xy, textcoords="offset points", xytext=offset, fontsize="small")
+            box = text.get_window_extent(renderer)
+            cost = overlap(box)
+            if best is None or cost < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (cost, text, box)
+            else:
+                text.remove()
+            if cost == 0:
+                break
+        taken.append(best[2])

@@ -9,6 +9,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from matplotlib.figure import Figure
 
+from ..config import path_effort
+
 __all__ = ["delay_breakdown"]
 
 _MODULES = (("attention_mac", "attention MACs", "tab:blue"), ("softmax", "softmax", "tab:red"),
@@ -18,10 +20,10 @@ _MODULES = (("attention_mac", "attention MACs", "tab:blue"), ("softmax", "softma
 def _default_label(report, i):
     path = getattr(report, "path", None)
     if path is not None:
-        return f"effort {sum(path)}/{len(path)}"
+        return f"effort {path_effort(path)}/{len(path)}"
     if hasattr(report, "f_high"):
         lo, hi = report.low_report.path, report.high_report.path
-        return f"efforts {sum(lo)}/{sum(hi)}, F_H={report.f_high:.2f}"
+        return f"efforts {path_effort(lo)}/{path_effort(hi)}\nF_H={report.f_high:.2f}"
     return f"#{i + 1}"
 
 
@@ -51,7 +53,8 @@ def delay_breakdown(reports, labels=None, percent: bool = False) -> Figure:
     ms = np.array([[float(r.breakdown[key]) for key, _, _ in _MODULES] for r in items])   # (bars, modules)
     totals = ms.sum(axis=1)
     values = 100.0 * ms / totals[:, None] if percent else ms
-    fig = Figure(figsize=(max(4.5, 1.3 * len(items) + 3), 4.5), layout="constrained")
+    # Room for the legend beside the axes and for each bar's label.
+    fig = Figure(figsize=(max(6.5, 1.8 * len(items) + 4.5), 4.5), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(items))
     bottom = np.zeros(len(items))
@@ -65,5 +68,6 @@ def delay_breakdown(reports, labels=None, percent: bool = False) -> Figure:
     ax.set(ylabel="share of delay (%)" if percent else "delay (ms)", xlabel="model",
            title="Delay breakdown by module")
     ax.set_ylim(0, bottom.max() * 1.12)
-    ax.legend(fontsize="small", loc="upper right")
+    # Outside the axes: inside, it would cover the tallest bar's top.
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize="small")
     return fig

@@ -74,6 +74,7 @@ def load(name: str, efforts=None) -> dict:
     """{effort: pivot.ViT} for zoo model ``name``; effort = number of active attentions, the full
     model under its depth. Each model's ``path`` is the path it was fine-tuned on. ``efforts``
     (optional iterable of ints) loads only those."""
+    from ..config import path_effort
     from ..model import ViT
 
     folder = _folder(name)
@@ -86,10 +87,13 @@ def load(name: str, efforts=None) -> dict:
     missing = [e for e in wanted if e not in files]
     if missing:
         raise ZooError(f"zoo model {name!r} has no effort(s) {missing}; it has {sorted(files)}")
+    # The input normalization the models were trained with (the weight files predate its field).
+    config = card(name).get("config", {})
+    normalization = {k: tuple(config[k]) for k in ("input_mean", "input_std") if k in config}
     models = {}
     for e in wanted:
-        model = ViT.from_timm(files[e])
-        active = int((model.path == 1).sum())
+        model = ViT.from_timm(files[e], **normalization)
+        active = path_effort(model.path)
         if active != e:
             raise ZooError(f"{files[e]}: file name says effort {e} but its path has {active} active encoders")
         models[e] = model

@@ -21,7 +21,7 @@ import numpy as np
 
 ZOO_NAME = "fmnist_vit12_p4"
 CONFIG = dict(img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=12, num_heads=4,
-              mlp_ratio=4.0)
+              mlp_ratio=4.0, input_mean=(0.2860,), input_std=(0.3530,))  # pivot.datasets.MEAN / STD
 EFFORTS = tuple(range(3, 12))
 PROCESS_ARGS = ("stages", "efforts", "ship")  # what one process runs, not part of the recipe
 
