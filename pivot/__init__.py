@@ -35,6 +35,10 @@ __all__ += ["cka", "cka_matrix", "model_cka", "MinibatchCKA", "ScoredPath", "pat
             "best_paths"]
 # --- end cka
 
+from .path_select import SelectedPath, score_paths, select_paths  # noqa: E402
+
+__all__ += ["select_paths", "score_paths", "SelectedPath"]
+
 # --- data
 from . import datasets  # noqa: E402
 

@@ -21,3 +21,7 @@ from ._search import accuracy_edp_front, edp_split, edp_vs_lec  # noqa: E402
 
 __all__ += ["edp_vs_lec", "edp_split", "accuracy_edp_front"]
 # --- end search plots
+
+from ._paths import path_selection  # noqa: E402
+
+__all__ += ["path_selection"]
