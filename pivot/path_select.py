@@ -29,12 +29,14 @@ Which rule to trust is measured in docs/path-selection.md (``python -m pivot.rec
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 from typing import Iterable
 
 import numpy as np
 
 from .cka import ScoredPath, _check_effort, best_paths, model_cka, path_score
+from .inference import check_labels
 
 __all__ = ["METHODS", "SelectedPath", "select_paths", "score_paths"]
 
@@ -71,14 +73,7 @@ def _check_model(model):
 def _check_labels(labels, n: int, num_classes: int, method: str):
     if labels is None:
         raise ValueError(f"method {method!r} needs labels (one class index per image)")
-    arr = np.asarray(labels)
-    if arr.dtype == bool or arr.dtype.kind not in "iu":
-        raise TypeError(f"labels must be integer class indices, got dtype {arr.dtype}")
-    if arr.shape != (n,):
-        raise ValueError(f"labels must have shape ({n},), one per image, got shape {arr.shape}")
-    if n and (arr.min() < 0 or arr.max() >= num_classes):
-        raise ValueError(f"labels must be in [0, {num_classes - 1}], got values in [{arr.min()}, {arr.max()}]")
-    return arr.astype(np.int64)
+    return check_labels(labels, n, num_classes)
 
 
 def _check_budget(budget) -> int:
@@ -139,7 +134,7 @@ def _beam_search(scorer: _Scorer, depth: int, efforts: list[int], width: int, pr
     if depth in efforts:
         chosen[depth] = (full, scorer.score(full))
     beam = [full]
-    total = sum(min(width, _comb(depth, e + 1)) * (e + 1) for e in range(lowest, depth))
+    total = sum(min(width, math.comb(depth, e + 1)) * (e + 1) for e in range(lowest, depth))
     with tqdm(total=total, desc=f"select_paths {scorer.method}", unit="path", disable=not progress) as bar:
         for effort in range(depth - 1, lowest - 1, -1):
             children = sorted({p[:i] + (0,) + p[i + 1:] for p in beam for i in range(depth) if p[i]}, reverse=True)
@@ -156,11 +151,6 @@ def _beam_search(scorer: _Scorer, depth: int, efforts: list[int], width: int, pr
         bar.total = bar.n
         bar.refresh()
     return chosen
-
-
-def _comb(n: int, k: int) -> int:
-    import math
-    return math.comb(n, k)
 
 
 def _wanted_efforts(efforts, depth: int) -> list[int]:
