@@ -71,18 +71,30 @@ def stage_base(out, train, test, args):
 
 
 def stage_cka(out, base, train, args):
+    """The CKA matrix on 256 training images and each effort's path, chosen by ``--path-method``
+    (``pivot.select_paths``; the paper's Path-Score by default) on the same images."""
     import pivot
     from pivot.torch import to_vit
     file = out / "cka.json"
+    method = getattr(args, "path_method", "path_score")
     if file.exists():
-        return json.loads(file.read_text())
+        record = json.loads(file.read_text())
+        if record.get("path_method", "path_score") != method:
+            raise SystemExit(f"{file} holds paths chosen by {record.get('path_method', 'path_score')!r}, "
+                             f"not --path-method {method!r}: use another --out")
+        return record
     rng = np.random.default_rng(args.seed)
     idx = np.sort(rng.choice(len(train[0]), 256, replace=False))
-    cka = pivot.model_cka(to_vit(base), train[0][idx], batch_size=64)
-    best = pivot.best_paths(cka, efforts=list(EFFORTS))
-    record = {"images": idx.tolist(), "cka": np.where(np.isnan(cka), None, cka).tolist(),
+    full = to_vit(base)
+    cka = pivot.model_cka(full, train[0][idx], batch_size=64)
+    if method == "path_score":
+        chosen = pivot.best_paths(cka, efforts=list(EFFORTS))
+    else:
+        chosen = pivot.select_paths(full, train[0][idx], train[1][idx], efforts=list(EFFORTS), method=method,
+                                    budget=args.path_budget)
+    record = {"images": idx.tolist(), "cka": np.where(np.isnan(cka), None, cka).tolist(), "path_method": method,
               "paths": {str(e): {"path": [int(v) for v in sp.path], "score": float(sp.score)}
-                        for e, sp in best.items()}}
+                        for e, sp in chosen.items()}}
     file.write_text(json.dumps(record))
     return record
 
@@ -278,13 +290,15 @@ def _card_markdown(card: dict) -> str:
              f"- Seed: {card['args']['seed']}; training time {card['training_seconds'] / 60:.1f} min on {card['machine']}",
              "- Recipe: base model AdamW (lr {base_lr}, wd 0.05, batch {batch_size}, {base_epochs} epochs, warm-up 1 epoch, "
              "cosine), label smoothing 0.1, {augmentation}; each effort fine-tuned "
-             "from the base weights (steps in the table) on its best Path-Score path with the PIVOT loss "
+             "from the base weights (steps in the table) on {path_rule} with the PIVOT loss "
              "(CE + feature distillation from the base + 0.1 x entropy of correct inputs), peak lr in the table; "
              "forward passes in {precision}.".format(
                  **{**card["args"], "precision": "bf16 autocast" if card["args"].get("precision") == "bf16" else "fp32",
+                    "path_rule": ("its best Path-Score path" if card["args"].get("path_method", "path_score") == "path_score"
+                                  else f"the path chosen by pivot.select_paths(method={card['args']['path_method']!r})"),
                     "augmentation": (f"random shifts of {card['args'].get('shift', 2)} pixels and horizontal flips"
                                      if card["args"].get("shift", 2) else "random horizontal flips")}),
-             "", "| effort | path | Path-Score | fine-tuning steps | peak lr | test accuracy (C engine, F16 weights) |",
+             "", f"| effort | path | {_score_name(card['args'])} | fine-tuning steps | peak lr | test accuracy (C engine, F16 weights) |",
              "|---|---|---|---|---|---|"]
     for e, acc in card["test_accuracy"].items():
         score = card["path_scores"].get(e)
@@ -304,6 +318,11 @@ def _card_markdown(card: dict) -> str:
     return "\n".join(lines)
 
 
+def _score_name(args: dict) -> str:
+    method = args.get("path_method", "path_score")
+    return "Path-Score" if method == "path_score" else f"{method} score"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="folder for checkpoints, the CKA matrix and log.jsonl")
@@ -319,6 +338,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="fine-tune only these efforts (e.g. 6,8-10; default all), to split a run over processes")
     p.add_argument("--effort-lr", default="3e-4",
                    help="peak fine-tuning learning rate per effort, in --effort-steps' form (e.g. 3e-4,6-8:1e-3)")
+    p.add_argument("--path-method", default="path_score",
+                   choices=("path_score", "output_kl", "accuracy", "cross_entropy"),
+                   help="how each effort's path is chosen (pivot.select_paths; default: the paper's Path-Score; "
+                        "docs/path-selection.md compares them)")
+    p.add_argument("--path-budget", type=int, default=4, help="beam width of the output-based --path-method rules")
     p.add_argument("--random-effort", type=int, default=6)
     p.add_argument("--random-paths", type=int, default=3)
     p.add_argument("--random-path-steps", type=int, default=800,
