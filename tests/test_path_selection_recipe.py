@@ -58,7 +58,11 @@ def test_report_orients_scores_and_plots(tmp_path):
     for i, p in enumerate(paths):
         ps._write_json(ps.finetune_file(tmp_path, 6, p, 0),
                        {"effort": 6, "path": p, "seed": 0, "seconds": 1.0, "test_accuracy": 0.9 - 0.01 * i})
-    result = ps.report(tmp_path, SEL, cands, {"path_score": score, "output_kl": kl}, args, [])
+    reference = [{"effort": 6, "path": f"r{i}", "chosen_by": "random", "test_accuracy": 0.5 + 0.1 * i,
+                  "scores": {"path_score": float(i), "output_kl": float(-i)}} for i in range(3)]
+    result = ps.report(tmp_path, SEL, cands, {"path_score": score, "output_kl": kl}, args, reference)
+    assert result["spearman"]["output_kl"]["reference"] == {"n": 3, "spearman": pytest.approx(1.0)}
+    assert result["spearman"]["output_kl"]["reference_and_this_run"]["n"] == 8
     assert result["spearman"]["output_kl"]["per_effort"]["6"] == {"n": 5, "spearman": pytest.approx(1.0)}
     assert result["spearman"]["path_score"]["per_effort"]["6"]["spearman"] == pytest.approx(1.0)
     assert "| 6 | `100000011111` | path_score |" in ps.markdown(result)

@@ -194,8 +194,15 @@ def report(out: pathlib.Path, sel: dict, cands: dict, scores: dict, args, refere
                    if r["effort"] == e and first in r["test_accuracy"] and m in r["scores"]]
             per_effort[str(e)] = {"n": len(pts), "spearman": spearman(*zip(*pts)) if len(pts) >= 3 else None}
         ref = [(sign * r["scores"][m], r["test_accuracy"]) for r in reference if m in r["scores"]]
+        # the card's rows share the effort and budget but not the run (bf16, other seeds): pooled, flagged
+        ref_effort = reference[0]["effort"] if reference else None
+        pooled = ref + [(sign * r["scores"][m], r["test_accuracy"][first]) for r in rows
+                        if r["effort"] == ref_effort and first in r["test_accuracy"] and m in r["scores"]
+                        and r["path"] not in {x["path"] for x in reference}]
         correlations[m] = {"per_effort": per_effort,
-                           "reference": {"n": len(ref), "spearman": spearman(*zip(*ref)) if len(ref) >= 3 else None}}
+                           "reference": {"n": len(ref), "spearman": spearman(*zip(*ref)) if len(ref) >= 3 else None},
+                           "reference_and_this_run": {"n": len(pooled),
+                                                      "spearman": spearman(*zip(*pooled)) if len(pooled) >= 3 else None}}
     seed_pairs = [(r["test_accuracy"][a], r["test_accuracy"][b]) for r in rows
                   for a, b in zip(list(r["test_accuracy"]), list(r["test_accuracy"])[1:])]
     diffs = [abs(a - b) for a, b in seed_pairs]
@@ -227,14 +234,16 @@ def markdown(result: dict) -> str:
         lines.append(f"| {r['effort']} | `{r['path']}` | {', '.join(r['chosen_by'])} | {sc} | {acc} |")
     lines += ["", "| rule | time to choose (s) | " + " | ".join(f"Spearman e{e}" for e in
                                                                     result["spearman"][methods[0]]["per_effort"])
-              + " | Spearman, card's effort-6 rows |", "|---|---|" + "---|" * (len(result["spearman"][methods[0]]["per_effort"]) + 1)]
+              + " | Spearman, card's effort-6 rows | card's + this run's effort-6 rows |",
+              "|---|---|" + "---|" * (len(result["spearman"][methods[0]]["per_effort"]) + 2)]
     for m in methods:
         c = result["spearman"][m]
 
         def fmt(v):
             return "n<3" if v["spearman"] is None else f"{v['spearman']:+.2f} (n={v['n']})"
         lines.append(f"| {m} | {result['methods'][m]['seconds']:.1f} | "
-                     + " | ".join(fmt(v) for v in c["per_effort"].values()) + f" | {fmt(c['reference'])} |")
+                     + " | ".join(fmt(v) for v in c["per_effort"].values())
+                     + f" | {fmt(c['reference'])} | {fmt(c['reference_and_this_run'])} |")
     return "\n".join(lines)
 
 
@@ -242,8 +251,11 @@ def card_reference() -> list[dict]:
     """The zoo card's effort-6 comparison (800 steps, the recipe's run: bf16 autocast, its own seeds)."""
     import pivot
     rp = pivot.zoo.card(ZOO_MODEL)["random_paths"]
-    rows = [{"path": rp["best"]["path"], "chosen_by": "path_score", "test_accuracy": rp["best"]["test_accuracy"]}]
-    rows += [{"path": r["path"], "chosen_by": "random", "test_accuracy": r["test_accuracy"]} for r in rp["random"]]
+    e = rp["effort"]
+    rows = [{"effort": e, "path": rp["best"]["path"], "chosen_by": "path_score",
+             "test_accuracy": rp["best"]["test_accuracy"]}]
+    rows += [{"effort": e, "path": r["path"], "chosen_by": "random", "test_accuracy": r["test_accuracy"]}
+             for r in rp["random"]]
     return rows
 
 
