@@ -16,6 +16,7 @@ from . import cka  # noqa: E402  (the module; the function is pivot.cka.cka, ali
 from .cka import (MinibatchCKA, ScoredPath, best_paths, cka_matrix, model_cka, path_score,  # noqa: E402
                   rank_paths)
 from .cka import cka as linear_cka  # noqa: E402
+from .path_select import SelectedPath, score_paths, select_paths  # noqa: E402
 from . import datasets  # noqa: E402
 from .inference import entropy, MultiEffort, MultiEffortResult  # noqa: E402
 from .effort_search import (search, pareto, SearchResult, SearchCandidate, SearchTargetError,  # noqa: E402
@@ -28,7 +29,7 @@ from .quant import QuantizedViT, quantize  # noqa: E402
 
 __all__ = ["__version__", "ViTConfig", "normalize_path", "ViT", "flops", "WeightsFileError", "sim",
            "cka", "linear_cka", "cka_matrix", "model_cka", "MinibatchCKA", "ScoredPath", "path_score",
-           "rank_paths", "best_paths", "datasets", "entropy", "MultiEffort", "MultiEffortResult", "search",
+           "rank_paths", "best_paths", "select_paths", "score_paths", "SelectedPath", "datasets", "entropy", "MultiEffort", "MultiEffortResult", "search",
            "pareto", "SearchResult", "SearchCandidate", "SearchTargetError", "ParetoResult", "ParetoPoint",
            "modes", "attention_maps", "attention_cka_matrix", "reuse_paths", "search_reuse", "ReuseChoice",
            "zoo", "quant", "quantize", "QuantizedViT"]

@@ -6,4 +6,6 @@ from ._sim import delay_breakdown
 from ._cka import cka_heatmap
 from ._search import accuracy_edp_front, edp_split, edp_vs_lec
 
-__all__ = ["delay_breakdown", "cka_heatmap", "edp_vs_lec", "edp_split", "accuracy_edp_front"]
+from ._paths import path_selection
+
+__all__ = ["delay_breakdown", "cka_heatmap", "edp_vs_lec", "edp_split", "accuracy_edp_front", "path_selection"]

@@ -140,6 +140,11 @@ def ship(name: str, models: dict, card: dict, test, log_text: str | None = None)
     return folder
 
 
+def _score_name(args: dict) -> str:
+    method = args.get("path_method", "path_score")
+    return "Path-Score" if method == "path_score" else f"{method} score"
+
+
 def _card_markdown(card: dict) -> str:
     cfg = card["config"]
     lines = [f"# {card['name']}", "",
@@ -153,13 +158,15 @@ def _card_markdown(card: dict) -> str:
              f"- Seed: {card['args']['seed']}; training time {card['training_seconds'] / 60:.1f} min on {card['machine']}",
              "- Recipe: base model AdamW (lr {base_lr}, wd 0.05, batch {batch_size}, {base_epochs} epochs, warm-up 1 epoch, "
              "cosine), label smoothing 0.1, {augmentation}; each effort fine-tuned "
-             "from the base weights (steps in the table) on its best Path-Score path with the PIVOT loss "
+             "from the base weights (steps in the table) on {path_rule} with the PIVOT loss "
              "(CE + feature distillation from the base + 0.1 x entropy of correct inputs), peak lr in the table; "
              "forward passes in {precision}.".format(
                  **{**card["args"], "precision": "bf16 autocast" if card["args"].get("precision") == "bf16" else "fp32",
+                    "path_rule": ("its best Path-Score path" if card["args"].get("path_method", "path_score") == "path_score"
+                                  else f"the path chosen by pivot.select_paths(method={card['args']['path_method']!r})"),
                     "augmentation": (f"random shifts of {card['args'].get('shift', 2)} pixels and horizontal flips"
                                      if card["args"].get("shift", 2) else "random horizontal flips")}),
-             "", "| effort | path | Path-Score | fine-tuning steps | peak lr | test accuracy (C engine, F16 weights) |",
+             "", f"| effort | path | {_score_name(card['args'])} | fine-tuning steps | peak lr | test accuracy (C engine, F16 weights) |",
              "|---|---|---|---|---|---|"]
     for e, acc in card["test_accuracy"].items():
         score = card["path_scores"].get(e)

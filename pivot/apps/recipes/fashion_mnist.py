@@ -71,18 +71,30 @@ def stage_base(out, train, test, args):
 
 
 def stage_cka(out, base, train, args):
+    """The CKA matrix on 256 training images and each effort's path, chosen by ``--path-method``
+    (``pivot.select_paths``; the paper's Path-Score by default) on the same images."""
     import pivot
     from pivot.torch import to_vit
     file = out / "cka.json"
+    method = getattr(args, "path_method", "path_score")
     if file.exists():
-        return json.loads(file.read_text())
+        record = json.loads(file.read_text())
+        if record.get("path_method", "path_score") != method:
+            raise SystemExit(f"{file} holds paths chosen by {record.get('path_method', 'path_score')!r}, "
+                             f"not --path-method {method!r}: use another --out")
+        return record
     rng = np.random.default_rng(args.seed)
     idx = np.sort(rng.choice(len(train[0]), 256, replace=False))
-    cka = pivot.model_cka(to_vit(base), train[0][idx], batch_size=64)
-    best = pivot.best_paths(cka, efforts=list(EFFORTS))
-    record = {"images": idx.tolist(), "cka": np.where(np.isnan(cka), None, cka).tolist(),
+    full = to_vit(base)
+    cka = pivot.model_cka(full, train[0][idx], batch_size=64)
+    if method == "path_score":
+        chosen = pivot.best_paths(cka, efforts=list(EFFORTS))
+    else:
+        chosen = pivot.select_paths(full, train[0][idx], train[1][idx], efforts=list(EFFORTS), method=method,
+                                    budget=args.path_budget)
+    record = {"images": idx.tolist(), "cka": np.where(np.isnan(cka), None, cka).tolist(), "path_method": method,
               "paths": {str(e): {"path": [int(v) for v in sp.path], "score": float(sp.score)}
-                        for e, sp in best.items()}}
+                        for e, sp in chosen.items()}}
     file.write_text(json.dumps(record))
     return record
 
@@ -263,6 +275,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="fine-tune only these efforts (e.g. 6,8-10; default all), to split a run over processes")
     p.add_argument("--effort-lr", default="3e-4",
                    help="peak fine-tuning learning rate per effort, in --effort-steps' form (e.g. 3e-4,6-8:1e-3)")
+    p.add_argument("--path-method", default="path_score",
+                   choices=("path_score", "output_kl", "accuracy", "cross_entropy"),
+                   help="how each effort's path is chosen (pivot.select_paths; default: the paper's Path-Score; "
+                        "docs/path-selection.md compares them)")
+    p.add_argument("--path-budget", type=int, default=4, help="beam width of the output-based --path-method rules")
     p.add_argument("--random-effort", type=int, default=6)
     p.add_argument("--random-paths", type=int, default=3)
     p.add_argument("--random-path-steps", type=int, default=800,
