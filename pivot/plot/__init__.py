@@ -5,9 +5,9 @@ Imported on first use of ``pivot.plot``; importing pivot alone does not import m
 __all__ = []
 
 # --- simulator plots
-from ._sim import delay_breakdown  # noqa: E402
+from ._sim import delay_breakdown, delay_energy_front, design_space  # noqa: E402
 
-__all__ += ["delay_breakdown"]
+__all__ += ["delay_breakdown", "design_space", "delay_energy_front"]
 # --- end simulator plots
 
 # --- cka plots
