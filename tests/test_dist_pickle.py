@@ -88,3 +88,9 @@ def test_default_threads_follow_the_affinity_mask(monkeypatch):
             "from pivot.model import default_threads; print(default_threads())")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(out.stdout) == 1
+
+
+def test_importing_pivot_and_pivot_distributed_does_not_import_ray():
+    code = "import sys, pivot, pivot.distributed; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
