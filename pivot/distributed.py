@@ -180,7 +180,9 @@ def cascade_predict(cascade: MultiEffort, dataset, *, actors: int = 1, high_acto
     Returns a Ray Dataset sorted by id, one row per input row with its other columns (labels
     ...) and ``prediction`` (int64), ``entropy`` (float32, low effort), ``used_high`` (bool),
     ``effort`` (the deciding model's active attentions; 0 / 1 for models without a path) and
-    ``logits`` (K float32): equal to ``cascade.predict`` on the same images, row for row.
+    ``logits`` (K float32): equal to ``cascade.predict`` on the same images, row for row, when
+    the batches are the same; another batching changes logits by float32 rounding, which can move
+    a row whose entropy equals the threshold to the other side (docs/scale-out.md).
     """
     ray = _ray()
     if not isinstance(cascade, MultiEffort):
