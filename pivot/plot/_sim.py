@@ -107,15 +107,21 @@ def design_space(table, color_by=None, log: bool = True) -> Figure:
         for value in np.unique(groups):
             mask = groups == value
             ax.scatter(delay[mask], energy[mask], s=6, alpha=0.6, linewidths=0, label=f"{color_by}={value}")
-        ax.legend(fontsize="small", markerscale=3, loc="upper right")
     front = delay_energy_front(delay, energy)
     ax.plot(delay[front], energy[front], color="black", lw=1.2, marker="o", ms=3,
             label=f"delay-energy front ({front.size} designs)")
-    if color_by is None:
-        ax.legend(fontsize="small", loc="upper right")
+    ax.legend(fontsize="small", markerscale=2, loc="upper left")
     if log:
+        from matplotlib.ticker import FuncFormatter
         ax.set_xscale("log")
         ax.set_yscale("log")
+
+        def minor(v, _):  # label 2x, 3x and 5x a power of ten: plain numbers, not crowded
+            return f"{v:g}" if v > 0 and round(v / 10 ** np.floor(np.log10(v))) in (2, 3, 5) else ""
+
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_minor_formatter(FuncFormatter(minor))
     ax.set(xlabel="delay per inference (ms)", ylabel="energy per inference (J)",
            title=f"Design space: {delay.size} designs")
     return fig
