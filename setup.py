@@ -46,8 +46,8 @@ if os.environ.get("PIVOT_SANITIZE"):
 
 core = Extension(
     "pivot._core",
-    sources=["pivot/_core.c"] + sorted(glob.glob("csrc/*.c")),
-    include_dirs=["csrc", numpy.get_include()] + blas["include_dirs"],
+    sources=sorted(glob.glob("csrc/bind/*.c")) + sorted(glob.glob("csrc/*.c")),
+    include_dirs=["csrc", "csrc/bind", numpy.get_include()] + blas["include_dirs"],
     library_dirs=blas["library_dirs"],
     libraries=blas["libraries"],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_2_0_API_VERSION")] + blas["define_macros"],

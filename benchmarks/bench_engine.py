@@ -171,28 +171,28 @@ def bench_engine_throughput(quick):
 def bench_engine_amx(quick):
     """pivot's AMX bf16x3 Linears against its fp32 AVX-512 ones (batch 1, 1 thread, CPU time), with
     PyTorch in the same rounds for scale; skipped where the CPU has no AMX."""
-    top = _core.gemm_simd_level()
-    if top < 2:
+    top = _core.simd_level()
+    if top < 3:
         return []
     peers = _peers()
     images = _images(_model().config, 1)
     repeat = 4 if quick else 15
     # one model per level: the packed layout differs, and a model repacks when the level changes
-    models = {level: pivot.ViT.random(_model().config, seed=0) for level in (1, 2)}
+    models = {level: pivot.ViT.random(_model().config, seed=0) for level in (2, 3)}
 
     def at_level(level):
         def run():
-            _core.gemm_set_simd_level(level)
+            _core.set_simd_level(level)
             try:
                 models[level](images, threads=1)
             finally:
-                _core.gemm_set_simd_level(top)
+                _core.set_simd_level(top)
         return run
     torch = peers.torch
     old = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        t_amx, t_avx, t_torch = interleaved_best([at_level(2), at_level(1), peers.torch_fn(images, 1)], repeat,
+        t_amx, t_avx, t_torch = interleaved_best([at_level(3), at_level(2), peers.torch_fn(images, 1)], repeat,
                                                  warmup=1, clock=time.thread_time)
     finally:
         torch.set_num_threads(old)
@@ -219,10 +219,11 @@ def bench_engine_roofline(quick):
     return [Result("engine_roofline_share", model_rate / gemm_rate, model_rate, gemm_rate, "GFLOP/s",
                    f"{PRESET} batch 1, 1 thread: {t_model * 1e3:.1f} ms for {pivot.flops(model) / 1e9:.2f} GFLOP; "
                    f"peer = OpenBLAS sgemm ({T}x{C}) @ ({C}x{H}), {t_gemm * 1e3:.3f} ms; "
-                   f"GEMM kernels: {KERNELS[_core.gemm_simd_level()]}")]
+                   f"GEMM kernels: {KERNELS[_core.simd_level()]}")]
 
 
-KERNELS = {0: "OpenBLAS", 1: "AVX-512 packed fp32", 2: "AMX packed bf16x3"}
+KERNELS = {0: "OpenBLAS, portable row kernels", 1: "OpenBLAS, AVX2 row kernels", 2: "AVX-512 packed fp32",
+           3: "AMX packed bf16x3"}
 
 
 def bench_engine_skip(quick):

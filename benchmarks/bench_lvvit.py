@@ -49,7 +49,7 @@ def bench_lvvit_s(quick):
                                   f"lvvit_s random weights, batch 1, {threads} thread(s), best of {repeat}"))
         torch.set_num_threads(1)
         with torch.inference_mode():
-            ours, theirs = interleaved_best([lambda: _core.lvvit_stem_forward(images, model._stem, model._cfg_tuple, 1),
+            ours, theirs = interleaved_best([lambda: _core.stem_forward(images, model._stem, model.config, 1),
                                              torch_stem], 2 if quick else 10, clock=time.thread_time)
         results.append(Result("lvvit_s_stem_1thread_vs_torch", theirs / ours, ours * 1e3, theirs * 1e3, "ms",
                               "conv stem (3 x conv + BN + ReLU) at 224, batch 1, 1 thread; pivot folds BN"))

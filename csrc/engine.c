@@ -1,108 +1,39 @@
-/* pivot's fp32 ViT inference engine. See engine.h for the layout of parameters.
+/* pivot's ViT encoder: one loop for every path (skip, active, reuse, ReLU linear attention) and
+ * model (timm ViT / DeiT, LV-ViT's skip_lam and aux head). See engine.h for the parameter layout.
  *
- * Threading: a forward call starts a team of `threads` POSIX threads (the caller is thread 0)
- * that run the whole network SPMD-style. Token-wise work (LayerNorm, every Linear as an OpenBLAS
- * sgemm, bias, GELU, residual) is split by token rows, and each thread keeps the same rows from
- * one encoder to the next, so only attention needs all tokens: an active encoder costs two
- * barriers (before and after attention, which is split by (batch, head, query chunk)); a skipped
- * encoder costs none. OpenBLAS itself runs single-threaded during the call (our team already
- * fills the cores; two thread pools on 2 cores would oversubscribe them); the previous OpenBLAS
- * thread count is restored when the last concurrent call leaves.
+ * Threading: a forward call runs a team of `threads` threads (csrc/threads.h) over the whole
+ * network SPMD-style. Token-wise work (LayerNorm, every Linear, bias, GELU, residual) is split by
+ * token rows, and each thread keeps the same rows from one encoder to the next, so only attention
+ * needs all tokens: an encoder with attention costs two barriers (before and after attention,
+ * which is split by (batch, head, query chunk)); a skipped encoder costs none.
  *
  * Memory: one workspace allocation per call, nothing allocated in the hot loop; the call only
  * reads the parameters, so concurrent calls on the same parameters are safe.
  *
- * perf: given packed weights (extras->packed, from pivot_vit_pack) on an AVX-512 CPU, every Linear
- * runs csrc/gemm.c's packed kernel with bias, GELU and the residual update fused into it, q k^T and
- * probabilities @ V run on its micro-tiles, and LayerNorm / softmax on its AVX-512 loops; without
- * them the OpenBLAS path below runs unchanged (it is also the reference the tests compare with). */
+ * Kernels follow the SIMD level (csrc/cpu.h): row kernels from csrc/rowops.h at every level;
+ * Linears as OpenBLAS sgemm plus an epilogue pass below the AVX-512 level (the reference the
+ * tests compare with), and from it, given packed weights (extras->packed, from pivot_vit_pack),
+ * csrc/gemm.c's packed kernel with bias, GELU and the residual update fused, q k^T and
+ * probabilities @ V on its micro-tiles. */
 #define _POSIX_C_SOURCE 200809L
 #include "engine.h"
 
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu.h"
+#include "gemm.h"
+#include "modes.h"
 #include "pivot_blas.h"
-#include "modes.h" /* modes: attention reuse and ReLU linear attention */
-#include "gemm.h"  /* perf: packed-weight AVX-512 GEMM with fused epilogues */
+#include "quant.h"
+#include "rowops.h"
+#include "threads.h"
 
 #define TILE_ROWS 256    /* token rows per sgemm in token-wise phases (keeps activations in L2) */
 #define ALIGN_FLOATS 16  /* 64-byte alignment of workspace sub-buffers */
-#define MAX_THREADS 256
 
 /* ================================================================== elementwise kernels */
-
-static void layernorm_rows(float *out,          /* (N, C) */
-                           const float *inp,    /* (N, C) */
-                           const float *weight, /* (C) */
-                           const float *bias,   /* (C) */
-                           size_t N, size_t C, float eps) {
-    for (size_t n = 0; n < N; n++) {
-        const float *x = inp + n * C;
-        float *y = out + n * C;
-        /* two passes in double: stable for large magnitudes, cheap next to the GEMMs */
-        double sum = 0.0;
-        for (size_t c = 0; c < C; c++) sum += x[c];
-        double mean = sum / (double)C;
-        double sq = 0.0;
-        for (size_t c = 0; c < C; c++) {
-            double d = (double)x[c] - mean;
-            sq += d * d;
-        }
-        float rstd = (float)(1.0 / sqrt(sq / (double)C + (double)eps));
-        float m = (float)mean;
-        for (size_t c = 0; c < C; c++) y[c] = (x[c] - m) * rstd * weight[c] + bias[c];
-    }
-}
-
-/* Elementwise loops are compiled for AVX-512, AVX2 and baseline x86-64 and picked at load time
- * (GCC function multiversioning); the default build flags target baseline x86-64 only. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 12 && defined(__linux__)
-#define PIVOT_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define PIVOT_MULTIVERSION
-#endif
-
-#include "fast_math.h"
-
-PIVOT_MULTIVERSION
-static void gelu_array(float *out,       /* (N) */
-                       const float *inp, /* (N) */
-                       size_t N) {
-    for (size_t i = 0; i < N; i++) out[i] = gelu_scalar(inp[i]);
-}
-
-PIVOT_MULTIVERSION
-static void softmax_rows(float *out,       /* (N, C) */
-                         const float *inp, /* (N, C) */
-                         size_t N, size_t C) {
-    enum { LANES = 16 }; /* partial max/sum lanes: lets the compiler vectorize the reductions */
-    for (size_t n = 0; n < N; n++) {
-        const float *x = inp + n * C;
-        float *y = out + n * C;
-        float lane[LANES];
-        for (int l = 0; l < LANES; l++) lane[l] = x[0];
-        size_t c = 0;
-        for (; c + LANES <= C; c += LANES)
-            for (int l = 0; l < LANES; l++) lane[l] = x[c + l] > lane[l] ? x[c + l] : lane[l];
-        float maxval = x[0];
-        for (int l = 0; l < LANES; l++) maxval = lane[l] > maxval ? lane[l] : maxval;
-        for (; c < C; c++) maxval = x[c] > maxval ? x[c] : maxval;
-        for (c = 0; c < C; c++) y[c] = exp_fast(x[c] - maxval);
-        for (int l = 0; l < LANES; l++) lane[l] = 0.0f;
-        for (c = 0; c + LANES <= C; c += LANES)
-            for (int l = 0; l < LANES; l++) lane[l] += y[c + l];
-        float sum = 0.0f;
-        for (int l = 0; l < LANES; l++) sum += lane[l];
-        for (; c < C; c++) sum += y[c];
-        /* a NaN anywhere in the row (the max comparisons skip it) makes the sum, so the row, NaN */
-        float inv = 1.0f / sum;
-        for (c = 0; c < C; c++) y[c] *= inv;
-    }
-}
 
 /* out = inp @ weight^T (no bias), row-major, with leading dimensions. */
 static void linear_nobias(float *out,          /* (N, OC), row stride ldo */
@@ -120,14 +51,6 @@ static void add_bias_rows(float *x,          /* (N, C) */
                           size_t N, size_t C) {
     for (size_t n = 0; n < N; n++)
         for (size_t c = 0; c < C; c++) x[n * C + c] += bias[c];
-}
-
-PIVOT_MULTIVERSION
-static void bias_gelu_rows(float *x,          /* (N, C) */
-                           const float *bias, /* (C) */
-                           size_t N, size_t C) {
-    for (size_t n = 0; n < N; n++)
-        for (size_t c = 0; c < C; c++) x[n * C + c] = gelu_scalar(x[n * C + c] + bias[c]);
 }
 
 /* branch += bias; capture = branch (optional); x += branch * scale (scale = 1 / skip_lam, 1 for
@@ -150,9 +73,13 @@ static void bias_capture_residual(float *x,          /* (N, C) */
 
 /* One attention work item: query rows [q0, q1) of head h of image b.
  * qkv rows are timm's (3, NH, hd) layout, so q, k, v of head h are column blocks of width hd at
- * offsets h*hd, C + h*hd, 2C + h*hd with row stride 3C: no gather or transpose is needed. */
+ * offsets h*hd, C + h*hd, 2C + h*hd with row stride 3C: no gather or transpose is needed.
+ * The probabilities go to `probs` when it is given (kept for reuse or captured), else to the
+ * scratch. From the AVX-512 level q k^T and probabilities @ V run on the packed GEMM's
+ * micro-tiles (csrc/gemm.h) against a scaled K^T in the scratch. */
 static void attention_item(float *attn,      /* (B, T, C) concatenated heads */
-                           float *scores,    /* (q1 - q0, T) scratch; fast: (q1 - q0 + hd, T) */
+                           float *probs,     /* (q1 - q0, T) or NULL */
+                           float *scratch,   /* (q1 - q0 + hd, T) */
                            const float *qkv, /* (B, T, 3C) */
                            size_t b, size_t h, size_t q0, size_t q1, size_t T, size_t C, size_t NH, int fast) {
     size_t hd = C / NH, ld = 3 * C;
@@ -162,207 +89,33 @@ static void attention_item(float *attn,      /* (B, T, C) concatenated heads */
     const float *v = base + 2 * C + h * hd;
     size_t M = q1 - q0;
     float scale = 1.0f / sqrtf((float)hd);
-    if (fast) { /* perf: the packed GEMM's micro-tiles (csrc/gemm.h) on K^T, AVX-512 softmax */
-        float *kt = scores + M * T; /* (hd, T) scratch after the scores: K^T * scale */
+    float *scores = probs ? probs : scratch;
+    float *out = attn + (b * T + q0) * C + h * hd;
+    if (fast) {
+        float *kt = probs ? scratch : scratch + M * T; /* (hd, T): K^T * scale */
         for (size_t t = 0; t < T; t++)
             for (size_t d = 0; d < hd; d++) kt[d * T + t] = k[t * ld + d] * scale;
         pivot_gemm_nn_fast(scores, q, kt, M, hd, T, ld, T, T);
-        pivot_softmax_rows_fast(scores, M, T, T);
-        pivot_gemm_nn_fast(attn + (b * T + q0) * C + h * hd, scores, v, M, T, hd, T, ld, C);
+        pivot_softmax_rows(scores, M, T, T);
+        pivot_gemm_nn_fast(out, scores, v, M, T, hd, T, ld, C);
         return;
     }
     pivot_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)M, (int)T, (int)hd, scale, q, (int)ld,
                       k, (int)ld, 0.0f, scores, (int)T);
-    softmax_rows(scores, scores, M, T);
+    pivot_softmax_rows(scores, M, T, T);
     pivot_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)hd, (int)T, 1.0f, scores,
-                      (int)T, v, (int)ld, 0.0f, attn + (b * T + q0) * C + h * hd, (int)C);
+                      (int)T, v, (int)ld, 0.0f, out, (int)C);
 }
 
-/* ================================================================== OpenBLAS thread guard */
-
-static pthread_mutex_t blas_guard_mutex = PTHREAD_MUTEX_INITIALIZER;
-static int blas_guard_users = 0;
-static int blas_guard_saved = 1;
-
-/* OpenBLAS runs single-threaded while any pivot call is inside (see the top comment). */
-static void blas_single_enter(void) {
-    pthread_mutex_lock(&blas_guard_mutex);
-    if (blas_guard_users++ == 0) {
-        blas_guard_saved = pivot_blas_get_num_threads();
-        if (blas_guard_saved != 1) pivot_blas_set_num_threads(1);
-    }
-    pthread_mutex_unlock(&blas_guard_mutex);
-}
-
-int pivot_engine_blas_threads(void) {
-    pthread_mutex_lock(&blas_guard_mutex);
-    int n = blas_guard_users ? blas_guard_saved : pivot_blas_get_num_threads();
-    pthread_mutex_unlock(&blas_guard_mutex);
-    return n;
-}
-
-static void blas_single_leave(void) {
-    pthread_mutex_lock(&blas_guard_mutex);
-    if (--blas_guard_users == 0 && blas_guard_saved != 1) pivot_blas_set_num_threads(blas_guard_saved);
-    pthread_mutex_unlock(&blas_guard_mutex);
-}
-
-/* ================================================================== workspace cache */
-
-/* One freed workspace is kept for the next call: a fresh multi-megabyte block comes from mmap
- * and costs a page fault per 4 KiB on every call (~1-2% of a DeiT-S forward). Concurrent calls
- * that find the slot empty allocate their own. Blocks above the cap are never kept, to bound the
- * memory held between calls. */
-#define WORKSPACE_CACHE_MAX_BYTES ((size_t)64 << 20)
-
-static pthread_mutex_t workspace_cache_mutex = PTHREAD_MUTEX_INITIALIZER;
-static void *workspace_cache_block = NULL;
-static size_t workspace_cache_bytes = 0;
-
-static void *workspace_acquire(size_t bytes, size_t *capacity) {
-    void *block = NULL;
-    pthread_mutex_lock(&workspace_cache_mutex);
-    if (workspace_cache_block && workspace_cache_bytes >= bytes) {
-        block = workspace_cache_block;
-        *capacity = workspace_cache_bytes;
-        workspace_cache_block = NULL;
-        workspace_cache_bytes = 0;
-    }
-    pthread_mutex_unlock(&workspace_cache_mutex);
-    if (block) return block;
-    if (posix_memalign(&block, 64, bytes ? bytes : 64) != 0) return NULL;
-    *capacity = bytes;
-    return block;
-}
-
-static void workspace_release(void *block, size_t capacity) {
-    if (!block) return;
-    if (capacity <= WORKSPACE_CACHE_MAX_BYTES) {
-        pthread_mutex_lock(&workspace_cache_mutex);
-        if (capacity > workspace_cache_bytes) { /* keep the larger block */
-            void *old = workspace_cache_block;
-            workspace_cache_block = block;
-            workspace_cache_bytes = capacity;
-            block = old;
-        }
-        pthread_mutex_unlock(&workspace_cache_mutex);
-    }
-    free(block);
-}
-
-/* ================================================================== thread team */
-
-/* Barrier that spins briefly (phases are short) before sleeping on a condition variable. */
-typedef struct {
-    atomic_uint arrived;
-    atomic_uint generation;
-    unsigned count;
-    pthread_mutex_t mutex;
-    pthread_cond_t cond;
-} team_barrier;
-
-/* ~50 us of spinning: covers the usual imbalance between threads without burning a core that
- * another process (or an oversubscribed team) needs. */
-#define BARRIER_SPINS 2000
-
-static inline void cpu_relax(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#endif
-}
-
-static void barrier_wait(team_barrier *bar) {
-    if (bar->count <= 1) return;
-    unsigned gen = atomic_load(&bar->generation);
-    if (atomic_fetch_add(&bar->arrived, 1) + 1 == bar->count) {
-        atomic_store(&bar->arrived, 0);
-        pthread_mutex_lock(&bar->mutex);
-        atomic_fetch_add(&bar->generation, 1);
-        pthread_cond_broadcast(&bar->cond);
-        pthread_mutex_unlock(&bar->mutex);
-        return;
-    }
-    for (int spin = 0; spin < BARRIER_SPINS; spin++)
-        if (atomic_load_explicit(&bar->generation, memory_order_acquire) != gen) return;
-        else cpu_relax();
-    pthread_mutex_lock(&bar->mutex);
-    while (atomic_load(&bar->generation) == gen) pthread_cond_wait(&bar->cond, &bar->mutex);
-    pthread_mutex_unlock(&bar->mutex);
-}
-
-typedef struct pivot_team team;
-typedef void (*team_fn)(void *arg, team *tm, int tid);
-
-struct pivot_team {
-    int nthreads;          /* final team size, fixed before any worker starts work */
-    team_barrier barrier;
-    team_fn fn;
-    void *arg;
-    int go;                /* start gate: workers wait until the team size is final */
-    pthread_mutex_t gate_mutex;
-    pthread_cond_t gate_cond;
-};
-
-typedef struct {
-    team *tm;
-    int tid;
-} worker_arg;
-
-static void *worker_main(void *p) {
-    worker_arg *wa = (worker_arg *)p;
-    team *tm = wa->tm;
-    pthread_mutex_lock(&tm->gate_mutex);
-    while (!tm->go) pthread_cond_wait(&tm->gate_cond, &tm->gate_mutex);
-    pthread_mutex_unlock(&tm->gate_mutex);
-    if (wa->tid < tm->nthreads) tm->fn(tm->arg, tm, wa->tid);
-    return NULL;
-}
-
-/* Runs fn(arg, team, tid) on `threads` threads (fewer if the OS refuses to create some) and
- * returns the team size actually used through *used. fn must partition its work by nthreads. */
-static int team_run(team_fn fn, void *arg, int threads, int *used) {
-    team tm;
-    memset(&tm, 0, sizeof tm);
-    tm.fn = fn;
-    tm.arg = arg;
-    pthread_mutex_init(&tm.gate_mutex, NULL);
-    pthread_cond_init(&tm.gate_cond, NULL);
-    pthread_mutex_init(&tm.barrier.mutex, NULL);
-    pthread_cond_init(&tm.barrier.cond, NULL);
-    atomic_init(&tm.barrier.arrived, 0);
-    atomic_init(&tm.barrier.generation, 0);
-
-    pthread_t handles[MAX_THREADS];
-    worker_arg args[MAX_THREADS];
-    int started = 0;
-    for (int t = 1; t < threads; t++) {
-        args[t].tm = &tm;
-        args[t].tid = t;
-        if (pthread_create(&handles[t], NULL, worker_main, &args[t]) != 0) break;
-        started++;
-    }
-    tm.nthreads = started + 1;
-    tm.barrier.count = (unsigned)tm.nthreads;
-    pthread_mutex_lock(&tm.gate_mutex);
-    tm.go = 1;
-    pthread_cond_broadcast(&tm.gate_cond);
-    pthread_mutex_unlock(&tm.gate_mutex);
-
-    fn(arg, &tm, 0);
-    for (int t = 1; t <= started; t++) pthread_join(handles[t], NULL);
-
-    pthread_mutex_destroy(&tm.gate_mutex);
-    pthread_cond_destroy(&tm.gate_cond);
-    pthread_mutex_destroy(&tm.barrier.mutex);
-    pthread_cond_destroy(&tm.barrier.cond);
-    if (used) *used = tm.nthreads;
-    return PIVOT_OK;
-}
-
-/* Static split of n items: thread tid of nthreads gets [*begin, *end). */
-static void split_range(size_t n, int tid, int nthreads, size_t *begin, size_t *end) {
-    *begin = n * (size_t)tid / (size_t)nthreads;
-    *end = n * (size_t)(tid + 1) / (size_t)nthreads;
+/* Query rows [q0, q1) of head h of image b reusing an earlier encoder's probabilities:
+ * attn = probs @ V_h (only the V columns of qkv were computed). */
+static void reuse_item(float *attn, const float *probs, const float *qkv, size_t b, size_t h, size_t q0, size_t q1,
+                       size_t T, size_t C, size_t NH, int fast) {
+    size_t hd = C / NH, ld = 3 * C;
+    const float *v = qkv + b * T * ld + 2 * C + h * hd;
+    float *out = attn + (b * T + q0) * C + h * hd;
+    if (fast) pivot_gemm_nn_fast(out, probs, v, q1 - q0, T, hd, T, ld, C);
+    else pivot_reuse_attention_item(attn, probs, qkv, b, h, q0, q1, T, C, NH);
 }
 
 /* ================================================================== model plan */
@@ -374,7 +127,7 @@ typedef struct {
     const float *norm2_w, *norm2_b; /* (C) (C) */
     const float *fc1_w, *fc1_b;     /* (H, C) (H) */
     const float *fc2_w, *fc2_b;     /* (C, H) (C) */
-    /* perf: packed weights (csrc/gemm.h), all NULL when the call runs OpenBLAS */
+    /* packed weights (csrc/gemm.h), all NULL when the call runs OpenBLAS */
     const float *qkv_p, *proj_p, *fc1_p, *fc2_p;
 } block_params;
 
@@ -392,7 +145,7 @@ static const float *block_params_at(block_params *bp, const float *p, size_t C, 
     bp->fc1_b = p; p += H;
     bp->fc2_w = p; p += C * H;
     bp->fc2_b = p; p += C;
-    bp->qkv_p = bp->proj_p = bp->fc1_p = bp->fc2_p = NULL; /* perf: set by packed_layout */
+    bp->qkv_p = bp->proj_p = bp->fc1_p = bp->fc2_p = NULL; /* set by packed_layout */
     return p;
 }
 
@@ -408,7 +161,7 @@ typedef struct {
     const float *images;      /* (B, in_chans, img, img) */
     size_t in_chans, img, patch, grid, prefix;
     const float *cls_token, *dist_token, *pos_embed, *patch_w, *patch_b; /* (C) (C) (T, C) (C, K2) (C) */
-    const float *patch_p;     /* perf: packed patch_w, or NULL */
+    const float *patch_p;     /* packed patch_w, or NULL */
     float *logits;            /* (B, K) */
     const float *norm_w, *norm_b, *head_w, *head_b, *head_dist_w, *head_dist_b;
     size_t K;
@@ -416,7 +169,6 @@ typedef struct {
     const float *aux_w, *aux_b; /* (K, C) (K) LV-ViT's token-labeling head, or NULL */
 
     float *attn_capture;      /* (n_attention, B*T, C) or NULL: encoders with path != 0 */
-    /* modes (csrc/modes.h): path value 2 = reuse; attention_kind; probabilities kept for reuse */
     int attention_kind;       /* PIVOT_ATTENTION_SOFTMAX / _RELU_LINEAR */
     float linear_eps;
     float *probs;             /* (B, NH, T, T) workspace when an encoder reuses and nothing is captured */
@@ -433,6 +185,9 @@ typedef struct {
     float *scratch;           /* (threads, scratch_stride) */
     size_t scratch_stride;
     size_t q_chunks;          /* query chunks per (b, h) attention item */
+    int fast;                 /* attention products on the packed GEMM's micro-tiles (AVX-512 up) */
+    const pivot_int8_blocks *int8; /* int8 encoders, or NULL */
+    const pivot_qencoder *q;  /* their phases, bound to x once the workspace exists */
 } forward_plan;
 
 /* Per-thread scratch layout (floats). */
@@ -453,8 +208,8 @@ static void scratch_sizes(const forward_plan *pl, size_t *xn, size_t *hidden, si
     *xn = round_up(TILE_ROWS * pl->C);
     *hidden = round_up(TILE_ROWS * wide);
     size_t qrows = (pl->T + pl->q_chunks - 1) / pl->q_chunks;
-    *scores = round_up(qrows * pl->T) + round_up(pl->C / pl->NH * pl->T); /* perf: + K^T of a head */
-    if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) { /* modes: linear attention scratch */
+    *scores = round_up(qrows * pl->T) + round_up(pl->C / pl->NH * pl->T); /* + K^T of a head */
+    if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) {
         size_t lin = round_up(pivot_linear_attention_scratch(pl->C / pl->NH, qrows));
         if (lin > *scores) *scores = lin;
     }
@@ -478,7 +233,7 @@ static int add_buffer(size_t *offset, size_t *total, size_t a, size_t b, size_t 
     return PIVOT_OK;
 }
 
-/* Allocates the one workspace of a call (release it with workspace_release(*workspace,
+/* Allocates the one workspace of a call (release it with pivot_workspace_release(*workspace,
  * *capacity)) and points the plan's buffers into it. */
 static int plan_workspace(forward_plan *pl, int threads, float **workspace, size_t *capacity) {
     size_t BT, total = 0, o_x, o_qkv = 0, o_attn = 0, o_hin = 0, o_htmp = 0, o_aux = 0, o_scr, tmp_probs;
@@ -494,15 +249,16 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
     if (pl->q_chunks > pl->T) pl->q_chunks = pl->T;
 
     if ((st = add_buffer(&o_x, &total, BT, pl->C, 1))) return st;
+    any_active &= pl->int8 == NULL; /* the int8 phases keep their own buffers */
     if (any_active) {
         if ((st = add_buffer(&o_qkv, &total, BT, pl->C, 3))) return st;
         if ((st = add_buffer(&o_attn, &total, BT, pl->C, 1))) return st;
     }
-    /* modes: probabilities of the last active encoder, kept for the reuse encoders after it */
+    /* probabilities of the last active encoder, kept for the reuse encoders after it */
     size_t o_probs = 0;
     int need_probs = 0;
     for (size_t i = 0; i < pl->D; i++) need_probs |= pl->path[i] == PIVOT_PATH_REUSE;
-    need_probs &= pl->probs_capture == NULL;
+    need_probs &= pl->probs_capture == NULL && pl->int8 == NULL;
     if (need_probs && ((st = pivot_mul_size(&tmp_probs, pl->T, pl->T)) ||
                        (st = add_buffer(&o_probs, &total, pl->B * pl->NH, tmp_probs, 1))))
         return st;
@@ -531,7 +287,7 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
 
     size_t bytes;
     if ((st = pivot_mul_size(&bytes, total, sizeof(float)))) return st;
-    float *ws = (float *)workspace_acquire(bytes, capacity);
+    float *ws = (float *)pivot_workspace_acquire(bytes, capacity);
     if (!ws) return PIVOT_ERR_NOMEM;
     pl->x = ws + o_x;
     pl->qkv = any_active ? ws + o_qkv : NULL;
@@ -540,7 +296,7 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
     pl->head_tmp = pl->logits ? ws + o_htmp : NULL;
     pl->aux_max = pl->logits && pl->aux_w ? ws + o_aux : NULL;
     pl->scratch = ws + o_scr;
-    pl->probs = need_probs ? ws + o_probs : NULL; /* modes */
+    pl->probs = need_probs ? ws + o_probs : NULL;
     *workspace = ws;
     return PIVOT_OK;
 }
@@ -548,26 +304,26 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
 /* ================================================================== forward phases */
 
 /* Patch embedding (im2col + sgemm), class/dist tokens and position embedding, for this thread's
- * share of patches. */
+ * share of patches. The patches of each image go through the product in fixed chunks of
+ * EMBED_ROWS, whatever the thread count: OpenBLAS picks its kernels by the product's size, so
+ * fixed chunks keep the tokens (and the int8 path's quantization of them) independent of threads. */
+#define EMBED_ROWS 64
 static void embed_phase(const forward_plan *pl, int tid, int nthreads) {
     thread_scratch s = scratch_for(pl, tid);
     size_t C = pl->C, T = pl->T, P = pl->patch, G = pl->grid, NP = G * G, img = pl->img;
-    size_t K2 = pl->in_chans * P * P;
-    size_t b0, b1, r0, r1;
-    split_range(pl->B, tid, nthreads, &b0, &b1);
+    size_t K2 = pl->in_chans * P * P, chunks = (NP + EMBED_ROWS - 1) / EMBED_ROWS;
+    size_t b0, b1, i0, i1;
+    pivot_split_range(pl->B, tid, nthreads, &b0, &b1);
     for (size_t b = b0; b < b1; b++) {
         float *row = pl->x + b * T * C;
         for (size_t c = 0; c < C; c++) row[c] = pl->cls_token[c] + pl->pos_embed[c];
         if (pl->prefix == 2)
             for (size_t c = 0; c < C; c++) row[C + c] = pl->dist_token[c] + pl->pos_embed[C + c];
     }
-    split_range(pl->B * NP, tid, nthreads, &r0, &r1);
-    size_t r = r0;
-    while (r < r1) {
-        size_t b = r / NP, p0 = r % NP;
-        size_t m = r1 - r;
-        if (m > NP - p0) m = NP - p0; /* one image per sgemm: output rows are contiguous in x */
-        if (m > TILE_ROWS) m = TILE_ROWS;
+    pivot_split_range(pl->B * chunks, tid, nthreads, &i0, &i1);
+    for (size_t item = i0; item < i1; item++) {
+        size_t b = item / chunks, p0 = item % chunks * EMBED_ROWS;
+        size_t m = NP - p0 < EMBED_ROWS ? NP - p0 : EMBED_ROWS;
         const float *image = pl->images + b * pl->in_chans * img * img;
         for (size_t i = 0; i < m; i++) {
             size_t p = p0 + i, gy = p / G, gx = p % G;
@@ -578,43 +334,42 @@ static void embed_phase(const forward_plan *pl, int tid, int nthreads) {
                            P * sizeof(float));
         }
         float *out = pl->x + (b * T + pl->prefix + p0) * C;
-        if (pl->patch_p) /* perf */
+        if (pl->patch_p)
             pivot_linear_forward(out, NULL, s.hidden, NULL, pl->patch_p, NULL, m, K2, C, K2, C, PIVOT_EPI_STORE, 1.0f);
         else
             linear_nobias(out, s.hidden, pl->patch_w, m, K2, C, K2, C);
         const float *pos = pl->pos_embed + (pl->prefix + p0) * C;
         for (size_t i = 0; i < m; i++)
             for (size_t c = 0; c < C; c++) out[i * C + c] += pl->patch_b[c] + pos[i * C + c];
-        r += m;
     }
 }
 
-/* norm1 + qkv for rows [r0, r1). modes: a reuse encoder (mode 2) computes only the V third
+/* norm1 + qkv for rows [r0, r1). A reuse encoder (mode 2) computes only the V third
  * (into the V columns); linear attention applies phi = ReLU to Q and K. */
 static void qkv_rows(const forward_plan *pl, const thread_scratch *s, const block_params *bp, size_t r0,
                      size_t r1, int mode) {
     size_t C = pl->C;
-    size_t first = mode == PIVOT_PATH_REUSE ? 2 * C : 0; /* modes */
+    size_t first = mode == PIVOT_PATH_REUSE ? 2 * C : 0;
     for (size_t r = r0; r < r1; r += TILE_ROWS) {
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
         float *q = pl->qkv + r * 3 * C;
-        if (bp->qkv_p && first % PIVOT_GEMM_PANEL == 0) { /* perf: packed GEMM, bias fused */
-            pivot_layernorm_rows_fast(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
+        if (bp->qkv_p && first % PIVOT_GEMM_PANEL == 0) { /* packed GEMM, bias fused */
+            pivot_layernorm_rows(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
             const float *panels = bp->qkv_p + first * pivot_gemm_padded_k(C); /* panel first / 32 */
             pivot_linear_forward(q + first, NULL, s->xn, NULL, panels, bp->qkv_b + first, m, C, 3 * C - first, C,
                                  3 * C, PIVOT_EPI_STORE, 1.0f);
-            if (!first && pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) pivot_relu_qk_rows(q, m, C); /* modes */
+            if (!first && pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) pivot_relu_qk_rows(q, m, C);
             continue;
         }
-        layernorm_rows(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
-        if (first) { /* modes: reuse */
+        pivot_layernorm_rows(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
+        if (first) {
             linear_nobias(q + first, s->xn, bp->qkv_w + first * C, m, C, C, C, 3 * C);
             for (size_t i = 0; i < m; i++) add_bias_rows(q + i * 3 * C + first, bp->qkv_b + first, 1, C);
             continue;
         }
         linear_nobias(q, s->xn, bp->qkv_w, m, C, 3 * C, C, 3 * C);
         add_bias_rows(q, bp->qkv_b, m, 3 * C);
-        if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) pivot_relu_qk_rows(q, m, C); /* modes */
+        if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) pivot_relu_qk_rows(q, m, C);
     }
 }
 
@@ -625,11 +380,11 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
     for (size_t r = r0; r < r1; r += TILE_ROWS) {
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
         float *x = pl->x + r * C;
-        if (bp->proj_p) { /* perf: packed GEMMs with bias, GELU and the residual update fused */
+        if (bp->proj_p) { /* packed GEMMs with bias, GELU and the residual update fused */
             if (active)
                 pivot_linear_forward(x, attn_cap ? attn_cap + r * C : NULL, pl->attn + r * C, NULL, bp->proj_p,
                                      bp->proj_b, m, C, C, C, C, PIVOT_EPI_RESIDUAL, pl->residual_scale);
-            pivot_layernorm_rows_fast(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
+            pivot_layernorm_rows(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
             pivot_linear_forward(s->hidden, NULL, s->xn, NULL, bp->fc1_p, bp->fc1_b, m, C, H, C, H, PIVOT_EPI_GELU,
                                  1.0f);
             pivot_linear_forward(x, mlp_cap ? mlp_cap + r * C : NULL, s->hidden, NULL, bp->fc2_p, bp->fc2_b, m, H, C,
@@ -641,34 +396,33 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
             bias_capture_residual(x, attn_cap ? attn_cap + r * C : NULL, s->branch, bp->proj_b, pl->residual_scale,
                                   m, C);
         }
-        layernorm_rows(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
+        pivot_layernorm_rows(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
         linear_nobias(s->hidden, s->xn, bp->fc1_w, m, C, H, C, H);
-        bias_gelu_rows(s->hidden, bp->fc1_b, m, H);
+        pivot_gelu_rows(s->hidden, bp->fc1_b, m, H);
         linear_nobias(s->branch, s->hidden, bp->fc2_w, m, H, C, H, C);
         bias_capture_residual(x, mlp_cap ? mlp_cap + r * C : NULL, s->branch, bp->fc2_b, pl->residual_scale, m, C);
     }
 }
 
-/* modes: mode 1 with probs != NULL keeps the softmax output there ((B, NH, T, T)); mode 2
+/* Mode 1 with probs != NULL keeps the softmax output there ((B, NH, T, T)); mode 2
  * (reuse) reads it from probs instead of computing q k^T and softmax; linear attention replaces
  * both by pivot_linear_attention_item. */
 static void attention_phase(const forward_plan *pl, const thread_scratch *s, int tid, int nthreads, int mode,
                             float *probs) {
     size_t QC = pl->q_chunks, T = pl->T;
     size_t i0, i1;
-    split_range(pl->B * pl->NH * QC, tid, nthreads, &i0, &i1);
+    pivot_split_range(pl->B * pl->NH * QC, tid, nthreads, &i0, &i1);
     for (size_t i = i0; i < i1; i++) {
         size_t qc = i % QC, bh = i / QC, h = bh % pl->NH, b = bh / pl->NH;
         size_t q0 = T * qc / QC, q1 = T * (qc + 1) / QC;
         if (q1 <= q0) continue;
-        float *rows = probs ? probs + (bh * T + q0) * T : NULL; /* modes: (q1 - q0, T) of (b, h) */
+        float *rows = probs ? probs + (bh * T + q0) * T : NULL; /* (q1 - q0, T) of (b, h) */
         if (mode == PIVOT_PATH_REUSE)
-            pivot_reuse_attention_item(pl->attn, rows, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH);
+            reuse_item(pl->attn, rows, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH, pl->fast);
         else if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR)
             pivot_linear_attention_item(pl->attn, s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH, pl->linear_eps);
         else
-            attention_item(pl->attn, rows ? rows : s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH,
-                           pl->patch_p != NULL && !rows); /* perf: its K^T scratch follows the scores */
+            attention_item(pl->attn, rows, s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH, pl->fast);
     }
 }
 
@@ -681,7 +435,7 @@ static void aux_head_rows(const forward_plan *pl, const thread_scratch *s, int t
     for (size_t i = 0; i < pl->B * K; i++) pmax[i] = -INFINITY;
     for (size_t r = r0; r < r1; r += TILE_ROWS) {
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
-        layernorm_rows(s->xn, pl->x + r * C, pl->norm_w, pl->norm_b, m, C, pl->eps);
+        pivot_layernorm_rows(s->xn, pl->x + r * C, pl->norm_w, pl->norm_b, m, C, pl->eps);
         linear_nobias(s->hidden, s->xn, pl->aux_w, m, C, K, C, K);
         for (size_t i = 0; i < m; i++) {
             size_t b = (r + i) / T, t = (r + i) % T;
@@ -699,7 +453,7 @@ static void head_phase(const forward_plan *pl, int nthreads) {
     size_t B = pl->B, C = pl->C, T = pl->T, K = pl->K;
     for (size_t j = 0; j < pl->prefix; j++)
         for (size_t b = 0; b < B; b++)
-            layernorm_rows(pl->head_in + (j * B + b) * C, pl->x + (b * T + j) * C, pl->norm_w, pl->norm_b, 1,
+            pivot_layernorm_rows(pl->head_in + (j * B + b) * C, pl->x + (b * T + j) * C, pl->norm_w, pl->norm_b, 1,
                            C, pl->eps);
     linear_nobias(pl->logits, pl->head_in, pl->head_w, B, C, K, C, K);
     add_bias_rows(pl->logits, pl->head_b, B, K);
@@ -722,57 +476,59 @@ static void head_phase(const forward_plan *pl, int nthreads) {
     }
 }
 
-static void forward_team(void *arg, team *tm, int tid) {
+/* The one encoder loop: per encoder its mode (0 skip, 1 active, 2 reuse), the probabilities an
+ * active encoder keeps for the reuse encoders after it, the captures, and the precision's three
+ * phases with the two barriers of an encoder with attention. */
+static void forward_team(void *arg, pivot_team *tm, int tid, int nthreads) {
     const forward_plan *pl = (const forward_plan *)arg;
-    int nthreads = tm->nthreads;
     thread_scratch s = scratch_for(pl, tid);
     size_t BT = pl->B * pl->T, BTC = BT * pl->C, r0, r1;
-    split_range(BT, tid, nthreads, &r0, &r1);
+    pivot_split_range(BT, tid, nthreads, &r0, &r1);
+    if (pl->q) pivot_qencoder_thread_init(pl->q, tid);
 
     if (pl->images) {
         embed_phase(pl, tid, nthreads);
-        barrier_wait(&tm->barrier);
+        pivot_team_barrier(tm);
     }
     size_t active_seen = 0;
-    size_t probs_seen = 0, TT = pl->T * pl->T;  /* modes */
-    float *last_probs = NULL;                    /* modes: probabilities that a reuse encoder reads */
+    size_t probs_seen = 0, TT = pl->T * pl->T;
+    float *last_probs = NULL; /* probabilities that a reuse encoder reads */
     for (size_t i = 0; i < pl->D; i++) {
-        const block_params *bp = &pl->blocks[i];
-        int mode = pl->path[i]; /* modes: 0 skip, 1 active, 2 reuse */
+        int mode = pl->path[i]; /* 0 skip, 1 active, 2 reuse */
         int active = mode != 0;
         float *attn_cap = NULL;
         if (active) {
-            float *probs = NULL; /* modes: where an active encoder keeps its probabilities */
+            float *probs = NULL; /* where an active encoder keeps its probabilities */
+            int keep = mode == PIVOT_PATH_REUSE;
             if (mode == PIVOT_PATH_ACTIVE && pl->attention_kind == PIVOT_ATTENTION_SOFTMAX) {
-                int reused = 0;
                 for (size_t j = i + 1; j < pl->D && pl->path[j] != PIVOT_PATH_ACTIVE; j++)
-                    reused |= pl->path[j] == PIVOT_PATH_REUSE;
+                    keep |= pl->path[j] == PIVOT_PATH_REUSE;
                 if (pl->probs_capture) probs = pl->probs_capture + probs_seen++ * pl->B * pl->NH * TT;
-                else if (reused) probs = pl->probs;
+                else if (keep) probs = pl->probs;
                 last_probs = probs;
             } else if (mode == PIVOT_PATH_REUSE) {
                 probs = last_probs;
             }
-            qkv_rows(pl, &s, bp, r0, r1, mode);
-            barrier_wait(&tm->barrier);
-            attention_phase(pl, &s, tid, nthreads, mode, probs);
-            barrier_wait(&tm->barrier);
+            if (pl->q) pivot_qencoder_qkv_rows(pl->q, tid, i, mode, r0, r1);
+            else qkv_rows(pl, &s, &pl->blocks[i], r0, r1, mode);
+            pivot_team_barrier(tm);
+            if (pl->q) pivot_qencoder_attention(pl->q, tid, nthreads, i, mode, keep);
+            else attention_phase(pl, &s, tid, nthreads, mode, probs);
+            pivot_team_barrier(tm);
             if (pl->attn_capture) attn_cap = pl->attn_capture + active_seen * BTC;
             active_seen++;
         }
         float *mlp_cap = pl->mlp_capture ? pl->mlp_capture + i * BTC : NULL;
-        post_attention_rows(pl, &s, bp, active, attn_cap, mlp_cap, r0, r1);
+        if (pl->q)
+            pivot_qencoder_post_rows(pl->q, tid, i, active, attn_cap, mlp_cap, r0, r1);
+        else
+            post_attention_rows(pl, &s, &pl->blocks[i], active, attn_cap, mlp_cap, r0, r1);
     }
     if (pl->logits) {
         if (pl->aux_w) aux_head_rows(pl, &s, tid, r0, r1);
-        barrier_wait(&tm->barrier);
+        pivot_team_barrier(tm);
         if (tid == 0) head_phase(pl, nthreads);
     }
-}
-
-static int clamp_threads(int threads) {
-    if (threads < 1) return -1;
-    return threads > MAX_THREADS ? MAX_THREADS : threads;
 }
 
 /* Checks the sizes that every sgemm call receives as int. */
@@ -783,47 +539,28 @@ static int check_int_sizes(size_t BT, size_t C, size_t H) {
     return PIVOT_OK;
 }
 
-static int run_plan(forward_plan *pl, int threads) {
+/* Allocates the workspace, binds the int8 phases to it, runs the team and frees it all. x_in
+ * (optional) is the residual stream to start from, x_out (optional) where to leave it. */
+static int run_plan(forward_plan *pl, int threads, const float *x_in, float *x_out) {
     float *workspace = NULL;
     size_t capacity = 0;
+    pivot_qencoder *q = NULL;
     int st = plan_workspace(pl, threads, &workspace, &capacity);
     if (st) return st;
-    blas_single_enter();
-    st = team_run(forward_team, pl, threads, NULL);
-    blas_single_leave();
-    workspace_release(workspace, capacity);
+    size_t n = pl->B * pl->T * pl->C;
+    if (x_in) memcpy(pl->x, x_in, n * sizeof(float));
+    if (pl->int8)
+        st = pivot_qencoder_create(&q, pl->x, pl->int8->weights, pl->int8->floats, pl->path, pl->B, pl->T, pl->C,
+                                   pl->NH, pl->H, pl->D, pl->eps, pl->int8->per_token, pl->int8->kernel, threads);
+    pl->q = q;
+    if (!st) st = pivot_team_run(forward_team, pl, threads);
+    if (!st && x_out) memcpy(x_out, pl->x, n * sizeof(float));
+    pivot_qencoder_destroy(q);
+    pivot_workspace_release(workspace, capacity);
     return st;
 }
 
 /* ================================================================== public kernels */
-
-int pivot_layernorm_forward(float *out, const float *inp, const float *weight, const float *bias, size_t N,
-                            size_t C, float eps) {
-    if (C == 0 || !(eps >= 0.0f)) return PIVOT_ERR_VALUE;
-    if (N == 0) return PIVOT_OK;
-    if (!out || !inp || !weight || !bias) return PIVOT_ERR_VALUE;
-    size_t tmp;
-    if (pivot_mul_size(&tmp, N, C)) return PIVOT_ERR_OVERFLOW;
-    layernorm_rows(out, inp, weight, bias, N, C, eps);
-    return PIVOT_OK;
-}
-
-int pivot_gelu_forward(float *out, const float *inp, size_t N) {
-    if (N == 0) return PIVOT_OK;
-    if (!out || !inp) return PIVOT_ERR_VALUE;
-    gelu_array(out, inp, N);
-    return PIVOT_OK;
-}
-
-int pivot_softmax_forward(float *out, const float *inp, size_t N, size_t C) {
-    if (C == 0) return PIVOT_ERR_VALUE;
-    if (N == 0) return PIVOT_OK;
-    if (!out || !inp) return PIVOT_ERR_VALUE;
-    size_t tmp;
-    if (pivot_mul_size(&tmp, N, C)) return PIVOT_ERR_OVERFLOW;
-    softmax_rows(out, inp, N, C);
-    return PIVOT_OK;
-}
 
 int pivot_attention_forward(float *out, const float *inp, const float *qkv_w, const float *qkv_b,
                             const float *proj_w, const float *proj_b, size_t B, size_t T, size_t C, size_t NH) {
@@ -842,14 +579,14 @@ int pivot_attention_forward(float *out, const float *inp, const float *qkv_w, co
     float *ws = (float *)malloc(total);
     if (!ws) return PIVOT_ERR_NOMEM;
     float *qkv = ws, *cat = ws + n_qkv, *scores = cat + n_cat;
-    blas_single_enter();
+    pivot_blas_guard_enter(1);
     linear_nobias(qkv, inp, qkv_w, BT, C, 3 * C, C, 3 * C);
     add_bias_rows(qkv, qkv_b, BT, 3 * C);
     for (size_t b = 0; b < B; b++)
-        for (size_t h = 0; h < NH; h++) attention_item(cat, scores, qkv, b, h, 0, T, T, C, NH, 0);
+        for (size_t h = 0; h < NH; h++) attention_item(cat, NULL, scores, qkv, b, h, 0, T, T, C, NH, 0);
     linear_nobias(out, cat, proj_w, BT, C, C, C, C);
     add_bias_rows(out, proj_b, BT, C);
-    blas_single_leave();
+    pivot_blas_guard_leave();
     free(ws);
     return PIVOT_OK;
 }
@@ -866,12 +603,12 @@ int pivot_mlp_forward(float *out, const float *inp, const float *fc1_w, const fl
         return st;
     float *hidden = (float *)malloc(n_hidden);
     if (!hidden) return PIVOT_ERR_NOMEM;
-    blas_single_enter();
+    pivot_blas_guard_enter(1);
     linear_nobias(hidden, inp, fc1_w, N, C, H, C, H);
-    bias_gelu_rows(hidden, fc1_b, N, H);
+    pivot_gelu_rows(hidden, fc1_b, N, H);
     linear_nobias(out, hidden, fc2_w, N, H, C, H, C);
     add_bias_rows(out, fc2_b, N, C);
-    blas_single_leave();
+    pivot_blas_guard_leave();
     free(hidden);
     return PIVOT_OK;
 }
@@ -893,7 +630,7 @@ int pivot_block_num_params(size_t *out, size_t C, size_t H) {
 int pivot_block_forward(float *out, const float *inp, const float *block, size_t B, size_t T, size_t C,
                         size_t NH, size_t H, float eps, int attn_active, int threads) {
     if (T == 0 || C == 0 || H == 0 || NH == 0 || C % NH) return PIVOT_ERR_SHAPE;
-    if ((threads = clamp_threads(threads)) < 0 || !(eps >= 0.0f)) return PIVOT_ERR_VALUE;
+    if ((threads = pivot_clamp_threads(threads)) < 0 || !(eps >= 0.0f)) return PIVOT_ERR_VALUE;
     if (B == 0) return PIVOT_OK;
     if (!out || !inp || !block) return PIVOT_ERR_VALUE;
     size_t BT, n, np;
@@ -901,7 +638,7 @@ int pivot_block_forward(float *out, const float *inp, const float *block, size_t
     if ((st = pivot_mul_size(&BT, B, T)) || (st = check_int_sizes(BT, C, H)) ||
         (st = pivot_mul_size(&n, BT, C)) || (st = pivot_block_num_params(&np, C, H)))
         return st;
-    if (attn_active > 1) return PIVOT_ERR_VALUE; /* modes: reuse needs an earlier encoder's probabilities */
+    if (attn_active > 1) return PIVOT_ERR_VALUE; /* reuse needs an earlier encoder's probabilities */
     block_params bp;
     block_params_at(&bp, block, C, H);
     uint8_t path = attn_active ? 1 : 0;
@@ -911,16 +648,7 @@ int pivot_block_forward(float *out, const float *inp, const float *block, size_t
     pl.residual_scale = 1.0f;
     pl.path = &path;
     pl.blocks = &bp;
-    float *workspace = NULL;
-    size_t capacity = 0;
-    if ((st = plan_workspace(&pl, threads, &workspace, &capacity))) return st;
-    memcpy(pl.x, inp, n * sizeof(float));
-    blas_single_enter();
-    team_run(forward_team, &pl, threads, NULL);
-    blas_single_leave();
-    memcpy(out, pl.x, n * sizeof(float));
-    workspace_release(workspace, capacity);
-    return PIVOT_OK;
+    return run_plan(&pl, threads, inp, out);
 }
 
 /* ================================================================== whole model */
@@ -958,7 +686,7 @@ int pivot_vit_num_params(size_t *out, const pivot_vit_config *cfg) {
     return PIVOT_OK;
 }
 
-/* perf: the packed weights of a model, in pivot_vit_pack's order. With blocks == NULL only the
+/* The packed weights of a model, in pivot_vit_pack's order. With blocks == NULL only the
  * total size is computed (into *size); otherwise patch_p and the blocks' packed pointers are set. */
 static int packed_walk(size_t *size, const float **patch_p, block_params *blocks, const float *packed,
                        const pivot_vit_config *cfg) {
@@ -1041,15 +769,23 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
                    (extras->aux_head_w != NULL) != (extras->aux_head_b != NULL) ||
                    (extras->aux_head_w && cfg->distilled)))
         return PIVOT_ERR_VALUE;
-    if ((threads = clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
+    if ((threads = pivot_clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
     if (B == 0) return PIVOT_OK;
     if (!logits || !images || !params || !path) return PIVOT_ERR_VALUE;
     size_t C = cfg->embed_dim, H = cfg->mlp_hidden, D = cfg->depth, G = cfg->img_size / cfg->patch_size;
     size_t pre = cfg->distilled ? 2 : 1, T = G * G + pre, BT, k2;
-    int attention_kind = extras ? extras->attention_kind : PIVOT_ATTENTION_SOFTMAX; /* modes */
+    int attention_kind = extras ? extras->attention_kind : PIVOT_ATTENTION_SOFTMAX;
     if ((st = pivot_modes_check_path(path, D, attention_kind))) return st;
     if (extras && attention_kind == PIVOT_ATTENTION_RELU_LINEAR && !(extras->linear_eps >= 0.0f)) return PIVOT_ERR_VALUE;
     if (extras && extras->probs_capture && attention_kind != PIVOT_ATTENTION_SOFTMAX) return PIVOT_ERR_VALUE;
+    const pivot_int8_blocks *int8 = extras ? extras->int8 : NULL;
+    if (int8) { /* params without the blocks; int8 attention is softmax and keeps no float probabilities */
+        size_t block, blocks_np;
+        if (attention_kind != PIVOT_ATTENTION_SOFTMAX || extras->probs_capture || !int8->weights || !int8->floats)
+            return PIVOT_ERR_VALUE;
+        if ((st = pivot_block_num_params(&block, C, H)) || (st = pivot_mul_size(&blocks_np, block, D))) return st;
+        np -= blocks_np;
+    }
     if ((st = pivot_mul_size(&BT, B, T)) || (st = check_int_sizes(BT, C, H)) ||
         (st = pivot_mul_size(&k2, cfg->in_chans * cfg->patch_size, cfg->patch_size)) ||
         k2 > 2147483647u || cfg->num_classes > 2147483647u)
@@ -1065,8 +801,8 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     pl.pos_embed = p; p += T * C;
     pl.patch_w = p; p += C * k2;
     pl.patch_b = p; p += C;
-    for (size_t i = 0; i < D; i++) p = block_params_at(&blocks[i], p, C, H);
-    if (extras && extras->packed && pivot_gemm_simd_level() >= 1) { /* perf */
+    for (size_t i = 0; i < D && !int8; i++) p = block_params_at(&blocks[i], p, C, H);
+    if (extras && extras->packed && !int8 && pivot_simd_level() >= PIVOT_SIMD_AVX512) {
         st = packed_layout(&pl.patch_p, blocks, extras->packed, cfg);
         if (st) {
             free(blocks);
@@ -1098,33 +834,35 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     pl.residual_scale = extras ? (float)(1.0 / (double)extras->skip_lam) : 1.0f;
     pl.aux_w = extras ? extras->aux_head_w : NULL;
     pl.aux_b = extras ? extras->aux_head_b : NULL;
-    pl.attention_kind = attention_kind; /* modes */
+    pl.attention_kind = attention_kind;
+    pl.fast = pivot_simd_level() >= PIVOT_SIMD_AVX512;
     pl.linear_eps = extras ? extras->linear_eps : 0.0f;
     pl.probs_capture = extras ? extras->probs_capture : NULL;
-    st = run_plan(&pl, threads);
+    pl.int8 = int8;
+    st = run_plan(&pl, threads, NULL, NULL);
     free(blocks);
     return st;
 }
 
-/* ================================================================== team for other kernels */
-
-typedef struct {
-    pivot_team_fn fn;
-    void *arg;
-} team_call;
-
-static void team_call_main(void *arg, team *tm, int tid) {
-    team_call *call = (team_call *)arg;
-    call->fn(call->arg, tm, tid, tm->nthreads);
+int pivot_qvit_blocks_forward(float *x, float *attn_capture, float *mlp_capture, const int8_t *weights,
+                              const float *floats, const uint8_t *path, size_t B, size_t T, size_t C, size_t NH,
+                              size_t H, size_t D, float eps, int per_token, int kernel, int threads) {
+    if (T == 0 || C == 0 || NH == 0 || H == 0 || D == 0 || C % NH) return PIVOT_ERR_SHAPE;
+    if ((threads = pivot_clamp_threads(threads)) < 0 || !(eps >= 0.0f)) return PIVOT_ERR_VALUE;
+    if (B == 0) return PIVOT_OK;
+    if (!x || !weights || !floats || !path) return PIVOT_ERR_VALUE;
+    int st;
+    size_t BT;
+    if ((st = pivot_modes_check_path(path, D, PIVOT_ATTENTION_SOFTMAX))) return st;
+    if ((st = pivot_mul_size(&BT, B, T)) || (st = check_int_sizes(BT, C, H))) return st;
+    pivot_int8_blocks int8 = {weights, floats, per_token, kernel};
+    forward_plan pl;
+    memset(&pl, 0, sizeof pl);
+    pl.B = B; pl.T = T; pl.C = C; pl.NH = NH; pl.H = H; pl.D = D; pl.eps = eps;
+    pl.residual_scale = 1.0f;
+    pl.path = path;
+    pl.attn_capture = attn_capture;
+    pl.mlp_capture = mlp_capture;
+    pl.int8 = &int8;
+    return run_plan(&pl, threads, x, x);
 }
-
-int pivot_team_run(pivot_team_fn fn, void *arg, int threads) {
-    if (!fn || (threads = clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
-    team_call call = {fn, arg};
-    blas_single_enter();
-    int st = team_run(team_call_main, &call, threads, NULL);
-    blas_single_leave();
-    return st;
-}
-
-void pivot_team_barrier(pivot_team *tm) { barrier_wait(&tm->barrier); }

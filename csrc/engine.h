@@ -1,4 +1,4 @@
-/* pivot's fp32 ViT inference engine (timm VisionTransformer / DeiT family).
+/* pivot's ViT encoder (timm VisionTransformer / DeiT family, LV-ViT's extras).
  *
  * Conventions (llm.c style): outputs first, sizes last, a shape comment on every pointer.
  * Every public function returns a pivot_status (csrc/pivot_status.h) and never prints or exits.
@@ -16,6 +16,8 @@
 #include <stdint.h>
 
 #include "pivot_status.h"
+#include "rowops.h"
+#include "threads.h"
 
 typedef struct {
     size_t img_size;     /* input height = width, in pixels */
@@ -30,24 +32,7 @@ typedef struct {
     float norm_eps;      /* LayerNorm epsilon (1e-6 for DeiT) */
 } pivot_vit_config;
 
-/* ------------------------------------------------------------------ single kernels */
-
-/* Row-wise LayerNorm over the last dimension. */
-int pivot_layernorm_forward(float *out,          /* (N, C) */
-                            const float *inp,    /* (N, C) */
-                            const float *weight, /* (C) */
-                            const float *bias,   /* (C) */
-                            size_t N, size_t C, float eps);
-
-/* Exact GELU: x * 0.5 * (1 + erf(x / sqrt(2))). out may equal inp. */
-int pivot_gelu_forward(float *out,       /* (N) */
-                       const float *inp, /* (N) */
-                       size_t N);
-
-/* Row-wise softmax with the row maximum subtracted. out may equal inp. */
-int pivot_softmax_forward(float *out,       /* (N, C) */
-                          const float *inp, /* (N, C) */
-                          size_t N, size_t C);
+/* ------------------------------------------------------------------ single branches */
 
 /* pivot_attention_forward and pivot_mlp_forward run on the calling thread (the model and block
  * entry points are the threaded ones); they exist so that tests can hold each piece equal. */
@@ -90,7 +75,7 @@ int pivot_block_num_params(size_t *out, size_t C, size_t H);
 int pivot_vit_num_params(size_t *out, const pivot_vit_config *cfg);
 
 /* Full forward pass. path[i] = 1: encoder i's attention runs; 0: skipped; 2: reuses the
- * probabilities of the nearest earlier active encoder (modes, see pivot_vit_extras).
+ * probabilities of the nearest earlier active encoder (see pivot_vit_extras).
  * attn_capture (optional, may be NULL): attention-branch outputs (after proj, before the residual
  * add) of the ACTIVE encoders only, in order; mlp_capture (optional): MLP-branch outputs of every
  * encoder. threads >= 1 worker threads (the caller's thread included). */
@@ -111,7 +96,7 @@ typedef struct {
     const float *aux_head_w; /* (K, C) token-labeling head, or NULL; not with distilled. Logits become
                               * head(x_cls) + 0.5 * max over patch tokens of aux_head(norm(x_patch)) */
     const float *aux_head_b; /* (K), NULL exactly when aux_head_w is */
-    /* modes (csrc/modes.h); zero = timm's softmax attention, nothing captured.
+    /* attention kind (csrc/modes.h); zero = timm's softmax attention, nothing captured.
      * In every forward entry point a path value may also be 2 (reuse the probabilities of the
      * nearest earlier path-1 encoder: only V = norm1(x) @ qkv_w[2C:]^T + b is computed, then per
      * head probs @ v and proj; pivot_modes_check_path says which paths are valid); attn_capture
@@ -119,15 +104,27 @@ typedef struct {
     int attention_kind;      /* PIVOT_ATTENTION_SOFTMAX (0) or PIVOT_ATTENTION_RELU_LINEAR (1) */
     float linear_eps;        /* >= 0, denominator epsilon of ReLU linear attention */
     float *probs_capture;    /* (n_active, B, NH, T, T) softmax outputs of the path-1 encoders, or NULL */
-    /* perf: the model's Linear weights packed by pivot_vit_pack (csrc/gemm.h), or NULL. Used only
-     * when pivot_gemm_simd_level() >= 1; otherwise OpenBLAS runs on the unpacked parameters. */
+    /* the model's Linear weights packed by pivot_vit_pack (csrc/gemm.h), or NULL. Used only
+     * from the AVX-512 level up (csrc/cpu.h); below it OpenBLAS runs on the unpacked parameters. */
     const float *packed;     /* (pivot_vit_packed_size) */
+    /* the encoders in int8 (csrc/quant.h), or NULL; params then hold no block parameters (the
+     * stem, tokens and heads stay fp32), and neither packed nor probs_capture is used */
+    const struct pivot_int8_blocks *int8;
 } pivot_vit_extras;
 
-/* perf: floats of the packed copy of a model's patch-embedding, qkv, proj, fc1 and fc2 weights. */
+/* Quantized encoder blocks: the packed int8 weights and float parameters of pivot_qblock_* layout
+ * (csrc/quant.h), per_token activation quantization, and the int8 GEMM kernel (PIVOT_INT8_KERNEL_*). */
+typedef struct pivot_int8_blocks {
+    const int8_t *weights; /* (D * pivot_qblock_num_bytes) */
+    const float *floats;   /* (D * pivot_qblock_num_floats) */
+    int per_token;
+    int kernel;
+} pivot_int8_blocks;
+
+/* Floats of the packed copy of a model's patch-embedding, qkv, proj, fc1 and fc2 weights. */
 int pivot_vit_packed_size(size_t *out, const pivot_vit_config *cfg);
 
-/* perf: fills packed (pivot_vit_packed_size floats) from the flat parameters: patch_embed.proj,
+/* Fills packed (pivot_vit_packed_size floats) from the flat parameters: patch_embed.proj,
  * then per block qkv, proj, fc1, fc2, each packed by pivot_gemm_pack. */
 int pivot_vit_pack(float *packed,        /* (pivot_vit_packed_size) */
                    const float *params,  /* (pivot_vit_num_params) */
@@ -143,16 +140,20 @@ int pivot_vit_forward_ex(float *logits,              /* (B, K) */
                          const uint8_t *path,        /* (D) */
                          size_t B, int threads);
 
-/* The engine's thread team, for other kernels (csrc/lvvit.c): runs fn(arg, team, tid, nthreads)
- * on `threads` threads (the caller is tid 0; nthreads may be fewer if the OS refuses threads),
- * with OpenBLAS held single-threaded. pivot_team_barrier waits for every thread of the team. */
-typedef struct pivot_team pivot_team;
-typedef void (*pivot_team_fn)(void *arg, pivot_team *team, int tid, int nthreads);
-int pivot_team_run(pivot_team_fn fn, void *arg, int threads);
-void pivot_team_barrier(pivot_team *team);
-
-/* The OpenBLAS thread count as the user set it (e.g. through threadpoolctl), even while engine
- * calls hold OpenBLAS at one thread. The Python default for `threads` is capped by it. */
-int pivot_engine_blas_threads(void);
+/* The D encoders of a ViT on int8 operands (the engine's loop with the int8 phases of
+ * csrc/quant.h), in place on the tokens x (B, T, C).
+ * path[i]: 0 skip the attention, 1 run it, 2 reuse the (uint8) probabilities of the nearest
+ * earlier path-1 encoder. per_token = 1: the inputs of qkv, proj, fc1 and fc2 are quantized per
+ * token with dynamic ranges instead of the calibrated per-tensor parameters.
+ * Captures as pivot_vit_forward (attention branch after proj of every encoder with path != 0,
+ * MLP branch of every encoder), before the residual add. */
+int pivot_qvit_blocks_forward(float *x,                /* (B, T, C) in/out */
+                              float *attn_capture,     /* (n_active, B, T, C) or NULL */
+                              float *mlp_capture,      /* (D, B, T, C) or NULL */
+                              const int8_t *weights,   /* (D * pivot_qblock_num_bytes) */
+                              const float *floats,     /* (D * pivot_qblock_num_floats) */
+                              const uint8_t *path,     /* (D) */
+                              size_t B, size_t T, size_t C, size_t NH, size_t H, size_t D, float eps,
+                              int per_token, int kernel, int threads);
 
 #endif /* PIVOT_ENGINE_H */

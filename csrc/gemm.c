@@ -9,100 +9,24 @@
  *
  * Loop order: column panel (32 columns, its (IC, 32) packed weights stay in L1/L2) outer, row
  * blocks of 12 inner, full K in the micro-kernel (no partial sums written back). */
-#define _GNU_SOURCE /* syscall() for the AMX permission request */
+#define _POSIX_C_SOURCE 200809L
 #include "gemm.h"
 
 #include <math.h>
-#include <stdatomic.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h" /* pivot_team_run: holds OpenBLAS at one thread */
+#include "cpu.h"
+#include "fast_math.h"
 #include "pivot_blas.h"
-
-#if defined(__GNUC__) && defined(__x86_64__)
-#define PIVOT_HAVE_AVX512_BUILD 1
-#include <immintrin.h>
-#else
-#define PIVOT_HAVE_AVX512_BUILD 0
-#endif
-/* AMX needs GCC >= 11 / clang >= 12 intrinsics and Linux's arch_prctl permission call. */
-#if PIVOT_HAVE_AVX512_BUILD && defined(__linux__) && \
-    ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && __GNUC__ >= 11))
-#define PIVOT_HAVE_AMX_BUILD 1
-#include <cpuid.h>
-#include <pthread.h>
-#include <sys/syscall.h>
-#include <unistd.h>
-#else
-#define PIVOT_HAVE_AMX_BUILD 0
-#endif
+#include "simd_math.h"
+#include "threads.h"
 
 #define PANEL PIVOT_GEMM_PANEL
 #define MR 12 /* rows of the micro-kernel tile: 12 x 2 accumulators + 2 weight vectors of 32 zmm */
 
-/* ================================================================== dispatch */
-
-/* -1: not decided yet; else the level. Decided once: CPU features, capped by PIVOT_SIMD. */
-static atomic_int simd_level = -1;
-
-/* The highest level this CPU and OS allow: 2 needs AMX-TILE, AMX-BF16 and AVX512-BF16 in CPUID,
- * the tile state enabled by the OS (XCR0 bits 17-18) and the per-process permission to use it
- * (Linux arch_prctl ARCH_REQ_XCOMP_PERM, asked for once). */
-static int cpu_simd_level(void) {
-    int level = 0;
-#if PIVOT_HAVE_AVX512_BUILD
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f")) return 0;
-    level = 1;
-#if PIVOT_HAVE_AMX_BUILD
-    if (!__builtin_cpu_supports("avx512vnni")) return level; /* AMX-INT8 users also run VNNI tiles */
-    unsigned a, b, c, d, a1 = 0, b1, c1, d1;
-    if (__get_cpuid_count(7, 0, &a, &b, &c, &d) && __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1)) {
-        /* AMX-BF16, AMX-TILE, AVX512-BF16; XGETBV exists wherever the OS enabled AVX-512 */
-        if (((d >> 22) & 1) && ((d >> 24) & 1) && ((a1 >> 5) & 1)) {
-            unsigned lo, hi;
-            __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-            if (((lo >> 17) & 3) == 3 && syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */,
-                                                 18 /* XFEATURE_XTILEDATA */) == 0)
-                level = 2;
-        }
-    }
-#endif
-#endif
-    return level;
-}
-
-static int cpu_simd_level_cached(void) {
-    static atomic_int supported = -1; /* cpu_simd_level asks the OS for AMX once */
-    int sup = atomic_load(&supported);
-    if (sup < 0) atomic_store(&supported, sup = cpu_simd_level());
-    return sup;
-}
-
-int pivot_gemm_amx_usable(void) { return cpu_simd_level_cached() >= 2; }
-
-int pivot_gemm_simd_level(void) {
-    int level = atomic_load_explicit(&simd_level, memory_order_relaxed);
-    if (level >= 0) return level;
-    level = cpu_simd_level_cached();
-    const char *cap = getenv("PIVOT_SIMD");
-    if (cap && cap[0] >= '0' && cap[0] <= '1' && cap[1] == '\0' && cap[0] - '0' < level) level = cap[0] - '0';
-    atomic_store(&simd_level, level);
-    return level;
-}
-
-
-int pivot_gemm_set_simd_level(int level) {
-    int sup = cpu_simd_level_cached();
-    level = level < 0 ? 0 : level > sup ? sup : level;
-    atomic_store(&simd_level, level);
-    return level;
-}
-
 /* ================================================================== portable pieces */
-
-#include "fast_math.h"
 
 /* The epilogue on one row of acc (bias not yet added), portable. */
 static void epilogue_row_portable(float *out, float *capture, float *acc, const float *bias, size_t OC,
@@ -167,61 +91,8 @@ static void linear_packed_portable(float *out, float *capture, const float *inp,
 
 /* ================================================================== AVX-512 */
 
-#if PIVOT_HAVE_AVX512_BUILD
-#define AVX512 __attribute__((target("avx512f")))
-
-/* exp and GELU on 16 lanes: the portable formulas above, evaluated with fused multiply-adds and
- * 1/(1 + z/2) as a reciprocal estimate refined by one Newton step (a division costs ~16 cycles
- * per vector, more than the rest of GELU). Accuracy against float64 erf on every float of
- * [-10, 10) with step 2^-12 (tests/test_perf_kernels.py): absolute error <= 4e-7; relative
- * error <= 1.5e-6 for x >= -3 and <= 1e-5 below (|gelu| < 4e-3 there; float32 rounding of the
- * exp argument dominates), no worse than the portable version. */
-AVX512 static inline __m512 exp_avx512(__m512 x_in) {
-    const __m512 lo = _mm512_set1_ps(-87.0f), hi = _mm512_set1_ps(88.0f), shifter = _mm512_set1_ps(12582912.0f);
-    __m512 x = _mm512_min_ps(_mm512_max_ps(x_in, lo), hi);
-    __m512 kd = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter);
-    __m512 n = _mm512_sub_ps(kd, shifter);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(kd), _mm512_set1_epi32(127)), 23);
-    __m512 y = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
-    /* below -87: 0; NaN: min/max above returned the bound, so restore NaN from the input */
-    y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x_in, lo, _CMP_NLT_UQ), y);
-    return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x_in, x_in, _CMP_UNORD_Q), x_in);
-}
-
-AVX512 static inline __m512 gelu_avx512(__m512 x) {
-    const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
-    __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(-0.70710678118654752440f));
-    __m512 az = _mm512_abs_ps(z);
-    __m512 d = _mm512_fmadd_ps(_mm512_set1_ps(0.5f), az, one);
-    __m512 t = _mm512_rcp14_ps(d);                               /* relative error < 2^-14 */
-    t = _mm512_mul_ps(t, _mm512_fnmadd_ps(d, t, _mm512_set1_ps(2.0f))); /* Newton: ~2^-28 */
-    __m512 poly = _mm512_fmadd_ps(t, _mm512_set1_ps(0.17087277f), _mm512_set1_ps(-0.82215223f));
-    poly = _mm512_fmadd_ps(t, poly, _mm512_set1_ps(1.48851587f));
-    poly = _mm512_fmadd_ps(t, poly, _mm512_set1_ps(-1.13520398f));
-    poly = _mm512_fmadd_ps(t, poly, _mm512_set1_ps(0.27886807f));
-    poly = _mm512_fmadd_ps(t, poly, _mm512_set1_ps(-0.18628806f));
-    poly = _mm512_fmadd_ps(t, poly, _mm512_set1_ps(0.09678418f));
-    poly = _mm512_fmadd_ps(t, poly, _mm512_set1_ps(0.37409196f));
-    poly = _mm512_fmadd_ps(t, poly, _mm512_set1_ps(1.00002368f));
-    poly = _mm512_fmadd_ps(t, poly, _mm512_set1_ps(-1.26551223f));
-    __m512 erfc_az = _mm512_mul_ps(t, exp_avx512(_mm512_fnmadd_ps(az, az, poly)));
-    __mmask16 z_nonneg = _mm512_cmp_ps_mask(z, zero, _CMP_GE_OQ);
-    __m512 erfc_z = _mm512_mask_mov_ps(_mm512_sub_ps(_mm512_set1_ps(2.0f), erfc_az), z_nonneg, erfc_az);
-    __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), erfc_z);
-    /* rcp14 of +inf is 0 and the Newton step gives NaN (0 * inf): gelu(-inf) = -0 * 0 -> keep the
-     * portable result for infinite inputs: gelu(+inf) = +inf, gelu(-inf) = -0 (NaN stays NaN) */
-    __mmask16 inf = _mm512_cmp_ps_mask(az, _mm512_set1_ps(INFINITY), _CMP_EQ_OQ);
-    return _mm512_mask_mov_ps(y, inf, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GT_OQ), x));
-}
+#if PIVOT_X86_BUILD
+#define AVX512 PIVOT_AVX512
 
 /* Epilogue of 16 columns of one row: v = acc + bias, then store / gelu / residual. */
 AVX512 static inline void epilogue16(float *out, float *capture, __m512 acc, __m512 bias, __mmask16 mask,
@@ -339,75 +210,15 @@ AVX512 static void gemm_panels_avx512(float *out, float *capture, const float *i
     }
 }
 
-AVX512 static void gelu_rows_avx512(float *x, const float *bias, size_t N, size_t C) {
-    for (size_t n = 0; n < N; n++) {
-        float *row = x + n * C;
-        for (size_t c = 0; c < C; c += 16) {
-            size_t left = C - c;
-            __mmask16 m = (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1u);
-            __m512 v = _mm512_maskz_loadu_ps(m, row + c);
-            if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + c));
-            _mm512_mask_storeu_ps(row + c, m, gelu_avx512(v));
-        }
-    }
-}
 static inline __mmask16 tail_mask(size_t left) {
     return (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1u);
 }
 
-AVX512 static void softmax_rows_avx512(float *x, size_t N, size_t C, size_t ld) {
-    for (size_t n = 0; n < N; n++) {
-        float *row = x + n * ld;
-        __m512 vmax = _mm512_set1_ps(-INFINITY);
-        for (size_t c = 0; c < C; c += 16)
-            vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail_mask(C - c), row + c));
-        __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
-        __m512 vsum = _mm512_setzero_ps();
-        for (size_t c = 0; c < C; c += 16) {
-            __mmask16 k = tail_mask(C - c);
-            __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + c), m));
-            e = _mm512_maskz_mov_ps(k, e);
-            vsum = _mm512_add_ps(vsum, e);
-            _mm512_mask_storeu_ps(row + c, k, e);
-        }
-        /* a NaN was skipped by max but made its exp, so the sum, NaN: the whole row becomes NaN */
-        __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
-        for (size_t c = 0; c < C; c += 16) {
-            __mmask16 k = tail_mask(C - c);
-            _mm512_mask_storeu_ps(row + c, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, row + c), inv));
-        }
-    }
-}
+#endif /* PIVOT_X86_BUILD */
 
-AVX512 static void layernorm_rows_avx512(float *out, const float *inp, const float *weight, const float *bias,
-                                         size_t N, size_t C, float eps) {
-    for (size_t n = 0; n < N; n++) {
-        const float *x = inp + n * C;
-        float *y = out + n * C;
-        __m512 vsum = _mm512_setzero_ps();
-        for (size_t c = 0; c < C; c += 16) vsum = _mm512_add_ps(vsum, _mm512_maskz_loadu_ps(tail_mask(C - c), x + c));
-        float mean = _mm512_reduce_add_ps(vsum) / (float)C;
-        __m512 m = _mm512_set1_ps(mean), vsq = _mm512_setzero_ps();
-        for (size_t c = 0; c < C; c += 16) {
-            __mmask16 k = tail_mask(C - c);
-            __m512 d = _mm512_maskz_sub_ps(k, _mm512_maskz_loadu_ps(k, x + c), m);
-            vsq = _mm512_fmadd_ps(d, d, vsq);
-        }
-        float rstd = (float)(1.0 / sqrt((double)_mm512_reduce_add_ps(vsq) / (double)C + (double)eps));
-        __m512 r = _mm512_set1_ps(rstd);
-        for (size_t c = 0; c < C; c += 16) {
-            __mmask16 k = tail_mask(C - c);
-            __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + c), m), r);
-            __m512 v = _mm512_fmadd_ps(d, _mm512_maskz_loadu_ps(k, weight + c), _mm512_maskz_loadu_ps(k, bias + c));
-            _mm512_mask_storeu_ps(y + c, k, v);
-        }
-    }
-}
-#endif /* PIVOT_HAVE_AVX512_BUILD */
+/* ================================================================== AMX */
 
-/* ================================================================== AMX (level 2) */
-
-#if PIVOT_HAVE_AMX_BUILD
+#if PIVOT_AMX_BUILD
 /* Why: AMX's tile multiply (TDPBF16PS) does 512 bf16 multiply-adds per cycle against AVX-512's
  * 32 fp32 ones. fp32 accuracy is kept with the bf16x3 split (oneDNN's "fp32 via bf16x3"): each
  * fp32 value x = hi + lo with hi = bf16(x), lo = bf16(x - hi) (16 significant bits), and
@@ -669,7 +480,7 @@ static void amx_pack_panel(uint16_t *panel, const float *weight, size_t OC, size
                 }
     }
 }
-#endif /* PIVOT_HAVE_AMX_BUILD */
+#endif /* PIVOT_AMX_BUILD */
 
 /* ================================================================== public */
 
@@ -689,8 +500,8 @@ int pivot_gemm_pack(float *packed, const float *weight, size_t OC, size_t IC) {
     size_t Kp = pivot_gemm_padded_k(IC);
     for (size_t p0 = 0; p0 < OC; p0 += PANEL) {
         float *panel = packed + p0 * Kp;
-#if PIVOT_HAVE_AMX_BUILD
-        if (pivot_gemm_simd_level() >= 2) {
+#if PIVOT_AMX_BUILD
+        if (pivot_simd_level() >= PIVOT_SIMD_AMX) {
             amx_pack_panel((uint16_t *)panel, weight, OC, IC, p0);
             continue;
         }
@@ -720,12 +531,12 @@ int pivot_linear_forward(float *out, float *capture, const float *inp, const flo
         pivot_mul_size(&tmp, N, ldi) || pivot_mul_size(&tmp, N, ldo) || pivot_gemm_packed_size(&tmp, OC, IC))
         return PIVOT_ERR_OVERFLOW;
     if (packed) {
-#if PIVOT_HAVE_AMX_BUILD
-        if (pivot_gemm_simd_level() >= 2)
+#if PIVOT_AMX_BUILD
+        if (pivot_simd_level() >= PIVOT_SIMD_AMX)
             return linear_amx(out, capture, inp, packed, bias, N, IC, OC, ldi, ldo, epilogue, scale);
 #endif
-#if PIVOT_HAVE_AVX512_BUILD
-        if (pivot_gemm_simd_level() >= 1) {
+#if PIVOT_X86_BUILD
+        if (pivot_simd_level() >= PIVOT_SIMD_AVX512) {
             gemm_panels_avx512(out, capture, inp, packed, PANEL * pivot_gemm_padded_k(IC), PANEL, 1, bias, N, IC, OC,
                                ldi, ldo, epilogue, scale);
             return PIVOT_OK;
@@ -760,56 +571,10 @@ int pivot_sgemm_nt(float *out, const float *a, const float *b, size_t M, size_t 
     return pivot_team_run(sgemm_team, &call, 1); /* one thread, OpenBLAS held single-threaded */
 }
 
-void pivot_gelu_rows_fast(float *x, const float *bias, size_t N, size_t C) {
-#if PIVOT_HAVE_AVX512_BUILD
-    if (pivot_gemm_simd_level() >= 1) {
-        gelu_rows_avx512(x, bias, N, C);
-        return;
-    }
-#endif
-    for (size_t n = 0; n < N; n++)
-        for (size_t c = 0; c < C; c++) x[n * C + c] = gelu_scalar(x[n * C + c] + (bias ? bias[c] : 0.0f));
-}
-
-void pivot_softmax_rows_fast(float *x, size_t N, size_t C, size_t ld) {
-#if PIVOT_HAVE_AVX512_BUILD
-    if (pivot_gemm_simd_level() >= 1) {
-        softmax_rows_avx512(x, N, C, ld);
-        return;
-    }
-#endif
-    for (size_t n = 0; n < N; n++) {
-        float *row = x + n * ld, maxval = row[0], sum = 0.0f;
-        for (size_t c = 1; c < C; c++) maxval = row[c] > maxval ? row[c] : maxval;
-        for (size_t c = 0; c < C; c++) sum += (row[c] = exp_fast(row[c] - maxval));
-        float inv = 1.0f / sum;
-        for (size_t c = 0; c < C; c++) row[c] *= inv;
-    }
-}
-
-void pivot_layernorm_rows_fast(float *out, const float *inp, const float *weight, const float *bias, size_t N,
-                               size_t C, float eps) {
-#if PIVOT_HAVE_AVX512_BUILD
-    if (pivot_gemm_simd_level() >= 1) {
-        layernorm_rows_avx512(out, inp, weight, bias, N, C, eps);
-        return;
-    }
-#endif
-    for (size_t n = 0; n < N; n++) {
-        const float *x = inp + n * C;
-        float *y = out + n * C, sum = 0.0f, sq = 0.0f;
-        for (size_t c = 0; c < C; c++) sum += x[c];
-        float mean = sum / (float)C;
-        for (size_t c = 0; c < C; c++) sq += (x[c] - mean) * (x[c] - mean);
-        float rstd = (float)(1.0 / sqrt((double)sq / (double)C + (double)eps));
-        for (size_t c = 0; c < C; c++) y[c] = (x[c] - mean) * rstd * weight[c] + bias[c];
-    }
-}
-
 void pivot_gemm_nn_fast(float *out, const float *a, const float *b, size_t M, size_t K, size_t N, size_t lda,
                         size_t ldb, size_t ldo) {
-#if PIVOT_HAVE_AVX512_BUILD
-    if (pivot_gemm_simd_level() >= 1) {
+#if PIVOT_X86_BUILD
+    if (pivot_simd_level() >= PIVOT_SIMD_AVX512) {
         gemm_panels_avx512(out, NULL, a, b, PANEL, ldb, 0, NULL, M, K, N, lda, ldo, PIVOT_EPI_STORE, 1.0f);
         return;
     }

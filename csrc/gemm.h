@@ -1,16 +1,15 @@
 /* pivot's GEMM layer for Linear layers: out = inp @ weight^T + bias, with fused epilogues.
  *
- * Two implementations compute the same thing:
+ * Three implementations compute the same thing:
  *  - plain: OpenBLAS sgemm followed by a separate epilogue pass (the reference, any CPU);
  *  - packed: weights re-laid out once (pivot_gemm_pack) into column panels that an AVX-512
  *    micro-kernel streams, with bias, exact GELU or the residual update applied on the
  *    accumulators before they are stored (no extra pass over the output);
- *  - packed for AMX (level 2): the same panels as bf16 hi/lo tiles, multiplied on AMX tiles with
- *    the bf16x3 split (fp32 accuracy to ~1e-5 relative, see gemm.c), same epilogues.
- * pivot_gemm_simd_level() says which one the engine uses: 0 portable, 1 AVX-512, 2 AMX. The
- * environment variable PIVOT_SIMD=0 or =1 caps it (so the tests can run every path on one
- * machine). A packed buffer holds the layout of the level in effect when it was packed: pack
- * and run at the same level. */
+ *  - packed for AMX: the same panels as bf16 hi/lo tiles, multiplied on AMX tiles with the
+ *    bf16x3 split (fp32 accuracy to ~1e-5 relative, see gemm.c), same epilogues.
+ * The SIMD level (csrc/cpu.h) says which one runs: packed from PIVOT_SIMD_AVX512 up, on AMX tiles
+ * at PIVOT_SIMD_AMX, plain below. A packed buffer holds the layout of the level in effect when it
+ * was packed: pack and run at the same level. */
 #ifndef PIVOT_GEMM_H
 #define PIVOT_GEMM_H
 
@@ -28,19 +27,9 @@ enum {
 #define PIVOT_GEMM_PANEL 32  /* output columns per packed weight panel */
 #define PIVOT_GEMM_KBLOCK 32 /* packed panels hold IC rounded up to this (AMX's k per tile) */
 
-/* 2: AMX tiles for packed Linears (and AVX-512 elsewhere); 1: AVX-512 kernels; 0: portable code only. */
-int pivot_gemm_simd_level(void);
-
-/* 1 when this CPU and OS let the process use AMX tiles (BF16 and INT8), whatever PIVOT_SIMD says. */
-int pivot_gemm_amx_usable(void);
-
 /* Loads the AMX tile configuration both AMX kernels use (csrc/gemm.c, csrc/quant.c): all 8 tiles
- * 16 rows x 64 bytes. Only where pivot_gemm_amx_usable(); pair with _tile_release(). */
+ * 16 rows x 64 bytes. Only where pivot_amx_usable(); pair with _tile_release(). */
 void pivot_amx_configure_tiles(void);
-
-/* Sets the level to min(level, what the CPU supports) and returns it (tests use it to run the
- * portable fallbacks in-process; not meant to be called while kernels run on other threads). */
-int pivot_gemm_set_simd_level(int level);
 
 /* IC rounded up to PIVOT_GEMM_KBLOCK (0 on overflow): panel p starts at packed + p * 32 * this. */
 size_t pivot_gemm_padded_k(size_t IC);
@@ -49,13 +38,13 @@ size_t pivot_gemm_padded_k(size_t IC);
 int pivot_gemm_packed_size(size_t *out, size_t OC, size_t IC);
 
 /* Packs weight (OC, IC) into panels: panel p holds columns [32p, 32p+32), zero padded: as
- * (padded IC, 32) floats, or at level 2 as AMX bf16 hi/lo tiles of the same size. */
+ * (padded IC, 32) floats, or at the AMX level as AMX bf16 hi/lo tiles of the same size. */
 int pivot_gemm_pack(float *packed,       /* (pivot_gemm_packed_size) */
                     const float *weight, /* (OC, IC) */
                     size_t OC, size_t IC);
 
-/* Linear with epilogue, rows with leading dimensions. With `packed` != NULL and simd level 1 the
- * packed AVX-512 kernel runs; otherwise the plain path (OpenBLAS + epilogue pass) on `weight`.
+/* Linear with epilogue, rows with leading dimensions. With `packed` != NULL from the AVX-512 level up
+ * the packed kernel runs; otherwise the plain path (OpenBLAS + epilogue pass) on `weight`.
  * bias may be NULL. For PIVOT_EPI_RESIDUAL out holds the residual stream on entry. Runs on the
  * calling thread (the caller holds OpenBLAS single-threaded when it runs threads of its own). */
 int pivot_linear_forward(float *out,          /* (N, OC), row stride ldo */
@@ -77,24 +66,5 @@ int pivot_sgemm_nt(float *out,     /* (M, N) */
  * q k^T on a transposed K, and probabilities @ V). Plain loops below AVX-512. */
 void pivot_gemm_nn_fast(float *out, const float *a, const float *b, size_t M, size_t K, size_t N, size_t lda,
                         size_t ldb, size_t ldo);
-
-/* Vectorized elementwise kernels of the engine's fast path (AVX-512 when the level allows, else
- * plain loops computing the same formulas). Sizes are not checked here (the engine's are). */
-
-/* x (N, C) = gelu(x + bias); bias (C) may be NULL. */
-void pivot_gelu_rows_fast(float *x, const float *bias, size_t N, size_t C);
-
-/* Row-wise softmax in place, rows of length C with stride ld: max subtracted, exp as above
- * (relative error ~3e-7), sum in float over 16 lanes. A NaN in a row makes the row NaN. */
-void pivot_softmax_rows_fast(float *x, /* (N, ld) */
-                             size_t N, size_t C, size_t ld);
-
-/* Row-wise LayerNorm: two passes in float over 16 lanes (mean, then the centred sum of squares,
- * so no cancellation), 1/sqrt in double. */
-void pivot_layernorm_rows_fast(float *out,          /* (N, C) */
-                               const float *inp,    /* (N, C) */
-                               const float *weight, /* (C) */
-                               const float *bias,   /* (C) */
-                               size_t N, size_t C, float eps);
 
 #endif /* PIVOT_GEMM_H */

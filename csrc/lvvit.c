@@ -113,8 +113,8 @@ static void conv_tile(const conv_layer *L, float *cols, size_t b, size_t y0, siz
 
 /* This thread's share of the layer's (image, tile) items. */
 static void conv_items(const conv_layer *L, float *cols, int tid, int nthreads) {
-    size_t n = L->B * L->tiles;
-    size_t i0 = n * (size_t)tid / (size_t)nthreads, i1 = n * (size_t)(tid + 1) / (size_t)nthreads;
+    size_t i0, i1;
+    pivot_split_range(L->B * L->tiles, tid, nthreads, &i0, &i1);
     for (size_t i = i0; i < i1; i++) {
         size_t b = i / L->tiles, y0 = (i % L->tiles) * L->tile_rows;
         size_t y1 = y0 + L->tile_rows < L->Ho ? y0 + L->tile_rows : L->Ho;
@@ -133,10 +133,6 @@ static void conv_team(void *arg, pivot_team *tm, int tid, int nthreads) {
     conv_items(job->layer, job->cols + (size_t)tid * job->cols_stride, tid, nthreads);
 }
 
-static int clamp_threads(int threads) {
-    if (threads < 1) return -1;
-    return threads > LVVIT_MAX_THREADS ? LVVIT_MAX_THREADS : threads;
-}
 
 /* Aligned buffer of n floats (n > 0). */
 static float *alloc_floats(size_t n, int *status) {
@@ -156,7 +152,7 @@ static float *alloc_floats(size_t n, int *status) {
 int pivot_conv2d_forward(float *out, const float *inp, const float *weight, const float *bias, size_t B,
                          size_t Cin, size_t H, size_t W, size_t Cout, size_t ksize, size_t stride, size_t pad,
                          int relu, int threads) {
-    if ((threads = clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
+    if ((threads = pivot_clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
     if (B == 0) return PIVOT_OK;
     if (!out || !inp || !weight || !bias) return PIVOT_ERR_VALUE;
     conv_layer L;
@@ -176,7 +172,7 @@ int pivot_conv2d_forward(float *out, const float *inp, const float *weight, cons
 /* ================================================================== stem */
 
 /* The transformer's config: what `proj` sees (the stem's map without a stem, the images without). */
-static int transformer_config(pivot_vit_config *t, const pivot_lvvit_config *cfg) {
+int pivot_model_engine_config(pivot_vit_config *t, const pivot_model_config *cfg) {
     if (!cfg) return PIVOT_ERR_VALUE;
     *t = cfg->vit;
     if (cfg->stem_channels) {
@@ -190,7 +186,7 @@ static int transformer_config(pivot_vit_config *t, const pivot_lvvit_config *cfg
 
 /* The three stem layers (conv1 7x7/2 pad 3, conv2 and conv3 3x3/1 pad 1), each + ReLU, over B
  * images; weights point into the folded stem array. */
-static int stem_layers(conv_layer L[3], const pivot_lvvit_config *cfg, const float *stem, size_t B) {
+static int stem_layers(conv_layer L[3], const pivot_model_config *cfg, const float *stem, size_t B) {
     size_t S = cfg->stem_channels, img = cfg->vit.img_size, half = img / 2;
     int st;
     if ((st = conv_layer_init(&L[0], B, cfg->vit.in_chans, img, img, S, 7, 2, 3, 1)) ||
@@ -208,9 +204,9 @@ static int stem_layers(conv_layer L[3], const pivot_lvvit_config *cfg, const flo
     return PIVOT_OK;
 }
 
-int pivot_lvvit_num_params(size_t *params, size_t *stem, const pivot_lvvit_config *cfg) {
+int pivot_model_num_params(size_t *params, size_t *stem, const pivot_model_config *cfg) {
     pivot_vit_config t;
-    int st = transformer_config(&t, cfg);
+    int st = pivot_model_engine_config(&t, cfg);
     if (st) return st;
     if (!(cfg->skip_lam > 0.0f) || isinf(cfg->skip_lam) || (cfg->aux_head && cfg->vit.distilled))
         return PIVOT_ERR_VALUE;
@@ -263,9 +259,25 @@ static void stem_team(void *arg, pivot_team *tm, int tid, int nthreads) {
     }
 }
 
-/* Runs the stem on B images into features; scratch allocated here. */
-static int run_stem(float *features, const float *images, const float *stem, const pivot_lvvit_config *cfg,
-                    size_t B, int threads) {
+/* Floats of the stem's scratch for `threads` threads: two feature maps and the im2col tiles. */
+static int stem_scratch_floats(size_t *out, const pivot_model_config *cfg, const float *stem, int threads) {
+    conv_layer layers[3];
+    int st = stem_layers(layers, cfg, stem, 1);
+    if (st) return st;
+    size_t map = layers[1].Cin * layers[1].H * layers[1].W, cols = 0, total;
+    for (int i = 0; i < 3; i++) {
+        size_t c = conv_cols_floats(&layers[i]);
+        cols = c > cols ? c : cols;
+    }
+    cols = (cols + 15) / 16 * 16;
+    if (pivot_mul_size(&total, cols, (size_t)threads) || total > SIZE_MAX - 2 * map) return PIVOT_ERR_OVERFLOW;
+    *out = total + 2 * map;
+    return PIVOT_OK;
+}
+
+/* Runs the stem on B images into features, with scratch of stem_scratch_floats. */
+static int run_stem(float *features, float *scratch, const float *images, const float *stem,
+                    const pivot_model_config *cfg, size_t B, int threads) {
     stem_job job;
     memset(&job, 0, sizeof job);
     int st = stem_layers(job.layers, cfg, stem, 1);
@@ -276,52 +288,67 @@ static int run_stem(float *features, const float *images, const float *stem, con
         cols = c > cols ? c : cols;
     }
     job.cols_stride = (cols + 15) / 16 * 16;
-    size_t total;
-    if (pivot_mul_size(&total, job.cols_stride, (size_t)threads) || total > SIZE_MAX - 2 * map)
-        return PIVOT_ERR_OVERFLOW;
-    float *scratch = alloc_floats(total + 2 * map, &st);
-    if (!scratch) return st;
     job.t1 = scratch;
     job.t2 = scratch + map;
     job.cols = scratch + 2 * map;
     job.images = images;
     job.features = features;
     job.B = B;
-    st = pivot_team_run(stem_team, &job, threads);
-    free(scratch);
+    return pivot_team_run(stem_team, &job, threads);
+}
+
+/* The stem on B images into features, its scratch from the workspace cache. */
+static int run_stem_alone(float *features, const float *images, const float *stem, const pivot_model_config *cfg,
+                          size_t B, int threads) {
+    size_t n, bytes, capacity;
+    int st = stem_scratch_floats(&n, cfg, stem, threads);
+    if (st || (st = pivot_mul_size(&bytes, n, sizeof(float)))) return st;
+    float *scratch = (float *)pivot_workspace_acquire(bytes, &capacity);
+    if (!scratch) return PIVOT_ERR_NOMEM;
+    st = run_stem(features, scratch, images, stem, cfg, B, threads);
+    pivot_workspace_release(scratch, capacity);
     return st;
 }
 
-int pivot_lvvit_stem_forward(float *out, const float *images, const float *stem, const pivot_lvvit_config *cfg,
+int pivot_model_stem_forward(float *out, const float *images, const float *stem, const pivot_model_config *cfg,
                              size_t B, int threads) {
     size_t np, ns;
-    int st = pivot_lvvit_num_params(&np, &ns, cfg);
+    int st = pivot_model_num_params(&np, &ns, cfg);
     if (st) return st;
     if (!cfg->stem_channels) return PIVOT_ERR_VALUE;
-    if ((threads = clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
+    if ((threads = pivot_clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
     if (B == 0) return PIVOT_OK;
     if (!out || !images || !stem) return PIVOT_ERR_VALUE;
     conv_layer check[3];
     if ((st = stem_layers(check, cfg, stem, B))) return st; /* overflow checks for the whole batch */
-    return run_stem(out, images, stem, cfg, B, threads);
+    return run_stem_alone(out, images, stem, cfg, B, threads);
 }
 
 /* ================================================================== whole model */
 
-int pivot_lvvit_forward(float *logits, float *attn_capture, float *mlp_capture, const float *images,
-                        const float *stem, const float *params, const pivot_lvvit_config *cfg, const uint8_t *path,
-                        size_t B, int threads) {
+int pivot_model_forward(float *logits, float *attn_capture, float *mlp_capture, float *probs_capture,
+                        const float *images, const float *stem, const float *params, const float *packed,
+                        const pivot_int8_blocks *int8, const pivot_model_config *cfg, const uint8_t *path, size_t B,
+                        int threads) {
     size_t np, ns;
-    int st = pivot_lvvit_num_params(&np, &ns, cfg);
+    int st = pivot_model_num_params(&np, &ns, cfg);
     if (st) return st;
-    if ((threads = clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
+    if ((threads = pivot_clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
     if (B == 0) return PIVOT_OK;
     if (!logits || !images || !params || !path || (cfg->stem_channels && !stem)) return PIVOT_ERR_VALUE;
     pivot_vit_config t;
-    transformer_config(&t, cfg);
+    pivot_model_engine_config(&t, cfg);
     size_t vit_np, C = cfg->vit.embed_dim, K = cfg->vit.num_classes;
     pivot_vit_num_params(&vit_np, &t);
-    pivot_vit_extras extras = {cfg->skip_lam, NULL, NULL};
+    pivot_vit_extras extras;
+    memset(&extras, 0, sizeof extras);
+    extras.skip_lam = cfg->skip_lam;
+    extras.attention_kind = cfg->attention_kind;
+    extras.linear_eps = cfg->linear_eps;
+    extras.probs_capture = probs_capture;
+    extras.packed = packed;
+    extras.int8 = int8;
+    if (int8 && (cfg->stem_channels || cfg->aux_head)) return PIVOT_ERR_VALUE; /* int8 is for timm ViTs */
     if (cfg->aux_head) {
         extras.aux_head_w = params + vit_np;
         extras.aux_head_b = params + vit_np + K * C;
@@ -331,19 +358,22 @@ int pivot_lvvit_forward(float *logits, float *attn_capture, float *mlp_capture, 
 
     conv_layer check[3];
     if ((st = stem_layers(check, cfg, stem, B))) return st; /* overflow checks for the whole batch */
-    size_t chunk = (attn_capture || mlp_capture) ? B : (B < LVVIT_CHUNK ? B : LVVIT_CHUNK);
+    size_t chunk = (attn_capture || mlp_capture || probs_capture) ? B : (B < LVVIT_CHUNK ? B : LVVIT_CHUNK);
     size_t img_floats = check[0].Cin * check[0].H * check[0].W, map = check[2].Cout * check[2].Ho * check[2].Wo;
-    size_t total;
-    if (pivot_mul_size(&total, map, chunk)) return PIVOT_ERR_OVERFLOW;
-    float *features = alloc_floats(total, &st);
-    if (!features) return st;
+    size_t n_features, n_scratch, bytes, capacity;
+    if (pivot_mul_size(&n_features, map, chunk)) return PIVOT_ERR_OVERFLOW;
+    if ((st = stem_scratch_floats(&n_scratch, cfg, stem, threads))) return st;
+    if (n_features > SIZE_MAX - n_scratch || pivot_mul_size(&bytes, n_features + n_scratch, sizeof(float)))
+        return PIVOT_ERR_OVERFLOW;
+    float *features = (float *)pivot_workspace_acquire(bytes, &capacity);
+    if (!features) return PIVOT_ERR_NOMEM;
     for (size_t b0 = 0; b0 < B && st == PIVOT_OK; b0 += chunk) {
         size_t n = B - b0 < chunk ? B - b0 : chunk;
-        st = run_stem(features, images + b0 * img_floats, stem, cfg, n, threads);
+        st = run_stem(features, features + n_features, images + b0 * img_floats, stem, cfg, n, threads);
         if (st == PIVOT_OK)
             st = pivot_vit_forward_ex(logits + b0 * K, attn_capture, mlp_capture, features, params, &t, &extras, path,
                                       n, threads);
     }
-    free(features);
+    pivot_workspace_release(features, capacity);
     return st;
 }

@@ -17,6 +17,8 @@
 enum { PIVOT_PATH_SKIP = 0, PIVOT_PATH_ACTIVE = 1, PIVOT_PATH_REUSE = 2 };
 /* Attention kinds (pivot.ViTConfig.attention). */
 enum { PIVOT_ATTENTION_SOFTMAX = 0, PIVOT_ATTENTION_RELU_LINEAR = 1 };
+/* Denominator epsilon of ReLU linear attention (pivot.config.LINEAR_ATTENTION_EPS is the same). */
+#define PIVOT_LINEAR_ATTENTION_EPS 1e-6f
 
 /* PIVOT_OK when every value is 0/1/2, every 2 has a 1 before it, and no 2 appears with linear
  * attention (it has no probabilities to reuse); else PIVOT_ERR_VALUE. */

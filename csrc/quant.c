@@ -13,21 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine.h"
-#include "gemm.h" /* pivot_gemm_amx_usable */
+#include "cpu.h"
+#include "gemm.h" /* pivot_amx_configure_tiles */
+#include "rowops.h"
+#include "threads.h"
 #include "modes.h"
 
-#if defined(__x86_64__) && defined(__GNUC__)
+#if PIVOT_X86_BUILD
 #include <immintrin.h>
-#define PIVOT_X86 1
-#else
-#define PIVOT_X86 0
-#endif
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && __GNUC__ >= 12 && defined(__linux__)
-#define QUANT_MULTIVERSION __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define QUANT_MULTIVERSION
 #endif
 
 #define PANEL 16         /* output columns per packed panel */
@@ -44,13 +37,13 @@ static size_t round_up(size_t x, size_t m) { return (x + m - 1) / m * m; }
 int pivot_int8_kernel_supported(int kernel) {
     switch (kernel) {
     case PIVOT_INT8_KERNEL_PORTABLE: return 1;
-#if PIVOT_X86
+#if PIVOT_X86_BUILD
     case PIVOT_INT8_KERNEL_AVX2: return __builtin_cpu_supports("avx2") ? 1 : 0;
     case PIVOT_INT8_KERNEL_VNNI:
         return (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                 __builtin_cpu_supports("avx512vnni")) ? 1 : 0;
     case PIVOT_INT8_KERNEL_AMX:
-        return (pivot_int8_kernel_supported(PIVOT_INT8_KERNEL_VNNI) && pivot_gemm_amx_usable()) ? 1 : 0;
+        return (pivot_int8_kernel_supported(PIVOT_INT8_KERNEL_VNNI) && pivot_amx_usable()) ? 1 : 0;
 #endif
     default: return 0;
     }
@@ -133,7 +126,7 @@ static inline int32_t load_a4(const uint8_t *p) {
     return v;
 }
 
-QUANT_MULTIVERSION
+PIVOT_MULTIVERSION
 static void tile_portable(int32_t *acc, const uint8_t *a, size_t lda, const int8_t *panels, size_t panel_bytes,
                           size_t K4, int mr, int np) {
     for (int r = 0; r < mr; r++) {
@@ -153,7 +146,7 @@ static void tile_portable(int32_t *acc, const uint8_t *a, size_t lda, const int8
     }
 }
 
-#if PIVOT_X86
+#if PIVOT_X86_BUILD
 #define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
 VNNI_TARGET __attribute__((always_inline))
@@ -234,8 +227,7 @@ static void tile_avx2(int32_t *acc, const uint8_t *a, size_t lda, const int8_t *
 }
 #endif
 
-#if PIVOT_X86 && defined(__linux__) && ((defined(__clang__) && __clang_major__ >= 12) || \
-                                         (!defined(__clang__) && __GNUC__ >= 11))
+#if PIVOT_AMX_BUILD
 #define QUANT_HAVE_AMX 1
 /* The AMX kernel's tile function: gemm_rows recognises it and runs whole products on AMX tiles
  * (gemm_rows_amx); called as a tile (padded K not a multiple of 64) it is the VNNI tile. */
@@ -251,7 +243,7 @@ static tile_fn tile_for(int kernel) {
 #if QUANT_HAVE_AMX
     if (kernel == PIVOT_INT8_KERNEL_AMX) return tile_amx;
 #endif
-#if PIVOT_X86
+#if PIVOT_X86_BUILD
     if (kernel == PIVOT_INT8_KERNEL_VNNI) return tile_vnni;
     if (kernel == PIVOT_INT8_KERNEL_AVX2) return tile_avx2;
 #endif
@@ -272,7 +264,7 @@ typedef struct {
     const float *bias;      /* (N) or NULL */
 } epilogue;
 
-QUANT_MULTIVERSION
+PIVOT_MULTIVERSION
 static void apply_epilogue(const int32_t *acc, int mr, size_t ncols, size_t m0, size_t n0, const int32_t *zp,
                            const int32_t *colsum, const epilogue *e) {
     for (int r = 0; r < mr; r++) {
@@ -410,16 +402,11 @@ typedef struct {
     tile_fn tile;
 } gemm_job;
 
-static void split_range(size_t n, int tid, int nthreads, size_t *begin, size_t *end) {
-    size_t q = n / (size_t)nthreads, r = n % (size_t)nthreads, t = (size_t)tid;
-    *begin = t * q + (t < r ? t : r);
-    *end = *begin + q + (t < r ? 1 : 0);
-}
 
 static void gemm_team(void *arg, pivot_team *team, int tid, int nthreads) {
     const gemm_job *j = (const gemm_job *)arg;
     size_t r0, r1;
-    split_range(j->M, tid, nthreads, &r0, &r1);
+    pivot_split_range(j->M, tid, nthreads, &r0, &r1);
     if (r0 == r1) return;
     epilogue e = {j->out, NULL, j->N, NULL, NULL, 0, NULL};
     gemm_rows(j->tile, j->a + r0 * j->lda, j->lda, j->zp + r0, j->packed, j->N, j->K, 0,
@@ -458,13 +445,13 @@ static inline int32_t quant_code(float x, float inv, int32_t zp) {
     return q < 0 ? 0 : (q > 255 ? 255 : q);
 }
 
-QUANT_MULTIVERSION
+PIVOT_MULTIVERSION
 static void quantize_row(uint8_t *out, const float *x, float inv, int32_t zp, size_t C) {
     for (size_t c = 0; c < C; c++) out[c] = (uint8_t)quant_code(x[c], inv, zp);
 }
 
 /* int8 symmetric: clamp(rint(x * inv), -127, 127), stored as int8. */
-QUANT_MULTIVERSION
+PIVOT_MULTIVERSION
 static void quantize_row_s8(int8_t *out, const float *x, float inv, size_t C) {
     for (size_t c = 0; c < C; c++) {
         int32_t q = quant_code(x[c], inv, 128) - 128;
@@ -577,9 +564,8 @@ static void qblock_at(qblock *qb, const int8_t *w, const float *f, const size_t 
 }
 
 typedef struct {
-    float *x, *attn_capture, *mlp_capture;
+    float *x;          /* (BT, C) the engine's residual stream */
     const qblock *blocks;
-    const uint8_t *path;
     size_t B, T, C, NH, H, D;
     float eps;
     int per_token;
@@ -594,6 +580,12 @@ typedef struct {
     uint8_t *scratch;
     size_t scratch_bytes;
 } qplan;
+
+struct pivot_qencoder {
+    qplan pl;
+    qblock *blocks;
+    void *workspace;
+};
 
 typedef struct {
     float *ln, *branch, *hidden, *row_scale, *scores;
@@ -644,12 +636,17 @@ static qscratch scratch_for(const qplan *pl, int tid) {
     s.probs = base + off[8];
     s.kpack = (int8_t *)(base + off[9]);
     s.vpack = (int8_t *)(base + off[10]);
+    return s;
+}
+
+void pivot_qencoder_thread_init(const pivot_qencoder *q, int tid) {
+    const qplan *pl = &q->pl;
+    qscratch s = scratch_for(pl, tid);
     size_t rows = ROW_TILE > pl->T ? ROW_TILE : pl->T;
     memset(s.zero, 0, rows * sizeof(int32_t));
     /* bytes past K of the last rows are read (times zero weights): keep them defined */
     memset(s.a8, 0, ROW_TILE * (pl->H > pl->C ? pl->H : pl->C) + PAD_BYTES);
     memset(s.probs, 0, pl->T * pl->T + PAD_BYTES);
-    return s;
 }
 
 /* Quantizes n rows of x (width C) into s->a8 with per-tensor (scale, zp) or per-token parameters,
@@ -679,7 +676,7 @@ static void linear_q(const qplan *pl, qscratch *s, float *out, size_t ldo, const
     gemm_rows(pl->tile, s->a8, K, s->zp, packed, N, K, p_begin, p_end, n, 0, &e);
 }
 
-QUANT_MULTIVERSION
+PIVOT_MULTIVERSION
 static void add_rows(float *x, const float *y, size_t n) {
     for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
@@ -695,7 +692,7 @@ static void qkv_rows(const qplan *pl, qscratch *s, const qblock *qb, size_t r0, 
     int32_t q_zp = (int32_t)act[PIVOT_QACT_Q_ZP];
     for (size_t t0 = r0; t0 < r1; t0 += ROW_TILE) {
         size_t n = t0 + ROW_TILE <= r1 ? ROW_TILE : r1 - t0;
-        pivot_layernorm_rows_fast(s->ln, pl->x + t0 * C, qb->norm1_w, qb->norm1_b, n, C, pl->eps);
+        pivot_layernorm_rows(s->ln, pl->x + t0 * C, qb->norm1_w, qb->norm1_b, n, C, pl->eps);
         quantize_input(s, s->ln, n, C, act[PIVOT_QACT_QKV_IN_SCALE], act[PIVOT_QACT_QKV_IN_ZP], pl->per_token);
         float *qkv = pl->qkv + t0 * C3;
         linear_q(pl, s, qkv, C3, qb->qkv_w, qb->qkv_s, qb->qkv_b, n, C3, C, p_begin, p_end);
@@ -721,7 +718,7 @@ static void attention_items(const qplan *pl, qscratch *s, const qblock *qb, int 
     float pv_scale = act[PIVOT_QACT_V_SCALE] * (1.0f / 255.0f);
     float one = 1.0f, inv255 = 255.0f;
     int32_t q_zp = (int32_t)act[PIVOT_QACT_Q_ZP];
-    split_range(pl->B * NH, tid, nthreads, &i0, &i1);
+    pivot_split_range(pl->B * NH, tid, nthreads, &i0, &i1);
     for (size_t T_i = 0; T_i < T; T_i++) s->zp[T_i] = q_zp;
     for (size_t T_i = 0; T_i < T; T_i++) s->row_scale[T_i] = one;
     for (size_t item = i0; item < i1; item++) {
@@ -731,7 +728,7 @@ static void attention_items(const qplan *pl, qscratch *s, const qblock *qb, int 
             pivot_int8_pack(s->kpack, pl->k8 + base, T, hd, C, 1);
             epilogue e = {NULL, s->scores, T, s->row_scale, &score_scale, 1, NULL};
             gemm_rows(pl->tile, pl->q8 + base, C, s->zp, s->kpack, T, hd, 0, round_up(T, PANEL) / PANEL, T, 0, &e);
-            pivot_softmax_rows_fast(s->scores, T, T, T);
+            pivot_softmax_rows(s->scores, T, T, T);
             for (size_t r = 0; r < T; r++) quantize_row(probs + r * T, s->scores + r * T, inv255, 0, T);
         }
         pivot_int8_pack(s->vpack, pl->v8 + base, hd, T, 1, C);
@@ -755,10 +752,10 @@ static void post_attention_rows(const qplan *pl, qscratch *s, const qblock *qb, 
             if (attn_cap) memcpy(attn_cap + t0 * C, s->branch, n * C * sizeof(float));
             add_rows(x, s->branch, n * C);
         }
-        pivot_layernorm_rows_fast(s->ln, x, qb->norm2_w, qb->norm2_b, n, C, pl->eps);
+        pivot_layernorm_rows(s->ln, x, qb->norm2_w, qb->norm2_b, n, C, pl->eps);
         quantize_input(s, s->ln, n, C, act[PIVOT_QACT_FC1_IN_SCALE], act[PIVOT_QACT_FC1_IN_ZP], pl->per_token);
         linear_q(pl, s, s->hidden, H, qb->fc1_w, qb->fc1_s, qb->fc1_b, n, H, C, 0, round_up(H, PANEL) / PANEL);
-        pivot_gelu_rows_fast(s->hidden, NULL, n, H);
+        pivot_gelu_rows(s->hidden, NULL, n, H);
         quantize_input(s, s->hidden, n, H, act[PIVOT_QACT_FC2_IN_SCALE], act[PIVOT_QACT_FC2_IN_ZP], pl->per_token);
         linear_q(pl, s, s->branch, C, qb->fc2_w, qb->fc2_s, qb->fc2_b, n, C, H, 0, round_up(C, PANEL) / PANEL);
         if (mlp_cap) memcpy(mlp_cap + t0 * C, s->branch, n * C * sizeof(float));
@@ -766,34 +763,20 @@ static void post_attention_rows(const qplan *pl, qscratch *s, const qblock *qb, 
     }
 }
 
-static void qforward_team(void *arg, pivot_team *team, int tid, int nthreads) {
-    const qplan *pl = (const qplan *)arg;
-    qscratch s = scratch_for(pl, tid);
-    size_t BT = pl->B * pl->T, BTC = BT * pl->C, r0, r1, active_seen = 0;
-    split_range(BT, tid, nthreads, &r0, &r1);
-    for (size_t i = 0; i < pl->D; i++) {
-        const qblock *qb = &pl->blocks[i];
-        int mode = pl->path[i];
-        float *attn_cap = NULL;
-        if (mode != PIVOT_PATH_SKIP) {
-            uint8_t *keep = NULL;
-            if (pl->probs_keep) {
-                /* a path-1 encoder keeps its probabilities when a reuse encoder follows it */
-                int reused = mode == PIVOT_PATH_REUSE;
-                for (size_t j = i + 1; !reused && j < pl->D && pl->path[j] != PIVOT_PATH_ACTIVE; j++)
-                    reused = pl->path[j] == PIVOT_PATH_REUSE;
-                keep = reused ? pl->probs_keep : NULL;
-            }
-            qkv_rows(pl, &s, qb, r0, r1, mode);
-            pivot_team_barrier(team);
-            attention_items(pl, &s, qb, tid, nthreads, mode, keep);
-            pivot_team_barrier(team);
-            if (pl->attn_capture) attn_cap = pl->attn_capture + active_seen * BTC;
-            active_seen++;
-        }
-        float *mlp_cap = pl->mlp_capture ? pl->mlp_capture + i * BTC : NULL;
-        post_attention_rows(pl, &s, qb, mode != PIVOT_PATH_SKIP, attn_cap, mlp_cap, r0, r1);
-    }
+void pivot_qencoder_qkv_rows(const pivot_qencoder *q, int tid, size_t i, int mode, size_t r0, size_t r1) {
+    qscratch s = scratch_for(&q->pl, tid);
+    qkv_rows(&q->pl, &s, &q->blocks[i], r0, r1, mode);
+}
+
+void pivot_qencoder_attention(const pivot_qencoder *q, int tid, int nthreads, size_t i, int mode, int keep) {
+    qscratch s = scratch_for(&q->pl, tid);
+    attention_items(&q->pl, &s, &q->blocks[i], tid, nthreads, mode, keep ? q->pl.probs_keep : NULL);
+}
+
+void pivot_qencoder_post_rows(const pivot_qencoder *q, int tid, size_t i, int active, float *attn_cap, float *mlp_cap,
+                              size_t r0, size_t r1) {
+    qscratch s = scratch_for(&q->pl, tid);
+    post_attention_rows(&q->pl, &s, &q->blocks[i], active, attn_cap, mlp_cap, r0, r1);
 }
 
 static int check_act(const float *act) {
@@ -812,12 +795,12 @@ static int check_act(const float *act) {
     return PIVOT_OK;
 }
 
-int pivot_qvit_blocks_forward(float *x, float *attn_capture, float *mlp_capture, const int8_t *weights,
-                              const float *floats, const uint8_t *path, size_t B, size_t T, size_t C, size_t NH,
-                              size_t H, size_t D, float eps, int per_token, int kernel, int threads) {
+int pivot_qencoder_create(pivot_qencoder **out, float *x, const int8_t *weights, const float *floats,
+                          const uint8_t *path, size_t B, size_t T, size_t C, size_t NH, size_t H, size_t D, float eps,
+                          int per_token, int kernel, int threads) {
+    *out = NULL;
     if (T == 0 || C == 0 || NH == 0 || H == 0 || D == 0 || C % NH) return PIVOT_ERR_SHAPE;
     if (threads < 1 || !(eps >= 0.0f)) return PIVOT_ERR_VALUE;
-    if (B == 0) return PIVOT_OK;
     if (!x || !weights || !floats || !path) return PIVOT_ERR_VALUE;
     int st, resolved;
     if ((st = pivot_modes_check_path(path, D, 0))) return st;
@@ -834,48 +817,57 @@ int pivot_qvit_blocks_forward(float *x, float *attn_capture, float *mlp_capture,
     for (size_t i = 0; i < D; i++)
         if ((st = check_act(floats + i * nf + (nf - PIVOT_QACT_COUNT)))) return st;
 
+    pivot_qencoder *q = (pivot_qencoder *)calloc(1, sizeof *q);
     qblock *blocks = (qblock *)malloc(D * sizeof(qblock));
-    if (!blocks) return PIVOT_ERR_NOMEM;
+    if (!q || !blocks) {
+        free(q);
+        free(blocks);
+        return PIVOT_ERR_NOMEM;
+    }
     for (size_t i = 0; i < D; i++) qblock_at(&blocks[i], weights + i * nb, floats + i * nf, part, C, H);
-
-    qplan pl;
-    memset(&pl, 0, sizeof pl);
-    pl.x = x; pl.attn_capture = attn_capture; pl.mlp_capture = mlp_capture;
-    pl.blocks = blocks; pl.path = path;
-    pl.B = B; pl.T = T; pl.C = C; pl.NH = NH; pl.H = H; pl.D = D; pl.eps = eps;
-    pl.per_token = per_token ? 1 : 0;
-    pl.tile = tile_for(resolved);
+    qplan *pl = &q->pl;
+    pl->x = x;
+    pl->blocks = blocks;
+    pl->B = B; pl->T = T; pl->C = C; pl->NH = NH; pl->H = H; pl->D = D; pl->eps = eps;
+    pl->per_token = per_token ? 1 : 0;
+    pl->tile = tile_for(resolved);
     int any_reuse = 0;
     for (size_t i = 0; i < D; i++) any_reuse |= path[i] == PIVOT_PATH_REUSE;
 
     size_t off[11], o = 0;
-    pl.scratch_bytes = round_up(scratch_layout(&pl, off), 64);
-    int nthreads = threads > 256 ? 256 : threads;
+    pl->scratch_bytes = round_up(scratch_layout(pl, off), 64);
+    int nthreads = pivot_clamp_threads(threads);
     size_t at_qkv = carve(&o, BT * 3 * C * sizeof(float));
     size_t at_cat = carve(&o, BT * C * sizeof(float));
     size_t at_q8 = carve(&o, BT * C + PAD_BYTES);
     size_t at_k8 = carve(&o, BT * C);
     size_t at_v8 = carve(&o, BT * C);
     size_t at_keep = any_reuse ? carve(&o, B * NH * T * T + PAD_BYTES) : 0;
-    size_t at_scratch = carve(&o, pl.scratch_bytes * (size_t)nthreads);
-    void *ws = NULL;
-    if (posix_memalign(&ws, 64, o) != 0) {
+    size_t at_scratch = carve(&o, pl->scratch_bytes * (size_t)nthreads);
+    if (posix_memalign(&q->workspace, 64, o) != 0) {
         free(blocks);
+        free(q);
         return PIVOT_ERR_NOMEM;
     }
-    uint8_t *base = (uint8_t *)ws;
-    pl.qkv = (float *)(void *)(base + at_qkv);
-    pl.cat = (float *)(void *)(base + at_cat);
-    pl.q8 = base + at_q8;
-    pl.k8 = (int8_t *)(base + at_k8);
-    pl.v8 = (int8_t *)(base + at_v8);
-    pl.probs_keep = any_reuse ? base + at_keep : NULL;
-    pl.scratch = base + at_scratch;
+    uint8_t *base = (uint8_t *)q->workspace;
+    pl->qkv = (float *)(void *)(base + at_qkv);
+    pl->cat = (float *)(void *)(base + at_cat);
+    pl->q8 = base + at_q8;
+    pl->k8 = (int8_t *)(base + at_k8);
+    pl->v8 = (int8_t *)(base + at_v8);
+    pl->probs_keep = any_reuse ? base + at_keep : NULL;
+    pl->scratch = base + at_scratch;
     /* the padding bytes past each uint8 buffer are read (times zero weights): keep them defined */
-    memset(pl.q8 + BT * C, 0, PAD_BYTES);
-    if (any_reuse) memset(pl.probs_keep + B * NH * T * T, 0, PAD_BYTES);
-    st = pivot_team_run(qforward_team, &pl, nthreads);
-    free(ws);
-    free(blocks);
-    return st;
+    memset(pl->q8 + BT * C, 0, PAD_BYTES);
+    if (any_reuse) memset(pl->probs_keep + B * NH * T * T, 0, PAD_BYTES);
+    q->blocks = blocks;
+    *out = q;
+    return PIVOT_OK;
+}
+
+void pivot_qencoder_destroy(pivot_qencoder *q) {
+    if (!q) return;
+    free(q->workspace);
+    free(q->blocks);
+    free(q);
 }

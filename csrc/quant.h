@@ -109,19 +109,30 @@ int pivot_qblock_num_floats(size_t *out, size_t C, size_t H);
  * from pivot_int8_pack and starting at a multiple of 64 bytes from the block's start. */
 int pivot_qblock_num_bytes(size_t *out, size_t C, size_t H);
 
-/* The D encoders of a ViT on int8 operands, in place on the tokens x (B, T, C).
- * path[i]: 0 skip the attention, 1 run it, 2 reuse the (uint8) probabilities of the nearest
- * earlier path-1 encoder. per_token = 1: the inputs of qkv, proj, fc1 and fc2 are quantized per
- * token with dynamic ranges instead of the calibrated per-tensor parameters.
- * Captures as pivot_vit_forward (attention branch after proj of every encoder with path != 0,
- * MLP branch of every encoder), before the residual add. */
-int pivot_qvit_blocks_forward(float *x,                /* (B, T, C) in/out */
-                              float *attn_capture,     /* (n_active, B, T, C) or NULL */
-                              float *mlp_capture,      /* (D, B, T, C) or NULL */
-                              const int8_t *weights,   /* (D * pivot_qblock_num_bytes) */
-                              const float *floats,     /* (D * pivot_qblock_num_floats) */
-                              const uint8_t *path,     /* (D) */
-                              size_t B, size_t T, size_t C, size_t NH, size_t H, size_t D, float eps,
-                              int per_token, int kernel, int threads);
+/* The int8 encoder phases that the engine's one encoder loop runs (csrc/engine.c,
+ * pivot_vit_forward_ex with int8 weights, and pivot_qvit_blocks_forward): create binds the
+ * quantized blocks to the engine's residual stream x and allocates the int8 buffers for up to
+ * `threads` threads; each thread calls thread_init once, then per encoder i the three phases with
+ * the engine's barriers between them (qkv_rows and post_rows on the thread's token rows
+ * [r0, r1), attention split over the team). keep = 1: the uint8 probabilities of this active
+ * encoder are kept for a later reuse encoder (mode 2, which reads them with keep = 1).
+ * per_token = 1: the inputs of qkv, proj, fc1 and fc2 are quantized per token with dynamic
+ * ranges instead of the calibrated per-tensor parameters. Captures (attn_cap, mlp_cap: the encoder's
+ * (B*T, C) capture or NULL; rows r0..r1 are written) are the branch outputs before the residual add. */
+typedef struct pivot_qencoder pivot_qencoder;
+
+int pivot_qencoder_create(pivot_qencoder **out,
+                          float *x,                /* (B, T, C) the residual stream the phases update */
+                          const int8_t *weights,   /* (D * pivot_qblock_num_bytes) */
+                          const float *floats,     /* (D * pivot_qblock_num_floats) */
+                          const uint8_t *path,     /* (D) */
+                          size_t B, size_t T, size_t C, size_t NH, size_t H, size_t D, float eps, int per_token,
+                          int kernel, int threads);
+void pivot_qencoder_destroy(pivot_qencoder *q);
+void pivot_qencoder_thread_init(const pivot_qencoder *q, int tid);
+void pivot_qencoder_qkv_rows(const pivot_qencoder *q, int tid, size_t i, int mode, size_t r0, size_t r1);
+void pivot_qencoder_attention(const pivot_qencoder *q, int tid, int nthreads, size_t i, int mode, int keep);
+void pivot_qencoder_post_rows(const pivot_qencoder *q, int tid, size_t i, int active, float *attn_cap, float *mlp_cap,
+                              size_t r0, size_t r1);
 
 #endif /* PIVOT_QUANT_H */

@@ -40,7 +40,6 @@ import dataclasses
 import itertools
 import math
 import numbers
-import threading
 import warnings
 from typing import Iterable, Sequence
 
@@ -72,26 +71,14 @@ def _blas_threads(threads):
         raise TypeError(f"threads must be a positive int or None, got {threads!r}")
     if not 1 <= threads <= 1024:
         raise ValueError(f"threads must be in [1, 1024], got {threads}")
-    # --- rel: threads may overlap here; the first to enter saves the pool size and the last to
-    # leave restores it (a save/restore per thread would leave the pool at another thread's count).
-    global _blas_users, _blas_saved
-    with _blas_lock:
-        if _blas_users == 0:
-            _blas_saved = _core.blas_get_num_threads()
-        _blas_users += 1
-        _core.blas_set_num_threads(int(threads))
+    # The C core's one reference-counted guard (csrc/threads.h), shared with the engine's calls: the
+    # first caller to enter saves the user's pool size and the last to leave restores it, however
+    # CKA calls and forwards on other threads interleave.
+    _core.blas_guard_enter(int(threads))
     try:
         yield
     finally:
-        with _blas_lock:
-            _blas_users -= 1
-            if _blas_users == 0:
-                _core.blas_set_num_threads(_blas_saved)
-
-
-_blas_lock = threading.Lock()
-_blas_users = 0
-_blas_saved = 1
+        _core.blas_guard_leave()
 
 
 def _min_samples(debiased: bool) -> int:

@@ -4,7 +4,7 @@ LV-ViT ("All tokens matter: token labeling", Jiang et al. 2021; TokenLabeling's
 ``tlt/models/lvvit.py``) is a ViT with a convolutional patch embedding, residual branches divided
 by ``skip_lam``, no qkv bias and a token-labeling auxiliary head (see :class:`pivot.ViTConfig`).
 ``pivot.ViT`` runs any config with these features (``not config.is_timm_vit``) through
-``pivot._core.lvvit_forward`` (csrc/lvvit.c). This module packs the weights for it:
+``pivot._core.vit_forward`` (csrc/lvvit.c). This module packs the weights for it:
 
 * one flat float32 array, the model's ``_params``: first the engine's transformer array (the
   layout of csrc/engine.h for the config that ``patch_embed.proj`` sees, with a zero
@@ -100,21 +100,13 @@ def pack(config: ViTConfig, arrays: dict) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def core_config(config: ViTConfig) -> tuple:
-    """The config tuple of ``pivot._core.lvvit_*`` (pivot/_core.c parse_lvvit_config)."""
-    c = config
-    vit = (c.img_size, c.patch_size, c.in_chans, c.num_classes, c.embed_dim, c.depth, c.num_heads, c.mlp_hidden,
-           bool(c.distilled), float(c.norm_eps))
-    return (vit, c.stem_channels if c.stem == "lvvit_conv" else 0, float(c.skip_lam), bool(c.aux_head))
-
-
 def engine_floats(config: ViTConfig) -> int:
     """Length of the part of the flat array that the C engine reads (all but the raw stem)."""
     return int(sum(int(np.prod(shape)) for key, shape in _packing(config) if key not in set(stem_keys(config))))
 
 
 def folded_stem(config: ViTConfig, params: np.ndarray):
-    """The stem array of ``pivot._core.lvvit_forward`` (folded weight and bias per conv, see
+    """The stem array of ``pivot._core.vit_forward`` (folded weight and bias per conv, see
     :func:`fold_batchnorm`), or None without the conv stem."""
     if config.stem != "lvvit_conv":
         return None

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import lvvit as _lvvit
 from ._native import _core
-from .config import LINEAR_ATTENTION_EPS, ViTConfig, normalize_path
+from .config import ViTConfig, normalize_path
 
 __all__ = ["ViT", "flops", "default_threads"]
 
@@ -26,7 +26,7 @@ def default_threads() -> int:
     allotted = _env_threads("OMP_NUM_THREADS")
     if allotted is not None:
         cores = min(cores, allotted)
-    return max(1, min(cores, _core.engine_blas_threads()))
+    return max(1, min(cores, _core.blas_user_threads()))
 
 
 def _env_threads(name: str):
@@ -48,12 +48,6 @@ def _resolve_threads(threads) -> int:
     if not 1 <= threads <= 1024:
         raise ValueError(f"threads must be in [1, 1024], got {threads}")
     return int(threads)
-
-
-def _config_tuple(config: ViTConfig) -> tuple:
-    # The order the C binding parses (pivot/_core.c parse_vit_config).
-    return (config.img_size, config.patch_size, config.in_chans, config.num_classes, config.embed_dim,
-            config.depth, config.num_heads, config.mlp_hidden, bool(config.distilled), float(config.norm_eps))
 
 
 def _path_text(path: np.ndarray) -> str:
@@ -123,13 +117,10 @@ class ViT:
         self._init(config, params, path)
 
     def _init(self, config, params, path):
+        self._engine_floats = _core.model_num_params(config)[0]
         if config.is_timm_vit:
-            self._cfg_tuple = _config_tuple(config)
-            expected = _core.vit_num_params(self._cfg_tuple)
-            self._engine_floats, self._stem = expected, None
+            expected, self._stem = self._engine_floats, None
         else:  # LV-ViT features: the engine's part of params, then the raw stem (pivot/lvvit.py)
-            self._cfg_tuple = _lvvit.core_config(config)
-            self._engine_floats = _core.lvvit_num_params(self._cfg_tuple)[0]
             expected = _lvvit.engine_floats(config) + sum(int(np.prod(config.weight_shapes()[k]))
                                                           for k in _lvvit.stem_keys(config))
             if _lvvit.engine_floats(config) != self._engine_floats:
@@ -140,7 +131,7 @@ class ViT:
         params.flags.writeable = False  # shared by with_path() copies; never written
         self._config = config
         self._params = params
-        self._pack_cell = [None]  # perf: (level, packed Linear weights), built on first use, shared by with_path()
+        self._pack_cell = [None]  # (level, packed Linear weights), built on first use, shared by with_path()
         self._path = self._checked_path(path)
         self._path.flags.writeable = False
 
@@ -211,22 +202,13 @@ class ViT:
         return np.require(arr, np.float32, ["C_CONTIGUOUS", "ALIGNED"])
 
     def _run(self, images, path, threads, capture, capture_probs=False):
+        """The one forward call: logits, or with capture (logits, attn, mlp, probs or None)."""
         images = self._checked_images(images)
         path = self._path if path is None else self._checked_path(path)
-        # --- modes: reuse paths, linear attention and probability capture run through modes_vit_forward
-        if capture_probs or (path == 2).any() or self._config.attention != "softmax":
-            if not self._config.is_timm_vit:
-                raise ValueError("attention reuse, linear attention and attention maps need a timm ViT (no LV-ViT features)")
-            kind = 1 if self._config.attention == "relu_linear" else 0
-            out = _core.modes_vit_forward(images, self._params, self._cfg_tuple, path, _resolve_threads(threads),
-                                          capture or capture_probs, kind, LINEAR_ATTENTION_EPS, capture_probs)
-            return (out if capture_probs or not capture else out[:3]), path
-        # --- end modes
-        if self._stem is None and self._config.is_timm_vit:
-            return _core.vit_forward(images, self._params, self._cfg_tuple, path, _resolve_threads(threads), capture,
-                                     self._packed()), path
-        return _core.lvvit_forward(images, self._stem, self._params[:self._engine_floats], self._cfg_tuple, path,
-                                   _resolve_threads(threads), capture), path
+        out = _core.vit_forward(images, self._params[:self._engine_floats], self._config, path,
+                                _resolve_threads(threads), capture=capture, capture_probs=capture_probs,
+                                packed=self._packed(), stem=self._stem)
+        return out, path
 
     def __call__(self, images, path=None, threads=None) -> np.ndarray:
         """Logits (B, num_classes) float32 for float NCHW images (B, in_chans, img_size, img_size).
@@ -243,7 +225,7 @@ class ViT:
         captured like an active one's). For LV-ViT they are taken before the division
         by ``skip_lam`` (what the ``attn`` / ``mlp`` modules return; CKA is scale-invariant, so
         either choice gives the same CKA)."""
-        (logits, attn, mlp), path = self._run(images, path, threads, True)
+        (logits, attn, mlp, _), path = self._run(images, path, threads, True)
         attn_iter = iter(attn)
         attn_outputs = [next(attn_iter) if active else None for active in path]
         return logits, attn_outputs, list(mlp)
@@ -251,22 +233,20 @@ class ViT:
     def with_path(self, path) -> "ViT":
         """The same weights (shared, not copied) with another default path."""
         model = ViT._from_params(self._config, self._params, path)
-        model._pack_cell = self._pack_cell  # perf: share the packed weights too
+        model._pack_cell = self._pack_cell  # share the packed weights too
         return model
 
-    # --- perf
     def _packed(self):
         """The Linear weights re-laid out for the engine's AVX-512 or AMX GEMM (csrc/gemm.h), packed
-        on first use and kept (about the size of the weights again); None where the CPU lacks
-        AVX-512 or ``PIVOT_SIMD=0`` is set, and the engine then runs OpenBLAS on ``params``. The
-        layout depends on the kernel level, so a level change (tests) packs again."""
-        level = _core.gemm_simd_level()
-        if level < 1:
+        on first use and kept (about the size of the weights again); None below the AVX-512 level
+        (``pivot._core.simd_level()``), where the engine runs OpenBLAS on ``params``. The layout
+        depends on the level, so a level change (tests) packs again."""
+        level = _core.simd_level()
+        if level < 2:
             return None
         if self._pack_cell[0] is None or self._pack_cell[0][0] != level:
-            self._pack_cell[0] = (level, _core.vit_pack(self._params, self._cfg_tuple))
+            self._pack_cell[0] = (level, _core.vit_pack(self._params[:self._engine_floats], self._config))
         return self._pack_cell[0][1]
-    # --- end perf
 
     # ------------------------------------------------------------------ weights
     def state_dict(self) -> dict:

@@ -35,6 +35,7 @@ from ._native import _core
 from .config import ViTConfig, normalize_path
 from .io import WeightsFileError
 from .model import ViT, _path_text, _resolve_threads
+from .reference.quant import embed_tokens
 
 __all__ = ["quantize", "QuantizedViT", "load", "KERNELS", "kernel_in_use", "ACT_FIELDS", "LINEARS"]
 
@@ -127,10 +128,8 @@ def _calibrate(model: ViT, images, method, percentile, batch_size, symmetric):
     points = ("qkv_in", "q", "k", "v", "proj_in", "fc1_in", "fc2_in")
     obs = [{p: _Observer(method, percentile) for p in points} for _ in range(cfg.depth)]
     path = model.path
-    helper = QuantizedViT.__new__(QuantizedViT)
-    helper._config, helper._float = cfg, w
     for start in range(0, images.shape[0], batch_size):
-        x = helper._embed(images[start:start + batch_size])
+        x = embed_tokens(cfg, w, images[start:start + batch_size])
         B, T, _ = x.shape
         x = x.reshape(B * T, C)
         kept = None
@@ -310,9 +309,12 @@ class QuantizedViT:
                      a[p + "norm2.bias"], a[p + "mlp.fc1.bias"], a[p + "mlp.fc1.weight_scale"], a[p + "mlp.fc2.bias"],
                      a[p + "mlp.fc2.weight_scale"], a[p + "act_quant"]]
             fbuf[i * nf:(i + 1) * nf] = np.concatenate(parts)
-        wbuf.flags.writeable = False
-        fbuf.flags.writeable = False
-        self._wbuf, self._fbuf = wbuf, fbuf
+        # the float stem, tokens and heads in the engine's order (csrc/engine.h) without the blocks
+        stem_head = np.concatenate([a[k].astype(np.float32, copy=False).ravel() for k in c.weight_shapes()
+                                    if not k.startswith("blocks.")])
+        for buf in (wbuf, fbuf, stem_head):
+            buf.flags.writeable = False
+        self._wbuf, self._fbuf, self._stem_head = wbuf, fbuf, stem_head
 
     def __reduce__(self):
         # Pickled as the constructor's arguments (config, quantized tensors, path, precision,
@@ -372,29 +374,6 @@ class QuantizedViT:
 
     _checked_images = ViT._checked_images
 
-    def _embed(self, images) -> np.ndarray:
-        """Float32 tokens (B, T, C): patch embedding, class (and dist) tokens, position embedding."""
-        c, w = self._config, self._float
-        B, P, G = images.shape[0], c.patch_size, c.img_size // c.patch_size
-        patches = images.reshape(B, c.in_chans, G, P, G, P).transpose(0, 2, 4, 1, 3, 5).reshape(B * G * G, -1)
-        x = patches @ w["patch_embed.proj.weight"].reshape(c.embed_dim, -1).T + w["patch_embed.proj.bias"]
-        prefix = [np.broadcast_to(w["cls_token"], (B, 1, c.embed_dim))]
-        if c.distilled:
-            prefix.append(np.broadcast_to(w["dist_token"], (B, 1, c.embed_dim)))
-        x = np.concatenate(prefix + [x.reshape(B, G * G, c.embed_dim)], axis=1) + w["pos_embed"]
-        return np.ascontiguousarray(x, dtype=np.float32)
-
-    def _head(self, x) -> np.ndarray:
-        """Logits from the final tokens (B, T, C): norm of the class (and dist) token, head(s)."""
-        c, w = self._config, self._float
-        n = 2 if c.distilled else 1
-        tok = _core.layernorm_forward(np.ascontiguousarray(x[:, :n].reshape(-1, c.embed_dim)), w["norm.weight"],
-                                      w["norm.bias"], float(c.norm_eps)).reshape(-1, n, c.embed_dim)
-        logits = tok[:, 0] @ w["head.weight"].T + w["head.bias"]
-        if c.distilled:
-            logits = (logits + (tok[:, 1] @ w["head_dist.weight"].T + w["head_dist.bias"])) / np.float32(2)
-        return np.ascontiguousarray(logits, dtype=np.float32)
-
     def _block(self, i) -> dict:
         """Block i's tensors without the ``blocks.i.`` prefix (for pivot.reference.quant)."""
         p = f"blocks.{i}."
@@ -403,17 +382,13 @@ class QuantizedViT:
         return out
 
     def _run(self, images, path, threads, capture):
+        """The engine's one forward with the int8 encoders: logits, or with capture (logits, attn, mlp)."""
         images = self._checked_images(images)
         path = self._path if path is None else self._checked_path(path)
-        c = self._config
-        x = self._embed(images)
-        out = _core.qvit_blocks_forward(x, self._wbuf, self._fbuf, path, c.num_heads, c.mlp_hidden,
-                                        float(c.norm_eps), self._per_token, KERNELS[self.kernel],
-                                        _resolve_threads(threads), capture)
-        if not capture:
-            return self._head(out), path
-        x, attn, mlp = out
-        return (self._head(x), attn, mlp), path
+        out = _core.vit_forward(images, self._stem_head, self._config, path, _resolve_threads(threads),
+                                capture=capture,
+                                int8=(self._wbuf, self._fbuf, self._per_token, KERNELS[self.kernel]))
+        return (out[:3] if capture else out), path
 
     def __call__(self, images, path=None, threads=None) -> np.ndarray:
         """Logits (B, num_classes) float32, as ``pivot.ViT.__call__``; the GIL is released while

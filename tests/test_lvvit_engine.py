@@ -106,7 +106,7 @@ def test_stem_folded_in_c_equals_unfolded_reference():
     weights = random_weights(TINY, seed=7)
     model = pivot.ViT(TINY, weights)
     images = random_images(TINY, 3)
-    got = _core.lvvit_stem_forward(images, model._stem, model._cfg_tuple, 2)
+    got = _core.stem_forward(images, model._stem, model.config, 2)
     want = ref_lvvit.conv_stem(images, weights)
     assert got.shape == (3, 16, 32, 32)
     assert np.abs(got - want).max() <= 1e-5 * max(1.0, np.abs(want).max())

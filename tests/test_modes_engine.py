@@ -145,8 +145,7 @@ def test_invalid_paths_are_rejected():
         pivot.attention_maps(pivot.ViT(SIX.replace(attention="relu_linear"), random_weights(SIX)), images)
     # the C entry point checks too
     with pytest.raises(ValueError, match="every 2 after a 1"):
-        _core.modes_vit_forward(images, model._params, model._cfg_tuple, np.array([2, 1, 1, 1, 1, 1], np.uint8),
-                                1, False, 0, 1e-6, False)
+        _core.vit_forward(images, model._params, model.config, np.array([2, 1, 1, 1, 1, 1], np.uint8), 1)
     with pytest.raises(ValueError, match="ViTConfig.attention"):
         SIX.replace(attention="linear")
 

@@ -9,40 +9,40 @@ import pivot
 from pivot import _core
 from pivot.reference import engine as ref
 
-MAX_LEVEL = _core.gemm_set_simd_level(2)  # the level the CPU allows (restored below)
-AVX512, AMX = MAX_LEVEL >= 1, MAX_LEVEL >= 2
+MAX_LEVEL = _core.set_simd_level(3)  # the level the CPU allows (restored below)
+AVX512, AMX = MAX_LEVEL >= 2, MAX_LEVEL >= 3
 STORE, GELU, RESIDUAL = 0, 1, 2
-LEVELS = {"amx": 2, "avx512": 1, "portable": 0}
+LEVELS = {"amx": 3, "avx512": 2, "avx2": 1, "portable": 0}
 
 
 def _at_level(name):
     want = LEVELS[name]
     if want > MAX_LEVEL:
         pytest.skip(f"CPU without {name}")
-    _core.gemm_set_simd_level(want)
+    _core.set_simd_level(want)
     return want
 
 
-@pytest.fixture(params=["amx", "avx512", "portable"])
+@pytest.fixture(params=["amx", "avx512", "avx2", "portable"])
 def level(request):
-    """Runs a Linear test on the AMX kernel, the AVX-512 kernels and the portable code (each
+    """Runs a Linear test on the AMX kernel, the AVX-512 kernels, AVX2 and the portable code (each
     skipped where the CPU lacks it)."""
     yield _at_level(request.param)
-    _core.gemm_set_simd_level(MAX_LEVEL)
+    _core.set_simd_level(MAX_LEVEL)
 
 
-@pytest.fixture(params=["avx512", "portable"])
+@pytest.fixture(params=["avx512", "avx2", "portable"])
 def vector_level(request):
-    """The elementwise kernels (GELU epilogue, softmax, LayerNorm) exist at these two levels; the
+    """The elementwise kernels (GELU epilogue, softmax, LayerNorm) exist at these three levels; the
     GELU tests multiply by an identity weight, exact only outside AMX's bf16x3 split."""
     yield _at_level(request.param)
-    _core.gemm_set_simd_level(MAX_LEVEL)
+    _core.set_simd_level(MAX_LEVEL)
 
 
 def _assert_linear_close(got, want, inp, weight, level, err_msg=""):
     """AMX (bf16x3) is held to 2e-5 of sum |a||w| per output (csrc/gemm.c: ~2^-16 per product);
     the fp32 paths to 2e-5 relative and absolute."""
-    if level == 2:
+    if level == 3:
         bound = 2e-5 * (np.abs(inp).astype(np.float64) @ np.abs(weight).T.astype(np.float64)) + 1e-6
         assert (np.abs(got - want) <= bound).all(), f"{err_msg}: max error {np.abs(got - want).max()}"
     else:
@@ -69,7 +69,7 @@ def _pack_at(name, w):
     try:
         return _core.gemm_pack(w)
     finally:
-        _core.gemm_set_simd_level(MAX_LEVEL)
+        _core.set_simd_level(MAX_LEVEL)
 
 
 def test_pack_layout_is_column_panels_zero_padded(rng):
@@ -205,7 +205,7 @@ def test_linear_rejects_bad_arguments(rng):
     with pytest.raises(TypeError, match="float32"):
         _core.linear_forward(inp.astype(np.float64), w, None, STORE, None, False, 1.0, None, 16)
     with pytest.raises(ValueError, match="level"):
-        _core.gemm_set_simd_level(3)
+        _core.set_simd_level(4)
 
 
 def test_sgemm_nt_matches_numpy(rng):
@@ -258,13 +258,13 @@ def test_model_packed_equals_plain_and_reference(rng, distilled, threads):
     images = rng.standard_normal((3, 3, 32, 32), dtype=np.float32)
     path = np.array([1, 0, 1], np.uint8)
     want = ref.forward(model.config, model.state_dict(), images, path)
-    _core.gemm_set_simd_level(0)
+    _core.set_simd_level(0)
     try:
         assert model._packed() is None
         plain = model(images, path=path, threads=threads)
         plain_inter = model.forward_intermediates(images, path=path, threads=threads)
     finally:
-        _core.gemm_set_simd_level(MAX_LEVEL)
+        _core.set_simd_level(MAX_LEVEL)
     fast = model(images, path=path, threads=threads)
     fast_inter = model.forward_intermediates(images, path=path, threads=threads)
     np.testing.assert_allclose(plain, want, rtol=1e-4, atol=1e-4)
@@ -281,14 +281,14 @@ def test_vit_forward_rejects_wrong_packed_size(rng):
     model = _small_model()
     images = rng.standard_normal((1, 3, 32, 32), dtype=np.float32)
     with pytest.raises(ValueError, match="packed"):
-        _core.vit_forward(images, model._params, model._cfg_tuple, model.path, 1, False, np.zeros(5, np.float32))
+        _core.vit_forward(images, model._params, model.config, model.path, 1, packed=np.zeros(5, np.float32))
     with pytest.raises(TypeError, match="packed"):
-        _core.vit_forward(images, model._params, model._cfg_tuple, model.path, 1, False, [1.0])
+        _core.vit_forward(images, model._params, model.config, model.path, 1, packed=[1.0])
 
 
 def test_vit_pack_matches_gemm_pack_per_layer():
     model = _small_model()
-    packed = _core.vit_pack(model._params, model._cfg_tuple)
+    packed = _core.vit_pack(model._params, model.config)
     sd = model.state_dict()
     parts = [sd["patch_embed.proj.weight"].reshape(48, -1)]
     for i in range(3):

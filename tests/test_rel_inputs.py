@@ -1,6 +1,8 @@
 """Reliability: bad inputs to the model give a clear Python exception or a documented result,
 never a crash (issue #8, the bad-input matrix)."""
+import dataclasses
 import time
+import types
 
 import numpy as np
 import pytest
@@ -174,36 +176,37 @@ def test_bad_thread_counts(timm_model, threads):
 def test_binding_refuses_bad_path_values_directly(timm_model):
     x = images(TIMM)
     with pytest.raises(ValueError, match="path values"):
-        _core.vit_forward(x, timm_model._params, timm_model._cfg_tuple, np.array([1, 7, 1], np.uint8), 1, False)
+        _core.vit_forward(x, timm_model._params, timm_model.config, np.array([1, 7, 1], np.uint8), 1)
     with pytest.raises(ValueError, match="path"):
-        _core.modes_vit_forward(x, timm_model._params, timm_model._cfg_tuple, np.array([1, 7, 1], np.uint8), 1,
-                                False, 0, 1e-6, False)
+        _core.vit_forward(x, timm_model._params, timm_model.config, np.array([1, 7, 1], np.uint8), 1,
+                          capture_probs=True)
     with pytest.raises(TypeError, match="dtype"):
-        _core.vit_forward(x, timm_model._params, timm_model._cfg_tuple, np.array([1, 0, 1], np.int64), 1, False)
+        _core.vit_forward(x, timm_model._params, timm_model.config, np.array([1, 0, 1], np.int64), 1)
 
 
 def test_binding_refuses_wrong_arrays(timm_model):
-    x, params, cfg, path = images(TIMM), timm_model._params, timm_model._cfg_tuple, np.ones(3, np.uint8)
+    x, params, cfg, path = images(TIMM), timm_model._params, timm_model.config, np.ones(3, np.uint8)
     bad_calls = [
         (x.astype(np.float64), params, cfg, path),            # dtype
         (np.asfortranarray(x), params, cfg, path),            # contiguity
         (x, params[:-1], cfg, path),                          # parameter count
         (x, params, cfg, np.ones(4, np.uint8)),               # path length
         (x[:, :1], params, cfg, path),                        # channels
-        (x, params, cfg[:5], path),                           # config tuple
-        (x, params, (-8,) + cfg[1:], path),                   # negative size
+        (x, params, (8, 4, 3), path),                         # not a config
+        (x, params, _raw_config(cfg, img_size=-8), path),     # negative size
+        (x, params, _raw_config(cfg, stem="conv"), path),     # unknown stem
         (x, "params", cfg, path),                             # not an array
     ]
     for args in bad_calls:
         with pytest.raises((TypeError, ValueError)):
-            _core.vit_forward(*args, 1, False)
+            _core.vit_forward(*args, 1)
 
 
 def test_binding_misaligned_array_is_refused_not_read(timm_model):
     buf = np.zeros(images(TIMM).nbytes + 1, np.uint8)
     x = buf[1:].view(np.float32).reshape(images(TIMM).shape)
     with pytest.raises(ValueError, match="aligned"):
-        _core.vit_forward(x, timm_model._params, timm_model._cfg_tuple, np.ones(3, np.uint8), 1, False)
+        _core.vit_forward(x, timm_model._params, timm_model.config, np.ones(3, np.uint8), 1)
 
 
 # ------------------------------------------------------------------------ sizes whose products overflow
@@ -219,19 +222,33 @@ def test_huge_configs_are_refused_quickly(changes):
     assert time.perf_counter() - start < 1.0
 
 
-@pytest.mark.parametrize("cfg", [
-    (2 ** 40, 1, 3, 10, 8, 2, 2, 16, False, 1e-6),            # img_size^2 tokens
-    (8, 4, 3, 10, 2 ** 62, 2, 2, 16, False, 1e-6),            # embed_dim
-    (8, 4, 3, 10, 8, 2 ** 62, 2, 16, False, 1e-6),            # depth
-    (8, 4, 3, 2 ** 62, 8, 2, 2, 16, False, 1e-6),             # classes
-    (8, 4, 2 ** 62, 10, 8, 2, 2, 16, False, 1e-6),            # channels
+def _raw_config(config, **fields):
+    """An object with a ViTConfig's attributes that skips its Python checks (the binding's own
+    checks are under test)."""
+    values = dataclasses.asdict(config)
+    values.update(mlp_hidden=config.mlp_hidden)
+    values.update(fields)
+    return types.SimpleNamespace(**values)
+
+
+SMALL = pivot.ViTConfig(img_size=8, patch_size=4, in_chans=3, num_classes=10, embed_dim=8, depth=2, num_heads=2,
+                        mlp_ratio=2.0)
+
+
+@pytest.mark.parametrize("fields", [
+    dict(img_size=2 ** 40, patch_size=1),                     # img_size^2 tokens
+    dict(embed_dim=2 ** 62),                                  # embed_dim
+    dict(depth=2 ** 62),                                      # depth
+    dict(num_classes=2 ** 62),                                # classes
+    dict(in_chans=2 ** 62),                                   # channels
 ])
-def test_binding_size_overflow_is_a_clear_error(cfg):
+def test_binding_size_overflow_is_a_clear_error(fields):
+    cfg = _raw_config(SMALL, **fields)
     with pytest.raises((OverflowError, ValueError)):
-        _core.vit_num_params(cfg)
+        _core.model_num_params(cfg)
     x = np.zeros((1, 3, 8, 8), np.float32)
     with pytest.raises((OverflowError, ValueError)):
-        _core.vit_forward(x, np.zeros(10, np.float32), cfg, np.ones(2, np.uint8), 1, False)
+        _core.vit_forward(x, np.zeros(10, np.float32), cfg, np.ones(2, np.uint8), 1)
 
 
 def test_cka_and_sim_size_checks():
@@ -301,9 +318,9 @@ def test_binding_leaves_the_callers_argument_tuple_alone(timm_model):
     """f(*t) hands t itself to a METH_VARARGS function: the private path copy must go into a new
     tuple, never into the caller's."""
     path = np.ones(3, np.uint8)
-    args = (images(TIMM), timm_model._params, timm_model._cfg_tuple, path, 1, True)
+    args = (images(TIMM), timm_model._params, timm_model.config, path, 1, True)
     _core.vit_forward(*args)
-    _core.modes_vit_forward(*args[:5], False, 0, 1e-6, False)
+    _core.vit_forward(*args[:5], capture_probs=True)
     assert args[3] is path
 
 

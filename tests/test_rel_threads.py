@@ -83,7 +83,7 @@ def test_path_array_changed_by_another_thread_during_calls():
     expected = {}
     for bits in range(2 ** TIMM.depth):
         p = np.array([(bits >> k) & 1 for k in range(TIMM.depth)], np.uint8)
-        expected[bytes(p)] = _core.vit_forward(x, model._params, model._cfg_tuple, p, 1, True)
+        expected[bytes(p)] = _core.vit_forward(x, model._params, model.config, p, 1, True)
     stop = threading.Event()
 
     def flipper():
@@ -97,7 +97,7 @@ def test_path_array_changed_by_another_thread_during_calls():
         deadline = time.monotonic() + 1.0
         calls = 0
         while time.monotonic() < deadline:
-            logits, attn, mlp = _core.vit_forward(x, model._params, model._cfg_tuple, path, 1, True)
+            logits, attn, mlp, _ = _core.vit_forward(x, model._params, model.config, path, 1, True)
             # whatever path the call saw, its outputs are those of one consistent path
             match = [k for k, v in expected.items() if v[1].shape == attn.shape and np.array_equal(v[0], logits)]
             assert match, "logits of no valid path"

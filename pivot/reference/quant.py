@@ -13,7 +13,7 @@ import numpy as np
 
 from .._native import _core
 
-__all__ = ["int8_gemm", "quantize_u8", "quantize_s8", "row_params", "quantize_u8_rows", "dequant_linear",
+__all__ = ["int8_gemm", "quantize_u8", "quantize_s8", "row_params", "quantize_u8_rows", "dequant_linear", "embed_tokens",
            "forward_intermediates"]
 
 _F = np.float32
@@ -101,13 +101,13 @@ def forward_intermediates(qmodel, images, path=None):
     """(logits, attn_outputs, mlp_outputs) of a ``pivot.quant.QuantizedViT``, in NumPy.
 
     Every matrix product of the encoders is an integer product of quantized operands, as in
-    csrc/quant.c; the patch embedding and the head are float (``qmodel``'s own helpers)."""
+    csrc/quant.c; the patch embedding and the head are float32, as in the engine."""
     cfg = qmodel.config
     path = qmodel.path if path is None else qmodel._checked_path(path)
     per_token = qmodel.per_token
     C, NH, eps = cfg.embed_dim, cfg.num_heads, cfg.norm_eps
     hd = C // NH
-    x = qmodel._embed(qmodel._checked_images(images))
+    x = embed_tokens(cfg, qmodel.state_dict(), np.asarray(images, _F))
     B, T, _ = x.shape
     x = x.reshape(B * T, C)
     attn_outputs, mlp_outputs = [], []
@@ -152,5 +152,41 @@ def forward_intermediates(qmodel, images, path=None):
         x = x + mlp_out
         attn_outputs.append(None if attn_out is None else attn_out.reshape(B, T, C))
         mlp_outputs.append(mlp_out.reshape(B, T, C))
-    logits = qmodel._head(x.reshape(B, T, C))
+    logits = _head(cfg, qmodel.state_dict(), x.reshape(B, T, C))
     return logits, attn_outputs, mlp_outputs
+
+
+def embed_tokens(c, w, images) -> np.ndarray:
+    """Float32 tokens (B, T, C): patch embedding, class (and dist) tokens, position embedding, in
+    the engine's order of operations (csrc/engine.c embed_phase: the patch product by pivot's
+    OpenBLAS in chunks of 64 patches of one image, then + (bias + position)), so that the int8
+    forward can be held equal to it."""
+    B, P, G = images.shape[0], c.patch_size, c.img_size // c.patch_size
+    patches = images.reshape(B, c.in_chans, G, P, G, P).transpose(0, 2, 4, 1, 3, 5).reshape(B, G * G, -1)
+    weight = np.ascontiguousarray(w["patch_embed.proj.weight"].reshape(c.embed_dim, -1), _F)
+    chunks = [_core.sgemm_nt(np.ascontiguousarray(patches[b, p0:p0 + 64], _F), weight)
+              for b in range(B) for p0 in range(0, G * G, 64)]
+    x = np.concatenate(chunks).reshape(B, G * G, c.embed_dim)
+    n = c.num_prefix_tokens
+    pos = w["pos_embed"].reshape(-1, c.embed_dim).astype(_F)
+    x = x + (w["patch_embed.proj.bias"].astype(_F) + pos[n:])
+    prefix = [np.broadcast_to(w["cls_token"].reshape(1, 1, -1) + pos[0], (B, 1, c.embed_dim))]
+    if c.distilled:
+        prefix.append(np.broadcast_to(w["dist_token"].reshape(1, 1, -1) + pos[1], (B, 1, c.embed_dim)))
+    return np.ascontiguousarray(np.concatenate(prefix + [x], axis=1), dtype=_F)
+
+
+def _head(c, w, x) -> np.ndarray:
+    """Logits from the final tokens (B, T, C) as the engine computes them: norm of the class (and
+    dist) token, head(s) by pivot's OpenBLAS, + bias, the two heads averaged."""
+    n = 2 if c.distilled else 1
+    tok = _layernorm(np.ascontiguousarray(x[:, :n]).reshape(-1, c.embed_dim), w["norm.weight"], w["norm.bias"],
+                     c.norm_eps).reshape(-1, n, c.embed_dim)
+
+    def linear(t, key):
+        return _core.sgemm_nt(np.ascontiguousarray(t, _F), np.ascontiguousarray(w[key + ".weight"], _F)) + w[key + ".bias"]
+
+    logits = linear(tok[:, 0], "head")
+    if c.distilled:
+        logits = (logits + linear(tok[:, 1], "head_dist")) / _F(2)
+    return np.ascontiguousarray(logits, dtype=_F)

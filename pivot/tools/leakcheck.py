@@ -40,6 +40,14 @@ def rss_kib() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def _huge_config(config):
+    """A config-like object whose token count overflows, past ViTConfig's own checks."""
+    import dataclasses
+    import types
+    return types.SimpleNamespace(**dict(dataclasses.asdict(config), mlp_hidden=config.mlp_hidden, img_size=2 ** 40,
+                                        patch_size=1))
+
+
 def _expect(exc_type, fn, *args, **kwargs):
     try:
         fn(*args, **kwargs)
@@ -90,10 +98,10 @@ def cases(workdir: str) -> dict:
         "lvvit_forward_intermediates": lambda: lvvit.forward_intermediates(x, threads=1),
         "attention_maps": lambda: pivot.attention_maps(model, x, threads=1),
         "vit_bad_input_error": lambda: _expect(ValueError, model, x[:, :1]),
-        "binding_bad_path_error": lambda: _expect(ValueError, _core.vit_forward, x, model._params, model._cfg_tuple,
+        "binding_bad_path_error": lambda: _expect(ValueError, _core.vit_forward, x, model._params, model.config,
                                                   bad_path, 1, True),
-        "binding_overflow_error": lambda: _expect((OverflowError, ValueError), _core.vit_num_params,
-                                                  (2 ** 40, 1, 3, 10, 8, 2, 2, 16, False, 1e-6)),
+        "binding_overflow_error": lambda: _expect((OverflowError, ValueError), _core.model_num_params,
+                                                  _huge_config(model.config)),
         "with_path": lambda: model.with_path([0, 1, 1, 0]),
         "state_dict": lambda: model.state_dict(),
         "vit_from_dict": lambda: pivot.ViT(config, state),

@@ -149,8 +149,8 @@ static void test_vit(void) {
     free(params); free(img); free(attn); free(mlp);
 }
 
-static void test_lvvit(void) {
-    pivot_lvvit_config cfg;
+static void test_model(void) {
+    pivot_model_config cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.vit = (pivot_vit_config){.img_size = 8, .patch_size = 4, .in_chans = 3, .num_classes = 3, .embed_dim = 8,
                                  .depth = 2, .num_heads = 2, .mlp_hidden = 16, .distilled = 0, .norm_eps = 1e-5f};
@@ -158,20 +158,20 @@ static void test_lvvit(void) {
     cfg.skip_lam = 2.0f;
     cfg.aux_head = 1;
     size_t np = 0, ns = 0;
-    CHECK(pivot_lvvit_num_params(&np, &ns, &cfg) == PIVOT_OK && np > 0 && ns > 0);
+    CHECK(pivot_model_num_params(&np, &ns, &cfg) == PIVOT_OK && np > 0 && ns > 0);
     float *params = random_floats(np, 0.05f), *stem = random_floats(ns, 0.1f), *img = random_floats(2 * 3 * 64, 1.0f);
     float logits[6];
     uint8_t path[2] = {1, 0};
-    CHECK(pivot_lvvit_forward(logits, NULL, NULL, img, stem, params, &cfg, path, 2, 2) == PIVOT_OK && all_finite(logits, 6));
-    CHECK(pivot_lvvit_forward(logits, NULL, NULL, img, NULL, params, &cfg, path, 2, 2) != PIVOT_OK);
+    CHECK(pivot_model_forward(logits, NULL, NULL, NULL, img, stem, params, NULL, NULL, &cfg, path, 2, 2) == PIVOT_OK && all_finite(logits, 6));
+    CHECK(pivot_model_forward(logits, NULL, NULL, NULL, img, NULL, params, NULL, NULL, &cfg, path, 2, 2) != PIVOT_OK);
     float *out = calloc(2 * 4 * 16, sizeof(float));
-    CHECK(pivot_lvvit_stem_forward(out, img, stem, &cfg, 2, 1) == PIVOT_OK && all_finite(out, 2 * 4 * 16));
-    pivot_lvvit_config bad = cfg;
+    CHECK(pivot_model_stem_forward(out, img, stem, &cfg, 2, 1) == PIVOT_OK && all_finite(out, 2 * 4 * 16));
+    pivot_model_config bad = cfg;
     bad.skip_lam = 0.0f;
-    CHECK(pivot_lvvit_num_params(&np, &ns, &bad) != PIVOT_OK);
+    CHECK(pivot_model_num_params(&np, &ns, &bad) != PIVOT_OK);
     bad = cfg;
     bad.stem_channels = SIZE_MAX / 8;
-    CHECK(pivot_lvvit_num_params(&np, &ns, &bad) != PIVOT_OK);
+    CHECK(pivot_model_num_params(&np, &ns, &bad) != PIVOT_OK);
     float *w = random_floats(4 * 3 * 9, 0.1f), *b = random_floats(4, 0.1f), *conv = calloc(2 * 4 * 64, sizeof(float));
     CHECK(pivot_conv2d_forward(conv, img, w, b, 2, 3, 8, 8, 4, 3, 1, 1, 1, 2) == PIVOT_OK && all_finite(conv, 2 * 4 * 64));
     CHECK(pivot_conv2d_forward(conv, img, w, b, 2, 3, 8, 8, 4, 3, 0, 1, 1, 2) != PIVOT_OK);           /* stride 0 */
@@ -280,7 +280,7 @@ static void test_sim(void) {
 int main(void) {
     test_kernels();
     test_vit();
-    test_lvvit();
+    test_model();
     test_cka();
     test_sim();
     printf("%d checks, %d failures\n", checks, failures);

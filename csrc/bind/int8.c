@@ -1,0 +1,211 @@
+/* Bindings of the int8 path (csrc/quant.h). */
+#include "bind.h"
+
+#include "modes.h"
+#include "quant.h"
+
+static int check_kernel_arg(int kernel) {
+    if (kernel < PIVOT_INT8_KERNEL_AUTO || kernel > PIVOT_INT8_KERNEL_AMX) {
+        PyErr_Format(PyExc_ValueError, "int8 kernel must be 0 (auto), 1 (portable), 2 (avx2), 3 (vnni) or 4 (amx), got %d",
+                     kernel);
+        return -1;
+    }
+    int resolved;
+    if (pivot_int8_kernel_resolve(&resolved, kernel)) {
+        if (kernel == PIVOT_INT8_KERNEL_AUTO)
+            PyErr_Format(PyExc_ValueError, "environment variable PIVOT_INT8_KERNEL=%s is not one of portable, avx2, vnni, amx",
+                         getenv("PIVOT_INT8_KERNEL"));
+        else
+            PyErr_Format(PyExc_ValueError, "int8 kernel %d (%s) is not supported by this CPU", kernel,
+                         kernel == PIVOT_INT8_KERNEL_AVX2 ? "avx2" : kernel == PIVOT_INT8_KERNEL_VNNI ? "vnni" : "amx");
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *py_int8_kernel_supported(PyObject *self, PyObject *arg) {
+    long k = PyLong_AsLong(arg);
+    if (k == -1 && PyErr_Occurred()) return NULL;
+    return PyBool_FromLong(k >= 1 && k <= PIVOT_INT8_KERNEL_AMX ? pivot_int8_kernel_supported((int)k) : 0);
+}
+
+static PyObject *py_int8_kernel_resolve(PyObject *self, PyObject *arg) {
+    long k = PyLong_AsLong(arg);
+    if (k == -1 && PyErr_Occurred()) return NULL;
+    if (k < 0 || k > PIVOT_INT8_KERNEL_AMX) return PyErr_Format(PyExc_ValueError, "int8 kernel must be in 0..4, got %ld", k);
+    if (check_kernel_arg((int)k)) return NULL;
+    int resolved;
+    pivot_int8_kernel_resolve(&resolved, (int)k);
+    return PyLong_FromLong(resolved);
+}
+
+/* int8_pack(w int8 (N, K)) -> packed int8 (pivot_int8_packed_bytes) */
+static PyObject *py_int8_pack(PyObject *self, PyObject *arg) {
+    PyArrayObject *w = pivot_py_array(arg, "w", NPY_INT8, 2);
+    if (!w) return NULL;
+    size_t N = (size_t)PyArray_DIM(w, 0), K = (size_t)PyArray_DIM(w, 1), bytes;
+    int st = pivot_int8_packed_bytes(&bytes, N, K);
+    if (st) return pivot_py_raise_status(st, "int8_pack (w must have N >= 1 rows and K >= 1 columns)");
+    npy_intp dims[1] = {(npy_intp)bytes};
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(1, dims, NPY_INT8);
+    if (!out) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_int8_pack((int8_t *)PyArray_DATA(out), (const int8_t *)PyArray_DATA(w), N, K, K, 1);
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); return pivot_py_raise_status(st, "int8_pack"); }
+    return (PyObject *)out;
+}
+
+/* int8_gemm(a uint8 (M, K), zero_point int32 (M), packed int8, N, kernel, threads) -> int32 (M, N) */
+static PyObject *py_int8_gemm(PyObject *self, PyObject *args) {
+    PyObject *o_a, *o_zp, *o_packed;
+    Py_ssize_t N;
+    int kernel, threads;
+    if (!PyArg_ParseTuple(args, "OOOnii", &o_a, &o_zp, &o_packed, &N, &kernel, &threads)) return NULL;
+    if (pivot_py_threads(threads) || check_kernel_arg(kernel)) return NULL;
+    PyArrayObject *a = pivot_py_array(o_a, "a", NPY_UINT8, 2);
+    PyArrayObject *zp = a ? pivot_py_array(o_zp, "zero_point", NPY_INT32, 1) : NULL;
+    PyArrayObject *packed = zp ? pivot_py_array(o_packed, "packed", NPY_INT8, 1) : NULL;
+    if (!packed) return NULL;
+    size_t M = (size_t)PyArray_DIM(a, 0), K = (size_t)PyArray_DIM(a, 1), bytes;
+    if (N < 1) return PyErr_Format(PyExc_ValueError, "int8_gemm: N must be >= 1, got %zd", N);
+    int st = pivot_int8_packed_bytes(&bytes, (size_t)N, K);
+    if (st) return pivot_py_raise_status(st, "int8_gemm (a must have K >= 1 columns)");
+    if (pivot_py_dim(zp, "zero_point", 0, (npy_intp)M) || pivot_py_dim(packed, "packed", 0, (npy_intp)bytes)) return NULL;
+    const int32_t *z = (const int32_t *)PyArray_DATA(zp);
+    for (size_t m = 0; m < M; m++)
+        if (z[m] < 0 || z[m] > 255)
+            return PyErr_Format(PyExc_ValueError, "int8_gemm: zero_point[%zu] = %d is outside [0, 255]", m, (int)z[m]);
+    npy_intp dims[2] = {(npy_intp)M, N};
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_INT32);
+    if (!out) return NULL;
+    /* the kernels read rows up to K rounded up to 4: copy A with slack after it */
+    uint8_t *padded = (uint8_t *)malloc(M * K + 64);
+    if (!padded) { Py_DECREF(out); return PyErr_NoMemory(); }
+    memcpy(padded, PyArray_DATA(a), M * K);
+    memset(padded + M * K, 0, 64);
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_int8_gemm((int32_t *)PyArray_DATA(out), padded, z, (const int8_t *)PyArray_DATA(packed), M, (size_t)N,
+                         K, K, kernel, threads);
+    Py_END_ALLOW_THREADS
+    free(padded);
+    if (st) { Py_DECREF(out); return pivot_py_raise_status(st, "int8_gemm"); }
+    return (PyObject *)out;
+}
+
+/* quantize_u8(x f32 (N, C), inv_scale f32 (N) or (1), zp int32 same) -> uint8 (N, C) */
+static PyObject *py_quantize_u8(PyObject *self, PyObject *args) {
+    PyObject *o_x, *o_inv, *o_zp;
+    if (!PyArg_ParseTuple(args, "OOO", &o_x, &o_inv, &o_zp)) return NULL;
+    PyArrayObject *x = pivot_py_array(o_x, "x", NPY_FLOAT32, 2);
+    PyArrayObject *inv = x ? pivot_py_array(o_inv, "inv_scale", NPY_FLOAT32, 1) : NULL;
+    PyArrayObject *zp = inv ? pivot_py_array(o_zp, "zp", NPY_INT32, 1) : NULL;
+    if (!zp) return NULL;
+    npy_intp N = PyArray_DIM(x, 0), n = PyArray_DIM(inv, 0);
+    if ((n != 1 && n != N) || PyArray_DIM(zp, 0) != n)
+        return PyErr_Format(PyExc_ValueError, "quantize_u8: inv_scale and zp must both have 1 or N = %zd entries", (Py_ssize_t)N);
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(2, PyArray_DIMS(x), NPY_UINT8);
+    if (!out) return NULL;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_quantize_u8((uint8_t *)PyArray_DATA(out), F32(x), F32(inv), (const int32_t *)PyArray_DATA(zp), (size_t)N,
+                           (size_t)PyArray_DIM(x, 1), n != 1 || N == 1);
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); return pivot_py_raise_status(st, "quantize_u8 (zero points in [0, 255], finite inv_scale, C >= 1)"); }
+    return (PyObject *)out;
+}
+
+/* quantize_u8_rows(x f32 (N, C)) -> (uint8 (N, C), scale f32 (N), zp int32 (N)) */
+static PyObject *py_quantize_u8_rows(PyObject *self, PyObject *arg) {
+    PyArrayObject *x = pivot_py_array(arg, "x", NPY_FLOAT32, 2);
+    if (!x) return NULL;
+    npy_intp N = PyArray_DIM(x, 0);
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(2, PyArray_DIMS(x), NPY_UINT8);
+    PyArrayObject *scale = out ? (PyArrayObject *)PyArray_SimpleNew(1, &N, NPY_FLOAT32) : NULL;
+    PyArrayObject *zp = scale ? (PyArrayObject *)PyArray_SimpleNew(1, &N, NPY_INT32) : NULL;
+    if (!zp) { Py_XDECREF(out); Py_XDECREF(scale); return NULL; }
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_quantize_u8_rows((uint8_t *)PyArray_DATA(out), F32(scale), (int32_t *)PyArray_DATA(zp), F32(x), (size_t)N,
+                                (size_t)PyArray_DIM(x, 1));
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); Py_DECREF(scale); Py_DECREF(zp); return pivot_py_raise_status(st, "quantize_u8_rows"); }
+    return Py_BuildValue("(NNN)", out, scale, zp);
+}
+
+static PyObject *py_qblock_sizes(PyObject *self, PyObject *args) {
+    Py_ssize_t C, H;
+    if (!PyArg_ParseTuple(args, "nn", &C, &H)) return NULL;
+    if (C < 1 || H < 1) return PyErr_Format(PyExc_ValueError, "qblock_sizes: C and H must be >= 1");
+    size_t nf, nb;
+    int st = pivot_qblock_num_floats(&nf, (size_t)C, (size_t)H);
+    if (!st) st = pivot_qblock_num_bytes(&nb, (size_t)C, (size_t)H);
+    if (st) return pivot_py_raise_status(st, "qblock_sizes");
+    return Py_BuildValue("(nnn)", (Py_ssize_t)nf, (Py_ssize_t)nb, (Py_ssize_t)PIVOT_QACT_COUNT);
+}
+
+/* qvit_blocks_forward(x f32 (B, T, C), weights int8 (D * bytes), floats f32 (D * floats), path uint8 (D),
+ * num_heads, hidden, eps, per_token, kernel, threads, capture) -> x or (x, attn (n_active, B, T, C), mlp (D, B, T, C)) */
+static PyObject *py_qvit_blocks_forward(PyObject *self, PyObject *args) {
+    PyObject *o_x, *o_w, *o_f, *o_path;
+    Py_ssize_t NH, H;
+    float eps;
+    int per_token, kernel, threads, capture;
+    if (!PyArg_ParseTuple(args, "OOOOnnfpiip", &o_x, &o_w, &o_f, &o_path, &NH, &H, &eps, &per_token, &kernel,
+                          &threads, &capture))
+        return NULL;
+    if (pivot_py_threads(threads) || check_kernel_arg(kernel)) return NULL;
+    PyArrayObject *x = pivot_py_array(o_x, "x", NPY_FLOAT32, 3);
+    PyArrayObject *w = x ? pivot_py_array(o_w, "weights", NPY_INT8, 1) : NULL;
+    PyArrayObject *f = w ? pivot_py_array(o_f, "floats", NPY_FLOAT32, 1) : NULL;
+    PyArrayObject *path = f ? pivot_py_array(o_path, "path", NPY_UINT8, 1) : NULL;
+    if (!path) return NULL;
+    npy_intp B = PyArray_DIM(x, 0), T = PyArray_DIM(x, 1), C = PyArray_DIM(x, 2), D = PyArray_DIM(path, 0);
+    if (NH < 1 || H < 1 || C < 1 || T < 1 || D < 1 || C % NH)
+        return PyErr_Format(PyExc_ValueError, "qvit_blocks_forward: need C %% num_heads == 0 and positive sizes");
+    size_t nf, nb;
+    int st = pivot_qblock_num_floats(&nf, (size_t)C, (size_t)H);
+    if (!st) st = pivot_qblock_num_bytes(&nb, (size_t)C, (size_t)H);
+    if (st) return pivot_py_raise_status(st, "qvit_blocks_forward");
+    if (pivot_py_dim(w, "weights", 0, (npy_intp)(nb * (size_t)D)) || pivot_py_dim(f, "floats", 0, (npy_intp)(nf * (size_t)D)))
+        return NULL;
+    const uint8_t *pp = (const uint8_t *)PyArray_DATA(path);
+    npy_intp n_active = 0;
+    for (npy_intp i = 0; i < D; i++) {
+        if (pp[i] > 2) return PyErr_Format(PyExc_ValueError, "path values must be 0, 1 or 2, got %d at %zd", (int)pp[i], (Py_ssize_t)i);
+        n_active += pp[i] != 0;
+    }
+    if (pivot_modes_check_path(pp, (size_t)D, 0))
+        return PyErr_Format(PyExc_ValueError, "path: a reuse encoder (2) needs an earlier active encoder (1)");
+    PyArrayObject *out = (PyArrayObject *)PyArray_NewCopy(x, NPY_CORDER), *attn = NULL, *mlp = NULL;
+    if (!out) return NULL;
+    if (capture) {
+        npy_intp da[4] = {n_active, B, T, C}, dm[4] = {D, B, T, C};
+        attn = pivot_py_new_f32(4, da);
+        mlp = attn ? pivot_py_new_f32(4, dm) : NULL;
+        if (!mlp) { Py_DECREF(out); Py_XDECREF(attn); return NULL; }
+    }
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_qvit_blocks_forward(F32(out), attn ? F32(attn) : NULL, mlp ? F32(mlp) : NULL,
+                                   (const int8_t *)PyArray_DATA(w), F32(f), pp, (size_t)B, (size_t)T, (size_t)C,
+                                   (size_t)NH, (size_t)H, (size_t)D, eps, per_token, kernel, threads);
+    Py_END_ALLOW_THREADS
+    if (st) {
+        Py_DECREF(out); Py_XDECREF(attn); Py_XDECREF(mlp);
+        return pivot_py_raise_status(st, "qvit_blocks_forward (activation scales must be positive and finite, zero points integers in [0, 255])");
+    }
+    if (!capture) return (PyObject *)out;
+    return Py_BuildValue("(NNN)", out, attn, mlp);
+}
+
+PyMethodDef pivot_int8_methods[] = {
+    {"int8_kernel_supported", py_int8_kernel_supported, METH_O, "int8_kernel_supported(kernel 1..4) -> bool"},
+    {"int8_kernel_resolve", py_int8_kernel_resolve, METH_O, "int8_kernel_resolve(kernel 0..4) -> the kernel a call runs (0: best, capped by PIVOT_INT8_KERNEL)"},
+    {"int8_pack", py_int8_pack, METH_O, "int8_pack(w int8 (N, K)) -> packed weight (panels + column sums)"},
+    {"int8_gemm", py_int8_gemm, METH_VARARGS, "int8_gemm(a uint8 (M, K), zero_point int32 (M), packed, N, kernel, threads) -> int32 (M, N)"},
+    {"quantize_u8", py_quantize_u8, METH_VARARGS, "quantize_u8(x f32 (N, C), inv_scale f32 (N|1), zp int32 (N|1)) -> uint8 (N, C)"},
+    {"quantize_u8_rows", py_quantize_u8_rows, METH_O, "quantize_u8_rows(x f32 (N, C)) -> (uint8 (N, C), scale (N), zp (N)) per-row dynamic"},
+    {"qblock_sizes", py_qblock_sizes, METH_VARARGS, "qblock_sizes(C, H) -> (floats per block, packed bytes per block, activation parameters per block)"},
+    {"qvit_blocks_forward", py_qvit_blocks_forward, METH_VARARGS, "qvit_blocks_forward(x (B, T, C), weights, floats, path, num_heads, hidden, eps, per_token, kernel, threads, capture) -> x or (x, attn, mlp)"},
+    {NULL, NULL, 0, NULL},
+};
