@@ -8,7 +8,7 @@ All three contenders run in this process with the same thread count (pivot's ``t
 (load from other processes hits every contender alike) and reported as the best round. pivot runs
 at its default kernel level: on CPUs with AMX its Linears use bf16x3 tiles (csrc/gemm.c, ~1e-5
 relative to fp32 sgemm); ``engine_amx_vs_avx512`` times the same model on the fp32 AVX-512
-kernels too (``PIVOT_SIMD=1`` makes that the default). Peers:
+kernels too (``PIVOT_SIMD=2`` makes that the default). Peers:
 
 - PyTorch: ``pivot.torch``'s plain module (timm's computation: nn.Linear,
   F.scaled_dot_product_attention, exact GELU) under ``torch.inference_mode()``;

@@ -10,12 +10,17 @@ their shape (running all 194 would take about 10 minutes and give the same cycle
 simulates the whole model (PS ops and energy included) in one call. Both sides must report the
 same compute cycles, or the benchmark fails.
 """
+import pathlib
+import sys
 import time
 
 from common import Result, best_time
 
 import pivot
-from pivot import _scalesim, sim
+from pivot import sim
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests"))
+from scalesim_util import run_gemms  # noqa: E402  (the scalesim runner the tests use)
 
 DEIT_S = pivot.ViTConfig.preset("deit_small_patch16_224")
 HW = sim.ZCU102.replace(global_buffer_bytes=0)          # what SCALE-Sim models: no global buffer
@@ -31,7 +36,7 @@ MODEL = [(("patch_embed", 196, 384, 768), 1), (("qkv", 197, 1152, 384), 12), (("
 def _scalesim_run(layer):
     """(seconds, total cycles) of one scalesim run of one GEMM."""
     start = time.perf_counter()
-    result = _scalesim.run_gemms([layer], ROWS, COLS, DATAFLOW, SRAM_KB, SRAM_KB, SRAM_KB)[0]
+    result = run_gemms([layer], ROWS, COLS, DATAFLOW, SRAM_KB, SRAM_KB, SRAM_KB)[0]
     return time.perf_counter() - start, result["total_cycles"]
 
 

@@ -160,6 +160,10 @@ class MultiEffort:
             raise ValueError(f"threshold must be in [0, 1] (normalized entropy), got {threshold!r}")
         self._low, self._high, self._threshold = low, high, threshold
 
+    def __reduce__(self):
+        # Pickled by its parts (each model pickles itself), for pivot.distributed's workers.
+        return MultiEffort, (self._low, self._high, self._threshold)
+
     @property
     def low(self):
         return self._low

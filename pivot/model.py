@@ -57,13 +57,29 @@ def prepare_images(config: ViTConfig, images):
 
 
 def default_threads() -> int:
-    """Threads a call uses when ``threads=None``: the cores this process may run on, capped by
-    the thread limit of pivot's OpenBLAS (so ``threadpoolctl.threadpool_limits`` applies)."""
+    """Threads a call uses when ``threads=None``: the cores this process may run on (its affinity
+    mask), capped by ``OMP_NUM_THREADS`` when set (Ray and Dask set it to a worker's CPUs, so a
+    worker keeps to its allotment) and by the thread limit of pivot's OpenBLAS (so
+    ``threadpoolctl.threadpool_limits`` applies)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cores = os.cpu_count() or 1
+    allotted = _env_threads("OMP_NUM_THREADS")
+    if allotted is not None:
+        cores = min(cores, allotted)
     return max(1, min(cores, _core.blas_user_threads()))
+
+
+def _env_threads(name: str):
+    """A positive thread count from environment variable ``name`` (OpenMP's list form "4,2" gives
+    its first level), or None when it is unset or not a positive integer."""
+    text = os.environ.get(name, "").split(",")[0].strip()
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if value >= 1 else None
 
 
 def _resolve_threads(threads) -> int:
@@ -161,6 +177,11 @@ class ViT:
         model = cls.__new__(cls)
         model._init(config, params, path)
         return model
+
+    def __reduce__(self):
+        # Pickled as config, flat weights and path: nothing of the C side (packed weights) crosses
+        # a process; the receiver packs again on first use. Used by pivot.distributed's workers.
+        return ViT._from_params, (self._config, self._params, self._path)
 
     # ------------------------------------------------------------------ properties
     @property

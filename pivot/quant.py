@@ -320,6 +320,11 @@ class QuantizedViT:
             buf.flags.writeable = False
         self._wbuf, self._fbuf, self._stem_head = wbuf, fbuf, stem_head
 
+    def __reduce__(self):
+        # Pickled as the constructor's arguments (config, quantized tensors, path, precision,
+        # kernel, info); the receiver validates and packs them again, so no C layout crosses a process.
+        return QuantizedViT, (self._config, self._float, self._path, self._per_token, self._kernel, self._info)
+
     @classmethod
     def _shared(cls, other, path=None, kernel=None):
         model = cls.__new__(cls)

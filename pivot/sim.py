@@ -121,8 +121,10 @@ import configparser
 import csv
 import dataclasses
 import io
+import itertools
 import math
 import numbers
+import os
 from functools import cached_property
 
 import numpy as np
@@ -133,7 +135,7 @@ from .config import ATTENTIONS, ViTConfig, as_int, as_real, normalize_path
 __all__ = [
     "DATAFLOWS", "MODULES", "ENERGY_COMPONENTS", "HardwareConfig", "ZCU102", "gemm_cycles",
     "LayerReport", "SimReport", "PairPart", "PairReport", "GemmLayer", "simulate", "simulate_pair",
-    "simulate_gemms", "read_scalesim_config", "read_topology_csv",
+    "simulate_gemms", "read_scalesim_config", "read_topology_csv", "to_scalesim", "sweep", "SWEEP_RESULTS",
 ]
 
 DATAFLOWS = ("is", "ws", "os")
@@ -584,13 +586,7 @@ def simulate_gemms(layers, hw: HardwareConfig = ZCU102) -> SimReport:
     """Simulate a list of GEMMs (``GemmLayer`` or ``(name, M, N, K[, count])`` tuples) one after
     another on the PL of ``hw``; e.g. ``simulate_gemms(read_topology_csv("gemm.csv"), hw)``."""
     hw = _validate.hardware(hw)
-    items = []
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, GemmLayer):
-            if isinstance(layer, (str, bytes)) or not hasattr(layer, "__len__") or len(layer) not in (4, 5):
-                raise TypeError(f"layer {i} must be a GemmLayer or a (name, M, N, K[, count]) tuple, got {layer!r}")
-            layer = GemmLayer(str(layer[0]), *layer[1:])
-        items.append(layer)
+    items = _gemm_items(layers)
     shapes = np.array([(g.M, g.N, g.K, g.count) for g in items], dtype=np.int64).reshape(len(items), 4)
     rows, totals = _core.sim_gemms(hw._packed, shapes)
     return SimReport._from_c(hw, None, None, 1, rows, totals, names=tuple(g.name for g in items))
@@ -692,6 +688,214 @@ def read_topology_csv(path) -> list:
     if not layers:
         raise _config_error(path, "no layers after the header")
     return layers
+
+
+_SCALESIM_CFG = """[general]
+run_name = {name}
+
+[architecture_presets]
+ArrayHeight: {rows}
+ArrayWidth: {cols}
+IfmapSramSzkB: {ifmap_kb}
+FilterSramSzkB: {filter_kb}
+OfmapSramSzkB: {ofmap_kb}
+IfmapOffset: 0
+FilterOffset: 10000000
+OfmapOffset: 20000000
+Bandwidth: {bandwidth}
+Dataflow: {dataflow}
+MemoryBanks: 1
+ReadRequestBuffer: 512
+WriteRequestBuffer: 512
+
+[layout]
+IfmapCustomLayout: False
+IfmapSRAMBankBandwidth: {bandwidth}
+IfmapSRAMBankNum: 1
+IfmapSRAMBankPort: 2
+FilterCustomLayout: False
+FilterSRAMBankBandwidth: {bandwidth}
+FilterSRAMBankNum: 1
+FilterSRAMBankPort: 2
+
+[sparsity]
+SparsitySupport: false
+SparseRep: ellpack_block
+OptimizedMapping: false
+BlockSize: 8
+RandomNumberGeneratorSeed: 40
+
+[run_presets]
+InterfaceBandwidth: {mode}
+UseRamulatorTrace: False
+"""
+
+
+def _gemm_items(layers) -> list:
+    items = []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, GemmLayer):
+            if isinstance(layer, (str, bytes)) or not hasattr(layer, "__len__") or len(layer) not in (4, 5):
+                raise TypeError(f"layer {i} must be a GemmLayer or a (name, M, N, K[, count]) tuple, got {layer!r}")
+            layer = GemmLayer(str(layer[0]), *layer[1:])
+        items.append(layer)
+    return items
+
+
+def to_scalesim(design: HardwareConfig, model, path=None, out_dir=".", batch: int = 1) -> dict:
+    """Write ``design`` and a model's matrix products as SCALE-Sim 3 input files, so that one design
+    can be cross-checked in SCALE-Sim (``python -m scalesim.scale -c scale.cfg -t gemm.csv -i gemm``).
+
+    ``model``: a ``pivot.ViTConfig`` or a model (its GEMMs as ``simulate`` runs them with ``path``
+    at ``batch``; a product repeated ``count`` times, e.g. QK^T once per head and image, becomes
+    ``count`` rows named ``<layer>.<i>``), or a list of ``GemmLayer`` / ``(name, M, N, K[, count])``.
+    The elementwise PS operations have no SCALE-Sim counterpart and are left out.
+
+    Writes ``scale.cfg``, ``gemm.csv`` (``Layer name, M, N, K,``) and ``layout.csv`` into
+    ``out_dir`` (created if needed) and returns their paths as ``{"config", "topology", "layout"}``.
+    The config maps the design as ``read_scalesim_config`` reads it back: array, dataflow, SRAM
+    sizes in kB of 1024 bytes (rounded, at least 1), no global buffer (SCALE-Sim has none), and
+    the DRAM bandwidth in words per cycle at the PL clock (``USER`` mode, rounded, at least 1), or
+    ``CALC`` mode (SCALE-Sim estimates the bandwidth) for ``dram_bandwidth_gbps=math.inf``.
+    """
+    design = _validate.hardware(design)
+    if isinstance(model, ViTConfig) or hasattr(model, "config"):
+        report = simulate(model, path=path, hw=design, batch=batch)
+        layers = [GemmLayer(layer.name, layer.M, layer.N, layer.K, layer.count)
+                  for layer in report.layers if layer.kind == "gemm"]
+    else:
+        if path is not None:
+            raise ValueError("path applies to a model or config, not to a list of GEMMs")
+        layers = _gemm_items(model)
+    out_dir = os.fspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+
+    def kb(nbytes):
+        return max(1, round(nbytes / 1024))
+
+    if math.isinf(design.dram_bandwidth_gbps):
+        mode, bandwidth = "CALC", 10   # the value is not used in CALC mode
+    else:
+        mode = "USER"
+        words_per_cycle = design.dram_bandwidth_gbps * 1e9 / (design.word_bytes * design.clock_mhz * 1e6)
+        bandwidth = max(1, round(words_per_cycle))
+    files = {"config": os.path.join(out_dir, "scale.cfg"), "topology": os.path.join(out_dir, "gemm.csv"),
+             "layout": os.path.join(out_dir, "layout.csv")}
+    name = "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in design.name) or "pivot"
+    with open(files["config"], "w", encoding="utf-8") as f:
+        f.write(_SCALESIM_CFG.format(name=name, rows=design.array_rows, cols=design.array_cols,
+                                     dataflow=design.dataflow, ifmap_kb=kb(design.ipmem_bytes),
+                                     filter_kb=kb(design.wtmem_bytes), ofmap_kb=kb(design.opmem_bytes),
+                                     bandwidth=bandwidth, mode=mode))
+    with open(files["topology"], "w", encoding="utf-8") as f:
+        f.write("Layer name, M, N, K,\n")
+        for g in layers:
+            for i in range(g.count):
+                f.write(f"{g.name if g.count == 1 else f'{g.name}.{i}'}, {g.M}, {g.N}, {g.K},\n")
+    with open(files["layout"], "w", encoding="utf-8") as f:
+        f.write("Layer name,\n")
+    return files
+
+
+# ---------------------------------------------------------------------------------------------- sweeps
+
+SWEEP_RESULTS = ("delay_ms", "energy_j", "edp", "fps_per_w", "power_w", "utilization_pct")
+"""The result columns of ``sweep``: delay (ms), energy (J), EDP (J x ms), images per joule, average
+power (W) and PL utilization (MACs / (PEs x (compute + stall cycles)), %)."""
+
+_HW_FIELDS = tuple(f.name for f in dataclasses.fields(HardwareConfig))
+
+
+def _sweep_designs(grid) -> tuple:
+    """(column names, list of change dicts) of a grid mapping or a sequence of designs."""
+    if isinstance(grid, dict) or (hasattr(grid, "keys") and hasattr(grid, "__getitem__")):
+        names = [str(k) for k in grid.keys()]
+        values = []
+        for name in names:
+            v = grid[name]
+            v = list(v) if not isinstance(v, (str, bytes)) and hasattr(v, "__iter__") else [v]
+            if not v:
+                raise ValueError(f"grid[{name!r}] is empty")
+            values.append(v)
+        changes = [dict(zip(names, combo)) for combo in itertools.product(*values)]
+    elif hasattr(grid, "__iter__") and not isinstance(grid, (str, bytes)):
+        changes = []
+        for i, item in enumerate(grid):
+            if isinstance(item, HardwareConfig):
+                changes.append(dataclasses.asdict(item))
+            elif isinstance(item, dict):
+                changes.append(dict(item))
+            else:
+                raise TypeError(f"grid[{i}] must be a HardwareConfig or a dict of its fields, got {type(item).__name__}")
+        names = list(dict.fromkeys(k for c in changes for k in c))
+    else:
+        raise TypeError(f"grid must be a mapping field -> values or a sequence of designs, got {type(grid).__name__}")
+    unknown = [n for n in names if n not in _HW_FIELDS]
+    if unknown:
+        raise ValueError(f"grid names unknown HardwareConfig fields {unknown}; fields: {', '.join(_HW_FIELDS)}")
+    if not changes:
+        raise ValueError("grid holds no designs")
+    return names, changes
+
+
+def _sweep_rows(config, path, base, changes, batch) -> np.ndarray:
+    """The SWEEP_RESULTS of each design ``base.replace(**change)``: (len(changes), 6) float64."""
+    out = np.empty((len(changes), len(SWEEP_RESULTS)))
+    for i, change in enumerate(changes):
+        try:
+            hw = dataclasses.replace(base, **change)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"design {change}: {exc}") from None
+        r = simulate(config, path, hw, batch)
+        busy = hw.array_rows * hw.array_cols * (r.compute_cycles + r.stall_cycles)
+        out[i] = (r.delay_ms, r.energy_j, r.edp, r.fps_per_w, r.power_w, 100.0 * r.macs / busy if busy else 0.0)
+    return out
+
+
+def sweep(model_or_config, grid, path=None, executor=None, hw: HardwareConfig = ZCU102, batch: int = 1,
+          chunks=None) -> dict:
+    """Simulate one model on many accelerator designs: a table with one row per design.
+
+    ``grid``: a mapping of ``HardwareConfig`` field -> values, every combination taken (e.g.
+    ``{"array_rows": [16, 32, 64], "array_cols": [16, 36, 64], "dataflow": ["is", "ws", "os"],
+    "clock_mhz": [100, 200], "ipmem_bytes": [8192, 65536], "dram_bandwidth_gbps": [9.6, 19.2],
+    "operand_bits": [8, 16]}``), or a sequence of designs (``HardwareConfig`` objects or dicts of
+    fields). Fields not named keep ``hw``'s values. ``model_or_config`` and ``path`` as in
+    ``simulate``; ``batch`` images per inference.
+
+    ``executor``: any ``concurrent.futures.Executor`` (a process pool, Dask's
+    ``client.get_executor()``, ``pivot.distributed.RayExecutor()``); the designs are split into
+    ``chunks`` parts (default: 4 per worker when the executor says how many it has, else 16)
+    submitted to it; None runs them here (DeiT-S: about 10,000 designs in a few seconds).
+
+    Returns a dict of NumPy columns, rows in grid order: one column per grid field (the design),
+    then ``SWEEP_RESULTS``: ``delay_ms``, ``energy_j``, ``edp`` (J x ms), ``fps_per_w``,
+    ``power_w`` and ``utilization_pct``. ``pivot.plot.design_space`` draws it.
+    """
+    config, path_arr = _resolve(model_or_config, path)
+    hw = _validate.hardware(hw)
+    batch = _validate.positive_int(batch, "batch")
+    names, changes = _sweep_designs(grid)
+    if executor is None:
+        values = _sweep_rows(config, path_arr, hw, changes, batch)
+    else:
+        if not hasattr(executor, "submit"):
+            raise TypeError(f"executor must be a concurrent.futures.Executor, got {type(executor).__name__}")
+        if chunks is None:
+            workers = getattr(executor, "_max_workers", None)
+            chunks = 4 * workers if _is_int(workers) and workers > 0 else 16
+        chunks = min(_validate.positive_int(chunks, "chunks"), len(changes))
+        bounds = np.linspace(0, len(changes), chunks + 1).astype(int)
+        futures = [executor.submit(_sweep_rows, config, path_arr, hw, changes[a:b], batch)
+                   for a, b in zip(bounds[:-1], bounds[1:])]
+        values = np.concatenate([f.result() for f in futures])
+    table = {}
+    for name in names:
+        column = [c.get(name, getattr(hw, name)) for c in changes]
+        table[name] = np.array(column, dtype=object if name == "name" else None)
+    for j, name in enumerate(SWEEP_RESULTS):
+        table[name] = values[:, j].copy()
+    return table
 
 
 def bit_width_report(model_or_config=None, bits=(8, 16, 32), hw: HardwareConfig = ZCU102, path=None,

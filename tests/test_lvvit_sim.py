@@ -122,17 +122,18 @@ def test_stem_convolutions_map_as_scalesim_maps_convolutions():
     pytest.importorskip("scalesim")
     from scalesim.scale_sim import scalesim
 
-    from pivot import _scalesim
+    from scalesim_util import _numpy2_compat, scalesim_hw
     layers = [("conv1", 23, 7, 3, 5, 2), ("conv2", 10, 3, 5, 5, 1)]  # name, padded H=W, k, Cin, Cout, stride
     rows, cols = 8, 6
     directory = tempfile.mkdtemp(prefix="pivot_scalesim_conv_")
     try:
-        cfg, topo, layout = _scalesim.write_files(directory, [], rows, cols, "is", 64, 64, 64)
+        files = sim.to_scalesim(scalesim_hw(rows, cols, "is"), [], out_dir=directory)
+        cfg, topo, layout = files["config"], files["topology"], files["layout"]
         with open(topo, "w") as f:
             f.write("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n")
             for name, h, k, cin, cout, stride in layers:
                 f.write(f"{name}, {h}, {h}, {k}, {k}, {cin}, {cout}, {stride},\n")
-        with _scalesim._numpy2_compat(), contextlib.redirect_stdout(io.StringIO()):
+        with _numpy2_compat(), contextlib.redirect_stdout(io.StringIO()):
             s = scalesim(save_disk_space=True, verbose=False, config=cfg, topology=topo, layout=layout,
                          input_type_gemm=False)
             s.run_scale(top_path=directory)

@@ -6,7 +6,7 @@ import types
 import numpy as np
 import pytest
 
-from pivot.recipes import path_selection as ps
+from pivot.apps.recipes import path_selection as ps
 
 
 def _args(**kw):

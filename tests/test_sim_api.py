@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import pivot
-from pivot import _scalesim, sim
+from pivot import sim
 
 DEIT_S = pivot.ViTConfig.preset("deit_small_patch16_224")
 
@@ -192,7 +192,9 @@ def test_pair_refuses_bad_paths():
 # ------------------------------------------------------------------------------------ SCALE-Sim files
 
 def test_read_scalesim_config(tmp_path):
-    cfg, _, _ = _scalesim.write_files(tmp_path, [], 32, 16, "ws", 4, 8, 2, bandwidth=10)
+    design = sim.ZCU102.replace(name="pivot", array_rows=32, array_cols=16, dataflow="ws", ipmem_bytes=4096,
+                                wtmem_bytes=8192, opmem_bytes=2048, dram_bandwidth_gbps=10 * 125e6 / 1e9)
+    cfg = sim.to_scalesim(design, [], out_dir=tmp_path)["config"]
     hw = sim.read_scalesim_config(cfg)
     assert (hw.array_rows, hw.array_cols, hw.dataflow) == (32, 16, "ws")
     assert (hw.ipmem_bytes, hw.wtmem_bytes, hw.opmem_bytes, hw.global_buffer_bytes) == (4096, 8192, 2048, 0)
@@ -203,7 +205,7 @@ def test_read_scalesim_config(tmp_path):
     theirs = scale_config()
     theirs.read_conf_file(str(cfg))
     assert (theirs.get_array_dims(), theirs.get_dataflow(), theirs.get_mem_sizes()) == ((32, 16), "ws", (4, 8, 2))
-    calc, _, _ = _scalesim.write_files(tmp_path, [], 8, 8, "os", 1, 1, 1, bandwidth=None)
+    calc = sim.to_scalesim(design.replace(dram_bandwidth_gbps=math.inf), [], out_dir=tmp_path / "calc")["config"]
     assert sim.read_scalesim_config(calc).dram_bandwidth_gbps == math.inf
 
 
@@ -224,7 +226,7 @@ def test_read_scalesim_config_errors(tmp_path):
 
 
 def test_read_topology_csv(tmp_path):
-    _, topo, _ = _scalesim.write_files(tmp_path, [("qkv", 197, 1152, 384), ("head", 1, 1000, 384)], 8, 8, "is", 1, 1, 1)
+    topo = sim.to_scalesim(sim.ZCU102, [("qkv", 197, 1152, 384), ("head", 1, 1000, 384)], out_dir=tmp_path)["topology"]
     layers = sim.read_topology_csv(topo)
     assert layers == [sim.GemmLayer("qkv", 197, 1152, 384), sim.GemmLayer("head", 1, 1000, 384)]
     plain = tmp_path / "plain.csv"       # no trailing commas, a sparsity column, blank lines

@@ -11,19 +11,14 @@ import numpy as np
 import pytest
 
 import pivot
-from pivot import _scalesim, sim
+from pivot import sim
 from pivot.reference import sim as ref
 
 pytest.importorskip("scalesim")
 
+from scalesim_util import run_gemms, scalesim_hw  # noqa: E402
+
 RECORDED = json.loads((pathlib.Path(__file__).parent / "reference" / "scalesim_gemm.json").read_text())
-
-
-def scalesim_hw(rows, cols, dataflow, sram_kb):
-    """pivot's view of a SCALE-Sim machine: no global buffer, SRAM sizes in kB of 1024 bytes."""
-    return sim.ZCU102.replace(array_rows=rows, array_cols=cols, dataflow=dataflow, global_buffer_bytes=0,
-                              ipmem_bytes=1024 * sram_kb[0], wtmem_bytes=1024 * sram_kb[1],
-                              opmem_bytes=1024 * sram_kb[2])
 
 
 def small_cases(seed, n):
@@ -44,8 +39,8 @@ def test_compute_cycles_and_sram_accesses_equal_scalesim_live():
     for df, shape, rows, cols in small_cases(seed=11, n=10):
         by_machine.setdefault((df, rows, cols), []).append(shape)
     for (df, rows, cols), shapes in by_machine.items():
-        theirs = _scalesim.run_gemms([(f"l{i}", *s) for i, s in enumerate(shapes)], rows, cols, df)
-        ours = sim.simulate_gemms([(f"l{i}", *s) for i, s in enumerate(shapes)], scalesim_hw(rows, cols, df, (64,) * 3))
+        theirs = run_gemms([(f"l{i}", *s) for i, s in enumerate(shapes)], rows, cols, df)
+        ours = sim.simulate_gemms([(f"l{i}", *s) for i, s in enumerate(shapes)], scalesim_hw(rows, cols, df))
         for shape, t, layer in zip(shapes, theirs, ours.layers):
             assert t["stall_cycles"] == 0
             assert sim.gemm_cycles(*shape, rows, cols, df) == t["total_cycles"], (df, shape, rows, cols)
@@ -87,7 +82,7 @@ def test_dram_reads_match_scalesim_estimate_mode():
     cases = [c for c in RECORDED["cases"] if c["group"] == "memory_calc"]
     assert len(cases) == 30
     for c in cases:
-        hw = dataclasses.asdict(scalesim_hw(c["rows"], c["cols"], c["dataflow"], c["sram_kb"]))
+        hw = dataclasses.asdict(scalesim_hw(c["rows"], c["cols"], c["dataflow"], *c["sram_kb"]))
         ours = ref.dram_traffic(c["M"], c["N"], c["K"], hw)
         t = c["result"]
         assert ours["a"] == t["dram_ifmap_reads"], c["name"]
@@ -109,8 +104,7 @@ def test_stalls_track_scalesim_user_mode():
     cases = [c for c in RECORDED["cases"] if c["group"] == "memory_user"]
     assert len(cases) == 24
     for c in cases:
-        hw = scalesim_hw(c["rows"], c["cols"], c["dataflow"], c["sram_kb"]).replace(
-            dram_bandwidth_gbps=c["bandwidth"] * 125e6 / 1e9)
+        hw = scalesim_hw(c["rows"], c["cols"], c["dataflow"], *c["sram_kb"], bandwidth=c["bandwidth"])
         layer = sim.simulate_gemms([("l", c["M"], c["N"], c["K"])], hw).layers[0]
         t = c["result"]
         ours = layer.compute_cycles + layer.stall_cycles

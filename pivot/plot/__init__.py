@@ -2,10 +2,11 @@
 
 Imported on first use of ``pivot.plot``; importing pivot alone does not import matplotlib.
 """
-from ._sim import delay_breakdown
+from ._sim import delay_breakdown, delay_energy_front, design_space
 from ._cka import cka_heatmap
 from ._search import accuracy_edp_front, edp_split, edp_vs_lec
 
 from ._paths import path_selection
 
-__all__ = ["delay_breakdown", "cka_heatmap", "edp_vs_lec", "edp_split", "accuracy_edp_front", "path_selection"]
+__all__ = ["delay_breakdown", "design_space", "delay_energy_front", "cka_heatmap", "edp_vs_lec", "edp_split",
+           "accuracy_edp_front", "path_selection"]

@@ -1,4 +1,4 @@
-"""Plots of the simulator: the delay breakdown by module (Fig. 6a).
+"""Plots of the simulator: the delay breakdown by module (Fig. 6a) and a design sweep's delay-energy front.
 
 Figures are built with ``matplotlib.figure.Figure`` (no pyplot state); each function returns it.
 """
@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 
 from ..config import path_effort
 
-__all__ = ["delay_breakdown"]
+__all__ = ["delay_breakdown", "design_space", "delay_energy_front"]
 
 _MODULES = (("attention_mac", "attention MACs", "tab:blue"), ("softmax", "softmax", "tab:red"),
             ("mlp", "MLP", "tab:green"), ("other", "other (norms, patch embedding, head)", "tab:gray"))
@@ -70,4 +70,62 @@ def delay_breakdown(reports, labels=None, percent: bool = False) -> Figure:
     ax.set_ylim(0, bottom.max() * 1.12)
     # Outside the axes: inside, it would cover the tallest bar's top.
     fig.legend(*ax.get_legend_handles_labels(), loc="outside right upper", fontsize="small")
+    return fig
+
+
+def delay_energy_front(delay_ms, energy_j) -> np.ndarray:
+    """Indices of the designs no other design beats in both delay and energy (lower is better),
+    sorted by delay."""
+    delay, energy = np.asarray(delay_ms, dtype=np.float64), np.asarray(energy_j, dtype=np.float64)
+    order = np.lexsort((energy, delay))
+    keep, best = [], np.inf
+    for i in order:
+        if energy[i] < best:
+            keep.append(i)
+            best = energy[i]
+    return np.array(keep, dtype=np.int64)
+
+
+def design_space(table, color_by=None, log: bool = True) -> Figure:
+    """Every design of a ``pivot.sim.sweep`` table as a point of delay (ms) vs energy (J) per
+    inference, with the delay-energy front (designs no other beats in both) drawn as a line.
+
+    ``color_by``: a column of the table (e.g. ``"dataflow"``, ``"array_rows"``) colouring the
+    points; None colours by EDP. ``log``: logarithmic axes (sweeps span orders of magnitude).
+    """
+    if not hasattr(table, "keys") or "delay_ms" not in table or "energy_j" not in table:
+        raise TypeError("design_space needs a pivot.sim.sweep table (a dict with delay_ms and energy_j columns)")
+    delay, energy = np.asarray(table["delay_ms"], float), np.asarray(table["energy_j"], float)
+    if delay.size == 0:
+        raise ValueError("the table has no designs")
+    fig = Figure(figsize=(7, 5), layout="constrained")
+    ax = fig.subplots()
+    if color_by is None:
+        points = ax.scatter(delay, energy, c=np.asarray(table.get("edp", delay * energy), float), s=6,
+                            cmap="viridis", norm="log" if log else None, alpha=0.6, linewidths=0)
+        fig.colorbar(points, ax=ax, label="EDP (J x ms)")
+    else:
+        if color_by not in table:
+            raise ValueError(f"color_by {color_by!r} is not a column of the table; columns: {', '.join(table)}")
+        groups = np.asarray(table[color_by])
+        for value in np.unique(groups):
+            mask = groups == value
+            ax.scatter(delay[mask], energy[mask], s=6, alpha=0.6, linewidths=0, label=f"{color_by}={value}")
+    front = delay_energy_front(delay, energy)
+    ax.plot(delay[front], energy[front], color="black", lw=1.2, marker="o", ms=3,
+            label=f"delay-energy front ({front.size} designs)")
+    ax.legend(fontsize="small", markerscale=2, loc="upper left")
+    if log:
+        from matplotlib.ticker import FuncFormatter
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+
+        def minor(v, _):  # label 2x, 3x and 5x a power of ten: plain numbers, not crowded
+            return f"{v:g}" if v > 0 and round(v / 10 ** np.floor(np.log10(v))) in (2, 3, 5) else ""
+
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_minor_formatter(FuncFormatter(minor))
+    ax.set(xlabel="delay per inference (ms)", ylabel="energy per inference (J)",
+           title=f"Design space: {delay.size} designs")
     return fig

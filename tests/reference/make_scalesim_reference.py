@@ -14,11 +14,12 @@ import time
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))  # scalesim_util.py
 
 import scalesim  # noqa: E402,F401  (fail early when the peer is missing)
 from importlib.metadata import version  # noqa: E402
 
-from pivot import _scalesim  # noqa: E402
+from scalesim_util import run_gemms  # noqa: E402
 
 OUT = pathlib.Path(__file__).with_name("scalesim_gemm.json")
 
@@ -52,8 +53,8 @@ def main():
     start = time.perf_counter()
     for case in cases():
         t0 = time.perf_counter()
-        result = _scalesim.run_gemms([(case["name"], case["M"], case["N"], case["K"])], case["rows"], case["cols"],
-                                     case["dataflow"], *case["sram_kb"], bandwidth=case["bandwidth"])[0]
+        result = run_gemms([(case["name"], case["M"], case["N"], case["K"])], case["rows"], case["cols"],
+                           case["dataflow"], *case["sram_kb"], bandwidth=case["bandwidth"])[0]
         case["scalesim_seconds"] = round(time.perf_counter() - t0, 3)
         case["result"] = result
         records.append(case)

@@ -9,6 +9,12 @@ CKA matrix on 256 training images with the C engine and picks the best path of e
 (teacher: the base model); ``random_paths`` fine-tunes random paths of one effort with the same
 budget (the paper's Fig. 4a question); ``--ship`` writes the F16 safetensors and the model card
 into ``pivot/zoo`` (with :func:`pivot.zoo.ship`).
+
+``--ray ADDRESS`` (``pip install "pivot[ray]"``) fine-tunes the efforts as Ray tasks on that
+cluster ("auto": the one this machine belongs to), one effort per task with ``--threads`` CPUs
+(1 when not given); each task gets the base weights and the data through Ray's object store and
+sends the weights back, so nothing depends on where it ran: with the same ``--threads`` the
+weights are byte-identical to a local run.
 """
 from __future__ import annotations
 
@@ -23,7 +29,7 @@ ZOO_NAME = "fmnist_vit12_p4"
 CONFIG = dict(img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=12, num_heads=4,
               mlp_ratio=4.0, input_mean=(0.2860,), input_std=(0.3530,))  # pivot.datasets.MEAN / STD
 EFFORTS = tuple(range(3, 12))
-PROCESS_ARGS = ("stages", "efforts", "ship")  # what one process runs, not part of the recipe
+PROCESS_ARGS = ("stages", "efforts", "ship", "ray")  # what one process runs, not part of the recipe
 
 
 def build_config():
@@ -38,9 +44,13 @@ def _log(out: pathlib.Path, record: dict) -> None:
 
 
 def _save(module, file: pathlib.Path) -> None:
+    _save_state(module.state_dict(), file)
+
+
+def _save_state(state: dict, file: pathlib.Path) -> None:
     import torch
     tmp = file.with_suffix(".tmp")
-    torch.save(module.state_dict(), tmp)
+    torch.save(state, tmp)
     tmp.replace(file)
 
 
@@ -131,28 +141,78 @@ def _effort_range(text: str) -> range:
     return range(int(lo), int(hi or lo) + 1)
 
 
-def _finetune(out, name, base, path, train, test, args, seed, steps, lr):
+def _fit_args(args, seed, steps, lr) -> dict:
+    return dict(steps=steps, batch_size=args.batch_size, lr=lr, warmup_steps=steps // 20, seed=seed,
+                shift=args.shift, precision=args.precision)
+
+
+def _finetune_weights(config: dict, base_state: dict, path, train, test, fit_args: dict, threads=None):
+    """(state_dict, seconds, test accuracy) of the base model fine-tuned on ``path`` with the PIVOT
+    loss (teacher: the base model). Depends only on its arguments (and ``threads``), so a Ray
+    worker computes the same bytes as this process."""
+    import torch
+    from pivot import ViTConfig
+    from pivot.torch import VisionTransformer
     from pivot.train import PivotLoss, evaluate, fit
+    if threads:
+        torch.set_num_threads(threads)
+    teacher = VisionTransformer(ViTConfig(**config))
+    teacher.load_state_dict(base_state)
+    student = VisionTransformer(ViTConfig(**config), path=path)
+    student.load_state_dict(base_state)
+    log = fit(student.eval(), *train, path=path, teacher=teacher.eval(), loss=PivotLoss(), **fit_args)
+    return student.state_dict(), log["seconds"], evaluate(student, *test)
+
+
+def _finetune(out, name, base, path, train, test, args, seed, steps, lr):
     file = out / f"{name}.pt"
     if file.exists():
         return _load(file, path=path)
-    student = _load(out / "base.pt", path=path)
-    log = fit(student, *train, path=path, teacher=base, loss=PivotLoss(), steps=steps,
-              batch_size=args.batch_size, lr=lr, warmup_steps=steps // 20, seed=seed,
-              shift=args.shift, precision=args.precision, desc=name)
-    _save(student, file)
+    state, seconds, accuracy = _finetune_weights(CONFIG, base.state_dict(), path, train, test,
+                                                 _fit_args(args, seed, steps, lr), args.threads)
+    _save_state(state, file)
+    _log_finetune(out, name, path, steps, lr, seconds, accuracy)
+    return _load(file, path=path)
+
+
+def _log_finetune(out, name, path, steps, lr, seconds, accuracy):
     _log(out, {"stage": name, "path": "".join(map(str, path)), "steps": steps, "lr": lr,
-               "seconds": round(log["seconds"], 1), "test_accuracy": evaluate(student, *test)})
-    return student
+               "seconds": round(seconds, 1), "test_accuracy": accuracy})
 
 
 def stage_efforts(out, base, cka, train, test, args):
     steps = per_effort(args.effort_steps)
     lrs = effort_lrs(args.effort_lr)
     efforts = EFFORTS if args.efforts is None else parse_efforts(args.efforts)
+    if getattr(args, "ray", None):
+        return _stage_efforts_on_ray(out, base, cka, train, test, args, efforts, steps, lrs)
     return {e: _finetune(out, f"effort{e}", base, cka["paths"][str(e)]["path"], train, test, args, args.seed + e,
                          steps[e], lrs[e])
             for e in efforts}
+
+
+def _stage_efforts_on_ray(out, base, cka, train, test, args, efforts, steps, lrs):
+    """``stage_efforts`` with one Ray task per effort still to train (``--threads`` CPUs each)."""
+    try:
+        import ray
+    except ImportError:
+        raise SystemExit('--ray needs Ray: pip install "pivot[ray]"') from None
+    if not ray.is_initialized():
+        ray.init(address=args.ray)
+    threads = args.threads or 1
+    task = ray.remote(num_cpus=threads)(_finetune_weights)
+    base_ref, train_ref, test_ref = ray.put(base.state_dict()), ray.put(train), ray.put(test)
+    pending = {}
+    for e in efforts:
+        path = cka["paths"][str(e)]["path"]
+        if not (out / f"effort{e}.pt").exists():
+            pending[e] = task.remote(CONFIG, base_ref, path, train_ref, test_ref,
+                                     _fit_args(args, args.seed + e, steps[e], lrs[e]), threads)
+    for e, ref in pending.items():  # saved and logged in effort order, wherever each ran
+        state, seconds, accuracy = ray.get(ref)
+        _save_state(state, out / f"effort{e}.pt")
+        _log_finetune(out, f"effort{e}", cka["paths"][str(e)]["path"], steps[e], lrs[e], seconds, accuracy)
+    return {e: _load(out / f"effort{e}.pt", path=cka["paths"][str(e)]["path"]) for e in efforts}
 
 
 def parse_efforts(spec: str) -> tuple[int, ...]:
@@ -293,6 +353,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--stages", default="base,cka,efforts,random_paths", help="comma-separated stages to run")
     p.add_argument("--ship", action="store_true", help="write pivot/zoo files from the finished run")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help='fine-tune the efforts as Ray tasks on this cluster ("auto": the local one), '
+                        "--threads CPUs each; same weights as a local run with the same --threads")
     return p
 
 

@@ -1,5 +1,7 @@
 """Runs the ``scalesim`` package (SCALE-Sim v3, the peer of pivot.sim) on GEMMs, for the tests,
-the recorded references and the benchmark. Not part of pivot's API; needs ``pip install scalesim``.
+the recorded references (tests/reference/make_scalesim_reference.py) and the benchmark
+(benchmarks/bench_sim.py); needs ``pip install scalesim``. The input files are written by
+``pivot.sim.to_scalesim``.
 
 scalesim 3.0.0 calls ``int()`` on 1-element arrays, an error since NumPy 2; while a run lasts,
 the buffers' service functions are wrapped to return flat arrays (their values are unchanged).
@@ -8,52 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
+import math
 import shutil
 import tempfile
 
 import numpy as np
 
-_CFG = """[general]
-run_name = pivot
-
-[architecture_presets]
-ArrayHeight: {rows}
-ArrayWidth: {cols}
-IfmapSramSzkB: {ifmap_kb}
-FilterSramSzkB: {filter_kb}
-OfmapSramSzkB: {ofmap_kb}
-IfmapOffset: 0
-FilterOffset: 10000000
-OfmapOffset: 20000000
-Bandwidth: {bandwidth}
-Dataflow: {dataflow}
-MemoryBanks: 1
-ReadRequestBuffer: 512
-WriteRequestBuffer: 512
-
-[layout]
-IfmapCustomLayout: False
-IfmapSRAMBankBandwidth: {bandwidth}
-IfmapSRAMBankNum: 1
-IfmapSRAMBankPort: 2
-FilterCustomLayout: False
-FilterSRAMBankBandwidth: {bandwidth}
-FilterSRAMBankNum: 1
-FilterSRAMBankPort: 2
-
-[sparsity]
-SparsitySupport: false
-SparseRep: ellpack_block
-OptimizedMapping: false
-BlockSize: 8
-RandomNumberGeneratorSeed: 40
-
-[run_presets]
-InterfaceBandwidth: {mode}
-UseRamulatorTrace: False
-"""
-
+from pivot import sim
 
 def _flat(fn):
     def wrapped(*args, **kwargs):
@@ -86,23 +49,14 @@ def _numpy2_compat():
         dbsp.double_buffered_scratchpad.service_memory_requests = original
 
 
-def write_files(directory, layers, rows, cols, dataflow, ifmap_kb, filter_kb, ofmap_kb, bandwidth=None):
-    """Writes scale.cfg, gemm.csv and layout.csv for SCALE-Sim into `directory`; returns their paths.
-    ``bandwidth`` None: CALC mode (SCALE-Sim estimates the bandwidth; no stalls); else USER mode
-    with that many words per cycle on each of its ports."""
-    cfg = os.path.join(directory, "scale.cfg")
-    topo = os.path.join(directory, "gemm.csv")
-    layout = os.path.join(directory, "layout.csv")
-    with open(cfg, "w") as f:
-        f.write(_CFG.format(rows=rows, cols=cols, dataflow=dataflow, ifmap_kb=ifmap_kb, filter_kb=filter_kb,
-                            ofmap_kb=ofmap_kb, bandwidth=bandwidth or 10, mode="CALC" if bandwidth is None else "USER"))
-    with open(topo, "w") as f:
-        f.write("Layer name, M, N, K,\n")
-        for name, M, N, K in layers:
-            f.write(f"{name}, {M}, {N}, {K},\n")
-    with open(layout, "w") as f:
-        f.write("Layer name,\n")
-    return cfg, topo, layout
+def scalesim_hw(rows, cols, dataflow, ifmap_kb=64, filter_kb=64, ofmap_kb=64, bandwidth=None, base=sim.ZCU102):
+    """pivot's view of a SCALE-Sim machine: no global buffer, SRAM sizes in kB of 1024 bytes;
+    ``bandwidth`` None: CALC mode (no stalls, math.inf), else USER mode with that many words per
+    cycle (SCALE-Sim: on each of its ports; pivot: one shared interface) at ``base``'s clock."""
+    gbps = math.inf if bandwidth is None else bandwidth * base.word_bytes * base.clock_mhz * 1e-3
+    return base.replace(name="pivot", array_rows=rows, array_cols=cols, dataflow=dataflow, global_buffer_bytes=0,
+                        ipmem_bytes=1024 * ifmap_kb, wtmem_bytes=1024 * filter_kb, opmem_bytes=1024 * ofmap_kb,
+                        dram_bandwidth_gbps=gbps)
 
 
 def run_gemms(layers, rows, cols, dataflow, ifmap_kb=64, filter_kb=64, ofmap_kb=64, bandwidth=None):
@@ -114,7 +68,9 @@ def run_gemms(layers, rows, cols, dataflow, ifmap_kb=64, filter_kb=64, ofmap_kb=
 
     directory = tempfile.mkdtemp(prefix="pivot_scalesim_")
     try:
-        cfg, topo, layout = write_files(directory, layers, rows, cols, dataflow, ifmap_kb, filter_kb, ofmap_kb, bandwidth)
+        hw = scalesim_hw(rows, cols, dataflow, ifmap_kb, filter_kb, ofmap_kb, bandwidth)
+        files = sim.to_scalesim(hw, layers, out_dir=directory)
+        cfg, topo, layout = files["config"], files["topology"], files["layout"]
         with _numpy2_compat(), contextlib.redirect_stdout(io.StringIO()):
             s = scalesim(save_disk_space=True, verbose=False, config=cfg, topology=topo, layout=layout,
                          input_type_gemm=True)
