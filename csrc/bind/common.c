@@ -78,6 +78,14 @@ int pivot_py_threads(int threads) {
     return 0;
 }
 
+int pivot_py_threads_arg(PyObject *arg, int *out) {
+    long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return -1;
+    if (pivot_py_threads((int)(n > 1024 ? 1025 : n < 0 ? 0 : n))) return -1; /* no wrap in the int cast */
+    *out = (int)n;
+    return 0;
+}
+
 PyArrayObject *pivot_py_new_f32(int ndim, npy_intp *dims) {
     return (PyArrayObject *)PyArray_SimpleNew(ndim, dims, NPY_FLOAT32);
 }

@@ -13,10 +13,9 @@
 #include "quant.h"
 
 static PyObject *py_blas_set_num_threads(PyObject *self, PyObject *arg) {
-    long n = PyLong_AsLong(arg);
-    if (n == -1 && PyErr_Occurred()) return NULL;
-    if (pivot_py_threads((int)(n > 1024 ? 1025 : n < 0 ? 0 : n))) return NULL;
-    pivot_blas_set_num_threads((int)n);
+    int n;
+    if (pivot_py_threads_arg(arg, &n)) return NULL;
+    pivot_blas_set_num_threads(n);
     Py_RETURN_NONE;
 }
 
@@ -413,10 +412,9 @@ static PyObject *py_blas_user_threads(PyObject *self, PyObject *noargs) {
 }
 
 static PyObject *py_blas_guard_enter(PyObject *self, PyObject *arg) {
-    long n = PyLong_AsLong(arg);
-    if (n == -1 && PyErr_Occurred()) return NULL;
-    if (pivot_py_threads((int)(n > 1024 ? 1025 : n < 0 ? 0 : n))) return NULL;
-    pivot_blas_guard_enter((int)n);
+    int n;
+    if (pivot_py_threads_arg(arg, &n)) return NULL;
+    pivot_blas_guard_enter(n);
     Py_RETURN_NONE;
 }
 
