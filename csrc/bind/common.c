@@ -81,7 +81,10 @@ int pivot_py_threads(int threads) {
 int pivot_py_threads_arg(PyObject *arg, int *out) {
     long n = PyLong_AsLong(arg);
     if (n == -1 && PyErr_Occurred()) return -1;
-    if (pivot_py_threads((int)(n > 1024 ? 1025 : n < 0 ? 0 : n))) return -1; /* no wrap in the int cast */
+    if (n < 1 || n > 1024) {
+        PyErr_Format(PyExc_ValueError, "threads must be in [1, 1024], got %ld", n);
+        return -1;
+    }
     *out = (int)n;
     return 0;
 }
