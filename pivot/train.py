@@ -30,7 +30,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["PivotLoss", "LossTerms", "fit", "fine_tune", "evaluate", "init_weights", "features", "augment"]
+__all__ = ["PivotLoss", "LossTerms", "fit", "fine_tune", "evaluate", "init_weights", "features", "augment",
+           "training_device"]
 
 
 @dataclass
@@ -135,15 +136,35 @@ def augment(images: torch.Tensor, gen: torch.Generator, shift: int = 2, flip: bo
     return images
 
 
+def training_device(device=None) -> torch.device:
+    """The torch device ``fit`` trains on: None or "cpu" the CPU, "cuda" / "cuda:N" a GPU (a clear
+    ValueError when torch sees none)."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}") from exc
+    if dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: this torch ({torch.__version__}) sees no CUDA GPU")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r}: only {torch.cuda.device_count()} CUDA GPU(s) here")
+    return dev
+
+
 @torch.no_grad()
 def evaluate(module, images: np.ndarray, labels: np.ndarray, path=None, batch_size: int = 500) -> float:
-    """Top-1 accuracy (fraction) of a module on numpy images/labels."""
+    """Top-1 accuracy (fraction) of a module on numpy images/labels, on the module's device."""
     was_training = module.training
     module.eval()
+    device = next(module.parameters()).device
     correct = 0
     for s in range(0, len(images), batch_size):
-        logits = module(torch.from_numpy(images[s:s + batch_size]), path=path)
-        correct += int((logits.argmax(-1).numpy() == labels[s:s + batch_size]).sum())
+        logits = module(torch.from_numpy(images[s:s + batch_size]).to(device), path=path)
+        correct += int((logits.argmax(-1).cpu().numpy() == labels[s:s + batch_size]).sum())
     module.train(was_training)
     return correct / len(images)
 
@@ -151,7 +172,7 @@ def evaluate(module, images: np.ndarray, labels: np.ndarray, path=None, batch_si
 def fit(module, images: np.ndarray, labels: np.ndarray, *, path=None, teacher=None, loss: PivotLoss | None = None,
         steps: int, batch_size: int = 128, lr: float = 1e-3, weight_decay: float = 0.05, warmup_steps: int = 0,
         min_lr: float = 1e-5, ema_decay: float | None = None, seed: int = 0, augmentation: bool = True,
-        shift: int = 2, precision: str = "fp32", progress: bool = True, desc: str = "train") -> dict:
+        shift: int = 2, precision: str = "fp32", progress: bool = True, desc: str = "train", device=None) -> dict:
     """Trains ``module`` (a ``pivot.torch.VisionTransformer``) in place on ``path``.
 
     ``teacher``: a module run on its own path (no gradient) for the distillation term; without
@@ -160,6 +181,9 @@ def fit(module, images: np.ndarray, labels: np.ndarray, *, path=None, teacher=No
     pixels (see ``augment``). With ``ema_decay`` the module ends with the EMA weights.
     ``precision="bf16"`` runs the forward passes under bfloat16 autocast (weights, optimizer and
     loss stay float32): 1.35-1.5x faster on CPUs with AMX or AVX512-BF16, slow elsewhere.
+    ``device``: where to train ("cuda" for a GPU; None: the CPU). The module (and teacher) end on
+    it; batches and augmentation are drawn on the CPU from the same generator, so the data a step
+    sees does not depend on the device.
     Returns a log dict (steps, seconds, last loss terms).
     """
     if steps < 1:
@@ -173,9 +197,13 @@ def fit(module, images: np.ndarray, labels: np.ndarray, *, path=None, teacher=No
     if precision not in ("fp32", "bf16"):
         raise ValueError(f"precision must be 'fp32' or 'bf16', got {precision!r}")
     from tqdm.auto import tqdm
+    device = training_device(device)
+    module.to(device)
+    if teacher is not None:
+        teacher.to(device)
 
     def forward_precision():
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -211,6 +239,7 @@ def fit(module, images: np.ndarray, labels: np.ndarray, *, path=None, teacher=No
         x, y = x_all[idx], y_all[idx]
         if augmentation:
             x = augment(x, gen, shift=shift)
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
         for group in opt.param_groups:
             group["lr"] = lr_at(step)
         with forward_precision():
@@ -244,6 +273,7 @@ def fine_tune(model, images: np.ndarray, labels: np.ndarray, steps: int = 400, t
 
     ``teacher`` (a ``pivot.ViT``) defaults to the same weights with softmax attention and every
     encoder active: the full model every variant starts from. The recipe of the zoo's efforts.
+    ``fit_kwargs`` go to ``fit`` (``device="cuda"`` trains on a GPU; the result is a CPU ``pivot.ViT``).
     """
     from .model import ViT
     from .torch import from_vit, to_vit

@@ -123,7 +123,8 @@ def test_attention_maps_and_reuse_share_probabilities():
         assert (got is None) == (exp is None)
         if got is not None:
             assert got.shape == (2, SIX.num_heads, SIX.num_tokens, SIX.num_tokens)
-            close(got, exp, 1e-5)
+            # AMX's bf16x3 GEMMs keep ~2^-16 per product (csrc/gemm.c): 1.0e-5 was measured there
+            close(got, exp, 5e-5 if _core.simd_level() >= 3 else 1e-5)
             np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-5)
     assert maps[1] is maps[0] and maps[5] is maps[3]
 

@@ -1,11 +1,13 @@
 """The path-selection experiment's bookkeeping: random paths, run order, Spearman, the report and
 its plot, on made-up fine-tune results (no training)."""
 import json
+import os
 import types
 
 import numpy as np
 import pytest
 
+import pivot
 from pivot.apps.recipes import path_selection as ps
 
 
@@ -76,9 +78,26 @@ def test_report_orients_scores_and_plots(tmp_path):
 
 
 @pytest.mark.parametrize("argv", [["--efforts", "6,x"], ["--efforts", "12"], ["--methods", "oracle"],
-                                  ["--seeds", "0,0"], ["--budget", "0"]])
+                                  ["--seeds", "0,0"], ["--budget", "0"], ["--workers", "0"], ["--device", "tpu"],
+                                  ["--device", "cuda:99"]])
 def test_bad_arguments_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         ps.main(["--out", "unused"] + argv)
     assert exc.value.code == 2
     assert "error" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not os.path.isdir(pivot.datasets.DEFAULT_ROOT), reason="dataset-fashion-mnist not installed")
+def test_worker_processes_give_the_records_of_one_process(tmp_path):
+    """--workers N runs the same fine-tunes (2 steps here) in spawned processes: same records."""
+    jobs = [(6, "110101100001", 0), (4, "110101000000", 0)]
+    args = types.SimpleNamespace(workers=2, threads=1, steps=2, lr=3e-4, device=None)
+    ps.stage_finetune(tmp_path / "pool", None, None, None, jobs, args)
+    base = pivot.zoo.load(ps.ZOO_MODEL, efforts=[12])[12]
+    train, test = pivot.datasets.fashion_mnist("train"), pivot.datasets.fashion_mnist("test")
+    ps.stage_finetune(tmp_path / "one", base, train, test, jobs, types.SimpleNamespace(**{**vars(args), "workers": 1}))
+    for job in jobs:
+        pooled = json.loads(ps.finetune_file(tmp_path / "pool", *job).read_text())
+        alone = json.loads(ps.finetune_file(tmp_path / "one", *job).read_text())
+        assert pooled["device"] == alone["device"] == "cpu"
+        assert {k: v for k, v in pooled.items() if k != "seconds"} == {k: v for k, v in alone.items() if k != "seconds"}

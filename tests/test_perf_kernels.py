@@ -9,10 +9,18 @@ import pivot
 from pivot import _core
 from pivot.reference import engine as ref
 
-MAX_LEVEL = _core.set_simd_level(3)  # the level the CPU allows (restored below)
+START_LEVEL = _core.simd_level()     # the level in effect (PIVOT_SIMD may cap it), restored after this module
+MAX_LEVEL = _core.set_simd_level(3)  # the level the CPU allows (restored after each test)
 AVX512, AMX = MAX_LEVEL >= 2, MAX_LEVEL >= 3
 STORE, GELU, RESIDUAL = 0, 1, 2
 LEVELS = {"amx": 3, "avx512": 2, "avx2": 1, "portable": 0}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _restore_start_level():
+    """Later test modules run at the level they were started with, not at the CPU's maximum."""
+    yield
+    _core.set_simd_level(START_LEVEL)
 
 
 def _at_level(name):

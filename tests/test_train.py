@@ -8,7 +8,7 @@ torch = pytest.importorskip("torch")
 
 import pivot  # noqa: E402
 from pivot.torch import VisionTransformer, to_vit  # noqa: E402
-from pivot.train import PivotLoss, augment, evaluate, features, fit, init_weights  # noqa: E402
+from pivot.train import PivotLoss, augment, evaluate, features, fit, init_weights, training_device  # noqa: E402
 
 TINY = pivot.ViTConfig(img_size=8, patch_size=4, in_chans=1, num_classes=3, embed_dim=16, depth=3, num_heads=2)
 
@@ -144,3 +144,32 @@ def test_fit_refuses_bad_arguments():
         fit(module, images, labels, steps=1, batch_size=8, loss=PivotLoss(), progress=False)
     with pytest.raises(ValueError, match="precision"):
         fit(module, images, labels, steps=1, batch_size=8, precision="fp16", progress=False)
+    with pytest.raises(ValueError, match="device"):
+        fit(module, images, labels, steps=1, batch_size=8, device="tpu", progress=False)
+
+
+def test_training_device_names_what_is_wrong():
+    assert training_device(None) == torch.device("cpu") == training_device("cpu")
+    for bad in ("tpu", "gpu0", 3.5, "meta"):
+        with pytest.raises(ValueError, match="device must be"):
+            training_device(bad)
+    if torch.cuda.is_available():
+        assert training_device("cuda").type == "cuda"
+        with pytest.raises(ValueError, match="CUDA GPU"):
+            training_device(f"cuda:{torch.cuda.device_count()}")
+    else:
+        with pytest.raises(ValueError, match="sees no CUDA GPU"):
+            training_device("cuda")
+
+
+def test_fit_on_the_cpu_device_is_the_default_bit_for_bit():
+    images, labels = _data()
+    states = []
+    for device in (None, "cpu", torch.device("cpu")):
+        module = VisionTransformer(TINY, path=[1, 0, 1])
+        init_weights(module, seed=2)
+        fit(module, images, labels, path=[1, 0, 1], loss=PivotLoss(distill_weight=0), steps=4, batch_size=16,
+            progress=False, seed=3, device=device)
+        states.append(module.state_dict())
+    for other in states[1:]:
+        assert all(torch.equal(states[0][k], other[k]) for k in states[0])

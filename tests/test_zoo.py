@@ -146,3 +146,23 @@ def test_ship_writes_efforts_card_and_log(tmp_path, monkeypatch):
 def test_shipped_card_markdown_is_rendered_from_card_json():
     # zoo.ship renders card.md from card.json; the shipped pair must agree.
     assert (zoo.ZOO_DIR / NAME / "card.md").read_text() == zoo._card_markdown(zoo.card(NAME))
+
+
+def test_recipe_starts_from_the_zoo_base_and_refuses_a_bad_device(tmp_path, capsys):
+    import torch
+
+    from pivot.apps.recipes import fashion_mnist as fm
+    images, labels = pivot.datasets.fashion_mnist_sample()
+    module = fm._base_from_zoo(tmp_path, tmp_path / "base.pt", (images[:200], labels[:200]))
+    full = zoo.load(NAME, efforts=[12])[12]
+    saved = torch.load(tmp_path / "base.pt", weights_only=True)
+    assert all(np.array_equal(saved[k].numpy(), v) for k, v in full.state_dict().items())
+    record = json.loads((tmp_path / "log.jsonl").read_text().splitlines()[0])
+    assert record["stage"] == "base" and record["epochs"] == 0 and NAME in record["source"]
+    assert record["test_accuracy"] == float(np.mean(full(images[:200]).argmax(1) == labels[:200]))
+    assert module.training is False
+    for bad in ("tpu", "cuda:99"):
+        with pytest.raises(SystemExit) as exc:
+            fm.main(["--out", str(tmp_path / "unused"), "--device", bad])
+        assert exc.value.code == 2 and "--device" in capsys.readouterr().err
+    assert not (tmp_path / "unused").exists()

@@ -9,7 +9,7 @@ _AXIS = {"path_score": "Path-Score (sum of CKA, unitless)", "output_kl": "KL(ful
 def path_selection(result: dict, *, include_reference: bool = True):
     """One panel per rule: x = the rule's score of a path, y = that path's test accuracy (%) after
     fine-tuning (first seed; other seeds as small grey dots), one colour per effort, the rule's
-    own choice ringed; the zoo card's effort-6 rows (``include_reference``) as crosses.
+    own choice ringed; the zoo card's rows (``include_reference``, another run) as crosses.
 
     Args:
         result: the JSON written by ``python -m pivot.apps.recipes.path_selection --results FILE``.
@@ -42,7 +42,7 @@ def path_selection(result: dict, *, include_reference: bool = True):
             for r in result.get("reference", []):
                 if m in r.get("scores", {}):
                     ax.scatter([r["scores"][m] * scale], [100 * r["test_accuracy"]], marker="x", color="black",
-                               zorder=3, label="card, effort 6 (bf16 run)")
+                               zorder=3, label=result.get("reference_label", "zoo card rows"))
         ax.set_xlabel(_AXIS.get(m, m))
         ax.set_ylabel("test accuracy after fine-tuning (%)")
         better = "higher" if result["methods"][m]["higher_is_better"] else "lower"

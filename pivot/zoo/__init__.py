@@ -9,7 +9,7 @@ seed, time taken, accuracy per effort, the CKA matrix and the chosen paths).
     pivot.zoo.list()                       # ['fmnist_vit12_p4']
     efforts = pivot.zoo.load("fmnist_vit12_p4")
     efforts[12]                            # the full model (every attention active)
-    efforts[6].path                        # its best path by Path-Score
+    efforts[6].path                        # the path its card's rule chose (card["args"]["path_method"])
     pivot.search(efforts, images, target_delay_ms=...)
 
 ``ship(name, models, card, test)`` (called by ``python -m pivot.apps.recipes.fashion_mnist --ship``)
@@ -176,11 +176,13 @@ def _card_markdown(card: dict) -> str:
                      f"| {100 * acc:.2f}% |")
     rp = card["random_paths"]
     budget = card["args"].get("random_path_steps", card["args"].get("effort_steps"))
-    lines += ["", f"## Is the Path-Score worth it? (effort {rp['effort']}, {budget} fine-tuning steps each)", "",
-              "| path | Path-Score | test accuracy |", "|---|---|---|"]
+    rule = rp.get("chosen_by", "path_score")
+    lines += ["", f"## The chosen path against random paths (effort {rp['effort']}, {budget} fine-tuning steps each)", "",
+              "| path | chosen by | Path-Score | test accuracy |", "|---|---|---|---|"]
     if rp["best"]["path"]:
-        lines.append(f"| `{rp['best']['path']}` (best) | {rp['best']['score']:.3f} | {100 * rp['best']['test_accuracy']:.2f}% |")
+        lines.append(f"| `{rp['best']['path']}` | {rule} | {rp['best']['score']:.3f} "
+                     f"| {100 * rp['best']['test_accuracy']:.2f}% |")
     for r in rp["random"]:
-        lines.append(f"| `{r['path']}` (random) | {r['score']:.3f} | {100 * r['test_accuracy']:.2f}% |")
+        lines.append(f"| `{r['path']}` | random | {r['score']:.3f} | {100 * r['test_accuracy']:.2f}% |")
     lines += ["", "The CKA matrix (CKA(MLP_i, A_j), i < j) is in card.json under `cka`.", ""]
     return "\n".join(lines)

@@ -3,10 +3,11 @@
     python -m pivot.apps.recipes.fashion_mnist --out runs/fmnist --seed 0 [--ship]
 
 Stages (each writes its result under ``--out`` and is skipped when that result exists, so an
-interrupted run resumes): ``base`` trains the 12-encoder ViT from scratch; ``cka`` computes the
-CKA matrix on 256 training images with the C engine and picks the best path of each effort with
-``pivot.best_paths``; ``efforts`` fine-tunes each effort (3..11) on its path with the PIVOT loss
-(teacher: the base model); ``random_paths`` fine-tunes random paths of one effort with the same
+interrupted run resumes): ``base`` trains the 12-encoder ViT from scratch (``--base zoo``: takes
+the zoo's shipped one); ``cka`` computes the CKA matrix on 256 training images with the C engine
+and picks each effort's path on them with ``--path-method`` (``pivot.select_paths``; default
+``output_kl``, the paper's Path-Score with ``path_score``); ``efforts`` fine-tunes each effort
+(3..11) on its path with the PIVOT loss (teacher: the base model); ``random_paths`` fine-tunes random paths of one effort with the same
 budget (the paper's Fig. 4a question); ``--ship`` writes the F16 safetensors and the model card
 into ``pivot/zoo`` (with :func:`pivot.zoo.ship`).
 
@@ -14,7 +15,7 @@ into ``pivot/zoo`` (with :func:`pivot.zoo.ship`).
 cluster ("auto": the one this machine belongs to), one effort per task with ``--threads`` CPUs
 (1 when not given); each task gets the base weights and the data through Ray's object store and
 sends the weights back, so nothing depends on where it ran: with the same ``--threads`` the
-weights are byte-identical to a local run.
+weights are byte-identical to a local run. ``--device cuda`` trains on a GPU instead.
 """
 from __future__ import annotations
 
@@ -68,21 +69,38 @@ def stage_base(out, train, test, args):
     file = out / "base.pt"
     if file.exists():
         return _load(file)
+    if getattr(args, "base", "train") == "zoo":
+        return _base_from_zoo(out, file, test)
     module = VisionTransformer(build_config())
     init_weights(module, seed=args.seed)
     steps_per_epoch = len(train[0]) // args.batch_size
     log = fit(module, *train, loss=PivotLoss(distill_weight=0.0, entropy_weight=0.0), steps=args.base_epochs * steps_per_epoch,
               batch_size=args.batch_size, lr=args.base_lr, warmup_steps=steps_per_epoch, seed=args.seed,
-              shift=args.shift, precision=args.precision, desc="base")
+              shift=args.shift, precision=args.precision, desc="base", device=getattr(args, "device", None))
+    module.cpu()
     _save(module, file)
     _log(out, {"stage": "base", "epochs": args.base_epochs, "seconds": round(log["seconds"], 1),
                "test_accuracy": evaluate(module, *test)})
     return module
 
 
+def _base_from_zoo(out, file, test):
+    """``--base zoo``: the shipped full model (its F16 weights, exact in float32) instead of training
+    one, so that new paths or budgets can be fine-tuned without the 30 base epochs."""
+    import pivot
+    from pivot.torch import from_vit
+    from pivot.train import evaluate
+    module = from_vit(pivot.zoo.load(ZOO_NAME, efforts=[12])[12]).eval()
+    _save(module, file)
+    _log(out, {"stage": "base", "epochs": 0, "source": f"pivot.zoo {ZOO_NAME} effort 12", "seconds": 0.0,
+               "test_accuracy": evaluate(module, *test)})
+    return module
+
+
 def stage_cka(out, base, train, args):
     """The CKA matrix on 256 training images and each effort's path, chosen by ``--path-method``
-    (``pivot.select_paths``; the paper's Path-Score by default) on the same images."""
+    (``pivot.select_paths``: output_kl by default, the paper's Path-Score with path_score) on the
+    same images."""
     import pivot
     from pivot.torch import to_vit
     file = out / "cka.json"
@@ -143,7 +161,7 @@ def _effort_range(text: str) -> range:
 
 def _fit_args(args, seed, steps, lr) -> dict:
     return dict(steps=steps, batch_size=args.batch_size, lr=lr, warmup_steps=steps // 20, seed=seed,
-                shift=args.shift, precision=args.precision)
+                shift=args.shift, precision=args.precision, device=getattr(args, "device", None))
 
 
 def _finetune_weights(config: dict, base_state: dict, path, train, test, fit_args: dict, threads=None):
@@ -161,7 +179,8 @@ def _finetune_weights(config: dict, base_state: dict, path, train, test, fit_arg
     student = VisionTransformer(ViTConfig(**config), path=path)
     student.load_state_dict(base_state)
     log = fit(student.eval(), *train, path=path, teacher=teacher.eval(), loss=PivotLoss(), **fit_args)
-    return student.state_dict(), log["seconds"], evaluate(student, *test)
+    accuracy = evaluate(student, *test)
+    return {k: v.cpu() for k, v in student.state_dict().items()}, log["seconds"], accuracy
 
 
 def _finetune(out, name, base, path, train, test, args, seed, steps, lr):
@@ -279,8 +298,10 @@ def ship(run: pathlib.Path, name: str = ZOO_NAME, machine: str = "2 CPU cores (t
         sources[e] = (run / f"effort{e}.pt", cka["paths"][str(e)]["path"])
     models = {e: to_vit(_load(file, path=path)) for e, (file, path) in sorted(sources.items())}
     matrix = cka_from_json(cka["cka"])
-    random_rows = [{"path": rec["path"], "score": pivot.path_score(matrix, [int(c) for c in rec["path"]]),
-                    "test_accuracy": rec["test_accuracy"]}
+    def path_score_of(text):
+        return pivot.path_score(matrix, [int(c) for c in text])
+
+    random_rows = [{"path": rec["path"], "score": path_score_of(rec["path"]), "test_accuracy": rec["test_accuracy"]}
                    for stage, rec in sorted(log.items()) if stage.startswith("random")]
     e_rand = args.get("random_effort", 6)
     best_rec = log.get(f"best{e_rand}") or log.get(f"effort{e_rand}")  # best{e}: the Fig. 4a budget, when it differs
@@ -303,8 +324,10 @@ def ship(run: pathlib.Path, name: str = ZOO_NAME, machine: str = "2 CPU cores (t
         "cka": cka["cka"],
         "cka_images": "256 training images, indices in the run's cka.json",
         "random_paths": {"effort": e_rand,
+                         "chosen_by": cka.get("path_method", "path_score"),
                          "best": {"path": best_rec["path"] if best_rec else None,
-                                  "score": cka["paths"][str(e_rand)]["score"],
+                                  "score": path_score_of(best_rec["path"]) if best_rec else None,
+                                  "method_score": cka["paths"][str(e_rand)]["score"],
                                   "test_accuracy": best_rec["test_accuracy"] if best_rec else None},
                          "random": random_rows},
     }
@@ -326,6 +349,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--root", default=None, help="Fashion-MNIST IDX folder (default: Debian's package)")
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--base", choices=("train", "zoo"), default="train",
+                   help="train the full model (default) or start from the zoo's shipped one")
     p.add_argument("--base-epochs", type=int, default=30)
     p.add_argument("--base-lr", type=float, default=2e-3)
     p.add_argument("--effort-steps", default="800",
@@ -335,10 +360,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="fine-tune only these efforts (e.g. 6,8-10; default all), to split a run over processes")
     p.add_argument("--effort-lr", default="3e-4",
                    help="peak fine-tuning learning rate per effort, in --effort-steps' form (e.g. 3e-4,6-8:1e-3)")
-    p.add_argument("--path-method", default="path_score",
+    p.add_argument("--path-method", default="output_kl",
                    choices=("path_score", "output_kl", "accuracy", "cross_entropy"),
-                   help="how each effort's path is chosen (pivot.select_paths; default: the paper's Path-Score; "
-                        "docs/path-selection.md compares them)")
+                   help="how each effort's path is chosen (pivot.select_paths; default output_kl, whose paths "
+                        "fine-tuned 2-3.5 points above the paper's Path-Score ones: docs/path-selection.md)")
     p.add_argument("--path-budget", type=int, default=4, help="beam width of the output-based --path-method rules")
     p.add_argument("--random-effort", type=int, default=6)
     p.add_argument("--random-paths", type=int, default=3)
@@ -351,6 +376,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
                    help="training forward precision (bf16: autocast, 1.35-1.5x faster with AMX/AVX512-BF16)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--device", default=None,
+                   help='train on this torch device (e.g. "cuda"; default: the CPU); the CKA stays on the C engine')
     p.add_argument("--stages", default="base,cka,efforts,random_paths", help="comma-separated stages to run")
     p.add_argument("--ship", action="store_true", help="write pivot/zoo files from the finished run")
     p.add_argument("--ray", default=None, metavar="ADDRESS",
@@ -372,6 +399,11 @@ def main(argv=None):
 
     import torch
     import pivot
+    from pivot.train import training_device
+    try:
+        training_device(args.device)
+    except ValueError as exc:
+        p.error(f"--device: {exc}")
     if args.threads:
         torch.set_num_threads(args.threads)
     out = pathlib.Path(args.out)

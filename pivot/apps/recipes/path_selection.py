@@ -1,15 +1,16 @@
 """Which path-selection rule predicts fine-tuned accuracy? The paper's Fig. 4a, measured::
 
-    python -m pivot.apps.recipes.path_selection --out runs/paths --threads 1 --efforts 6,4,8 --seeds 0,1 \\
-        --results docs/path-selection.json
+    python -m pivot.apps.recipes.path_selection --out runs/paths --efforts 6,4,8 --seeds 0,1 --random-paths 10 \\
+        --device cuda --workers 8 --results docs/path-selection.json --plot docs/path-selection.png
 
 On the zoo's full model (``pivot.zoo``, effort 12 weights, float16 stored, run in float32), for each
 effort: the path chosen by each rule of ``pivot.select_paths`` (on calibration images drawn from
 the training set) and ``--random-paths`` random paths are each fine-tuned with the same budget
 and seed (the Fashion-MNIST recipe's fine-tune: ``pivot.train.fine_tune``, PIVOT loss, AdamW,
-``--steps`` steps at peak lr ``--lr``, flips, fp32) and tested with the C engine on all 10,000
-test images. Every rule also scores every fine-tuned path, so the report gives, per rule, the
-Spearman correlation between its score and the fine-tuned accuracy.
+``--steps`` steps at peak lr ``--lr``, flips, fp32; on ``--device``, ``--workers`` at a time) and
+tested with the C engine on all 10,000 test images. Every rule also scores every fine-tuned path,
+so the report gives, per rule, the Spearman correlation between its score and the fine-tuned
+accuracy.
 
 Stages, each resumable (a killed run continues where it stopped): ``select`` (selection.json,
 one entry per rule, with the time it took), ``score`` (scores.json), ``finetune`` (one JSON per
@@ -57,7 +58,8 @@ def _write_json(file: pathlib.Path, record) -> None:
     tmp.replace(file)
 
 
-def finetune_one(out, base, train, test, effort, path, seed, steps=STEPS, lr=LR, threads=1, progress=True) -> dict:
+def finetune_one(out, base, train, test, effort, path, seed, steps=STEPS, lr=LR, threads=1, progress=True,
+                 device=None) -> dict:
     """Fine-tunes `base` (a pivot.ViT, also the teacher) on `path` with the recipe's fine-tune and
     tests it with the C engine on the test set. One JSON per (effort, path, seed), written at the
     end: a killed run redoes only the fine-tune it was in."""
@@ -67,13 +69,61 @@ def finetune_one(out, base, train, test, effort, path, seed, steps=STEPS, lr=LR,
         return json.loads(file.read_text())
     started = time.time()
     tuned = fine_tune(base.with_path(np.asarray(path, np.uint8)), *train, steps=steps, lr=lr, batch_size=128,
-                      seed=seed, progress=progress, shift=0, precision="fp32")
+                      seed=seed, progress=progress, shift=0, precision="fp32", device=device)
     seconds = time.time() - started
     logits = tuned(test[0], threads=threads)
     record = {"effort": effort, "path": path_text(path), "seed": seed, "steps": steps, "lr": lr,
-              "seconds": round(seconds, 1), "test_accuracy": float(np.mean(logits.argmax(1) == test[1]))}
+              "device": _device_name(device), "seconds": round(seconds, 1),
+              "test_accuracy": float(np.mean(logits.argmax(1) == test[1]))}
     _write_json(file, record)
     return record
+
+
+def _device_name(device) -> str:
+    import torch
+    if device is None or torch.device(device).type == "cpu":
+        return "cpu"
+    return torch.cuda.get_device_name(torch.device(device))
+
+
+_WORKER = {}
+
+
+def _worker_init(threads: int) -> None:
+    """Each worker process loads the zoo model and the data once."""
+    import torch
+
+    import pivot
+    torch.set_num_threads(threads)
+    _WORKER["base"] = pivot.zoo.load(ZOO_MODEL, efforts=[12])[12]
+    _WORKER["train"] = pivot.datasets.fashion_mnist("train")
+    _WORKER["test"] = pivot.datasets.fashion_mnist("test")
+
+
+def _worker_job(out, effort, path, seed, steps, lr, threads, device) -> dict:
+    w = _WORKER
+    return finetune_one(out, w["base"], w["train"], w["test"], effort, path, seed, steps, lr, threads,
+                        progress=False, device=device)
+
+
+def stage_finetune(out, base, train, test, todo, args) -> None:
+    """Runs the (effort, path, seed) fine-tunes in ``todo``: in this process, or in ``--workers``
+    processes (spawned, so each may hold a CUDA context), printing each record as it lands."""
+    if args.workers <= 1:
+        for e, path, seed in todo:
+            print(json.dumps(finetune_one(out, base, train, test, e, path_mask(path), seed, args.steps, args.lr,
+                                          args.threads, device=args.device)), flush=True)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from tqdm.auto import tqdm
+    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_worker_init, initargs=(args.threads,)) as pool:
+        futures = [pool.submit(_worker_job, out, e, path_mask(path), seed, args.steps, args.lr, args.threads,
+                               args.device) for e, path, seed in todo]
+        for future in tqdm(as_completed(futures), total=len(futures), desc="fine-tunes", unit="run"):
+            print(json.dumps(future.result()), flush=True)
 
 
 def stage_select(out, base, calib, args) -> dict:
@@ -194,7 +244,7 @@ def report(out: pathlib.Path, sel: dict, cands: dict, scores: dict, args, refere
                    if r["effort"] == e and first in r["test_accuracy"] and m in r["scores"]]
             per_effort[str(e)] = {"n": len(pts), "spearman": spearman(*zip(*pts)) if len(pts) >= 3 else None}
         ref = [(sign * r["scores"][m], r["test_accuracy"]) for r in reference if m in r["scores"]]
-        # the card's rows share the effort and budget but not the run (bf16, other seeds): pooled, flagged
+        # the card's rows share the effort and budget but not the run (its precision, device, seeds): pooled, flagged
         ref_effort = reference[0]["effort"] if reference else None
         pooled = ref + [(sign * r["scores"][m], r["test_accuracy"][first]) for r in rows
                         if r["effort"] == ref_effort and first in r["test_accuracy"] and m in r["scores"]
@@ -220,6 +270,7 @@ def report(out: pathlib.Path, sel: dict, cands: dict, scores: dict, args, refere
         "seed_noise": {"pairs": len(diffs), "max_abs_difference": max(diffs) if diffs else None,
                        "mean_abs_difference": float(np.mean(diffs)) if diffs else None},
         "reference": reference,
+        "reference_label": reference_label(),
     }
     return result
 
@@ -248,15 +299,26 @@ def markdown(result: dict) -> str:
 
 
 def card_reference() -> list[dict]:
-    """The zoo card's effort-6 comparison (800 steps, the recipe's run: bf16 autocast, its own seeds)."""
+    """The zoo card's comparison of its chosen path and random paths (one effort, the same budget;
+    the recipe's own run, precision and seeds)."""
     import pivot
-    rp = pivot.zoo.card(ZOO_MODEL)["random_paths"]
+    card = pivot.zoo.card(ZOO_MODEL)
+    rp = card["random_paths"]
     e = rp["effort"]
-    rows = [{"effort": e, "path": rp["best"]["path"], "chosen_by": "path_score",
+    rows = [{"effort": e, "path": rp["best"]["path"], "chosen_by": card["args"].get("path_method", "path_score"),
              "test_accuracy": rp["best"]["test_accuracy"]}]
     rows += [{"effort": e, "path": r["path"], "chosen_by": "random", "test_accuracy": r["test_accuracy"]}
              for r in rp["random"]]
     return rows
+
+
+def reference_label() -> str:
+    """How the card's rows were made, for the report and the plot's legend."""
+    import pivot
+    card = pivot.zoo.card(ZOO_MODEL)
+    args = card["args"]
+    return (f"zoo card, effort {card['random_paths']['effort']} ({args.get('precision', 'fp32')}, "
+            f"{args.get('device') or 'cpu'} run, paths by {args.get('path_method', 'path_score')})")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -264,6 +326,10 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="folder for selection.json, scores.json and finetunes/")
     p.add_argument("--threads", type=int, default=1, help="torch and C engine threads (default 1)")
+    p.add_argument("--device", default=None,
+                   help='fine-tune on this torch device (e.g. "cuda"; default: the CPU); tests stay on the C engine')
+    p.add_argument("--workers", type=int, default=1,
+                   help="fine-tunes run at once, each in its own process with --threads threads (default 1)")
     p.add_argument("--efforts", default="6,4,8", help="efforts, in run order (default 6,4,8)")
     p.add_argument("--seeds", default="0", help="fine-tuning seeds, e.g. 0,1 (the first for every path)")
     p.add_argument("--methods", default=",".join(METHODS), help="selection rules (default: all)")
@@ -271,8 +337,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=STEPS)
     p.add_argument("--lr", type=float, default=LR)
     p.add_argument("--calibration", type=int, default=256, help="training images the rules see (default 256)")
-    p.add_argument("--budget", type=int, default=1,
-                   help="beam width of the output-based rules (default 1: greedy removal, for 2-core machines)")
+    p.add_argument("--budget", type=int, default=4,
+                   help="beam width of the output-based rules (default 4, pivot.select_paths' own; 1: greedy removal)")
     p.add_argument("--extra-seed-paths", choices=("methods", "all"), default="methods")
     p.add_argument("--max-finetunes", type=int, default=None, help="stop after this many new fine-tunes")
     p.add_argument("--stages", default="select,score,finetune,report")
@@ -303,13 +369,18 @@ def main(argv=None):
         p.error(f"--methods: unknown {bad}; choose from {', '.join(METHODS)}")
     if not all(1 <= e < 12 for e in args.efforts):
         p.error(f"--efforts {args.efforts}: each must be in 1..11")
-    for name in ("threads", "random_paths", "steps", "calibration", "budget"):
+    for name in ("threads", "workers", "random_paths", "steps", "calibration", "budget"):
         if getattr(args, name) < (0 if name == "random_paths" else 1):
             p.error(f"--{name.replace('_', '-')} must be positive")
 
     import torch
 
     import pivot
+    from pivot.train import training_device
+    try:
+        training_device(args.device)
+    except ValueError as exc:
+        p.error(f"--device: {exc}")
     torch.set_num_threads(args.threads)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -323,15 +394,8 @@ def main(argv=None):
     scores = stage_score(out, base, calib, cands, args, [r["path"] for r in reference])
     if "finetune" in stages:
         test = pivot.datasets.fashion_mnist("test")
-        new = 0
-        for e, path, seed in jobs(cands, args):
-            if finetune_file(out, e, path, seed).exists():
-                continue
-            if args.max_finetunes is not None and new >= args.max_finetunes:
-                break
-            print(json.dumps(finetune_one(out, base, train, test, e, path_mask(path), seed, args.steps, args.lr,
-                                          args.threads)), flush=True)
-            new += 1
+        todo = [job for job in jobs(cands, args) if not finetune_file(out, *job).exists()]
+        stage_finetune(out, base, train, test, todo[:args.max_finetunes], args)
     if "report" in stages:
         for r in reference:
             r["scores"] = {m: scores[m][r["path"]] for m in args.methods}
