@@ -363,7 +363,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--path-method", default="output_kl",
                    choices=("path_score", "output_kl", "accuracy", "cross_entropy"),
                    help="how each effort's path is chosen (pivot.select_paths; default output_kl, whose paths "
-                        "fine-tuned 2-3.5 points above the paper's Path-Score ones: docs/path-selection.md)")
+                        "fine-tuned 2-3.6 points above the paper's Path-Score ones: docs/path-selection.md)")
     p.add_argument("--path-budget", type=int, default=4, help="beam width of the output-based --path-method rules")
     p.add_argument("--random-effort", type=int, default=6)
     p.add_argument("--random-paths", type=int, default=3)
