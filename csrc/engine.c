@@ -187,6 +187,7 @@ typedef struct {
     size_t q_chunks;          /* query chunks per (b, h) attention item */
     int fast;                 /* attention products on the packed GEMM's micro-tiles (AVX-512 up) */
     const pivot_int8_blocks *int8; /* int8 encoders, or NULL */
+    const pivot_linear_inputs *lin; /* Linear inputs captured for calibration, or NULL */
     const pivot_qencoder *q;  /* their phases, bound to x once the workspace exists */
 } forward_plan;
 
@@ -249,6 +250,7 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
     if (pl->q_chunks > pl->T) pl->q_chunks = pl->T;
 
     if ((st = add_buffer(&o_x, &total, BT, pl->C, 1))) return st;
+    any_active |= pl->lin != NULL;  /* the capture runs every encoder's attention */
     any_active &= pl->int8 == NULL; /* the int8 phases keep their own buffers */
     if (any_active) {
         if ((st = add_buffer(&o_qkv, &total, BT, pl->C, 3))) return st;
@@ -347,39 +349,40 @@ static void embed_phase(const forward_plan *pl, int tid, int nthreads) {
 /* norm1 + qkv for rows [r0, r1). A reuse encoder (mode 2) computes only the V third
  * (into the V columns); linear attention applies phi = ReLU to Q and K. */
 static void qkv_rows(const forward_plan *pl, const thread_scratch *s, const block_params *bp, size_t r0,
-                     size_t r1, int mode) {
+                     size_t r1, int mode, float *in_cap, float *qkv_cap) {
     size_t C = pl->C;
     size_t first = mode == PIVOT_PATH_REUSE ? 2 * C : 0;
     for (size_t r = r0; r < r1; r += TILE_ROWS) {
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
         float *q = pl->qkv + r * 3 * C;
+        pivot_layernorm_rows(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
+        if (in_cap) memcpy(in_cap + r * C, s->xn, m * C * sizeof(float));
         if (bp->qkv_p && first % PIVOT_GEMM_PANEL == 0) { /* packed GEMM, bias fused */
-            pivot_layernorm_rows(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
             const float *panels = bp->qkv_p + first * pivot_gemm_padded_k(C); /* panel first / 32 */
             pivot_linear_forward(q + first, NULL, s->xn, NULL, panels, bp->qkv_b + first, m, C, 3 * C - first, C,
                                  3 * C, PIVOT_EPI_STORE, 1.0f);
             if (!first && pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) pivot_relu_qk_rows(q, m, C);
-            continue;
-        }
-        pivot_layernorm_rows(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
-        if (first) {
+        } else if (first) {
             linear_nobias(q + first, s->xn, bp->qkv_w + first * C, m, C, C, C, 3 * C);
             for (size_t i = 0; i < m; i++) add_bias_rows(q + i * 3 * C + first, bp->qkv_b + first, 1, C);
-            continue;
+        } else {
+            linear_nobias(q, s->xn, bp->qkv_w, m, C, 3 * C, C, 3 * C);
+            add_bias_rows(q, bp->qkv_b, m, 3 * C);
+            if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) pivot_relu_qk_rows(q, m, C);
         }
-        linear_nobias(q, s->xn, bp->qkv_w, m, C, 3 * C, C, 3 * C);
-        add_bias_rows(q, bp->qkv_b, m, 3 * C);
-        if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) pivot_relu_qk_rows(q, m, C);
+        if (qkv_cap) memcpy(qkv_cap + r * 3 * C, q, m * 3 * C * sizeof(float));
     }
 }
 
 /* For rows [r0, r1): (if active) proj + residual, then norm2 + MLP + residual. */
 static void post_attention_rows(const forward_plan *pl, const thread_scratch *s, const block_params *bp,
-                                int active, float *attn_cap, float *mlp_cap, size_t r0, size_t r1) {
-    size_t C = pl->C, H = pl->H;
+                                int active, float *attn_cap, float *mlp_cap, size_t r0, size_t r1, size_t i) {
+    size_t C = pl->C, H = pl->H, BT = pl->B * pl->T;
+    const pivot_linear_inputs *lin = pl->lin; /* calibration captures of encoder i */
     for (size_t r = r0; r < r1; r += TILE_ROWS) {
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
         float *x = pl->x + r * C;
+        if (lin) memcpy(lin->proj_in + (i * BT + r) * C, pl->attn + r * C, m * C * sizeof(float));
         if (bp->proj_p) { /* packed GEMMs with bias, GELU and the residual update fused */
             if (active)
                 pivot_linear_forward(x, attn_cap ? attn_cap + r * C : NULL, pl->attn + r * C, NULL, bp->proj_p,
@@ -387,18 +390,25 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
             pivot_layernorm_rows(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
             pivot_linear_forward(s->hidden, NULL, s->xn, NULL, bp->fc1_p, bp->fc1_b, m, C, H, C, H, PIVOT_EPI_GELU,
                                  1.0f);
+        } else {
+            if (active) {
+                linear_nobias(s->branch, pl->attn + r * C, bp->proj_w, m, C, C, C, C);
+                bias_capture_residual(x, attn_cap ? attn_cap + r * C : NULL, s->branch, bp->proj_b,
+                                      pl->residual_scale, m, C);
+            }
+            pivot_layernorm_rows(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
+            linear_nobias(s->hidden, s->xn, bp->fc1_w, m, C, H, C, H);
+            pivot_gelu_rows(s->hidden, bp->fc1_b, m, H);
+        }
+        if (lin) {
+            memcpy(lin->fc1_in + (i * BT + r) * C, s->xn, m * C * sizeof(float));
+            memcpy(lin->fc2_in + (i * BT + r) * H, s->hidden, m * H * sizeof(float));
+        }
+        if (bp->fc2_p) {
             pivot_linear_forward(x, mlp_cap ? mlp_cap + r * C : NULL, s->hidden, NULL, bp->fc2_p, bp->fc2_b, m, H, C,
                                  H, C, PIVOT_EPI_RESIDUAL, pl->residual_scale);
             continue;
         }
-        if (active) {
-            linear_nobias(s->branch, pl->attn + r * C, bp->proj_w, m, C, C, C, C);
-            bias_capture_residual(x, attn_cap ? attn_cap + r * C : NULL, s->branch, bp->proj_b, pl->residual_scale,
-                                  m, C);
-        }
-        pivot_layernorm_rows(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
-        linear_nobias(s->hidden, s->xn, bp->fc1_w, m, C, H, C, H);
-        pivot_gelu_rows(s->hidden, bp->fc1_b, m, H);
         linear_nobias(s->branch, s->hidden, bp->fc2_w, m, H, C, H, C);
         bias_capture_residual(x, mlp_cap ? mlp_cap + r * C : NULL, s->branch, bp->fc2_b, pl->residual_scale, m, C);
     }
@@ -497,8 +507,8 @@ static void forward_team(void *arg, pivot_team *tm, int tid, int nthreads) {
         int mode = pl->path[i]; /* 0 skip, 1 active, 2 reuse */
         int active = mode != 0;
         float *attn_cap = NULL;
-        if (active) {
-            float *probs = NULL; /* where an active encoder keeps its probabilities */
+        if (active || pl->lin) { /* a skipped encoder's attention runs only for the calibration capture */
+            float *probs = NULL; /* where an active encoder keeps (or captures) its probabilities */
             int keep = mode == PIVOT_PATH_REUSE;
             if (mode == PIVOT_PATH_ACTIVE && pl->attention_kind == PIVOT_ATTENTION_SOFTMAX) {
                 for (size_t j = i + 1; j < pl->D && pl->path[j] != PIVOT_PATH_ACTIVE; j++)
@@ -509,20 +519,28 @@ static void forward_team(void *arg, pivot_team *tm, int tid, int nthreads) {
             } else if (mode == PIVOT_PATH_REUSE) {
                 probs = last_probs;
             }
-            if (pl->q) pivot_qencoder_qkv_rows(pl->q, tid, i, mode, r0, r1);
-            else qkv_rows(pl, &s, &pl->blocks[i], r0, r1, mode);
+            if (pl->q) {
+                pivot_qencoder_qkv_rows(pl->q, tid, i, mode, r0, r1);
+            } else {
+                float *in_cap = pl->lin ? pl->lin->qkv_in + i * BTC : NULL;
+                float *qkv_cap = pl->lin ? pl->lin->qkv + i * 3 * BTC : NULL;
+                qkv_rows(pl, &s, &pl->blocks[i], r0, r1, pl->lin ? PIVOT_PATH_ACTIVE : mode, in_cap, qkv_cap);
+            }
             pivot_team_barrier(tm);
-            if (pl->q) pivot_qencoder_attention(pl->q, tid, nthreads, i, mode, keep);
-            else attention_phase(pl, &s, tid, nthreads, mode, probs);
+            if (pl->q)
+                pivot_qencoder_attention(pl->q, tid, nthreads, i, mode, keep,
+                                         mode == PIVOT_PATH_ACTIVE ? probs : NULL);
+            else
+                attention_phase(pl, &s, tid, nthreads, active ? mode : PIVOT_PATH_ACTIVE, probs);
             pivot_team_barrier(tm);
-            if (pl->attn_capture) attn_cap = pl->attn_capture + active_seen * BTC;
-            active_seen++;
+            if (pl->attn_capture && active) attn_cap = pl->attn_capture + active_seen * BTC;
+            active_seen += active;
         }
         float *mlp_cap = pl->mlp_capture ? pl->mlp_capture + i * BTC : NULL;
         if (pl->q)
             pivot_qencoder_post_rows(pl->q, tid, i, active, attn_cap, mlp_cap, r0, r1);
         else
-            post_attention_rows(pl, &s, &pl->blocks[i], active, attn_cap, mlp_cap, r0, r1);
+            post_attention_rows(pl, &s, &pl->blocks[i], active, attn_cap, mlp_cap, r0, r1, i);
     }
     if (pl->logits) {
         if (pl->aux_w) aux_head_rows(pl, &s, tid, r0, r1);
@@ -779,9 +797,13 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     if (extras && attention_kind == PIVOT_ATTENTION_RELU_LINEAR && !(extras->linear_eps >= 0.0f)) return PIVOT_ERR_VALUE;
     if (extras && extras->probs_capture && attention_kind != PIVOT_ATTENTION_SOFTMAX) return PIVOT_ERR_VALUE;
     const pivot_int8_blocks *int8 = extras ? extras->int8 : NULL;
-    if (int8) { /* params without the blocks; int8 attention is softmax and keeps no float probabilities */
+    const pivot_linear_inputs *lin = extras ? extras->linear_inputs : NULL;
+    if (lin && (int8 || attention_kind != PIVOT_ATTENTION_SOFTMAX || !lin->qkv_in || !lin->qkv || !lin->proj_in ||
+                !lin->fc1_in || !lin->fc2_in))
+        return PIVOT_ERR_VALUE;
+    if (int8) { /* params without the blocks; int8 attention is softmax, its residual adds unscaled */
         size_t block, blocks_np;
-        if (attention_kind != PIVOT_ATTENTION_SOFTMAX || extras->probs_capture || !int8->weights || !int8->floats)
+        if (attention_kind != PIVOT_ATTENTION_SOFTMAX || extras->skip_lam != 1.0f || !int8->weights || !int8->floats)
             return PIVOT_ERR_VALUE;
         if ((st = pivot_block_num_params(&block, C, H)) || (st = pivot_mul_size(&blocks_np, block, D))) return st;
         np -= blocks_np;
@@ -839,30 +861,8 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     pl.linear_eps = extras ? extras->linear_eps : 0.0f;
     pl.probs_capture = extras ? extras->probs_capture : NULL;
     pl.int8 = int8;
+    pl.lin = lin;
     st = run_plan(&pl, threads, NULL, NULL);
     free(blocks);
     return st;
-}
-
-int pivot_qvit_blocks_forward(float *x, float *attn_capture, float *mlp_capture, const int8_t *weights,
-                              const float *floats, const uint8_t *path, size_t B, size_t T, size_t C, size_t NH,
-                              size_t H, size_t D, float eps, int per_token, int kernel, int threads) {
-    if (T == 0 || C == 0 || NH == 0 || H == 0 || D == 0 || C % NH) return PIVOT_ERR_SHAPE;
-    if ((threads = pivot_clamp_threads(threads)) < 0 || !(eps >= 0.0f)) return PIVOT_ERR_VALUE;
-    if (B == 0) return PIVOT_OK;
-    if (!x || !weights || !floats || !path) return PIVOT_ERR_VALUE;
-    int st;
-    size_t BT;
-    if ((st = pivot_modes_check_path(path, D, PIVOT_ATTENTION_SOFTMAX))) return st;
-    if ((st = pivot_mul_size(&BT, B, T)) || (st = check_int_sizes(BT, C, H))) return st;
-    pivot_int8_blocks int8 = {weights, floats, per_token, kernel};
-    forward_plan pl;
-    memset(&pl, 0, sizeof pl);
-    pl.B = B; pl.T = T; pl.C = C; pl.NH = NH; pl.H = H; pl.D = D; pl.eps = eps;
-    pl.residual_scale = 1.0f;
-    pl.path = path;
-    pl.attn_capture = attn_capture;
-    pl.mlp_capture = mlp_capture;
-    pl.int8 = &int8;
-    return run_plan(&pl, threads, x, x);
 }

@@ -108,9 +108,22 @@ typedef struct {
      * from the AVX2 level up (csrc/cpu.h); below it OpenBLAS runs on the unpacked parameters. */
     const float *packed;     /* (pivot_vit_packed_size) */
     /* the encoders in int8 (csrc/quant.h), or NULL; params then hold no block parameters (the
-     * stem, tokens and heads stay fp32), and neither packed nor probs_capture is used */
+     * stem, tokens and heads stay fp32) and packed is not used; probs_capture then holds the
+     * dequantized uint8 probabilities the int8 attention applied; skip_lam must be 1 */
     const struct pivot_int8_blocks *int8;
+    /* every encoder's Linear inputs, captured for int8 calibration, or NULL (fp32 softmax only) */
+    const struct pivot_linear_inputs *linear_inputs;
 } pivot_vit_extras;
+
+/* The inputs of every encoder's Linear layers (for int8 calibration, pivot/quant.py), each
+ * (D, B*T, width): qkv_in (width C, norm1's output), qkv (3C, qkv's output), proj_in (C, the
+ * concatenated heads), fc1_in (C, norm2's output), fc2_in (H, GELU's output). With them every
+ * encoder computes its attention: a skipped one (path 0) without adding it to the residual
+ * stream (calibration sees what another path would activate), a reusing one (path 2) with its
+ * full qkv. */
+typedef struct pivot_linear_inputs {
+    float *qkv_in, *qkv, *proj_in, *fc1_in, *fc2_in;
+} pivot_linear_inputs;
 
 /* Quantized encoder blocks: the packed int8 weights and float parameters of pivot_qblock_* layout
  * (csrc/quant.h), per_token activation quantization, and the int8 GEMM kernel (PIVOT_INT8_KERNEL_*). */
@@ -139,21 +152,5 @@ int pivot_vit_forward_ex(float *logits,              /* (B, K) */
                          const pivot_vit_extras *extras, /* or NULL */
                          const uint8_t *path,        /* (D) */
                          size_t B, int threads);
-
-/* The D encoders of a ViT on int8 operands (the engine's loop with the int8 phases of
- * csrc/quant.h), in place on the tokens x (B, T, C).
- * path[i]: 0 skip the attention, 1 run it, 2 reuse the (uint8) probabilities of the nearest
- * earlier path-1 encoder. per_token = 1: the inputs of qkv, proj, fc1 and fc2 are quantized per
- * token with dynamic ranges instead of the calibrated per-tensor parameters.
- * Captures as pivot_vit_forward (attention branch after proj of every encoder with path != 0,
- * MLP branch of every encoder), before the residual add. */
-int pivot_qvit_blocks_forward(float *x,                /* (B, T, C) in/out */
-                              float *attn_capture,     /* (n_active, B, T, C) or NULL */
-                              float *mlp_capture,      /* (D, B, T, C) or NULL */
-                              const int8_t *weights,   /* (D * pivot_qblock_num_bytes) */
-                              const float *floats,     /* (D * pivot_qblock_num_floats) */
-                              const uint8_t *path,     /* (D) */
-                              size_t B, size_t T, size_t C, size_t NH, size_t H, size_t D, float eps,
-                              int per_token, int kernel, int threads);
 
 #endif /* PIVOT_ENGINE_H */

@@ -576,6 +576,7 @@ typedef struct {
     uint8_t *q8;       /* (BT, C) + pad */
     int8_t *k8, *v8;   /* (BT, C) */
     uint8_t *probs_keep; /* (B, NH, T, T) + pad, or NULL */
+    uint8_t *bad;      /* (BT) 1 where the token's qkv row of the current encoder is not finite */
     /* per-thread scratch */
     uint8_t *scratch;
     size_t scratch_bytes;
@@ -649,21 +650,36 @@ void pivot_qencoder_thread_init(const pivot_qencoder *q, int tid) {
     memset(s.probs, 0, pl->T * pl->T + PAD_BYTES);
 }
 
+/* 1 when every value of the row is finite (an exponent test, so the loop vectorizes). */
+PIVOT_MULTIVERSION
+static int row_finite(const float *x, size_t C) {
+    uint32_t bad = 0;
+    for (size_t c = 0; c < C; c++) {
+        uint32_t u;
+        memcpy(&u, x + c, sizeof u);
+        bad |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
+    }
+    return !bad;
+}
+
 /* Quantizes n rows of x (width C) into s->a8 with per-tensor (scale, zp) or per-token parameters,
- * leaving the dequantization row scales in s->row_scale and the zero points in s->zp. */
+ * leaving the dequantization row scales in s->row_scale and the zero points in s->zp. A row with
+ * a NaN or infinity gets a NaN row scale, so its product is NaN as in fp32 (not the finite product
+ * of the zero point its codes would give). */
 static void quantize_input(qscratch *s, const float *x, size_t n, size_t C, float scale, float zp_f, int per_token) {
     if (per_token) {
         for (size_t r = 0; r < n; r++) {
             float inv;
             row_params(&s->row_scale[r], &inv, &s->zp[r], x + r * C, C);
             quantize_row(s->a8 + r * C, x + r * C, inv, s->zp[r], C);
+            if (!row_finite(x + r * C, C)) s->row_scale[r] = NAN;
         }
         return;
     }
     int32_t zp = (int32_t)zp_f;
     float inv = 1.0f / scale;
     for (size_t r = 0; r < n; r++) {
-        s->row_scale[r] = scale;
+        s->row_scale[r] = row_finite(x + r * C, C) ? scale : NAN;
         s->zp[r] = zp;
         quantize_row(s->a8 + r * C, x + r * C, inv, zp, C);
     }
@@ -699,6 +715,7 @@ static void qkv_rows(const qplan *pl, qscratch *s, const qblock *qb, size_t r0, 
         for (size_t r = 0; r < n; r++) {
             const float *row = qkv + r * C3;
             size_t at = (t0 + r) * C;
+            pl->bad[t0 + r] = mode == PIVOT_PATH_REUSE ? !row_finite(row + 2 * C, C) : !row_finite(row, C3);
             if (mode != PIVOT_PATH_REUSE) {
                 quantize_row(pl->q8 + at, row, q_inv, q_zp, C);
                 quantize_row_s8(pl->k8 + at, row + C, k_inv, C);
@@ -708,10 +725,13 @@ static void qkv_rows(const qplan *pl, qscratch *s, const qblock *qb, size_t r0, 
     }
 }
 
-/* Phase 2: attention items (image b, head h). probs_out: where a path-1 encoder keeps its uint8
- * probabilities for later reuse (NULL: scratch); probs_in: a reuse encoder's probabilities. */
+/* Phase 2: attention items (image b, head h). probs_keep: where a path-1 encoder keeps its uint8
+ * probabilities for later reuse (NULL: scratch), or where a reuse encoder reads them;
+ * probs_cap: (B, NH, T, T) the probabilities applied, dequantized (code / 255), or NULL. An image
+ * with a non-finite q, k or v row gets NaN outputs (and captured probabilities), as softmax
+ * attention over a NaN gives in fp32. */
 static void attention_items(const qplan *pl, qscratch *s, const qblock *qb, int tid, int nthreads, int mode,
-                            uint8_t *probs_keep) {
+                            uint8_t *probs_keep, float *probs_cap) {
     size_t T = pl->T, C = pl->C, NH = pl->NH, hd = C / NH, TT = T * T, i0, i1;
     const float *act = qb->act;
     float score_scale = act[PIVOT_QACT_Q_SCALE] * act[PIVOT_QACT_K_SCALE] * (1.0f / sqrtf((float)hd));
@@ -724,12 +744,21 @@ static void attention_items(const qplan *pl, qscratch *s, const qblock *qb, int 
     for (size_t item = i0; item < i1; item++) {
         size_t b = item / NH, h = item % NH, base = b * T * C + h * hd;
         uint8_t *probs = probs_keep ? probs_keep + item * TT : s->probs;
+        if (memchr(pl->bad + b * T, 1, T)) {
+            for (size_t t = 0; t < T; t++)
+                for (size_t j = 0; j < hd; j++) pl->cat[base + t * C + j] = NAN;
+            if (probs_cap)
+                for (size_t i = 0; i < TT; i++) probs_cap[item * TT + i] = NAN;
+            continue;
+        }
         if (mode != PIVOT_PATH_REUSE) {
             pivot_int8_pack(s->kpack, pl->k8 + base, T, hd, C, 1);
             epilogue e = {NULL, s->scores, T, s->row_scale, &score_scale, 1, NULL};
             gemm_rows(pl->tile, pl->q8 + base, C, s->zp, s->kpack, T, hd, 0, round_up(T, PANEL) / PANEL, T, 0, &e);
             pivot_softmax_rows(s->scores, T, T, T);
             for (size_t r = 0; r < T; r++) quantize_row(probs + r * T, s->scores + r * T, inv255, 0, T);
+            if (probs_cap)
+                for (size_t i = 0; i < TT; i++) probs_cap[item * TT + i] = (float)probs[i] * (1.0f / 255.0f);
         }
         pivot_int8_pack(s->vpack, pl->v8 + base, hd, T, 1, C);
         epilogue e = {NULL, pl->cat + b * T * C + h * hd, C, s->row_scale, &pv_scale, 1, NULL};
@@ -768,9 +797,10 @@ void pivot_qencoder_qkv_rows(const pivot_qencoder *q, int tid, size_t i, int mod
     qkv_rows(&q->pl, &s, &q->blocks[i], r0, r1, mode);
 }
 
-void pivot_qencoder_attention(const pivot_qencoder *q, int tid, int nthreads, size_t i, int mode, int keep) {
+void pivot_qencoder_attention(const pivot_qencoder *q, int tid, int nthreads, size_t i, int mode, int keep,
+                              float *probs_cap) {
     qscratch s = scratch_for(&q->pl, tid);
-    attention_items(&q->pl, &s, &q->blocks[i], tid, nthreads, mode, keep ? q->pl.probs_keep : NULL);
+    attention_items(&q->pl, &s, &q->blocks[i], tid, nthreads, mode, keep ? q->pl.probs_keep : NULL, probs_cap);
 }
 
 void pivot_qencoder_post_rows(const pivot_qencoder *q, int tid, size_t i, int active, float *attn_cap, float *mlp_cap,
@@ -843,6 +873,7 @@ int pivot_qencoder_create(pivot_qencoder **out, float *x, const int8_t *weights,
     size_t at_k8 = carve(&o, BT * C);
     size_t at_v8 = carve(&o, BT * C);
     size_t at_keep = any_reuse ? carve(&o, B * NH * T * T + PAD_BYTES) : 0;
+    size_t at_bad = carve(&o, BT);
     size_t at_scratch = carve(&o, pl->scratch_bytes * (size_t)nthreads);
     if (posix_memalign(&q->workspace, 64, o) != 0) {
         free(blocks);
@@ -856,6 +887,7 @@ int pivot_qencoder_create(pivot_qencoder **out, float *x, const int8_t *weights,
     pl->k8 = (int8_t *)(base + at_k8);
     pl->v8 = (int8_t *)(base + at_v8);
     pl->probs_keep = any_reuse ? base + at_keep : NULL;
+    pl->bad = base + at_bad;
     pl->scratch = base + at_scratch;
     /* the padding bytes past each uint8 buffer are read (times zero weights): keep them defined */
     memset(pl->q8 + BT * C, 0, PAD_BYTES);

@@ -110,7 +110,7 @@ int pivot_qblock_num_floats(size_t *out, size_t C, size_t H);
 int pivot_qblock_num_bytes(size_t *out, size_t C, size_t H);
 
 /* The int8 encoder phases that the engine's one encoder loop runs (csrc/engine.c,
- * pivot_vit_forward_ex with int8 weights, and pivot_qvit_blocks_forward): create binds the
+ * pivot_vit_forward_ex with int8 weights): create binds the
  * quantized blocks to the engine's residual stream x and allocates the int8 buffers for up to
  * `threads` threads; each thread calls thread_init once, then per encoder i the three phases with
  * the engine's barriers between them (qkv_rows and post_rows on the thread's token rows
@@ -118,7 +118,9 @@ int pivot_qblock_num_bytes(size_t *out, size_t C, size_t H);
  * encoder are kept for a later reuse encoder (mode 2, which reads them with keep = 1).
  * per_token = 1: the inputs of qkv, proj, fc1 and fc2 are quantized per token with dynamic
  * ranges instead of the calibrated per-tensor parameters. Captures (attn_cap, mlp_cap: the encoder's
- * (B*T, C) capture or NULL; rows r0..r1 are written) are the branch outputs before the residual add. */
+ * (B*T, C) capture or NULL; rows r0..r1 are written) are the branch outputs before the residual add.
+ * Non-finite values propagate as in fp32: a linear layer's input row with a NaN or infinity gives
+ * a NaN output row, and an image with a non-finite q, k or v row NaN attention outputs. */
 typedef struct pivot_qencoder pivot_qencoder;
 
 int pivot_qencoder_create(pivot_qencoder **out,
@@ -131,7 +133,9 @@ int pivot_qencoder_create(pivot_qencoder **out,
 void pivot_qencoder_destroy(pivot_qencoder *q);
 void pivot_qencoder_thread_init(const pivot_qencoder *q, int tid);
 void pivot_qencoder_qkv_rows(const pivot_qencoder *q, int tid, size_t i, int mode, size_t r0, size_t r1);
-void pivot_qencoder_attention(const pivot_qencoder *q, int tid, int nthreads, size_t i, int mode, int keep);
+/* probs_cap: (B, NH, T, T) the probabilities this path-1 encoder applies, dequantized, or NULL. */
+void pivot_qencoder_attention(const pivot_qencoder *q, int tid, int nthreads, size_t i, int mode, int keep,
+                              float *probs_cap);
 void pivot_qencoder_post_rows(const pivot_qencoder *q, int tid, size_t i, int active, float *attn_cap, float *mlp_cap,
                               size_t r0, size_t r1);
 

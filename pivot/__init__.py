@@ -25,14 +25,14 @@ from . import modes  # noqa: E402
 from .modes import attention_maps, attention_cka_matrix, reuse_paths, search_reuse, ReuseChoice  # noqa: E402
 from . import zoo  # noqa: E402  (the shipped trained models; no torch needed)
 from . import quant  # noqa: E402
-from .quant import QuantizedViT, quantize  # noqa: E402
+from .quant import quantize  # noqa: E402  (registers the "int8" precision of pivot.ViT)
 
 __all__ = ["__version__", "ViTConfig", "normalize_path", "ViT", "flops", "WeightsFileError", "sim",
            "cka", "linear_cka", "cka_matrix", "model_cka", "MinibatchCKA", "ScoredPath", "path_score",
            "rank_paths", "best_paths", "select_paths", "score_paths", "SelectedPath", "datasets", "entropy", "MultiEffort", "MultiEffortResult", "search",
            "pareto", "SearchResult", "SearchCandidate", "SearchTargetError", "ParetoResult", "ParetoPoint",
            "modes", "attention_maps", "attention_cka_matrix", "reuse_paths", "search_reuse", "ReuseChoice",
-           "zoo", "quant", "quantize", "QuantizedViT"]
+           "zoo", "quant", "quantize"]
 
 
 def __getattr__(name):

@@ -13,7 +13,8 @@ from . import lvvit as _lvvit
 from ._native import _core
 from .config import ViTConfig, normalize_path, path_effort
 
-__all__ = ["ViT", "flops", "default_threads", "prepare_images", "InputNormalizationWarning"]
+__all__ = ["ViT", "flops", "default_threads", "prepare_images", "check_pixels", "InputNormalizationWarning",
+           "PRECISIONS"]
 
 
 class InputNormalizationWarning(UserWarning):
@@ -23,22 +24,40 @@ class InputNormalizationWarning(UserWarning):
 _warned_unnormalized = False
 
 
-def prepare_images(config: ViTConfig, images):
-    """Images as the engine takes them: uint8 pixels (0..255) are normalized with the model's
+def check_pixels(images) -> np.ndarray:
+    """``images`` as an array of pixels pivot accepts: uint8 (raw pixels 0..255) or floating point
+    (already normalized), every value finite. Other integer dtypes (int16, int32, int64, ...) are
+    refused rather than guessed at (a 16-bit image is not a float image of 0..255), and so are bool,
+    complex and object arrays. The one check of every entry that takes images."""
+    arr = np.asarray(images)
+    if arr.dtype != np.uint8 and arr.dtype.kind != "f":
+        raise TypeError(f"images have dtype {arr.dtype}; pivot takes uint8 pixels (0..255, normalized with the "
+                        f"model's config.input_normalization) or floats already normalized; convert other "
+                        f"integer images yourself (e.g. to uint8, or to normalized float32)")
+    if arr.dtype.kind == "f" and arr.size and not np.isfinite(arr).all():
+        bad = int(arr.size - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"images hold {bad} NaN or infinite value(s); every pixel must be finite")
+    return arr
+
+
+def prepare_images(config: ViTConfig, images) -> np.ndarray:
+    """Images as the engine takes them, the one place every entry that takes images prepares them
+    (``ViT.__call__``, ``forward_branches`` and every other entry, at every precision): float32,
+    C-contiguous, of the model's shape, finite. uint8 pixels (0..255) are normalized with the model's
     ``config.input_normalization``, ``(pixel / 255 - mean) / std`` per channel; float images are
     taken as already normalized, and ones whose range says they are not (every value in [0, 1],
     or values far above what normalized pixels reach) get an ``InputNormalizationWarning``, once
-    per process. Anything else is returned as it is, for the model's own checks."""
+    per process. Other dtypes and non-finite values are refused (``check_pixels``)."""
     global _warned_unnormalized
-    arr = np.asarray(images)
+    arr = check_pixels(images)
     mean, std = config.input_normalization
     if arr.dtype == np.uint8:
-        if arr.ndim != 4 or arr.shape[1] != len(mean):
-            return arr  # the shape check explains
+        _validate.model_images(arr, config)  # the shape check explains
         m = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
         s = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
         return (arr.astype(np.float32) / np.float32(255) - m) / s
-    if _warned_unnormalized or arr.dtype.kind != "f" or arr.size < 2 or min(mean) <= 0:
+    arr = _validate.model_images(arr, config)
+    if _warned_unnormalized or arr.size < 2 or min(mean) <= 0:
         return arr
     low, high = float(np.min(arr)), float(np.max(arr))
     # Normalized pixels span [-mean / std, (1 - mean) / std]: a pixel darker than the mean is negative.
@@ -53,7 +72,6 @@ def prepare_images(config: ViTConfig, images):
                       f"pass uint8 images to have the model normalize them (warned once)",
                       InputNormalizationWarning, stacklevel=3)
     return arr
-
 
 
 def default_threads() -> int:
@@ -91,8 +109,21 @@ def _path_text(path: np.ndarray) -> str:
     return "".join(str(int(v)) for v in path)
 
 
+PRECISIONS: dict = {}
+"""The precisions beyond fp32, by name: each an object with ``convert(model, **options) -> ViT``
+(``ViT.with_precision``), ``is_file(path) -> bool`` and ``load(path, **options) -> ViT``
+(``ViT.from_timm`` on its files). Registered by the module that implements the precision
+(``pivot.quant`` registers ``"int8"``), so this module imports none of them. A model of such a
+precision holds the precision's weights object (``ViT._quant``), which the one forward (``ViT._run``)
+hands to the engine and which gives the precision's ``state_dict``, ``save`` and pickle."""
+
+
 class ViT:
-    """A timm ``VisionTransformer`` (DeiT family) or an LV-ViT running on pivot's C engine, fp32 on CPU.
+    """A timm ``VisionTransformer`` (DeiT family) or an LV-ViT running on pivot's C engine on CPU,
+    at one of the precisions ``"fp32"`` (what this constructor builds) or ``"int8"`` (timm ViTs
+    only: ``pivot.quantize(model, calibration_images)``, ``pivot.quant.load``; see ``precision``
+    and ``with_precision``). Every precision has the same API: ``__call__``, ``forward_branches``,
+    ``with_path``, ``state_dict``, ``save``, pickling.
 
     ``weights`` maps timm state-dict keys to numeric arrays (any real dtype, converted to float32);
     keys and shapes must match ``config.weight_shapes()`` exactly. The model keeps a private
@@ -153,9 +184,13 @@ class ViT:
             params = _lvvit.pack(config, dict(zip(shapes, arrays)))
         self._init(config, params, path)
 
-    def _init(self, config, params, path):
+    def _init(self, config, params, path, quantized=None):
+        self._quant = quantized  # the encoders' weights at another precision (PRECISIONS), or None for fp32
         self._engine_floats = _core.model_num_params(config)[0]
-        if config.is_timm_vit:
+        if quantized is not None:  # params: the fp32 stem, tokens and heads without the blocks
+            expected, self._stem = quantized.stem_head_floats, None
+            self._engine_floats = expected
+        elif config.is_timm_vit:
             expected, self._stem = self._engine_floats, None
         else:  # LV-ViT features: the engine's part of params, then the raw stem (pivot/lvvit.py)
             expected = _lvvit.engine_floats(config) + sum(int(np.prod(config.weight_shapes()[k]))
@@ -173,15 +208,16 @@ class ViT:
         self._path.flags.writeable = False
 
     @classmethod
-    def _from_params(cls, config, params, path):
+    def _from_params(cls, config, params, path, quantized=None):
         model = cls.__new__(cls)
-        model._init(config, params, path)
+        model._init(config, params, path, quantized)
         return model
 
     def __reduce__(self):
-        # Pickled as config, flat weights and path: nothing of the C side (packed weights) crosses
-        # a process; the receiver packs again on first use. Used by pivot.distributed's workers.
-        return ViT._from_params, (self._config, self._params, self._path)
+        # Pickled as config, flat weights, path and the precision's weights object (which pickles
+        # as its own tensors): nothing of the C side (packed weights) crosses a process; the
+        # receiver packs again. Used by pivot.distributed's workers.
+        return ViT._from_params, (self._config, self._params, self._path, self._quant)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -193,6 +229,31 @@ class ViT:
     def path(self) -> np.ndarray:
         """Default attention path: read-only uint8 array of length depth, 1 = attention active."""
         return self._path
+
+    @property
+    def precision(self) -> str:
+        """``"fp32"`` or ``"int8"`` (``pivot.quantize``): the arithmetic of the encoders."""
+        return "fp32" if self._quant is None else self._quant.name
+
+    @property
+    def quantization(self):
+        """The precision's settings beyond fp32 (int8: a ``pivot.quant.Int8Weights`` with ``per_token``,
+        ``kernel``, ``info``), or None for an fp32 model."""
+        return self._quant
+
+    def with_precision(self, precision: str, **options) -> "ViT":
+        """This model at ``precision``: ``"fp32"`` (an int8 model dequantized: its int8 weights
+        times their scales, the activations in float again) or ``"int8"`` (from an fp32 model,
+        ``calibration_images=`` and the options of ``pivot.quantize``; from an int8 model, the same
+        weights (shared) with other run-time options, e.g. ``kernel="avx2"``). The path is kept."""
+        if precision == "fp32":
+            if options:
+                raise TypeError(f"with_precision('fp32') takes no options, got {sorted(options)}")
+            return self if self._quant is None else self._quant.dequantized(self)
+        maker = PRECISIONS.get(precision)
+        if maker is None:
+            raise ValueError(f"precision must be one of {['fp32', *PRECISIONS]}, got {precision!r}")
+        return maker.convert(self, **options)
 
     @property
     def num_params(self) -> int:
@@ -207,7 +268,8 @@ class ViT:
                 f"num_classes={c.num_classes}, distilled={c.distilled}, "
                 + ("" if c.is_timm_vit else f"stem={c.stem}, skip_lam={c.skip_lam}, aux_head={c.aux_head}, "
                    f"qkv_bias={c.qkv_bias}, ")
-                + f"params={self.num_params / 1e6:.2f}M, "
+                + f"params={self.num_params / 1e6:.2f}M, precision={self.precision}"
+                + ("" if self._quant is None else f" ({self._quant.describe()})") + ", "
                 f"path={_path_text(self._path)} ({active}/{c.depth} attentions active), "
                 f"gflops={flops(self) / 1e9:.2f}/image)")
 
@@ -220,16 +282,17 @@ class ViT:
                              f"(this model: attention={self._config.attention!r}, stem={self._config.stem!r})")
         return arr
 
-    def _checked_images(self, images) -> np.ndarray:
-        return _validate.model_images(images, self._config)
-
-    def _run(self, images, path, threads, capture, capture_probs=False):
-        """The one forward call: logits, or with capture (logits, attn, mlp, probs or None)."""
-        images = self._checked_images(images)
+    def _run(self, images, path, threads, capture=False, capture_probs=False, capture_inputs=False):
+        """The one forward call of every precision and entry: the images prepared
+        (``prepare_images``), then logits, or with capture / capture_probs (logits, attn, mlp,
+        probs or None), or with capture_inputs {"logits", "qkv_in", "qkv", "proj_in", "fc1_in",
+        "fc2_in"} (every encoder's Linear inputs, for int8 calibration)."""
+        images = prepare_images(self._config, images)
         path = self._path if path is None else self._checked_path(path)
         out = _core.vit_forward(images, self._params[:self._engine_floats], self._config, path,
                                 _resolve_threads(threads), capture=capture, capture_probs=capture_probs,
-                                packed=self._packed(), stem=self._stem)
+                                capture_inputs=capture_inputs, packed=self._packed(), stem=self._stem,
+                                int8=self._quant)
         return out, path
 
     def __call__(self, images, path=None, threads=None) -> np.ndarray:
@@ -240,7 +303,7 @@ class ViT:
         The GIL is released while the C engine runs. uint8 images (raw pixels) are normalized
         with ``config.input_normalization`` first (see ``prepare_images``).
         """
-        return self._run(prepare_images(self._config, images), path, threads, False)[0]
+        return self._run(images, path, threads)[0]
 
     def forward_branches(self, images, path=None, threads=None):
         """``(logits, attn_outputs, mlp_outputs)``: per encoder, the attention-branch output (after
@@ -249,14 +312,14 @@ class ViT:
         captured like an active one's). For LV-ViT they are taken before the division
         by ``skip_lam`` (what the ``attn`` / ``mlp`` modules return; CKA is scale-invariant, so
         either choice gives the same CKA)."""
-        (logits, attn, mlp, _), path = self._run(prepare_images(self._config, images), path, threads, True)
+        (logits, attn, mlp, _), path = self._run(images, path, threads, True)
         attn_iter = iter(attn)
         attn_outputs = [next(attn_iter) if active else None for active in path]
         return logits, attn_outputs, list(mlp)
 
     def with_path(self, path) -> "ViT":
         """The same weights (shared, not copied) with another default path."""
-        model = ViT._from_params(self._config, self._params, path)
+        model = ViT._from_params(self._config, self._params, path, self._quant)
         model._pack_cell = self._pack_cell  # share the packed weights too
         return model
 
@@ -266,7 +329,7 @@ class ViT:
         level (``pivot._core.simd_level()`` 0), where the engine runs OpenBLAS on ``params``. The
         layout depends on the level, so a level change (tests) packs again."""
         level = _core.simd_level()
-        if level < 1:
+        if level < 1 or self._quant is not None:  # the int8 encoders carry their own packing
             return None
         if self._pack_cell[0] is None or self._pack_cell[0][0] != level:
             self._pack_cell[0] = (level, _core.vit_pack(self._params[:self._engine_floats], self._config))
@@ -275,7 +338,11 @@ class ViT:
     # ------------------------------------------------------------------ weights
     def state_dict(self) -> dict:
         """timm key -> float32 array (fresh copies, in timm's order; LV-ViT: the TokenLabeling
-        checkpoint's keys, BatchNorm unfolded, without num_batches_tracked)."""
+        checkpoint's keys, BatchNorm unfolded, without num_batches_tracked). An int8 model gives its
+        stored tensors: int8 Linear weights of the encoders with their float32 ``.weight_scale``,
+        ``blocks.i.act_quant`` (``pivot.quant.quantized_shapes``)."""
+        if self._quant is not None:
+            return self._quant.state_dict()
         out, offset = {}, 0
         if not self._config.is_timm_vit:
             where = _lvvit.offsets(self._config)
@@ -319,10 +386,19 @@ class ViT:
 
         The config comes from the file's pivot metadata when it has some (files written by
         ``save``), else it is inferred from tensor shapes and key names (``num_heads`` defaults to
-        embed_dim // 64); ``overrides`` replace config fields. See ``pivot.io``.
+        embed_dim // 64); ``overrides`` replace config fields. See ``pivot.io``. A file of another
+        precision that ``save`` wrote (an int8 model) loads as that precision, with its own config.
         """
         from . import io as _io  # loaded lazily: file formats are the io module's job
 
+        if isinstance(source, (str, bytes, os.PathLike)):
+            for name, maker in PRECISIONS.items():
+                if maker.is_file(source):
+                    if num_heads is not None or overrides:
+                        raise ValueError(f"{os.fsdecode(source)} is a pivot {name} model file, which holds its "
+                                         "own config: num_heads and config overrides do not apply")
+                    model = maker.load(source)
+                    return model if path is None else model.with_path(path)
         state, metadata = _io.load_state_dict(source)
         metadata = metadata or {}
         if "pivot.config" in metadata:
@@ -338,8 +414,13 @@ class ViT:
 
     def save(self, path) -> None:
         """Write the weights as safetensors under timm's key names, with the config and the default
-        path as metadata, so that ``ViT.from_timm(path)`` gives back the same model bit for bit."""
+        path as metadata, so that ``ViT.from_timm(path)`` gives back the same model bit for bit
+        (an int8 model: its int8 file format, ``pivot.quant``, read by ``ViT.from_timm`` and
+        ``pivot.quant.load``)."""
         from . import io as _io
+
+        if self._quant is not None:
+            return self._quant.save(path, self)
 
         metadata = {
             "pivot.config": json.dumps(dataclasses.asdict(self._config)),

@@ -1,9 +1,15 @@
-"""Post-training int8 quantization with integerized matrix products (csrc/quant.c).
+"""Post-training int8 quantization with integerized matrix products (csrc/quant.c): the int8
+precision of ``pivot.ViT``.
 
-``pivot.quantize(model, calibration_images)`` turns a ``pivot.ViT`` into a ``QuantizedViT`` with
-the same API (``__call__(images, path=None, threads=None)``, ``forward_branches``,
-``with_path``, ``path``, ``config``, ``save``), so ``MultiEffort``, ``search`` and the simulator
-take it unchanged.
+``pivot.quantize(model, calibration_images)`` returns a ``pivot.ViT`` whose ``precision`` is
+``"int8"``: the same class as the fp32 model, with the same API (``__call__(images, path=None,
+threads=None)``, ``forward_branches``, ``with_path``, ``path``, ``config``, ``save``, pickling), the
+same image preparation (uint8 pixels normalized, other integer dtypes and non-finite values
+refused), so ``MultiEffort``, ``search``, ``pivot.modes`` and the simulator take it unchanged.
+``model.quantization`` is its ``Int8Weights`` (``per_token``, ``kernel``, ``info``);
+``model.with_precision("fp32")`` dequantizes it, ``model.with_precision("int8", kernel=...)``
+picks another GEMM kernel. This module holds calibration, weight quantization and the int8 file
+format, and registers the ``"int8"`` precision with ``pivot.model.PRECISIONS``.
 
 What is quantized (the integerization of the encoders, operation reordering):
 
@@ -16,9 +22,16 @@ What is quantized (the integerization of the encoders, operation reordering):
 * Attention: q as uint8 with a zero point, k and v as symmetric int8 (per tensor, calibrated),
   softmax probabilities as uint8 with scale 1/255.
 
+Calibration statistics come from the C engine's own fp32 forward (``capture_inputs``: every
+encoder's Linear inputs, with the model's path; a skipped encoder's attention is computed for the
+capture and not added, so that another path can activate it later).
+
 Every product accumulates exactly in int32; the combined scale (activation scale x weight
 scale) and the bias are applied after it. LayerNorm, softmax and GELU stay float32, and so do the
 patch embedding and the head (first and last layers, under 2% of DeiT-S's MACs).
+Non-finite values behave as in fp32: a NaN or infinite activation entering a quantized product
+makes that token's product NaN (rather than a silent zero code), so the logits become NaN where
+the fp32 model's would.
 The kernel (AMX tiles, AVX-512 VNNI, AVX2 or portable C) is picked at run time from the CPU's flags;
 ``PIVOT_INT8_KERNEL=portable|avx2|vnni|amx`` caps it.
 """
@@ -26,19 +39,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 
 import numpy as np
 
 from . import _validate
 from ._native import _core
-from .config import ViTConfig, normalize_path
-from .io import (WeightsFileError, config_from_metadata, path_from_metadata, read_safetensors_as_stored,
-                 write_safetensors_as_given)
-from .model import ViT, _path_text, _resolve_threads, prepare_images
-from .reference.quant import embed_tokens
+from .config import ViTConfig
+from .io import (WeightsFileError, config_from_metadata, open_regular_file, path_from_metadata,
+                 read_safetensors_as_stored, write_safetensors_as_given)
+from .model import PRECISIONS, ViT, _path_text, prepare_images
 
-__all__ = ["quantize", "QuantizedViT", "load", "KERNELS", "kernel_in_use", "ACT_FIELDS", "LINEARS"]
+__all__ = ["quantize", "Int8Weights", "load", "KERNELS", "kernel_in_use", "ACT_FIELDS", "LINEARS", "SCALE_RANGE",
+           "quantized_shapes"]
 
 KERNELS = {"auto": 0, "portable": 1, "avx2": 2, "vnni": 3, "amx": 4}
 _KERNEL_NAMES = {v: k for k, v in KERNELS.items()}
@@ -47,6 +59,10 @@ ACT_FIELDS = ("qkv_in_scale", "qkv_in_zp", "q_scale", "q_zp", "k_scale", "v_scal
               "proj_in_zp", "fc1_in_scale", "fc1_in_zp", "fc2_in_scale", "fc2_in_zp")
 _FORMAT = "pivot-int8-v1"
 _F = np.float32
+SCALE_RANGE = (1e-30, 1e10)
+"""Scales (weights' per channel, activations') an int8 model accepts: a product of two stays far
+inside float32 after an int32 accumulation, and a scale's inverse is finite."""
+_CAPTURE_BYTES = 256 << 20  # the most capture memory one calibration call holds
 
 
 def kernel_in_use(kernel: str = "auto") -> str:
@@ -67,31 +83,44 @@ def _kernel_code(kernel) -> int:
 def _weight_quant(w):
     """int8 (N, K) and float32 scales (N): symmetric per output channel."""
     w = np.asarray(w, dtype=np.float32)
-    amax = np.abs(w).max(axis=1)
-    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    amax = np.abs(w).max(axis=1) / np.float32(127)
+    scale = np.where(amax >= SCALE_RANGE[0], amax, 1.0).astype(np.float32)  # an all-but-zero row quantizes to 0
     q = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
     return q, scale
 
 
 class _Observer:
-    """Range of one quantization point over the calibration batches."""
+    """Range of one quantization point over the calibration batches; a batch's values arrive in
+    chunks (``begin`` the batch, ``add`` its chunks in order, ``end`` it)."""
+
+    _SAMPLE = 1_000_000  # percentiles of a batch are taken on a deterministic subsample of this many
 
     def __init__(self, method, percentile):
         self.method, self.percentile = method, percentile
         self.lo, self.hi, self.amax = [], [], []
 
+    def begin(self, total: int):
+        self._stride = total // self._SAMPLE + 1 if total > self._SAMPLE else 1
+        self._seen, self._parts = 0, []
+
     def add(self, x):
         x = np.asarray(x, dtype=np.float32).ravel()
-        x = x[np.isfinite(x)]
+        if self.method == "minmax":
+            if x.size:
+                self.lo.append(float(x.min()))
+                self.hi.append(float(x.max()))
+                self.amax.append(float(np.abs(x).max()))
+            return
+        self._parts.append(x[(-self._seen) % self._stride::self._stride])  # every stride-th of the whole batch
+        self._seen += x.size
+
+    def end(self):
+        if self.method == "minmax" or not self._parts:
+            return
+        x = np.concatenate(self._parts)
+        self._parts = []
         if x.size == 0:
             return
-        if self.method == "minmax":
-            self.lo.append(float(x.min()))
-            self.hi.append(float(x.max()))
-            self.amax.append(float(np.abs(x).max()))
-            return
-        if x.size > 1_000_000:  # a deterministic subsample keeps percentiles cheap on big tensors
-            x = x[:: x.size // 1_000_000 + 1]
         p = self.percentile
         lo, hi = np.percentile(x, [100.0 - p, p])
         self.lo.append(float(lo))
@@ -118,51 +147,44 @@ class _Observer:
         return amax / 127.0 if amax > 0 else 1.0
 
 
+# The captured Linear inputs (ViT._run(capture_inputs=True)) and the quantization points of each.
+_POINTS = {"qkv_in": ("qkv_in",), "qkv": ("q", "k", "v"), "proj_in": ("proj_in",), "fc1_in": ("fc1_in",),
+           "fc2_in": ("fc2_in",)}
+
+
 def _calibrate(model: ViT, images, method, percentile, batch_size, symmetric):
-    """Per block: the 12 activation parameters (ACT_FIELDS), from a float32 forward of ``model``
-    with its own path. Skipped encoders' attention inputs are observed too (the attention branch
-    is computed and dropped), so that another path can activate them later."""
+    """Per block: the 12 activation parameters (ACT_FIELDS), from the C engine's fp32 forward of
+    ``model`` with its own path (``capture_inputs``; a skipped encoder's attention is computed for
+    the capture only, so that another path can activate it later). ``images`` are prepared."""
     cfg = model.config
-    C, NH, eps = cfg.embed_dim, cfg.num_heads, cfg.norm_eps
-    hd = C // NH
-    w = model.state_dict()
-    points = ("qkv_in", "q", "k", "v", "proj_in", "fc1_in", "fc2_in")
-    obs = [{p: _Observer(method, percentile) for p in points} for _ in range(cfg.depth)]
-    path = model.path
+    C, D, T, H = cfg.embed_dim, cfg.depth, cfg.num_tokens, cfg.mlp_hidden
+    obs = [{p: _Observer(method, percentile) for names in _POINTS.values() for p in names} for _ in range(D)]
+    widths = {"qkv_in": C, "q": C, "k": C, "v": C, "proj_in": C, "fc1_in": C, "fc2_in": H}
+    per_image = D * T * (6 * C + H) * 4
+    chunk = max(1, min(batch_size, _CAPTURE_BYTES // per_image))
     for start in range(0, images.shape[0], batch_size):
-        x = embed_tokens(cfg, w, images[start:start + batch_size])
-        B, T, _ = x.shape
-        x = x.reshape(B * T, C)
-        kept = None
-        for i in range(cfg.depth):
-            p = f"blocks.{i}."
-            o = obs[i]
-            ln = _core.layernorm_forward(x, w[p + "norm1.weight"], w[p + "norm1.bias"], eps)
-            o["qkv_in"].add(ln)
-            qkv = ln @ w[p + "attn.qkv.weight"].T + w[p + "attn.qkv.bias"]
-            q, k, v = qkv[:, :C], qkv[:, C:2 * C], qkv[:, 2 * C:]
-            o["q"].add(q)
-            o["k"].add(k)
-            o["v"].add(v)
-            qh = q.reshape(B, T, NH, hd).transpose(0, 2, 1, 3)
-            kh = k.reshape(B, T, NH, hd).transpose(0, 2, 3, 1)
-            vh = v.reshape(B, T, NH, hd).transpose(0, 2, 1, 3)
-            if path[i] != 2 or kept is None:
-                scores = np.ascontiguousarray((qh @ kh) * np.float32(1.0 / math.sqrt(hd)), dtype=np.float32)
-                probs = _core.softmax_forward(scores.reshape(-1, T)).reshape(B, NH, T, T)
-                if path[i] == 1:
-                    kept = probs
-            else:
-                probs = kept
-            cat = np.ascontiguousarray((probs @ vh).transpose(0, 2, 1, 3).reshape(B * T, C), dtype=np.float32)
-            o["proj_in"].add(cat)
-            if path[i]:
-                x = x + (cat @ w[p + "attn.proj.weight"].T + w[p + "attn.proj.bias"])
-            ln = _core.layernorm_forward(np.ascontiguousarray(x), w[p + "norm2.weight"], w[p + "norm2.bias"], eps)
-            o["fc1_in"].add(ln)
-            hidden = _core.gelu_forward(np.ascontiguousarray(ln @ w[p + "mlp.fc1.weight"].T + w[p + "mlp.fc1.bias"]))
-            o["fc2_in"].add(hidden)
-            x = np.ascontiguousarray(x + (hidden @ w[p + "mlp.fc2.weight"].T + w[p + "mlp.fc2.bias"]), dtype=np.float32)
+        batch = images[start:start + batch_size]
+        for i in range(D):
+            for name, o in obs[i].items():
+                o.begin(batch.shape[0] * T * widths[name])
+        for s0 in range(0, batch.shape[0], chunk):
+            cap = model._run(batch[s0:s0 + chunk], None, None, capture_inputs=True)[0]
+            for key, names in _POINTS.items():
+                values = cap[key]  # (D, b, T, width)
+                if not np.isfinite(values).all():
+                    block = int(np.argmin(np.isfinite(values).reshape(D, -1).all(axis=1)))
+                    raise ValueError(f"calibration: the fp32 model's {key} activations of blocks.{block} are not "
+                                     "finite on these images (the float forward overflows); int8 scales cannot "
+                                     "be set from them")
+                for i in range(D):
+                    if len(names) == 1:
+                        obs[i][names[0]].add(values[i])
+                    else:
+                        for j, name in enumerate(names):
+                            obs[i][name].add(values[i][..., j * C:(j + 1) * C])
+        for i in range(D):
+            for o in obs[i].values():
+                o.end()
     acts = []
     for o in obs:
         qkv_s, qkv_z = o["qkv_in"].asymmetric(symmetric)
@@ -177,20 +199,24 @@ def _calibrate(model: ViT, images, method, percentile, batch_size, symmetric):
 
 def quantize(model, calibration_images, *, method: str = "minmax", percentile: float = 99.99,
              per_token: bool = False, activations: str = "asymmetric", batch_size: int = 32,
-             kernel: str = "auto") -> "QuantizedViT":
-    """Post-training int8 quantization of a ``pivot.ViT`` (timm ViT/DeiT, softmax attention).
+             kernel: str = "auto") -> ViT:
+    """Post-training int8 quantization of an fp32 ``pivot.ViT`` (timm ViT/DeiT, softmax attention):
+    a ``pivot.ViT`` of ``precision == "int8"`` with the model's path.
 
     ``calibration_images`` (N, in_chans, img, img): a batch whose activation ranges set the
-    per-tensor scales, observed with the model's own path. ``method``: ``"minmax"`` (the full
-    range, over all batches) or ``"percentile"`` (the ``percentile``-th and (100 - p)-th
-    percentiles per batch, averaged; clips outliers). ``per_token=True``: the inputs of the four
-    linear layers get per-token dynamic ranges at run time instead (q, k, v stay calibrated).
-    ``activations``: ``"asymmetric"`` (uint8 with a zero point) or ``"symmetric"`` (int8).
-    ``kernel``: "auto", "vnni", "avx2" or "portable" (see ``kernel_in_use``).
-    Returns a ``QuantizedViT`` with the model's path.
+    per-tensor scales, observed with the model's own path; uint8 pixels or normalized floats, as
+    ``pivot.ViT.__call__`` takes them (``pivot.model.prepare_images``). ``method``: ``"minmax"``
+    (the full range, over all batches) or ``"percentile"`` (the ``percentile``-th and (100 - p)-th
+    percentiles per batch of ``batch_size`` images, averaged; clips outliers). ``per_token=True``:
+    the inputs of the four linear layers get per-token dynamic ranges at run time instead (q, k, v
+    stay calibrated). ``activations``: ``"asymmetric"`` (uint8 with a zero point) or
+    ``"symmetric"`` (int8). ``kernel``: "auto", "vnni", "avx2" or "portable" (see ``kernel_in_use``).
     """
     if not isinstance(model, ViT):
         raise TypeError(f"quantize takes a pivot.ViT, got {type(model).__name__}")
+    if model.precision != "fp32":
+        raise ValueError(f"quantize takes an fp32 model; this one is {model.precision} "
+                         "(model.with_precision('fp32') dequantizes it)")
     cfg = model.config
     if not cfg.is_timm_vit or cfg.attention != "softmax":
         raise ValueError("int8 quantization supports timm ViT/DeiT models with softmax attention "
@@ -207,7 +233,7 @@ def quantize(model, calibration_images, *, method: str = "minmax", percentile: f
         raise TypeError("quantize(model, calibration_images) needs calibration images: a batch (N, "
                         f"{cfg.in_chans}, {cfg.img_size}, {cfg.img_size}) of typical inputs (e.g. 256 training "
                         "images) whose activation ranges set the int8 scales; got None")
-    images = model._checked_images(prepare_images(cfg, calibration_images))
+    images = prepare_images(cfg, calibration_images)
     acts = _calibrate(model, images, method, float(percentile), batch_size, activations == "symmetric")
     state = model.state_dict()
     tensors = {}
@@ -223,13 +249,13 @@ def quantize(model, calibration_images, *, method: str = "minmax", percentile: f
         tensors[f"blocks.{i}.act_quant"] = act
     info = {"method": method, "percentile": float(percentile), "per_token": bool(per_token),
             "activations": activations, "calibration_images": int(images.shape[0])}
-    return QuantizedViT(cfg, tensors, path=model.path, per_token=per_token, kernel=kernel, info=info)
+    return Int8Weights(cfg, tensors, per_token=per_token, kernel=kernel, info=info).model(model.path)
 
 
-# ============================================================================ model
+# ============================================================================ the int8 weights
 
 def quantized_shapes(config: ViTConfig) -> dict:
-    """Key -> (shape, dtype) of a quantized model's tensors (``QuantizedViT.state_dict``)."""
+    """Key -> (shape, dtype) of an int8 model's tensors (its ``state_dict``)."""
     out = {}
     for key, shape in config.weight_shapes().items():
         name = key[:-len(".weight")] if key.endswith(".weight") else None
@@ -243,21 +269,32 @@ def quantized_shapes(config: ViTConfig) -> dict:
     return out
 
 
-class QuantizedViT:
-    """An int8 ViT (see the module docstring), with ``pivot.ViT``'s inference API.
+def _scales_problem(key, values) -> str | None:
+    lo, hi = SCALE_RANGE
+    bad = ~((values >= lo) & (values <= hi))
+    if bad.any():
+        return f"{key}: scale {float(values[bad][0])!r} is outside [{lo:g}, {hi:g}]"
+    return None
 
-    Built by ``pivot.quantize`` or ``pivot.quant.load``; ``tensors`` maps the keys of
-    ``quantized_shapes(config)`` to arrays (int8 linear weights of the encoders with float32
-    per-channel ``.weight_scale``, float32 everything else, ``blocks.i.act_quant`` the 12
-    activation parameters of ``ACT_FIELDS``).
-    """
 
-    def __init__(self, config: ViTConfig, tensors, path=None, per_token: bool = False, kernel: str = "auto",
-                 info=None):
+class Int8Weights:
+    """The int8 encoders of a ``pivot.ViT`` of precision ``"int8"`` (``model.quantization``): the
+    quantized tensors (keys of ``quantized_shapes(config)``: int8 Linear weights of the encoders
+    with float32 per-channel ``.weight_scale``, float32 everything else, ``blocks.i.act_quant``
+    the 12 activation parameters of ``ACT_FIELDS``), validated and packed for the engine, and the
+    run-time options ``per_token`` and ``kernel``.
+
+    The engine reads ``weights`` (packed int8), ``floats`` (the blocks' float parameters),
+    ``per_token`` and ``kernel_code`` by name (csrc/bind/engine.c); ``stem_head`` is the fp32 rest
+    of the model (tokens, patch embedding, final norm, heads) in the engine's order."""
+
+    name = "int8"
+
+    def __init__(self, config: ViTConfig, tensors, per_token: bool = False, kernel: str = "auto", info=None):
         if not isinstance(config, ViTConfig):
             raise TypeError(f"config must be a pivot.ViTConfig, got {type(config).__name__}")
         if not config.is_timm_vit or config.attention != "softmax":
-            raise ValueError("QuantizedViT supports timm ViT/DeiT configs with softmax attention")
+            raise ValueError("int8 models are timm ViT/DeiT configs with softmax attention")
         shapes = quantized_shapes(config)
         problems = [f"missing {k}" for k in shapes if k not in tensors]
         problems += [f"unexpected {k}" for k in tensors if k not in shapes]
@@ -275,24 +312,27 @@ class QuantizedViT:
         if problems:
             raise ValueError("quantized tensors do not match the config: " + "; ".join(problems[:10]))
         for i in range(config.depth):
-            act = arrays[f"blocks.{i}.act_quant"]
+            key = f"blocks.{i}.act_quant"
+            act = arrays[key]
             scales, zps = act[[0, 2, 4, 5, 6, 8, 10]], act[[1, 3, 7, 9, 11]]
-            if not np.all(scales > 0) or not np.all((zps >= 0) & (zps <= 255) & (zps == np.rint(zps))):
-                raise ValueError(f"blocks.{i}.act_quant: scales must be > 0 and zero points integers in [0, 255]")
+            problem = _scales_problem(key, scales)
+            if problem:
+                raise ValueError(problem + " (activation scales)")
+            if not np.all((zps >= 0) & (zps <= 255) & (zps == np.rint(zps))):
+                raise ValueError(f"{key}: zero points must be integers in [0, 255]")
             for name in LINEARS:
-                if not np.all(arrays[f"blocks.{i}.{name}.weight_scale"] > 0):
-                    raise ValueError(f"blocks.{i}.{name}.weight_scale must be > 0")
+                problem = _scales_problem(f"blocks.{i}.{name}.weight_scale", arrays[f"blocks.{i}.{name}.weight_scale"])
+                if problem:
+                    raise ValueError(problem)
                 if np.any(arrays[f"blocks.{i}.{name}.weight"] == -128):
                     raise ValueError(f"blocks.{i}.{name}.weight: int8 weights must be in [-127, 127]")
         self._config = config
-        self._float = arrays
-        self._per_token = bool(per_token)
-        _kernel_code(kernel)
-        self._kernel = kernel
+        self._tensors = arrays
+        self.per_token = bool(per_token)
+        self.kernel = kernel
+        self.kernel_code = _kernel_code(kernel)
         self._info = dict(info or {})
         self._pack()
-        self._path = self._checked_path(path)
-        self._path.flags.writeable = False
 
     def _pack(self):
         """The C layout: per block the packed qkv/proj/fc1/fc2 weights and the block's floats."""
@@ -300,7 +340,7 @@ class QuantizedViT:
         nf, nb, _ = _core.qblock_sizes(c.embed_dim, c.mlp_hidden)
         wbuf = np.zeros(nb * c.depth, np.int8)
         fbuf = np.empty(nf * c.depth, np.float32)
-        a = self._float
+        a = self._tensors
         for i in range(c.depth):
             p = f"blocks.{i}."
             at = i * nb
@@ -318,129 +358,67 @@ class QuantizedViT:
                                     if not k.startswith("blocks.")])
         for buf in (wbuf, fbuf, stem_head):
             buf.flags.writeable = False
-        self._wbuf, self._fbuf, self._stem_head = wbuf, fbuf, stem_head
+        self.weights, self.floats, self.stem_head = wbuf, fbuf, stem_head
+        self.stem_head_floats = int(stem_head.size)
 
     def __reduce__(self):
-        # Pickled as the constructor's arguments (config, quantized tensors, path, precision,
-        # kernel, info); the receiver validates and packs them again, so no C layout crosses a process.
-        return QuantizedViT, (self._config, self._float, self._path, self._per_token, self._kernel, self._info)
+        # Pickled as the constructor's arguments; the receiver validates and packs them again, so
+        # no C layout crosses a process.
+        return Int8Weights, (self._config, self._tensors, self.per_token, self.kernel, self._info)
 
-    @classmethod
-    def _shared(cls, other, path=None, kernel=None):
-        model = cls.__new__(cls)
-        model.__dict__.update(other.__dict__)
-        if kernel is not None:
-            _kernel_code(kernel)
-            model._kernel = kernel
-        model._path = model._checked_path(other._path if path is None else path)
-        model._path.flags.writeable = False
-        return model
-
-    # ------------------------------------------------------------------ properties
-    @property
-    def config(self) -> ViTConfig:
-        """The model's shape (a frozen ``pivot.ViTConfig``)."""
-        return self._config
-
-    @property
-    def path(self) -> np.ndarray:
-        """Default attention path (read-only uint8: 0 skip, 1 active, 2 reuse)."""
-        return self._path
-
-    @property
-    def per_token(self) -> bool:
-        """True when the linear layers' inputs are quantized per token at run time."""
-        return self._per_token
-
-    @property
-    def kernel(self) -> str:
-        """The requested GEMM kernel ("auto" or a name); ``kernel_in_use(model.kernel)`` resolves it."""
-        return self._kernel
+    def model(self, path=None) -> ViT:
+        """A ``pivot.ViT`` of these weights (shared) and ``path``."""
+        return ViT._from_params(self._config, self.stem_head, path, self)
 
     @property
     def info(self) -> dict:
         """How the model was calibrated (method, percentile, per_token, activations, image count)."""
         return dict(self._info)
 
-    @property
-    def num_params(self) -> int:
-        return int(sum(int(np.prod(s)) for s in self._config.weight_shapes().values()))
+    def describe(self) -> str:
+        return f"per_token={self.per_token}, kernel={kernel_in_use(self.kernel)}"
 
-    def __repr__(self) -> str:
-        c = self._config
-        return (f"QuantizedViT(int8, embed_dim={c.embed_dim}, depth={c.depth}, num_heads={c.num_heads}, "
-                f"num_classes={c.num_classes}, per_token={self._per_token}, "
-                f"kernel={kernel_in_use(self.kernel)}, path={_path_text(self._path)})")
+    def with_kernel(self, kernel: str) -> "Int8Weights":
+        """The same weights (shared) running on another GEMM kernel ("auto", "vnni", "avx2", "portable")."""
+        kernel_in_use(kernel)  # refuse a kernel this CPU lacks now, not at the first call
+        out = Int8Weights.__new__(Int8Weights)
+        out.__dict__.update(self.__dict__)
+        out.kernel, out.kernel_code = kernel, _kernel_code(kernel)
+        return out
 
-    # ------------------------------------------------------------------ inference
-    def _checked_path(self, path) -> np.ndarray:
-        return normalize_path(path, self._config.depth, allow_reuse=True)
-
-    _checked_images = ViT._checked_images
-
-    def _block(self, i) -> dict:
-        """Block i's tensors without the ``blocks.i.`` prefix (for pivot.reference.quant)."""
+    def block(self, i) -> dict:
+        """Block i's tensors without the ``blocks.i.`` prefix, ``act_quant`` as ``act`` (for pivot.reference.quant)."""
         p = f"blocks.{i}."
-        out = {k[len(p):]: v for k, v in self._float.items() if k.startswith(p)}
+        out = {k[len(p):]: v for k, v in self._tensors.items() if k.startswith(p)}
         out["act"] = out.pop("act_quant")
         return out
 
-    def _run(self, images, path, threads, capture):
-        """The engine's one forward with the int8 encoders: logits, or with capture (logits, attn, mlp)."""
-        images = self._checked_images(images)
-        path = self._path if path is None else self._checked_path(path)
-        out = _core.vit_forward(images, self._stem_head, self._config, path, _resolve_threads(threads),
-                                capture=capture,
-                                int8=(self._wbuf, self._fbuf, self._per_token, KERNELS[self.kernel]))
-        return (out[:3] if capture else out), path
-
-    def __call__(self, images, path=None, threads=None) -> np.ndarray:
-        """Logits (B, num_classes) float32, as ``pivot.ViT.__call__``; the GIL is released while
-        the encoders run."""
-        return self._run(images, path, threads, False)[0]
-
-    def forward_branches(self, images, path=None, threads=None):
-        """``(logits, attn_outputs, mlp_outputs)`` as ``pivot.ViT.forward_branches``
-        (float32 branch outputs after the dequantized proj / fc2)."""
-        (logits, attn, mlp), path = self._run(images, path, threads, True)
-        it = iter(attn)
-        return logits, [next(it) if p else None for p in path], list(mlp)
-
-    def with_path(self, path) -> "QuantizedViT":
-        """The same quantized weights (shared) with another default path."""
-        return QuantizedViT._shared(self, path=path)
-
-    def with_kernel(self, kernel: str) -> "QuantizedViT":
-        """The same model running on another GEMM kernel ("auto", "vnni", "avx2", "portable")."""
-        kernel_in_use(kernel)  # refuse a kernel this CPU lacks now, not at the first call
-        return QuantizedViT._shared(self, kernel=kernel)
-
-    # ------------------------------------------------------------------ weights
     def state_dict(self) -> dict:
         """Key -> array copies (``quantized_shapes(config)``)."""
-        return {k: v.copy() for k, v in self._float.items()}
+        return {k: v.copy() for k, v in self._tensors.items()}
 
-    def dequantized(self) -> ViT:
-        """A float ``pivot.ViT`` with the int8 weights dequantized (weight-only quantization error)."""
+    def dequantized(self, model: ViT) -> ViT:
+        """An fp32 ``pivot.ViT`` with the int8 weights dequantized (weight-only quantization
+        error), ``model``'s path."""
         w = {}
-        for key, value in self._float.items():
+        for key, value in self._tensors.items():
             if key.endswith(".weight_scale") or key.endswith(".act_quant"):
                 continue
             scale_key = key[:-len(".weight")] + ".weight_scale"
-            w[key] = value.astype(np.float32) * self._float[scale_key][:, None] if scale_key in self._float else value
-        return ViT(self._config, w, path=self._path)
+            w[key] = value.astype(np.float32) * self._tensors[scale_key][:, None] if scale_key in self._tensors else value
+        return ViT(self._config, w, path=model.path)
 
-    def save(self, path) -> None:
-        """Write a safetensors file (int8 and float32 tensors) with the config, path and
-        quantization settings as metadata, atomically (a temporary file renamed into place);
-        ``pivot.quant.load`` reads it back bit for bit."""
+    def save(self, path, model: ViT) -> None:
+        """Write a safetensors file (int8 and float32 tensors) with the config, ``model``'s path
+        and the quantization settings as metadata, atomically (a temporary file renamed into
+        place); ``pivot.quant.load`` and ``pivot.ViT.from_timm`` read it back bit for bit."""
         metadata = {
             "format": _FORMAT,
             "pivot.config": json.dumps(dataclasses.asdict(self._config)),
-            "pivot.path": _path_text(self._path),
-            "pivot.quant": json.dumps(dict(self._info, per_token=self._per_token)),
+            "pivot.path": _path_text(model.path),
+            "pivot.quant": json.dumps(dict(self._info, per_token=self.per_token)),
         }
-        write_safetensors_as_given(path, self._float, metadata)
+        write_safetensors_as_given(path, self._tensors, metadata)
 
 
 # ============================================================================ files
@@ -449,10 +427,11 @@ class QuantizedViT:
 _DTYPES = {"I8": "i1", "F32": "<f4"}
 
 
-def load(path, kernel: str = "auto") -> QuantizedViT:
-    """Read a model written by ``QuantizedViT.save`` (through ``pivot.io``'s checked safetensors
-    reader); a malformed file raises ``pivot.WeightsFileError`` naming the problem, and nothing
-    is built from it."""
+def load(path, kernel: str = "auto") -> ViT:
+    """Read an int8 model written by ``save`` (through ``pivot.io``'s checked safetensors reader)
+    as a ``pivot.ViT`` of precision ``"int8"``; a malformed file, or one whose scales are out of
+    ``SCALE_RANGE``, raises ``pivot.WeightsFileError`` naming the problem (and the tensor), and
+    nothing is built from it. ``pivot.ViT.from_timm`` reads these files too."""
     _kernel_code(kernel)
     path = _validate.file_path(path)
     tensors, meta = read_safetensors_as_stored(path, _DTYPES)
@@ -470,7 +449,41 @@ def load(path, kernel: str = "auto") -> QuantizedViT:
     if not isinstance(quant, dict):
         raise WeightsFileError(f"{path}: bad 'pivot.quant' metadata (expected a JSON object)")
     try:
-        return QuantizedViT(config, tensors, path=path_bits,
-                            per_token=bool(quant.get("per_token", False)), kernel=kernel, info=quant)
+        return Int8Weights(config, tensors, per_token=bool(quant.get("per_token", False)), kernel=kernel,
+                           info=quant).model(path_bits)
     except ValueError as exc:
         raise WeightsFileError(f"{path}: {exc}") from None
+
+
+def is_int8_file(path) -> bool:
+    """True when ``path`` is a regular file whose safetensors header says it is a pivot int8 model
+    (reads the header only; anything unreadable is False, for the caller's own loader to explain)."""
+    try:
+        with open_regular_file(_validate.file_path(path)) as f:
+            n = int.from_bytes(f.read(8), "little")
+            if not 2 <= n <= 1 << 26:
+                return False
+            header = json.loads(f.read(n))
+    except (OSError, ValueError, TypeError, UnicodeDecodeError, RecursionError):
+        return False
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return isinstance(meta, dict) and meta.get("format") == _FORMAT
+
+
+class _Int8Precision:
+    """The "int8" entry of ``pivot.model.PRECISIONS``."""
+
+    @staticmethod
+    def convert(model: ViT, calibration_images=None, kernel=None, **options) -> ViT:
+        if model.precision == "int8":
+            if calibration_images is not None or options:
+                raise ValueError("the model is int8 already: only kernel= applies; to quantize again, start "
+                                 "from model.with_precision('fp32')")
+            return model if kernel is None else model.quantization.with_kernel(kernel).model(model.path)
+        return quantize(model, calibration_images, kernel="auto" if kernel is None else kernel, **options)
+
+    is_file = staticmethod(is_int8_file)
+    load = staticmethod(load)
+
+
+PRECISIONS["int8"] = _Int8Precision()

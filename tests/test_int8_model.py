@@ -1,5 +1,6 @@
-"""pivot.quantize / QuantizedViT: the C forward equals the NumPy integer reference bit for bit
-(every kernel, paths 0/1/2, per-tensor and per-token), API parity with pivot.ViT, save/load."""
+"""pivot.quantize / the int8 precision of pivot.ViT: the C forward equals the NumPy integer
+reference bit for bit (every kernel, paths 0/1/2, per-tensor and per-token), one class with the fp32
+model, save/load, the C engine's refusals, non-finite values as in fp32."""
 import json
 import os
 import struct
@@ -50,7 +51,7 @@ def test_forward_equals_reference(name, per_token, path):
     x = _images(cfg, 3)
     want, want_attn, want_mlp = ref.forward_branches(qm, x, path=path)
     for kernel in KERNELS:
-        got, attn, mlp = qm.with_kernel(kernel).forward_branches(x, path=path, threads=2)
+        got, attn, mlp = qm.with_precision("int8", kernel=kernel).forward_branches(x, path=path, threads=2)
         np.testing.assert_array_equal(got, want, err_msg=kernel)
         for a, b in zip(attn, want_attn):
             assert (a is None) == (b is None)
@@ -58,7 +59,7 @@ def test_forward_equals_reference(name, per_token, path):
                 np.testing.assert_array_equal(a, b)
         for a, b in zip(mlp, want_mlp):
             np.testing.assert_array_equal(a, b)
-        np.testing.assert_array_equal(qm.with_kernel(kernel)(x, path=path, threads=1), want)
+        np.testing.assert_array_equal(qm.with_precision("int8", kernel=kernel)(x, path=path, threads=1), want)
 
 
 def test_options_symmetric_and_percentile(fmnist):
@@ -67,7 +68,7 @@ def test_options_symmetric_and_percentile(fmnist):
     for kwargs in ({"activations": "symmetric"}, {"method": "percentile", "percentile": 99.9}):
         qm = quant.quantize(m, _images(m.config, 8), **kwargs)
         np.testing.assert_array_equal(qm(x), ref.forward_branches(qm, x)[0])
-        assert qm.info[next(iter(kwargs))] == next(iter(kwargs.values()))
+        assert qm.quantization.info[next(iter(kwargs))] == next(iter(kwargs.values()))
     sym = quant.quantize(m, _images(m.config, 8), activations="symmetric")
     act = sym.state_dict()["blocks.0.act_quant"]
     assert act[1] == 128 and act[3] == 128
@@ -83,30 +84,43 @@ def test_close_to_fp32(fmnist):
     assert (f.argmax(1) == q.argmax(1)).mean() >= 0.85
 
 
-def test_api_parity(fmnist):
+def test_one_class_for_every_precision(fmnist):
     m, qm = fmnist
+    assert type(qm) is type(m) is pivot.ViT
+    assert (m.precision, qm.precision) == ("fp32", "int8") and m.quantization is None
+    assert not hasattr(pivot, "QuantizedViT") and not hasattr(quant, "QuantizedViT")
     assert qm.config == m.config
     np.testing.assert_array_equal(qm.path, m.path)
     assert not qm.path.flags.writeable
     other = qm.with_path([1, 0, 1])
-    assert other._wbuf is qm._wbuf and list(other.path) == [1, 0, 1]
+    assert other.quantization is qm.quantization and list(other.path) == [1, 0, 1]
+    assert other.precision == "int8"
     x = _images(m.config, 2)
     np.testing.assert_array_equal(other(x), qm(x, path=[1, 0, 1]))
     assert pivot.flops(qm) == pivot.flops(m)
     assert pivot.sim.simulate(other).delay_ms == pivot.sim.simulate(m.with_path([1, 0, 1])).delay_ms
-    assert "QuantizedViT(int8" in repr(qm)
+    assert "precision=int8" in repr(qm) and "precision=fp32" in repr(m)
     logits, attn, mlp = qm.forward_branches(x, path=[0, 1, 0])
     assert attn[0] is None and attn[1].shape == (2, m.config.num_tokens, 64) and len(mlp) == 3
-    deq = qm.dequantized()
-    assert isinstance(deq, pivot.ViT)
+    deq = qm.with_precision("fp32")
+    assert isinstance(deq, pivot.ViT) and deq.precision == "fp32"
+    assert m.with_precision("fp32") is m and qm.with_precision("int8") is qm
+    again = m.with_precision("int8", calibration_images=_images(m.config, 24))
+    np.testing.assert_array_equal(again(x), qm(x))  # the same switch as pivot.quantize
+    with pytest.raises(ValueError, match="precision must be one of"):
+        m.with_precision("bf16")
+    with pytest.raises(ValueError, match="int8 already"):
+        qm.with_precision("int8", calibration_images=x)
     assert np.abs(deq(x) - m(x)).max() < 0.05 * np.abs(m(x)).max()
 
 
 def test_bad_arguments(fmnist):
     m, qm = fmnist
     x = _images(m.config, 2)
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="fp32 model"):
         quant.quantize(qm, x)
+    with pytest.raises(TypeError):
+        quant.quantize(object(), x)
     with pytest.raises(ValueError, match="method"):
         quant.quantize(m, x, method="mse")
     with pytest.raises(ValueError, match="percentile"):
@@ -128,12 +142,90 @@ def test_bad_arguments(fmnist):
         quant.quantize(linear, x)
 
 
-def test_nan_inputs_do_not_crash(fmnist):
+def test_nan_inputs_refused_and_calibration_too(fmnist):
     m, qm = fmnist
     x = _images(m.config, 2)
     x[0, 0, :4, :4] = np.nan
-    out = qm(x)
-    assert out.shape == (2, 10)
+    for model in (m, qm):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            model(x)
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            model.forward_branches(x)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        quant.quantize(m, x)
+
+
+def _overflowing(model):
+    """``model`` with a patch embedding so large that any pixel of magnitude >= 1 overflows its token."""
+    w = model.state_dict()
+    w["patch_embed.proj.weight"] = w["patch_embed.proj.weight"] * np.float32(1e38)
+    if model.precision == "fp32":
+        return pivot.ViT(model.config, w)
+    q = model.quantization
+    return quant.Int8Weights(model.config, w, per_token=q.per_token, kernel=q.kernel).model()
+
+
+def test_overflowing_activation_is_nan_as_in_fp32(fmnist):
+    # image 0 overflows its patch tokens (not the class token): in fp32 the NaN reaches the class
+    # token through attention and the logits; the int8 encoders must not turn it into finite zero
+    # codes and answer with plausible logits. Image 1 (zeros) stays finite.
+    m, qm = fmnist
+    x = np.zeros((2, 1, 28, 28), np.float32)
+    x[0, 0, 8:12, 8:12] = -100.0
+    want = _overflowing(m)(x)
+    assert np.isnan(want[0]).all() and np.isfinite(want[1]).all()
+    per_token = quant.quantize(m, _images(m.config, 8), per_token=True)
+    for model in (qm, qm.with_precision("int8", kernel="portable"), per_token, qm.with_path([1, 2, 0])):
+        bad = _overflowing(model)
+        got = bad(x)
+        assert np.isnan(got[0]).all() and np.isfinite(got[1]).all()
+        _, attn, mlp = bad.forward_branches(x)
+        assert np.isnan(mlp[-1][0]).all() and np.isfinite(mlp[-1][1]).all()
+
+
+def test_c_refuses_what_the_int8_encoders_do_not_do(fmnist):
+    m, qm = fmnist
+    x = _images(m.config, 2)
+    w = qm.quantization
+    import types
+    fields = {f: getattr(m.config, f) for f in ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim",
+                                                 "depth", "num_heads", "mlp_hidden", "stem", "attention",
+                                                 "stem_channels", "distilled", "aux_head", "norm_eps", "skip_lam")}
+    ok = types.SimpleNamespace(**fields)
+    path = np.ones(3, np.uint8)
+    np.testing.assert_array_equal(_core.vit_forward(x, w.stem_head, ok, path, 1, int8=w), qm(x, threads=1))
+    with pytest.raises(ValueError, match="skip_lam must be 1"):
+        _core.vit_forward(x, w.stem_head, types.SimpleNamespace(**dict(fields, skip_lam=2.0)), path, 1, int8=w)
+    with pytest.raises(TypeError, match="no attribute weights"):
+        _core.vit_forward(x, w.stem_head, ok, path, 1, int8=(w.weights, w.floats, False, 0))  # no tuple
+    bad = types.SimpleNamespace(weights=w.weights, floats=w.floats, per_token=False, kernel_code=9)
+    with pytest.raises(ValueError, match="kernel_code"):
+        _core.vit_forward(x, w.stem_head, ok, path, 1, int8=bad)
+    with pytest.raises(ValueError, match="capture_inputs"):
+        _core.vit_forward(x, w.stem_head, ok, path, 1, capture_inputs=True, int8=w)
+    assert not hasattr(_core, "qvit_blocks_forward")
+
+
+def test_calibration_comes_from_the_engine_captures(fmnist):
+    # the captured Linear inputs are what the fp32 forward computes: the MLP output rebuilt from
+    # the captured fc2 input equals the engine's own capture
+    m, _ = fmnist
+    x = _images(m.config, 3)
+    path = np.array([1, 0, 2], np.uint8)
+    cap = m._run(x, path, 1, capture_inputs=True)[0]
+    logits, attn, mlp = m.forward_branches(x, path=path, threads=1)
+    np.testing.assert_array_equal(cap["logits"], logits)
+    w = m.state_dict()
+    D, T, C = 3, m.config.num_tokens, 64
+    for i in range(D):
+        fc2 = cap["fc2_in"][i].reshape(-1, 256) @ w[f"blocks.{i}.mlp.fc2.weight"].T + w[f"blocks.{i}.mlp.fc2.bias"]
+        np.testing.assert_allclose(fc2.reshape(3, T, C), mlp[i], rtol=1e-4, atol=1e-4)
+        assert np.abs(cap["qkv"][i]).max() > 0 and np.abs(cap["proj_in"][i]).max() > 0  # the skipped encoder too
+    import ast
+    import inspect
+    tree = ast.parse(inspect.getsource(quant))
+    imported = {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
+    assert not any("reference" in name for name in imported)
 
 
 def test_save_load_round_trip(fmnist, tmp_path):
@@ -142,7 +234,8 @@ def test_save_load_round_trip(fmnist, tmp_path):
         f = tmp_path / "q.safetensors"
         model.save(f)
         back = quant.load(f)
-        assert back.config == model.config and back.per_token == model.per_token
+        assert back.config == model.config and back.quantization.per_token == model.quantization.per_token
+        assert pivot.ViT.from_timm(f).precision == "int8"  # the one loader reads every precision
         np.testing.assert_array_equal(back.path, model.path)
         for k, v in model.state_dict().items():
             got = back.state_dict()[k]
@@ -248,6 +341,22 @@ def test_malformed_files_refused(fmnist, tmp_path):
         return h, bytes(b)
     _rewrite(good, bad, bad_zero_point)
     refused("zero points")
+    for value in (1e38, 1e-40, float("nan"), float("inf"), -1.0, 0.0):
+        def bad_scale(h, b, value=value):
+            begin = h["blocks.1.act_quant"]["data_offsets"][0]
+            b = bytearray(b)
+            b[begin + 8:begin + 12] = struct.pack("<f", value)  # q_scale
+            return h, bytes(b)
+        _rewrite(good, bad, bad_scale)
+        refused("blocks.1.act_quant" if np.isfinite(value) else "blocks.1.act_quant: non-finite")
+
+        def bad_weight_scale(h, b, value=value):
+            begin = h["blocks.2.mlp.fc1.weight_scale"]["data_offsets"][0]
+            b = bytearray(b)
+            b[begin + 12:begin + 16] = struct.pack("<f", value)
+            return h, bytes(b)
+        _rewrite(good, bad, bad_weight_scale)
+        refused("blocks.2.mlp.fc1.weight_scale")
     bad.write_bytes(data[:len(data) // 2])  # truncated in the tensor data
     refused("out of range")
     with pytest.raises(FileNotFoundError, match="weight file not found"):

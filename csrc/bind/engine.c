@@ -495,47 +495,110 @@ static PyObject *py_stem_forward(PyObject *self, PyObject *args) {
     return (PyObject *)out;
 }
 
-/* int8 = (weights int8, floats float32, per_token, kernel) of pivot_qblock_* layout (csrc/quant.h):
- * validated into blocks, or -1 with an exception. The arrays stay referenced by the caller's tuple. */
-static int bind_int8_blocks(PyObject *obj, const pivot_model_config *cfg, pivot_int8_blocks *out) {
-    PyObject *o_w, *o_f;
-    int per_token, kernel;
-    if (!PyArg_ParseTuple(obj, "OOpi;int8 must be a tuple (weights, floats, per_token, kernel)", &o_w, &o_f, &per_token,
-                          &kernel))
-        return -1;
-    PyArrayObject *w = pivot_py_array(o_w, "int8 weights", NPY_INT8, 1);
-    PyArrayObject *f = w ? pivot_py_array(o_f, "int8 floats", NPY_FLOAT32, 1) : NULL;
-    if (!f) return -1;
+/* The int8 encoders, read by attribute name from obj (a pivot.quant.Int8Weights): weights (int8,
+ * pivot_qblock_* layout, csrc/quant.h), floats (float32), per_token (bool) and kernel_code (int,
+ * PIVOT_INT8_KERNEL_*). refs receive new references to the two arrays, held until the call ends
+ * (the attributes could be rebound meanwhile); 0, or -1 with an exception. */
+static int bind_int8_blocks(PyObject *obj, const pivot_model_config *cfg, pivot_int8_blocks *out, PyObject *refs[2]) {
+    static const char *const names[] = {"weights", "floats", "per_token", "kernel_code"};
+    PyObject *v[4] = {NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 4; i++) {
+        if ((v[i] = PyObject_GetAttrString(obj, names[i]))) continue;
+        if (PyErr_ExceptionMatches(PyExc_AttributeError)) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_TypeError, "int8 must be a pivot.quant.Int8Weights (weights, floats, per_token, "
+                         "kernel_code), got %s (no attribute %s)", Py_TYPE(obj)->tp_name, names[i]);
+        }
+        goto fail;
+    }
+    int per_token = PyObject_IsTrue(v[2]);
+    long kernel = PyLong_Check(v[3]) ? PyLong_AsLong(v[3]) : -1;
+    if (per_token < 0 || PyErr_Occurred()) goto fail;
+    if (!PyLong_Check(v[3]) || kernel < 0 || kernel > PIVOT_INT8_KERNEL_AMX) {
+        PyErr_Format(PyExc_ValueError, "int8.kernel_code must be an int in 0..%d, got %R", PIVOT_INT8_KERNEL_AMX, v[3]);
+        goto fail;
+    }
+    PyArrayObject *w = pivot_py_array(v[0], "int8.weights", NPY_INT8, 1);
+    PyArrayObject *f = w ? pivot_py_array(v[1], "int8.floats", NPY_FLOAT32, 1) : NULL;
+    if (!f) goto fail;
     size_t nf, nb, D = cfg->vit.depth;
     int st = pivot_qblock_num_floats(&nf, cfg->vit.embed_dim, cfg->vit.mlp_hidden);
     if (!st) st = pivot_qblock_num_bytes(&nb, cfg->vit.embed_dim, cfg->vit.mlp_hidden);
     if (!st && (pivot_mul_size(&nf, nf, D) || pivot_mul_size(&nb, nb, D))) st = PIVOT_ERR_OVERFLOW;
     if (st) {
         pivot_py_raise_status(st, "vit_forward int8");
-        return -1;
+        goto fail;
     }
-    if (pivot_py_dim(w, "int8 weights", 0, (npy_intp)nb) || pivot_py_dim(f, "int8 floats", 0, (npy_intp)nf)) return -1;
-    if (pivot_py_int8_kernel(kernel)) return -1;
-    *out = (pivot_int8_blocks){(const int8_t *)PyArray_DATA(w), F32(f), per_token, kernel};
+    if (pivot_py_dim(w, "int8.weights", 0, (npy_intp)nb) || pivot_py_dim(f, "int8.floats", 0, (npy_intp)nf) ||
+        pivot_py_int8_kernel((int)kernel))
+        goto fail;
+    *out = (pivot_int8_blocks){(const int8_t *)PyArray_DATA(w), F32(f), per_token, (int)kernel};
+    refs[0] = v[0];
+    refs[1] = v[1];
+    Py_DECREF(v[2]);
+    Py_DECREF(v[3]);
     return 0;
+fail:
+    for (int i = 0; i < 4; i++) Py_XDECREF(v[i]);
+    return -1;
+}
+
+/* capture_inputs: {"logits", "qkv_in", "qkv", "proj_in", "fc1_in", "fc2_in"}, the Linear inputs of
+ * every encoder (pivot_linear_inputs, engine.h) as (D, B, T, width) arrays, from the fp32 engine of
+ * a timm ViT with softmax attention (int8 calibration). */
+static PyObject *forward_inputs(PyArrayObject *img, PyArrayObject *params, PyArrayObject *packed,
+                                const pivot_model_config *cfg, const pivot_vit_config *t, const uint8_t *path,
+                                npy_intp B, npy_intp T, int threads) {
+    if (cfg->stem_channels || cfg->aux_head || cfg->attention_kind != PIVOT_ATTENTION_SOFTMAX) {
+        PyErr_SetString(PyExc_ValueError, "capture_inputs: a timm ViT with softmax attention only (int8 calibration)");
+        return NULL;
+    }
+    static const char *const names[] = {"qkv_in", "qkv", "proj_in", "fc1_in", "fc2_in"};
+    npy_intp C = (npy_intp)cfg->vit.embed_dim, widths[5] = {C, 3 * C, C, C, (npy_intp)cfg->vit.mlp_hidden};
+    npy_intp dl[2] = {B, (npy_intp)cfg->vit.num_classes};
+    PyArrayObject *out[6] = {pivot_py_new_f32(2, dl), NULL, NULL, NULL, NULL, NULL};
+    for (int i = 0; i < 5 && out[i]; i++) {
+        npy_intp d[4] = {(npy_intp)cfg->vit.depth, B, T, widths[i]};
+        out[i + 1] = pivot_py_new_f32(4, d);
+    }
+    PyObject *dict = out[5] ? PyDict_New() : NULL;
+    if (!dict) {
+        for (int i = 0; i < 6; i++) Py_XDECREF(out[i]);
+        return NULL;
+    }
+    pivot_linear_inputs lin = {F32(out[1]), F32(out[2]), F32(out[3]), F32(out[4]), F32(out[5])};
+    pivot_vit_extras extras;
+    memset(&extras, 0, sizeof extras);
+    extras.skip_lam = cfg->skip_lam;
+    extras.attention_kind = cfg->attention_kind;
+    extras.linear_eps = cfg->linear_eps;
+    extras.packed = packed ? F32(packed) : NULL;
+    extras.linear_inputs = &lin;
+    int st;
+    PIVOT_PY_CALL(st, pivot_vit_forward_ex(F32(out[0]), NULL, NULL, F32(img), F32(params), t, &extras, path,
+                                           (size_t)B, threads));
+    int bad = st != PIVOT_OK || PyDict_SetItemString(dict, "logits", (PyObject *)out[0]);
+    for (int i = 0; i < 5 && !bad; i++) bad = PyDict_SetItemString(dict, names[i], (PyObject *)out[i + 1]);
+    for (int i = 0; i < 6; i++) Py_DECREF(out[i]);
+    if (bad) {
+        Py_DECREF(dict);
+        return st ? pivot_py_raise_status(st, "vit_forward") : NULL;
+    }
+    return dict;
 }
 
 /* vit_forward(images, params, config, path, threads, capture=False, capture_probs=False,
- *             packed=None, stem=None, int8=None)
- * -> logits (B, K); with capture (logits, attn (n_attention, B, T, C), mlp (D, B, T, C), probs
- * (n_active, B, NH, T, T) or None). The one forward of every model, path and attention kind:
- * config is a pivot.ViTConfig; params the flat engine array (LV-ViT: then its aux head); stem
- * LV-ViT's folded stem; packed vit_pack(params, config) or None; int8 the quantized encoders
+ *             capture_inputs=False, packed=None, stem=None, int8=None)
+ * -> logits (B, K); with capture or capture_probs (logits, attn (n_attention, B, T, C), mlp
+ * (D, B, T, C), probs (n_active, B, NH, T, T) or None); with capture_inputs a dict
+ * (forward_inputs). The one forward of every model, path, precision and attention kind: config is
+ * a pivot.ViTConfig; params the flat engine array (LV-ViT: then its aux head); stem LV-ViT's
+ * folded stem; packed vit_pack(params, config) or None; int8 the quantized encoders
  * (bind_int8_blocks; params then hold no block parameters); path uint8 of 0 skip, 1 active,
  * 2 reuse. Called through the private-path wrapper below. */
-static PyObject *vit_forward_impl(PyObject *self, PyObject *args, PyObject *kwargs) {
-    static char *kwlist[] = {"images", "params", "config", "path", "threads", "capture", "capture_probs", "packed",
-                             "stem", "int8", NULL};
-    PyObject *o_img, *o_params, *o_cfg, *o_path, *o_packed = Py_None, *o_stem = Py_None, *o_int8 = Py_None;
-    int threads, capture = 0, capture_probs = 0;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOi|ppOOO", kwlist, &o_img, &o_params, &o_cfg, &o_path,
-                                     &threads, &capture, &capture_probs, &o_packed, &o_stem, &o_int8))
-        return NULL;
+static PyObject *vit_forward_run(PyObject *o_img, PyObject *o_params, PyObject *o_cfg, PyObject *o_path, int threads,
+                                 int capture, int capture_probs, int capture_inputs, PyObject *o_packed,
+                                 PyObject *o_stem, PyObject *o_int8, PyObject *refs[2]) {
     pivot_model_config cfg;
     if (pivot_py_model_config(o_cfg, &cfg) || pivot_py_threads(threads)) return NULL;
     PyArrayObject *img = pivot_py_array(o_img, "images", NPY_FLOAT32, 4);
@@ -550,7 +613,16 @@ static PyObject *vit_forward_impl(PyObject *self, PyObject *args, PyObject *kwar
     if (st) return pivot_py_raise_status(st, "vit_forward");
     pivot_int8_blocks int8;
     if (o_int8 != Py_None) {
-        if (bind_int8_blocks(o_int8, &cfg, &int8)) return NULL;
+        if (cfg.skip_lam != 1.0f) {
+            PyErr_Format(PyExc_ValueError, "vit_forward: the int8 encoders add their branches unscaled: "
+                         "config.skip_lam must be 1, got %g", (double)cfg.skip_lam);
+            return NULL;
+        }
+        if (capture_inputs) {
+            PyErr_SetString(PyExc_ValueError, "vit_forward: capture_inputs is for the fp32 engine (int8 calibration)");
+            return NULL;
+        }
+        if (bind_int8_blocks(o_int8, &cfg, &int8, refs)) return NULL;
         size_t block;
         if ((st = pivot_block_num_params(&block, cfg.vit.embed_dim, cfg.vit.mlp_hidden)))
             return pivot_py_raise_status(st, "vit_forward");
@@ -587,6 +659,13 @@ static PyObject *vit_forward_impl(PyObject *self, PyObject *args, PyObject *kwar
         n_active += pp[i] == 1;
     }
     npy_intp T = (npy_intp)((t.img_size / t.patch_size) * (t.img_size / t.patch_size) + (t.distilled ? 2 : 1));
+    if (capture_inputs) {
+        if (capture || capture_probs) {
+            PyErr_SetString(PyExc_ValueError, "vit_forward: capture_inputs goes alone (no capture or capture_probs)");
+            return NULL;
+        }
+        return forward_inputs(img, params, packed, &cfg, &t, pp, B, T, threads);
+    }
     npy_intp C = (npy_intp)cfg.vit.embed_dim, NH = (npy_intp)cfg.vit.num_heads;
     npy_intp dl[2] = {B, (npy_intp)cfg.vit.num_classes}, da[4] = {n_attn, B, T, C},
              dm[4] = {(npy_intp)cfg.vit.depth, B, T, C}, dp[5] = {n_active, B, NH, T, T};
@@ -614,6 +693,22 @@ static PyObject *vit_forward_impl(PyObject *self, PyObject *args, PyObject *kwar
     return Py_BuildValue("(NNNN)", logits, attn, mlp, probs);
 }
 
+static PyObject *vit_forward_impl(PyObject *self, PyObject *args, PyObject *kwargs) {
+    static char *kwlist[] = {"images", "params", "config", "path", "threads", "capture", "capture_probs",
+                             "capture_inputs", "packed", "stem", "int8", NULL};
+    PyObject *o_img, *o_params, *o_cfg, *o_path, *o_packed = Py_None, *o_stem = Py_None, *o_int8 = Py_None;
+    int threads, capture = 0, capture_probs = 0, capture_inputs = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOi|pppOOO", kwlist, &o_img, &o_params, &o_cfg, &o_path,
+                                     &threads, &capture, &capture_probs, &capture_inputs, &o_packed, &o_stem, &o_int8))
+        return NULL;
+    PyObject *refs[2] = {NULL, NULL};
+    PyObject *out = vit_forward_run(o_img, o_params, o_cfg, o_path, threads, capture, capture_probs, capture_inputs,
+                                    o_packed, o_stem, o_int8, refs);
+    Py_XDECREF(refs[0]);
+    Py_XDECREF(refs[1]);
+    return out;
+}
+
 static PyObject *vit_forward_noargs(PyObject *self, PyObject *args) { return vit_forward_impl(self, args, NULL); }
 
 /* The path (argument 3) is read again without the GIL after it sized the outputs: a private copy. */
@@ -635,8 +730,9 @@ static PyObject *py_vit_forward(PyObject *self, PyObject *args, PyObject *kwargs
 
 PyMethodDef pivot_engine_methods[] = {
     {"vit_forward", (PyCFunction)(void (*)(void))py_vit_forward, METH_VARARGS | METH_KEYWORDS,
-     "vit_forward(images, params, config, path uint8, threads, capture=False, capture_probs=False, packed=None, "
-     "stem=None, int8=None) -> logits, or (logits, attn, mlp, probs or None) when capturing"},
+     "vit_forward(images, params, config, path uint8, threads, capture=False, capture_probs=False, "
+     "capture_inputs=False, packed=None, stem=None, int8=None) -> logits, or (logits, attn, mlp, probs or None) when "
+     "capturing, or a dict of the Linear inputs with capture_inputs"},
     {"model_num_params", py_model_num_params, METH_O, "model_num_params(config) -> (params floats, stem floats)"},
     {"vit_pack", py_vit_pack, METH_VARARGS, "vit_pack(params, config) -> packed Linear weights for vit_forward(..., packed=)"},
     {"stem_forward", py_stem_forward, METH_VARARGS, "stem_forward(images, stem, config, threads) -> (B, stem_channels, img/2, img/2)"},

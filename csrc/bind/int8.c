@@ -1,7 +1,6 @@
 /* Bindings of the int8 path (csrc/quant.h). */
 #include "bind.h"
 
-#include "modes.h"
 #include "quant.h"
 
 static PyObject *py_int8_kernel_supported(PyObject *self, PyObject *arg) {
@@ -125,60 +124,6 @@ static PyObject *py_qblock_sizes(PyObject *self, PyObject *args) {
     return Py_BuildValue("(nnn)", (Py_ssize_t)nf, (Py_ssize_t)nb, (Py_ssize_t)PIVOT_QACT_COUNT);
 }
 
-/* qvit_blocks_forward(x f32 (B, T, C), weights int8 (D * bytes), floats f32 (D * floats), path uint8 (D),
- * num_heads, hidden, eps, per_token, kernel, threads, capture) -> x or (x, attn (n_active, B, T, C), mlp (D, B, T, C)) */
-static PyObject *py_qvit_blocks_forward(PyObject *self, PyObject *args) {
-    PyObject *o_x, *o_w, *o_f, *o_path;
-    Py_ssize_t NH, H;
-    float eps;
-    int per_token, kernel, threads, capture;
-    if (!PyArg_ParseTuple(args, "OOOOnnfpiip", &o_x, &o_w, &o_f, &o_path, &NH, &H, &eps, &per_token, &kernel,
-                          &threads, &capture))
-        return NULL;
-    if (pivot_py_threads(threads) || pivot_py_int8_kernel(kernel)) return NULL;
-    PyArrayObject *x = pivot_py_array(o_x, "x", NPY_FLOAT32, 3);
-    PyArrayObject *w = x ? pivot_py_array(o_w, "weights", NPY_INT8, 1) : NULL;
-    PyArrayObject *f = w ? pivot_py_array(o_f, "floats", NPY_FLOAT32, 1) : NULL;
-    PyArrayObject *path = f ? pivot_py_array(o_path, "path", NPY_UINT8, 1) : NULL;
-    if (!path) return NULL;
-    npy_intp B = PyArray_DIM(x, 0), T = PyArray_DIM(x, 1), C = PyArray_DIM(x, 2), D = PyArray_DIM(path, 0);
-    if (NH < 1 || H < 1 || C < 1 || T < 1 || D < 1 || C % NH)
-        return PyErr_Format(PyExc_ValueError, "qvit_blocks_forward: need C %% num_heads == 0 and positive sizes");
-    size_t nf, nb;
-    int st = pivot_qblock_num_floats(&nf, (size_t)C, (size_t)H);
-    if (!st) st = pivot_qblock_num_bytes(&nb, (size_t)C, (size_t)H);
-    if (st) return pivot_py_raise_status(st, "qvit_blocks_forward");
-    if (pivot_py_dim(w, "weights", 0, (npy_intp)(nb * (size_t)D)) || pivot_py_dim(f, "floats", 0, (npy_intp)(nf * (size_t)D)))
-        return NULL;
-    const uint8_t *pp = (const uint8_t *)PyArray_DATA(path);
-    npy_intp n_active = 0;
-    for (npy_intp i = 0; i < D; i++) {
-        if (pp[i] > 2) return PyErr_Format(PyExc_ValueError, "path values must be 0, 1 or 2, got %d at %zd", (int)pp[i], (Py_ssize_t)i);
-        n_active += pp[i] != 0;
-    }
-    if (pivot_modes_check_path(pp, (size_t)D, 0))
-        return PyErr_Format(PyExc_ValueError, "path: a reuse encoder (2) needs an earlier active encoder (1)");
-    PyArrayObject *out = (PyArrayObject *)PyArray_NewCopy(x, NPY_CORDER), *attn = NULL, *mlp = NULL;
-    if (!out) return NULL;
-    if (capture) {
-        npy_intp da[4] = {n_active, B, T, C}, dm[4] = {D, B, T, C};
-        attn = pivot_py_new_f32(4, da);
-        mlp = attn ? pivot_py_new_f32(4, dm) : NULL;
-        if (!mlp) { Py_DECREF(out); Py_XDECREF(attn); return NULL; }
-    }
-    Py_BEGIN_ALLOW_THREADS
-    st = pivot_qvit_blocks_forward(F32(out), attn ? F32(attn) : NULL, mlp ? F32(mlp) : NULL,
-                                   (const int8_t *)PyArray_DATA(w), F32(f), pp, (size_t)B, (size_t)T, (size_t)C,
-                                   (size_t)NH, (size_t)H, (size_t)D, eps, per_token, kernel, threads);
-    Py_END_ALLOW_THREADS
-    if (st) {
-        Py_DECREF(out); Py_XDECREF(attn); Py_XDECREF(mlp);
-        return pivot_py_raise_status(st, "qvit_blocks_forward (activation scales must be positive and finite, zero points integers in [0, 255])");
-    }
-    if (!capture) return (PyObject *)out;
-    return Py_BuildValue("(NNN)", out, attn, mlp);
-}
-
 PyMethodDef pivot_int8_methods[] = {
     {"int8_kernel_supported", py_int8_kernel_supported, METH_O, "int8_kernel_supported(kernel 1..4) -> bool"},
     {"int8_kernel_resolve", py_int8_kernel_resolve, METH_O, "int8_kernel_resolve(kernel 0..4) -> the kernel a call runs (0: best, capped by PIVOT_INT8_KERNEL)"},
@@ -187,6 +132,5 @@ PyMethodDef pivot_int8_methods[] = {
     {"quantize_u8", py_quantize_u8, METH_VARARGS, "quantize_u8(x f32 (N, C), inv_scale f32 (N|1), zp int32 (N|1)) -> uint8 (N, C)"},
     {"quantize_u8_rows", py_quantize_u8_rows, METH_O, "quantize_u8_rows(x f32 (N, C)) -> (uint8 (N, C), scale (N), zp (N)) per-row dynamic"},
     {"qblock_sizes", py_qblock_sizes, METH_VARARGS, "qblock_sizes(C, H) -> (floats per block, packed bytes per block, activation parameters per block)"},
-    {"qvit_blocks_forward", py_qvit_blocks_forward, METH_VARARGS, "qvit_blocks_forward(x (B, T, C), weights, floats, path, num_heads, hidden, eps, per_token, kernel, threads, capture) -> x or (x, attn, mlp)"},
     {NULL, NULL, 0, NULL},
 };

@@ -2,7 +2,7 @@
 
 Integer products are computed in int64 and must equal the C kernels' int32 results bit for bit.
 Quantizers follow csrc/quant.c's float32 arithmetic (round half to even). The quantized forward
-(``forward_branches``) mirrors ``pivot.quant.QuantizedViT`` step by step: the float steps
+(``forward_branches``) mirrors the int8 ``pivot.ViT``'s engine step by step: the float steps
 that stay float (LayerNorm, softmax, GELU) call the fast-path float kernels the int8 forward uses
 (`layernorm_fast`, `softmax_fast`, `gelu_fast`), so the whole
 forward can be held equal to the C engine's.
@@ -98,13 +98,15 @@ def _layernorm(x, w, b, eps):
 
 
 def forward_branches(qmodel, images, path=None):
-    """(logits, attn_outputs, mlp_outputs) of a ``pivot.quant.QuantizedViT``, in NumPy.
+    """(logits, attn_outputs, mlp_outputs) of an int8 ``pivot.ViT`` (``pivot.quantize``) on
+    prepared (float32, normalized) images, in NumPy.
 
     Every matrix product of the encoders is an integer product of quantized operands, as in
     csrc/quant.c; the patch embedding and the head are float32, as in the engine."""
     cfg = qmodel.config
     path = qmodel.path if path is None else qmodel._checked_path(path)
-    per_token = qmodel.per_token
+    weights = qmodel.quantization
+    per_token = weights.per_token
     C, NH, eps = cfg.embed_dim, cfg.num_heads, cfg.norm_eps
     hd = C // NH
     x = embed_tokens(cfg, qmodel.state_dict(), np.asarray(images, _F))
@@ -113,7 +115,7 @@ def forward_branches(qmodel, images, path=None):
     attn_outputs, mlp_outputs = [], []
     kept_probs = None
     for i in range(cfg.depth):
-        blk = qmodel._block(i)
+        blk = weights.block(i)
         act = blk["act"]
         mode = int(path[i])
         attn_out = None
