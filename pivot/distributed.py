@@ -37,6 +37,7 @@ import numpy as np
 from . import effort_search as _search
 from . import _validate
 from .inference import MultiEffort, check_labels, entropy, model_path, num_classes, run_model
+from .model import check_pixels
 
 __all__ = ["from_numpy", "cascade_predict", "cascade_evaluate", "CascadeEvaluation", "effort_logits", "pareto",
            "search", "RayExecutor"]
@@ -70,12 +71,16 @@ def _positive_cpus(value) -> float:
 
 def from_numpy(images, labels=None, rows_per_block: int = 1024):
     """A Ray Dataset of ``images`` (N, C, H, W) with columns ``id`` (0..N-1), ``image`` and, when
-    given, ``label``: what ``cascade_predict`` and ``cascade_evaluate`` take."""
+    given, ``label``: what ``cascade_predict`` and ``cascade_evaluate`` take. The images keep
+    their kind: uint8 pixels stay uint8 (each model normalizes them as ``pivot.ViT`` does), floats
+    (already normalized) become float32; other dtypes and non-finite values are refused
+    (``pivot.model.check_pixels``)."""
     ray = _ray()
     import pyarrow as pa
     from ray.data.extensions import ArrowTensorArray
 
-    images = _validate.images(images)
+    images = check_pixels(_validate.images(images))
+    dtype = np.uint8 if images.dtype == np.uint8 else np.float32
     if images.ndim != 4:
         raise ValueError(f"images must be 4-D (N, channels, height, width), got shape {images.shape}")
     if labels is not None:
@@ -88,7 +93,7 @@ def from_numpy(images, labels=None, rows_per_block: int = 1024):
     for start in range(0, images.shape[0], rows_per_block):
         stop = min(start + rows_per_block, images.shape[0])
         columns = {"id": pa.array(np.arange(start, stop, dtype=np.int64)),
-                   "image": ArrowTensorArray.from_numpy(np.ascontiguousarray(images[start:stop], np.float32))}
+                   "image": ArrowTensorArray.from_numpy(np.ascontiguousarray(images[start:stop], dtype))}
         if labels is not None:
             columns["label"] = pa.array(labels[start:stop].astype(np.int64))
         tables.append(pa.table(columns))
@@ -115,7 +120,12 @@ class _Stage:
         self.image_column, self.id_column = image_column, id_column
 
     def __call__(self, batch: dict) -> dict:
-        images = np.asarray(batch[self.image_column])
+        images = batch[self.image_column]
+        if isinstance(images, np.ndarray) and images.dtype == object:  # a column of arrays of several shapes
+            shapes = sorted({tuple(np.shape(im)) for im in images})
+            raise ValueError(f"the images of column {self.image_column!r} have different shapes {shapes[:4]}; "
+                             "every image must have the model's shape")
+        images = np.asarray(images)
         out = {k: v for k, v in batch.items() if k != self.image_column}
         if images.shape[0] == 0:
             return out
@@ -157,11 +167,22 @@ def _check_dataset(dataset, image_column, id_column):
     if not isinstance(dataset, ray.data.Dataset):
         raise TypeError(f"dataset must be a ray.data.Dataset (see pivot.distributed.from_numpy) or an image array, "
                         f"got {type(dataset).__name__}")
-    names = dataset.schema().names
+    schema = dataset.schema()
+    if schema is None:
+        raise ValueError("the dataset is empty (no rows, no columns): nothing to classify")
+    names = schema.names
     for column, what in ((image_column, "image_column"), (id_column, "id_column")):
         if column not in names:
             raise ValueError(f"the dataset has no column {column!r} ({what}); its columns: {names}. "
                              f"pivot.distributed.from_numpy(images, labels) builds one with 'id' and 'image'")
+    taken = [c for c in _RESULT_COLUMNS if c in names]
+    if taken:
+        raise ValueError(f"the dataset already has column(s) {taken}, where cascade_predict writes its results; "
+                         "rename them first (e.g. dataset.rename_columns({...}))")
+    kind = type(schema.types[names.index(image_column)]).__name__
+    if "VariableShaped" in kind:
+        raise ValueError(f"the images of column {image_column!r} have different shapes ({kind}); every image must "
+                         "have the model's shape")
     return dataset
 
 
@@ -201,6 +222,8 @@ def cascade_predict(cascade: MultiEffort, dataset, *, actors: int = 1, high_acto
                               compute=ray.data.ActorPoolStrategy(size=pool), **(ray_remote_args or {}))
 
     first = _collect(stage(dataset, False, actors))
+    if not first or first[id_column].size == 0:
+        raise ValueError("the dataset is empty: nothing to classify")
     if first[id_column].size != np.unique(first[id_column]).size:
         raise ValueError(f"the dataset's {id_column!r} column has repeated values; ids must be unique")
     order = np.argsort(first[id_column], kind="stable")

@@ -41,7 +41,7 @@ import numpy as np
 
 from . import _validate
 from .config import normalize_path
-from .model import prepare_images
+from .model import ViT, prepare_images
 
 __all__ = ["attention_maps", "attention_cka_matrix", "ReuseChoice", "reuse_paths", "search_reuse"]
 
@@ -49,10 +49,12 @@ __all__ = ["attention_maps", "attention_cka_matrix", "ReuseChoice", "reuse_paths
 def attention_maps(model, images, path=None, threads=None) -> list:
     """Per encoder, the softmax probabilities it applied, (B, num_heads, T, T) float32: an active
     encoder's own, a reusing encoder's reused ones (the same array as its source's); None for a
-    skipped encoder. ``model``: a ``pivot.ViT`` with softmax attention."""
-    if getattr(model, "config", None) is None or model.config.attention != "softmax":
-        raise ValueError("attention maps exist only for a pivot.ViT with softmax attention")
-    (_, _, _, probs), path = model._run(prepare_images(model.config, images), path, threads, True, True)
+    skipped encoder. ``model``: a ``pivot.ViT`` with softmax attention, at any precision (int8: the
+    uint8 probabilities its attention applied, dequantized). ``images`` as ``pivot.ViT`` takes them."""
+    if not isinstance(model, ViT) or model.config.attention != "softmax":
+        raise ValueError("attention maps exist only for a pivot.ViT with softmax attention, got "
+                         + (type(model).__name__ if not isinstance(model, ViT) else f"attention={model.config.attention!r}"))
+    (_, _, _, probs), path = model._run(images, path, threads, True, True)
     out, it, last = [], iter(probs), None
     for mode in path.tolist():
         if mode == 1:
@@ -80,7 +82,9 @@ def attention_cka_matrix(model, images, batch_size: int = 32, threads=None) -> n
     encoders, all encoders active. Each sample's feature is its whole (num_heads, T, T) map
     flattened. NaN where a map is constant over the samples. Needs at least 2 images; memory
     holds every map: N * D * num_heads * T^2 * 4 bytes (float32)."""
-    images = _validate.model_images(images, model.config)
+    if not isinstance(model, ViT):
+        raise ValueError(f"attention_cka_matrix takes a pivot.ViT, got {type(model).__name__}")
+    images = prepare_images(model.config, images)
     if images.shape[0] < 2:
         raise ValueError(f"attention_cka_matrix needs at least 2 images, got {images.shape[0]}")
     batch_size = _validate.positive_int(batch_size, "batch_size")

@@ -37,6 +37,7 @@ import numpy as np
 
 from .cka import ScoredPath, _check_effort, best_paths, model_cka, path_score
 from .inference import check_labels
+from .model import prepare_images
 
 __all__ = ["METHODS", "SelectedPath", "select_paths", "score_paths"]
 
@@ -117,7 +118,7 @@ class _Scorer:
 def _prepare(model, images, labels, method):
     depth = _check_model(model)
     method = _check_method(method)
-    images = model._checked_images(images)
+    images = prepare_images(model.config, images)  # once: every path's forward then takes the same floats
     if METHODS[method][0]:
         labels = _check_labels(labels, len(images), model.config.num_classes, method)
     if method == "path_score" and len(images) < 2:

@@ -100,3 +100,22 @@ def test_demo(capsys, tmp_path):
     status, out, _ = run(capsys, "demo", "--out", str(tmp_path / "j"), "--images", "128", "--batch", "64", "--json")
     data = json.loads(out)
     assert status == 0 and data["pivot"]["edp"] < data["baseline"]["edp"]
+
+
+def test_sim_and_cka_read_an_int8_weights_file(capsys, tmp_path):
+    # an int8 file (pivot.quantize(...).save) given as a weights file loads as the int8 model
+    import numpy as np
+    import pivot
+    cfg = pivot.ViTConfig(img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=32, depth=4, num_heads=2,
+                          mlp_ratio=2.0)
+    model = pivot.ViT.random(cfg, path=[1, 1, 0, 1])
+    calib = np.random.default_rng(0).integers(0, 256, (8, 1, 28, 28), dtype=np.uint8)
+    f = tmp_path / "q8.safetensors"
+    pivot.quantize(model, calib).save(f)
+    status, out, err = run(capsys, "sim", "--weights", str(f), "--json")
+    assert status == 0, err
+    data = json.loads(out)
+    assert data["path"] == "1101" and data["active_attentions"] == 3
+    pivot.quantize(model.with_path([1] * 4), calib).save(f)
+    status, out, err = run(capsys, "cka", "--model", str(f), "--images", "8")
+    assert status == 0 and "best path per effort" in out, err

@@ -46,8 +46,9 @@ def test_quantized_round_trip_gives_identical_logits(rng):
     images = rng.standard_normal((8, 3, 16, 16)).astype(np.float32)
     q = pivot.quantize(model, images, per_token=True)
     copy = pickle.loads(pickle.dumps(q))
-    assert type(copy) is pivot.QuantizedViT
-    assert copy.per_token and copy.kernel == q.kernel and copy.info == q.info
+    assert type(copy) is pivot.ViT and copy.precision == "int8"
+    a, b = copy.quantization, q.quantization
+    assert a.per_token and a.kernel == b.kernel and a.info == b.info
     np.testing.assert_array_equal(copy.path, q.path)
     np.testing.assert_array_equal(copy(images, threads=1), q(images, threads=1))
 

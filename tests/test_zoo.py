@@ -50,6 +50,13 @@ def test_unknown_name(fake_zoo):
         zoo.load(3)
 
 
+def test_efforts_must_be_integers(fake_zoo):
+    assert sorted(zoo.load("tiny", efforts=[np.int64(2), 3])) == [2, 3]
+    for bad in ([2.7], [2.0], ["2"], [True], "23", 2):
+        with pytest.raises(TypeError, match="efforts must be"):
+            zoo.load("tiny", efforts=bad)
+
+
 def test_missing_effort(fake_zoo):
     with pytest.raises(zoo.ZooError, match=r"no effort\(s\) \[1\]"):
         zoo.load("tiny", efforts=[1, 2])

@@ -130,7 +130,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                         "'random' if this install has no zoo); 'random': the "
                         "offline demo model of pivot.apps.demo, a small random-weight ViT encoder with a linear head "
                         "fitted per effort on the shipped sample; or a weights file (.safetensors, .npz, .pth) "
-                        "read with pivot.ViT.from_timm")
+                        "read with pivot.ViT.from_timm (an int8 file that pivot.quantize(...).save wrote loads as the "
+                        "int8 model)")
     p.add_argument("--num-heads", type=_int_option(1, 2 ** 31 - 1), default=None,
                    help="heads of a weights file's model, if not inferable")
     p.add_argument("--seed", type=_int_option(0, 2 ** 63 - 1), default=0,
@@ -611,7 +612,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_mutually_exclusive_group()
     g.add_argument("--preset", default="deit_small_patch16_224",
                    help="a timm model name (default deit_small_patch16_224) or a zoo model's name (pivot.zoo.list())")
-    g.add_argument("--weights", help="a weights file; its shape and its stored path are simulated")
+    g.add_argument("--weights", help="a weights file (fp32, or an int8 file of pivot.quantize); its shape and its "
+                                     "stored path are simulated")
     p.add_argument("--num-heads", type=_int_option(1, 2 ** 31 - 1), default=None,
                    help="heads of the weights file's model, if not inferable")
     p.add_argument("--path", help="attention path, one 0/1/2 per encoder, e.g. 111111000000 (2: reuse the nearest "

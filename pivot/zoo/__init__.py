@@ -70,6 +70,18 @@ def cka(name: str) -> "np.ndarray":
     return cka_from_json(card(name)["cka"])
 
 
+def _wanted_efforts(efforts) -> list:
+    """``efforts`` as sorted distinct ints; anything but an iterable of integers (3.7, "6", True) is refused."""
+    from .. import _validate
+    if isinstance(efforts, (str, bytes)) or not hasattr(efforts, "__iter__"):
+        raise TypeError(f"efforts must be an iterable of integers (numbers of active attentions), got {efforts!r}")
+    values = [*efforts]  # (this module defines its own list)
+    bad = [e for e in values if not _validate.is_int(e)]
+    if bad:
+        raise TypeError(f"efforts must be integers (numbers of active attentions), got {bad[0]!r} in {values!r}")
+    return sorted({int(e) for e in values})
+
+
 def load(name: str, efforts=None) -> dict:
     """{effort: pivot.ViT} for zoo model ``name``; effort = number of active attentions, the full
     model under its depth. Each model's ``path`` is the path it was fine-tuned on. ``efforts``
@@ -83,7 +95,7 @@ def load(name: str, efforts=None) -> dict:
         m = _EFFORT_FILE.match(f.name)
         if m:
             files[int(m.group(1))] = f
-    wanted = sorted(files) if efforts is None else sorted({int(e) for e in efforts})
+    wanted = sorted(files) if efforts is None else _wanted_efforts(efforts)
     missing = [e for e in wanted if e not in files]
     if missing:
         raise ZooError(f"zoo model {name!r} has no effort(s) {missing}; it has {sorted(files)}")
