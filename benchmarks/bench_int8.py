@@ -35,7 +35,7 @@ def bench_int8_vs_fp32(quick):
         for kernel in ("avx2", "portable"):
             if not pivot._core.int8_kernel_supported(quant.KERNELS[kernel]):
                 continue
-            km = qmodel.with_kernel(kernel)
+            km = qmodel.with_precision("int8", kernel=kernel)
             small = images[:8]
             t_f, t_k = interleaved_best([lambda: model(small, threads=threads), lambda: km(small, threads=threads)], 2)
             results.append(Result(f"int8_{kernel}_vs_fp32_b8", t_f / t_k, 8 / t_k, 8 / t_f, "images/s",

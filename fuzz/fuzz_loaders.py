@@ -10,7 +10,7 @@ Each input is one byte choosing the format, then the file's bytes:
   header length modulo the body length), so mutations reach the JSON header checks;
 * ``5``: the bytes of one ``.npy`` member, which the harness wraps in a zip (stored, or deflated
   when the next byte is odd), so mutations reach the npy header checks;
-* ``6``: an int8 model file (``QuantizedViT.save``) -> ``pivot.quant.load``.
+* ``6``: an int8 model file (``save`` of an int8 ``pivot.ViT``) -> ``pivot.quant.load``.
 
 A reader may only refuse its input with ``WeightsFileError`` / ``DatasetError`` (and the model
 builders with ``ValueError`` / ``TypeError``); anything else (``MemoryError``, ``OverflowError``,
