@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import pivot
+from pivot import _core
 from pivot.reference import engine as ref
 
 from engine_util import DISTILLED, ODD, SMALL, random_images, random_weights
@@ -137,14 +138,17 @@ def test_float64_and_noncontiguous_and_integer_input(models):
     np.testing.assert_array_equal(model(view), want)
     np.testing.assert_array_equal(model(images.tolist()), want)
     ints = np.arange(2 * 3 * 32 * 32).reshape(2, 3, 32, 32) % 7
-    np.testing.assert_array_equal(model(ints), model(ints.astype(np.float32)))
+    with pytest.raises(TypeError, match="dtype int64"):  # not pixels (uint8) nor normalized floats
+        model(ints)
 
 
-def test_nan_input_propagates_without_crash(models):
+def test_nan_input_refused_and_propagates_in_the_engine(models):
     model, _ = models["small"]
     images = random_images(model.config, 3)
     images[1, 0, 5, 5] = np.nan
-    logits = model(images)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model(images)
+    logits = _core.vit_forward(images, model._params, model.config, model.path, 1, packed=model._packed())
     assert np.isnan(logits[1]).all()
     assert np.isfinite(logits[[0, 2]]).all()
     np.testing.assert_allclose(logits[[0, 2]], model(images[[0, 2]]), rtol=1e-5, atol=1e-6)

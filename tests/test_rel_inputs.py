@@ -27,7 +27,7 @@ def timm_model():
 @pytest.mark.parametrize("dtype", [object, complex, bool, "U3", "S3", "M8[s]", [("a", "f4"), ("b", "f4")]])
 def test_wrong_dtype_is_a_type_error(model, dtype):
     x = np.zeros((1, 3, 8, 8), dtype=dtype)
-    with pytest.raises(TypeError, match="real numeric"):
+    with pytest.raises(TypeError, match="images have dtype"):
         model(x)
 
 
@@ -88,9 +88,11 @@ def test_layouts_give_bitwise_the_contiguous_result(model):
     np.testing.assert_array_equal(model(np.asfortranarray(x), threads=1), model(x, threads=1))
 
 
-def test_integer_images_are_converted(model):
+def test_integer_images_other_than_uint8_are_refused(model):
     x = np.arange(2 * 3 * 64, dtype=np.int16).reshape(2, 3, 8, 8) - 100
-    np.testing.assert_array_equal(model(x, threads=1), model(x.astype(np.float32), threads=1))
+    for dtype in (np.int8, np.int16, np.int32, np.int64, np.uint16, np.uint32):
+        with pytest.raises(TypeError, match=f"dtype {np.dtype(dtype).name}.*uint8 pixels"):
+            model(x.astype(dtype), threads=1)
     # uint8 is pixels: normalized with the model's input normalization first
     pixels = np.arange(2 * 3 * 64, dtype=np.uint8).reshape(2, 3, 8, 8)
     mean, std = (np.asarray(v, np.float32).reshape(1, 3, 1, 1) for v in model.config.input_normalization)
@@ -109,12 +111,15 @@ def test_caller_images_are_not_modified(model):
 # ------------------------------------------------------------------------ NaN and Inf: documented result
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
-def test_non_finite_pixel_poisons_only_its_own_image(model, bad):
-    """Documented: a NaN or +-Inf pixel makes that image's logits NaN; other images are unaffected."""
+def test_non_finite_pixel_is_refused_and_poisons_only_its_own_image_below(model, bad):
+    """Documented: a NaN or +-Inf pixel is refused; below that check, the engine keeps a non-finite
+    value to its own image (that image's logits NaN, the other images unaffected)."""
     x = images(model.config, batch=3)
     clean = model(x, threads=1)
     x[1, 0, 2, 3] = bad
-    out = model(x, threads=1)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        model(x, threads=1)
+    out = _core.vit_forward(x, model._params[:model._engine_floats], model.config, model.path, 1, stem=model._stem)
     assert np.isnan(out[1]).all()
     np.testing.assert_allclose(out[[0, 2]], clean[[0, 2]], rtol=1e-5, atol=1e-6)
 

@@ -98,6 +98,10 @@ def main(argv=None) -> int:
     else:
         from ..model import ViT
         model = ViT.from_timm(args.model)
+        if model.precision != "fp32":
+            print(f"error: --model {args.model} is a {model.precision} model; the report quantizes an fp32 model "
+                  "and compares the two", file=sys.stderr)
+            return 2
         efforts = {path_effort(model.path): model}
     if args.sample:
         images, labels = datasets.fashion_mnist_sample()
@@ -106,6 +110,10 @@ def main(argv=None) -> int:
     if args.limit:
         images, labels = images[:args.limit], labels[:args.limit]
     train_x, _ = datasets.fashion_mnist("train")
+    if not 1 <= args.calibration <= train_x.shape[0]:
+        print(f"error: --calibration must be in [1, {train_x.shape[0]}] (the training images), got {args.calibration}",
+              file=sys.stderr)
+        return 2
     pick = np.random.default_rng(0).choice(train_x.shape[0], size=args.calibration, replace=False)
     calib = train_x[np.sort(pick)]
     rows = compare(efforts, calib, images, labels, threads=args.threads, method=args.method,
