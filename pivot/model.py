@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -40,6 +41,16 @@ def check_pixels(images) -> np.ndarray:
     return arr
 
 
+def _caller_level() -> int:
+    """The ``stacklevel`` of the first frame outside pivot, seen from the function calling this one
+    (a warning then names the user's line, whichever entry took the images)."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame.f_back is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
+
+
 def prepare_images(config: ViTConfig, images) -> np.ndarray:
     """Images as the engine takes them, the one place every entry that takes images prepares them
     (``ViT.__call__``, ``forward_branches`` and every other entry, at every precision): float32,
@@ -70,7 +81,7 @@ def prepare_images(config: ViTConfig, images) -> np.ndarray:
         warnings.warn(f"the images are floats {kind}, which looks like unnormalized pixels: the model expects "
                       f"(pixel / 255 - mean) / std with mean {mean}, std {std} (config.input_normalization); "
                       f"pass uint8 images to have the model normalize them (warned once)",
-                      InputNormalizationWarning, stacklevel=3)
+                      InputNormalizationWarning, stacklevel=_caller_level())
     return arr
 
 
