@@ -8,8 +8,10 @@ import os
 
 import numpy as np
 
-MAX_THREADS = 1024
-"""The most threads a call may ask for (the C engine's team holds at most this many)."""
+from ._native import _core
+
+MAX_THREADS = _core.MAX_THREADS
+"""The most threads a call may ask for: the C base's one cap (csrc/threads.h PIVOT_MAX_THREADS)."""
 
 
 def is_int(value) -> bool:

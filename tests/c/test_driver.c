@@ -16,6 +16,7 @@
 #include "modes.h"
 #include "pivot_sim.h"
 #include "pivot_status.h"
+#include "threads.h"
 
 static int checks = 0, failures = 0;
 #define CHECK(cond)                                                                  \
@@ -298,12 +299,23 @@ static void test_sim(void) {
     free(rows);
 }
 
+static void noop_team(void *arg, pivot_team *team, int tid, int nthreads) {}
+
+static void test_thread_cap(void) {
+    /* one cap, refused beyond it (never lowered silently) */
+    CHECK(pivot_clamp_threads(PIVOT_MAX_THREADS) == PIVOT_MAX_THREADS && pivot_clamp_threads(1) == 1);
+    CHECK(pivot_clamp_threads(PIVOT_MAX_THREADS + 1) < 0 && pivot_clamp_threads(0) < 0);
+    CHECK(pivot_team_run(noop_team, NULL, PIVOT_MAX_THREADS + 1) == PIVOT_ERR_VALUE);
+    CHECK(pivot_team_run(noop_team, NULL, 2) == PIVOT_OK);
+}
+
 int main(void) {
     test_kernels();
     test_vit();
     test_model();
     test_cka();
     test_sim();
+    test_thread_cap();
     printf("%d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }
