@@ -1,5 +1,5 @@
 /* PIVOT-Sim: cycles, memory traffic and energy of ViT inference on a systolic-array FPGA
- * accelerator (PL) with an ARM processing system (PS). The model is documented in pivot/sim.py;
+ * accelerator (PL) with an ARM processing system (PS). The model is documented in pivot/sim/__init__.py;
  * pivot/reference/sim.py is its plain-Python specification.
  *
  * GEMM convention (SCALE-Sim's GEMM mode): out (M, N) = A (M, K) @ B (K, N). A is the "ifmap"
@@ -156,35 +156,6 @@ int pivot_sim_forward(double *rows,                  // (max_rows, PIVOT_SIM_ROW
                       const pivot_sim_hw *hw, const pivot_sim_vit *vit, const pivot_sim_layers *layers,
                       const uint8_t *path,           // (depth): 0 skip, 1 active, 2 reuse
                       int64_t max_rows);
-
-/* pivot_sim_forward of a plain ViT: path 0 skip, 1 active, 2 reuse. */
-int64_t pivot_sim_vit_max_rows(int64_t depth);
-int pivot_sim_vit_forward(double *rows,    // (max_rows, PIVOT_SIM_ROW_FIELDS)
-                          int64_t *num_rows,
-                          double *totals,  // (PIVOT_SIM_TOT_FIELDS)
-                          const pivot_sim_hw *hw, const pivot_sim_vit *vit,
-                          const uint8_t *path, // (depth)
-                          int entropy, int64_t max_rows);
-
-/* pivot_sim_forward of a ViT with either attention kind (max_rows covers linear attention). */
-int64_t pivot_sim_vit_modes_max_rows(int64_t depth);
-int pivot_sim_vit_modes_forward(double *rows,    // (max_rows, PIVOT_SIM_ROW_FIELDS)
-                                int64_t *num_rows,
-                                double *totals,  // (PIVOT_SIM_TOT_FIELDS)
-                                const pivot_sim_hw *hw, const pivot_sim_vit *vit,
-                                const uint8_t *path, // (depth)
-                                int attention_kind, int entropy, int64_t max_rows);
-
-/* pivot_sim_forward of a ViT with LV-ViT's conv stem and, with aux_head, its aux head. */
-int64_t pivot_sim_lvvit_max_rows(int64_t depth, int64_t n_stem);
-int pivot_sim_lvvit_forward(double *rows,           // (max_rows, PIVOT_SIM_ROW_FIELDS)
-                            int64_t *num_rows,
-                            double *totals,         // (PIVOT_SIM_TOT_FIELDS)
-                            const pivot_sim_hw *hw, const pivot_sim_vit *vit,
-                            const int64_t *stem,    // (n_stem, 3): M, N, K per image
-                            int64_t n_stem, int aux_head,
-                            const uint8_t *path,    // (depth)
-                            int entropy, int64_t max_rows);
 
 /* Sums of n rows. */
 void pivot_sim_totals(double *totals,      // (PIVOT_SIM_TOT_FIELDS)

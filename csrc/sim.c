@@ -416,36 +416,6 @@ int pivot_sim_forward(double *rows, int64_t *num_rows, double *totals, const piv
     return PIVOT_OK;
 }
 
-int64_t pivot_sim_vit_max_rows(int64_t depth) { return pivot_sim_max_rows(depth, 0, PIVOT_ATTENTION_SOFTMAX, 0); }
-
-int pivot_sim_vit_forward(double *rows, int64_t *num_rows, double *totals, const pivot_sim_hw *hw,
-                          const pivot_sim_vit *vit, const uint8_t *path, int entropy, int64_t max_rows) {
-    const pivot_sim_layers layers = {.entropy = entropy};
-    return pivot_sim_forward(rows, num_rows, totals, hw, vit, &layers, path, max_rows);
-}
-
-int64_t pivot_sim_vit_modes_max_rows(int64_t depth) {
-    return pivot_sim_max_rows(depth, 0, PIVOT_ATTENTION_RELU_LINEAR, 0);
-}
-
-int pivot_sim_vit_modes_forward(double *rows, int64_t *num_rows, double *totals, const pivot_sim_hw *hw,
-                                const pivot_sim_vit *vit, const uint8_t *path, int attention_kind, int entropy,
-                                int64_t max_rows) {
-    const pivot_sim_layers layers = {.attention_kind = attention_kind, .entropy = entropy};
-    return pivot_sim_forward(rows, num_rows, totals, hw, vit, &layers, path, max_rows);
-}
-
-int64_t pivot_sim_lvvit_max_rows(int64_t depth, int64_t n_stem) {
-    return pivot_sim_max_rows(depth, n_stem, PIVOT_ATTENTION_SOFTMAX, 1);
-}
-
-int pivot_sim_lvvit_forward(double *rows, int64_t *num_rows, double *totals, const pivot_sim_hw *hw,
-                            const pivot_sim_vit *vit, const int64_t *stem, int64_t n_stem, int aux_head,
-                            const uint8_t *path, int entropy, int64_t max_rows) {
-    const pivot_sim_layers layers = {.stem = stem, .n_stem = n_stem, .aux_head = aux_head, .entropy = entropy};
-    return pivot_sim_forward(rows, num_rows, totals, hw, vit, &layers, path, max_rows);
-}
-
 int pivot_sim_gemms(double *rows, double *totals, const pivot_sim_hw *hw, const int64_t *shapes, int64_t n) {
     int status = pivot_sim_check_hw(hw);
     if (status != PIVOT_OK) return status;

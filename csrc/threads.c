@@ -10,10 +10,7 @@
 #include "pivot_blas.h"
 #include "pivot_status.h"
 
-int pivot_clamp_threads(int threads) {
-    if (threads < 1) return -1;
-    return threads > PIVOT_MAX_THREADS ? PIVOT_MAX_THREADS : threads;
-}
+int pivot_clamp_threads(int threads) { return threads >= 1 && threads <= PIVOT_MAX_THREADS ? threads : -1; }
 
 void pivot_split_range(size_t n, int tid, int nthreads, size_t *begin, size_t *end) {
     *begin = n * (size_t)tid / (size_t)nthreads;

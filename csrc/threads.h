@@ -5,9 +5,12 @@
 
 #include <stddef.h>
 
-#define PIVOT_MAX_THREADS 256
+/* The one thread cap of pivot: the most threads a call may ask for (the team's handles live on the
+ * stack). Python reads it as pivot._core.MAX_THREADS; every check, C or Python, uses it. */
+#define PIVOT_MAX_THREADS 1024
 
-/* threads clamped to [1, PIVOT_MAX_THREADS], or -1 when threads < 1. */
+/* threads when it is in [1, PIVOT_MAX_THREADS], else -1: a count beyond the cap is refused, never
+ * lowered silently. */
 int pivot_clamp_threads(int threads);
 
 /* Static split of n items: thread tid of nthreads gets [*begin, *end). */

@@ -1,5 +1,5 @@
-"""Argument checks shared by the public functions: thread counts, positive integers, hardware
-configurations, image batches and file paths. Each returns the value in the form its callers use
+"""Argument checks shared by the public functions: thread counts, positive integers, image
+batches and file paths. Each returns the value in the form its callers use
 and raises a TypeError or ValueError that names the argument and what was given."""
 from __future__ import annotations
 
@@ -8,13 +8,20 @@ import os
 
 import numpy as np
 
-MAX_THREADS = 1024
-"""The most threads a call may ask for (the C engine's team holds at most this many)."""
+from ._native import _core
+
+MAX_THREADS = _core.MAX_THREADS
+"""The most threads a call may ask for: the C base's one cap (csrc/threads.h PIVOT_MAX_THREADS)."""
 
 
 def is_int(value) -> bool:
     """True for Python and NumPy integers, False for bool (a flag is not a count)."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def is_real(value) -> bool:
+    """True for Python and NumPy real numbers, False for bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def threads(value) -> int | None:
@@ -33,14 +40,6 @@ def positive_int(value, name: str) -> int:
     if not is_int(value) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
     return int(value)
-
-
-def hardware(hw):
-    """``hw=``: a ``pivot.sim.HardwareConfig``."""
-    from .sim import HardwareConfig  # sim imports this module
-    if not isinstance(hw, HardwareConfig):
-        raise TypeError(f"hw must be a pivot.sim.HardwareConfig (e.g. pivot.sim.ZCU102), got {type(hw).__name__}")
-    return hw
 
 
 def images(value, min_count: int = 1) -> np.ndarray:

@@ -318,9 +318,12 @@ for _size, (_dim, _heads) in {"tiny": (192, 3), "small": (384, 6), "base": (768,
     _PRESETS[f"vit_{_size}_patch16_224"] = ViTConfig(embed_dim=_dim, num_heads=_heads)
 # LV-ViT (tlt/models/lvvit.py): patch 16, mlp ratio 3, qkv_bias=False, nn.LayerNorm's eps 1e-5,
 # PatchEmbed4_2 stem (64 channels; 128 for LV-ViT-L's PatchEmbed4_2_128), token-labeling aux head.
-for _name, (_dim, _depth, _heads, _lam, _stem_ch) in {
-        "lvvit_t": (240, 12, 4, 1.0, 64), "lvvit_s": (384, 16, 6, 2.0, 64),
-        "lvvit_m": (512, 20, 8, 2.0, 64), "lvvit_l": (768, 24, 12, 3.0, 128)}.items():
+# The one table of the variants: pivot.io's infer_config reads skip_lam and num_heads from it by
+# (embed_dim, depth), as the weights record neither.
+LVVIT_VARIANTS = {  # name: (embed_dim, depth, num_heads, skip_lam, stem_channels)
+    "lvvit_t": (240, 12, 4, 1.0, 64), "lvvit_s": (384, 16, 6, 2.0, 64),
+    "lvvit_m": (512, 20, 8, 2.0, 64), "lvvit_l": (768, 24, 12, 3.0, 128)}
+for _name, (_dim, _depth, _heads, _lam, _stem_ch) in LVVIT_VARIANTS.items():
     _PRESETS[_name] = ViTConfig(embed_dim=_dim, depth=_depth, num_heads=_heads, mlp_ratio=3.0, norm_eps=1e-5,
                                 stem="lvvit_conv", stem_channels=_stem_ch, skip_lam=_lam, aux_head=True,
                                 qkv_bias=False)

@@ -265,7 +265,7 @@ def search(efforts, images, labels, target_delay_ms, lec=0.8, hw=sim.ZCU102, tol
         raise ValueError(f"tolerance must be a fraction of the target in [0, 1), got {tolerance!r}")
     tolerance = float(tolerance)
     grid = _check_thresholds(thresholds)
-    hw = _validate.hardware(hw)
+    hw = sim.check_hardware(hw)
 
     from tqdm import tqdm
     outputs = _EffortOutputs(efforts, images, labels, threads, batch_size, progress)
@@ -409,7 +409,7 @@ def pareto(efforts, images, labels, hw=sim.ZCU102, thresholds=None, progress=Tru
     images = _validate.images(images)
     labels = check_labels(labels, images.shape[0], num_classes(next(iter(efforts.values()))))
     grid = _check_thresholds(thresholds)
-    hw = _validate.hardware(hw)
+    hw = sim.check_hardware(hw)
 
     from tqdm import tqdm
     outputs = _EffortOutputs(efforts, images, labels, threads, batch_size, progress)

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import _validate
-from .config import MAX_DEPTH, ViTConfig
+from .config import LVVIT_VARIANTS, MAX_DEPTH, ViTConfig
 
 __all__ = ["WeightsFileError", "load_state_dict", "save_safetensors", "infer_config", "config_from_metadata",
            "path_from_metadata", "open_regular_file"]
@@ -530,9 +530,9 @@ def path_from_metadata(text, depth: int, where: str) -> list[int]:
 _BLOCK_KEY = re.compile(r"blocks\.([0-9]+)\.")
 _CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(ViTConfig))
 
-# The LV-ViT variants of TokenLabeling's tlt/models/lvvit.py, by (embed_dim, depth): skip_lam and
-# num_heads, which the weights do not record. lvvit_t is registered but has no released checkpoint.
-_LVVIT_VARIANTS = {(240, 12): (1.0, 4), (384, 16): (2.0, 6), (512, 20): (2.0, 8), (768, 24): (3.0, 12)}
+# The LV-ViT variants (pivot.config.LVVIT_VARIANTS) by (embed_dim, depth): skip_lam and num_heads,
+# which the weights do not record. lvvit_t is registered but has no released checkpoint.
+_LVVIT_VARIANTS = {(dim, depth): (lam, heads) for dim, depth, heads, lam, _ in LVVIT_VARIANTS.values()}
 
 
 def _shape(state_dict: Mapping, key: str, why: str) -> tuple[int, ...]:

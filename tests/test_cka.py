@@ -248,3 +248,27 @@ def test_kernel_bindings_validate():
         _core.cka_center_gram(g, False)
     with pytest.raises(ValueError, match="samples"):
         _core.cka_hsic(np.ones((1, 5, 5)), np.ones((1, 6, 6)), False)
+
+
+def test_linear_cka_from_eight_threads_is_bit_identical_to_one_call():
+    # Concurrent calls share OpenBLAS and its thread-count guard (threads= changes the pool while
+    # other calls run); every result must equal the single call's bits.
+    import threading
+    rng = np.random.default_rng(8)
+    xs = [rng.standard_normal((96, 3000)).astype(np.float32) for _ in range(8)]
+    ys = [(rng.standard_normal((96, 2500)) * 3 + 1).astype(np.float32) for _ in range(8)]
+    want = [pivot.cka.cka(x, y) for x, y in zip(xs, ys)]
+    got = [[] for _ in range(8)]
+    start = threading.Barrier(8)
+
+    def run(i):
+        start.wait()
+        for rep in range(3):
+            got[i].append(pivot.cka.cka(xs[i], ys[i], threads=(None, 1, 2)[(i + rep) % 3]))
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert [g == [w] * 3 for g, w in zip(got, want)] == [True] * 8

@@ -131,7 +131,8 @@ def test_save_refuses_bad_arguments(tmp_path, call, error, fragment):
 # interop with the safetensors package
 
 def test_safetensors_package_reads_our_files(tmp_path):
-    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    pytest.importorskip("safetensors")
+    from safetensors import numpy as safetensors_numpy
     weights = random_state_dict(CUSTOM)
     weights["half"] = np.linspace(-2, 2, 7).astype(np.float16)
     save_safetensors(tmp_path / "m.safetensors", weights, metadata={"a": "b"})
@@ -145,7 +146,8 @@ def test_safetensors_package_reads_our_files(tmp_path):
 
 
 def test_we_read_safetensors_package_files(tmp_path):
-    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    pytest.importorskip("safetensors")
+    from safetensors import numpy as safetensors_numpy
     weights = random_state_dict(CUSTOM)
     weights["half"] = np.linspace(-2, 2, 7).astype(np.float16)
     weights["empty"] = np.zeros((0, 3), np.float32)
@@ -160,7 +162,8 @@ def test_we_read_safetensors_package_files(tmp_path):
 
 def test_we_read_bf16_written_by_safetensors_torch(tmp_path):
     torch = pytest.importorskip("torch")
-    safetensors_torch = pytest.importorskip("safetensors.torch")
+    pytest.importorskip("safetensors")
+    from safetensors import torch as safetensors_torch
     tensor = torch.randn(5, 3, generator=torch.Generator().manual_seed(0)).to(torch.bfloat16)
     safetensors_torch.save_file({"b": tensor, "h": tensor.half()}, str(tmp_path / "m.safetensors"))
     loaded, _ = load_state_dict(tmp_path / "m.safetensors")

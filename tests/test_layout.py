@@ -81,3 +81,76 @@ def test_python_m_pivot_runs_the_cli():
 def test_forward_branches_has_no_old_name():
     assert hasattr(pivot.ViT, "forward_branches") and not hasattr(pivot.ViT, "forward_intermediates")
     assert not hasattr(pivot, "QuantizedViT")  # int8 is a precision of pivot.ViT, not a second class
+
+
+def _pivot_module_graph() -> dict:
+    """module name -> the pivot modules it imports (module-level and inside functions), read with ast.
+    ``from . import x`` counts as importing ``pivot.x`` when that is a module; a package's
+    ``__init__`` stands for the package."""
+    files = {}
+    for file in sorted((ROOT / "pivot").rglob("*.py")):
+        parts = file.relative_to(ROOT).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        files[name] = file
+    graph = {}
+    for name, file in files.items():
+        targets = set()
+        for imported in _imports(file):
+            # the longest prefix that is a pivot module: "pivot.sim.hardware.ZCU102" -> "pivot.sim.hardware"
+            parts = imported.split(".")
+            for n in range(len(parts), 0, -1):
+                candidate = ".".join(parts[:n])
+                if candidate in files:
+                    if candidate != name:
+                        targets.add(candidate)
+                    break
+        graph[name] = targets
+    return graph
+
+
+def _cycles(graph: dict) -> list:
+    """Every strongly connected component of more than one module (Tarjan)."""
+    index, low, on_stack, stack, found = {}, {}, set(), [], []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_no_two_pivot_modules_import_each_other():
+    # A package's __init__ re-exporting its submodules is not a cycle with them: the submodules
+    # import their siblings, never the package itself (``from . import x`` inside pivot/sim/ is
+    # pivot.sim.x). Everything else must form no ring, directly or through others.
+    graph = _pivot_module_graph()
+    assert "pivot.sim.hardware" in graph and "pivot._validate" in graph
+    packages = {name for name in graph if (ROOT / name.replace(".", "/") / "__init__.py").exists()}
+    pruned = {name: {t for t in targets if not (name in packages and t.startswith(name + "."))}
+              for name, targets in graph.items()}
+    assert _cycles(pruned) == []
+
+
+def test_the_cycle_finder_finds_a_ring():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []

@@ -140,7 +140,8 @@ def test_official_pth_formats_load(tmp_path):
 
 
 def test_counters_in_safetensors_and_npz_are_dropped(tmp_path):
-    safetensors_numpy = pytest.importorskip("safetensors.numpy")
+    pytest.importorskip("safetensors")
+    from safetensors import numpy as safetensors_numpy
     weights = random_weights(TINY, seed=4)
     with_counters = dict(weights, **{f"patch_embed.bn{i}.num_batches_tracked": np.array(7, np.int64) for i in (1, 2, 3)})
     safetensors_numpy.save_file(with_counters, str(tmp_path / "w.safetensors"))

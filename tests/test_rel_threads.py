@@ -210,3 +210,13 @@ def test_bitwise_deterministic_across_processes():
         digests = {subprocess.run([sys.executable, "-c", script, str(threads)], capture_output=True, text=True,
                                   check=True).stdout.strip() for _ in range(2)}
         assert len(digests) == 1, f"threads={threads}: {digests}"
+
+
+def test_one_thread_cap_refused_beyond_never_clamped():
+    from pivot import _core, _validate
+    assert _validate.MAX_THREADS == _core.MAX_THREADS
+    assert _validate.threads(_core.MAX_THREADS) == _core.MAX_THREADS
+    with pytest.raises(ValueError, match=f"threads must be in \\[1, {_core.MAX_THREADS}\\]"):
+        _validate.threads(_core.MAX_THREADS + 1)
+    with pytest.raises(ValueError, match=f"threads must be in \\[1, {_core.MAX_THREADS}\\]"):
+        _core.blas_guard_enter(_core.MAX_THREADS + 1)

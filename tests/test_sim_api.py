@@ -243,8 +243,8 @@ def test_read_topology_csv(tmp_path):
     ("", "empty topology file"),
     ("Layer name, M, N, K,\n", "no layers after the header"),
     ("Layer name, M, N, K,\nfc, 10, 20,\n", "line 2: expected Layer name, M, N, K"),
-    ("Layer name, M, N, K,\nfc, 10, twenty, 5,\n", "line 2: N must be an integer"),
-    ("Layer name, M, N, K,\nfc, 10, 0, 5,\n", "line 2: N must be positive"),
+    ("Layer name, M, N, K,\nfc, 10, twenty, 5,\n", "line 2, field N: must be an integer"),
+    ("Layer name, M, N, K,\nfc, 10, 0, 5,\n", "line 2, field N: must be in"),
     ("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,\n"
      "conv1, 224, 224, 7, 7, 3, 64, 2,\n", "convolution topology"),
 ])

@@ -45,10 +45,10 @@ int pivot_py_writable(PyArrayObject *arr, const char *name);
 /* 0 when arr's size along axis is want, else -1 with a ValueError naming both. */
 int pivot_py_dim(PyArrayObject *arr, const char *name, int axis, npy_intp want);
 
-/* 0 when threads is in [1, 1024], else -1 with a ValueError. */
+/* 0 when threads is in [1, PIVOT_MAX_THREADS] (csrc/threads.h), else -1 with a ValueError. */
 int pivot_py_threads(int threads);
 
-/* A Python int thread count in [1, 1024] into *out: 0, or -1 with an exception. */
+/* A Python int thread count in [1, PIVOT_MAX_THREADS] into *out: 0, or -1 with an exception. */
 int pivot_py_threads_arg(PyObject *arg, int *out);
 
 /* 0 when kernel is a PIVOT_INT8_KERNEL_* code the CPU can run, else -1 with a ValueError. */

@@ -7,6 +7,7 @@
 
 #include "modes.h"
 #include "quant.h"
+#include "threads.h"
 
 /* Sets the Python exception matching a pivot status; returns NULL for `return pivot_py_raise_status(...)`. */
 PyObject *pivot_py_raise_status(int status, const char *context) {
@@ -71,8 +72,8 @@ int pivot_py_dim(PyArrayObject *arr, const char *name, int axis, npy_intp want) 
 }
 
 int pivot_py_threads(int threads) {
-    if (threads < 1 || threads > 1024) {
-        PyErr_Format(PyExc_ValueError, "threads must be in [1, 1024], got %d", threads);
+    if (pivot_clamp_threads(threads) < 0) {
+        PyErr_Format(PyExc_ValueError, "threads must be in [1, %d], got %d", PIVOT_MAX_THREADS, threads);
         return -1;
     }
     return 0;
@@ -81,8 +82,8 @@ int pivot_py_threads(int threads) {
 int pivot_py_threads_arg(PyObject *arg, int *out) {
     long n = PyLong_AsLong(arg);
     if (n == -1 && PyErr_Occurred()) return -1;
-    if (n < 1 || n > 1024) {
-        PyErr_Format(PyExc_ValueError, "threads must be in [1, 1024], got %ld", n);
+    if (n < 1 || n > PIVOT_MAX_THREADS) {
+        PyErr_Format(PyExc_ValueError, "threads must be in [1, %d], got %ld", PIVOT_MAX_THREADS, n);
         return -1;
     }
     *out = (int)n;
@@ -212,8 +213,9 @@ int pivot_py_model_config(PyObject *config, pivot_model_config *cfg) {
         attr_bool(config, "distilled", &cfg->vit.distilled) || attr_bool(config, "aux_head", &cfg->aux_head) ||
         attr_float(config, "norm_eps", &cfg->vit.norm_eps) || attr_float(config, "skip_lam", &cfg->skip_lam))
         return -1;
-    if (!(cfg->vit.norm_eps >= 0.0f) || !(cfg->skip_lam > 0.0f) || isinf(cfg->skip_lam)) {
-        PyErr_SetString(PyExc_ValueError, "config: norm_eps must be >= 0 and skip_lam positive and finite");
+    /* skip_lam is checked where it is used, by the engine (pivot.ViTConfig names it first) */
+    if (!(cfg->vit.norm_eps >= 0.0f)) {
+        PyErr_SetString(PyExc_ValueError, "config: norm_eps must be >= 0");
         return -1;
     }
     cfg->vit.img_size = (size_t)v[0];

@@ -4,6 +4,7 @@
 
 #include "modes.h"
 #include "pivot_sim.h"
+#include "threads.h"
 
 static PyMethodDef core_methods[128];
 
@@ -26,8 +27,7 @@ PyMODINIT_FUNC PyInit__core(void) {
     core_methods[n] = (PyMethodDef){NULL, NULL, 0, NULL};
     PyObject *m = PyModule_Create(&core_module);
     if (m == NULL) return NULL;
-    if (PyModule_AddIntConstant(m, "SIM_ROW_FIELDS", PIVOT_SIM_ROW_FIELDS) < 0 ||
-        PyModule_AddIntConstant(m, "SIM_TOT_FIELDS", PIVOT_SIM_TOT_FIELDS) < 0 ||
+    if (PyModule_AddIntConstant(m, "MAX_THREADS", PIVOT_MAX_THREADS) < 0 ||
         PyModule_AddObject(m, "LINEAR_ATTENTION_EPS", PyFloat_FromDouble((double)PIVOT_LINEAR_ATTENTION_EPS)) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -1,24 +1,162 @@
-/* Bindings of PIVOT-Sim (csrc/pivot_sim.h). */
+/* Bindings of PIVOT-Sim (csrc/pivot_sim.h). The hardware and the model cross by attribute name
+ * (pivot.sim.HardwareConfig, pivot.ViTConfig), every argument by keyword, and the results come back
+ * as dicts of named columns, so that no field is matched by its position. */
 #include "bind.h"
 
 #include <stdlib.h>
+#include <string.h>
 
+#include "modes.h"
 #include "pivot_sim.h"
 
-/* Fills a pivot_sim_hw from the tuple pivot.sim.HardwareConfig packs (SI units, order of the struct). */
-static int parse_sim_hw(PyObject *obj, pivot_sim_hw *hw) {
-    if (!PyTuple_Check(obj)) {
-        PyErr_SetString(PyExc_TypeError, "hw must be the tuple packed by pivot.sim.HardwareConfig");
+/* The names of the report columns (csrc/pivot_sim.h PIVOT_SIM_ROW_* and PIVOT_SIM_TOT_*), as the
+ * result dicts key them. Units are in the names. */
+static const char *const row_names[PIVOT_SIM_ROW_FIELDS] = {
+    [PIVOT_SIM_ROW_OP] = "op", [PIVOT_SIM_ROW_BLOCK] = "block", [PIVOT_SIM_ROW_MODULE] = "module",
+    [PIVOT_SIM_ROW_IS_PS] = "is_ps", [PIVOT_SIM_ROW_M] = "M", [PIVOT_SIM_ROW_N] = "N", [PIVOT_SIM_ROW_K] = "K",
+    [PIVOT_SIM_ROW_COUNT] = "count", [PIVOT_SIM_ROW_MACS] = "macs",
+    [PIVOT_SIM_ROW_COMPUTE_CYCLES] = "compute_cycles", [PIVOT_SIM_ROW_STALL_CYCLES] = "stall_cycles",
+    [PIVOT_SIM_ROW_PS_CYCLES] = "ps_cycles", [PIVOT_SIM_ROW_UTILIZATION_PCT] = "utilization_pct",
+    [PIVOT_SIM_ROW_SRAM_READS] = "sram_reads_words", [PIVOT_SIM_ROW_SRAM_WRITES] = "sram_writes_words",
+    [PIVOT_SIM_ROW_DRAM_READS] = "dram_reads_words", [PIVOT_SIM_ROW_DRAM_WRITES] = "dram_writes_words",
+    [PIVOT_SIM_ROW_DELAY_S] = "delay_s", [PIVOT_SIM_ROW_ENERGY_PE_ARRAY] = "energy_pe_array_j",
+    [PIVOT_SIM_ROW_ENERGY_SRAM] = "energy_sram_j", [PIVOT_SIM_ROW_ENERGY_PERIPHERY] = "energy_periphery_j",
+    [PIVOT_SIM_ROW_ENERGY_PS] = "energy_ps_j", [PIVOT_SIM_ROW_ENERGY] = "energy_j",
+};
+static const char *const total_names[PIVOT_SIM_TOT_FIELDS] = {
+    [PIVOT_SIM_TOT_DELAY_S] = "delay_s", [PIVOT_SIM_TOT_ENERGY] = "energy_j",
+    [PIVOT_SIM_TOT_ENERGY_PE_ARRAY] = "energy_pe_array_j", [PIVOT_SIM_TOT_ENERGY_SRAM] = "energy_sram_j",
+    [PIVOT_SIM_TOT_ENERGY_PERIPHERY] = "energy_periphery_j", [PIVOT_SIM_TOT_ENERGY_PS] = "energy_ps_j",
+    [PIVOT_SIM_TOT_COMPUTE_CYCLES] = "compute_cycles", [PIVOT_SIM_TOT_STALL_CYCLES] = "stall_cycles",
+    [PIVOT_SIM_TOT_PS_CYCLES] = "ps_cycles", [PIVOT_SIM_TOT_MACS] = "macs",
+    [PIVOT_SIM_TOT_SRAM_READS] = "sram_reads_words", [PIVOT_SIM_TOT_SRAM_WRITES] = "sram_writes_words",
+    [PIVOT_SIM_TOT_DRAM_READS] = "dram_reads_words", [PIVOT_SIM_TOT_DRAM_WRITES] = "dram_writes_words",
+    [PIVOT_SIM_TOT_MODULE_S + PIVOT_SIM_ATTENTION_MAC] = "delay_attention_mac_s",
+    [PIVOT_SIM_TOT_MODULE_S + PIVOT_SIM_SOFTMAX] = "delay_softmax_s",
+    [PIVOT_SIM_TOT_MODULE_S + PIVOT_SIM_MLP] = "delay_mlp_s",
+    [PIVOT_SIM_TOT_MODULE_S + PIVOT_SIM_OTHER] = "delay_other_s",
+};
+
+/* ------------------------------------------------------------------ reading objects by attribute */
+
+/* New reference to attribute `name` of obj, or NULL with a TypeError naming `owner` and the attribute. */
+static PyObject *sim_attr(PyObject *obj, const char *owner, const char *name) {
+    PyObject *v = PyObject_GetAttrString(obj, name);
+    if (!v && PyErr_ExceptionMatches(PyExc_AttributeError)) {
+        PyErr_Clear();
+        PyErr_Format(PyExc_TypeError, "%s must be a %s, got %s (no attribute %s)", owner,
+                     strcmp(owner, "hw") == 0 ? "pivot.sim.HardwareConfig" : "pivot.ViTConfig",
+                     Py_TYPE(obj)->tp_name, name);
+    }
+    return v;
+}
+
+/* Attribute `name` of obj as an integer (not a bool) in [lo, hi]. */
+static int sim_attr_i64(PyObject *obj, const char *owner, const char *name, int64_t lo, int64_t hi, int64_t *out) {
+    PyObject *v = sim_attr(obj, owner, name);
+    if (!v) return -1;
+    if (PyBool_Check(v) || !PyLong_Check(v)) {
+        PyErr_Format(PyExc_TypeError, "%s.%s must be an int, got %s", owner, name, Py_TYPE(v)->tp_name);
+        Py_DECREF(v);
         return -1;
     }
-    if (!PyArg_ParseTuple(obj, "LLiddddddddddddddddddddd;hw must be the tuple packed by pivot.sim.HardwareConfig",
-                          &hw->array_rows, &hw->array_cols, &hw->dataflow, &hw->clock_hz, &hw->word_bytes,
-                          &hw->global_buffer_bytes, &hw->ipmem_bytes, &hw->wtmem_bytes, &hw->opmem_bytes,
-                          &hw->sram_active_fraction, &hw->dram_bytes_per_s, &hw->ps_clock_hz, &hw->softmax_cycles,
-                          &hw->gelu_cycles, &hw->layernorm_cycles, &hw->entropy_cycles, &hw->mac_energy_j,
-                          &hw->sram_access_energy_j, &hw->dram_energy_j_per_byte, &hw->ps_active_power_w,
-                          &hw->pe_array_static_w, &hw->sram_static_w, &hw->periphery_static_w, &hw->ps_static_w))
+    int overflow = 0;
+    long long n = PyLong_AsLongLongAndOverflow(v, &overflow);
+    Py_DECREF(v);
+    if (n == -1 && PyErr_Occurred()) return -1;
+    if (overflow || n < lo || n > hi) {
+        PyErr_Format(PyExc_ValueError, "%s.%s must be in [%lld, %lld]", owner, name, (long long)lo, (long long)hi);
         return -1;
+    }
+    *out = (int64_t)n;
+    return 0;
+}
+
+/* Attribute `name` of obj as a double (a Python float or int; range checks are pivot_sim_check_hw's). */
+static int sim_attr_f64(PyObject *obj, const char *owner, const char *name, double *out) {
+    PyObject *v = sim_attr(obj, owner, name);
+    if (!v) return -1;
+    if (PyBool_Check(v) || !(PyFloat_Check(v) || PyLong_Check(v))) {
+        PyErr_Format(PyExc_TypeError, "%s.%s must be a number, got %s", owner, name, Py_TYPE(v)->tp_name);
+        Py_DECREF(v);
+        return -1;
+    }
+    double d = PyFloat_AsDouble(v);
+    Py_DECREF(v);
+    if (d == -1.0 && PyErr_Occurred()) return -1;
+    *out = d;
+    return 0;
+}
+
+static int sim_attr_bool(PyObject *obj, const char *owner, const char *name, int *out) {
+    PyObject *v = sim_attr(obj, owner, name);
+    if (!v) return -1;
+    int b = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    if (b < 0) return -1;
+    *out = b;
+    return 0;
+}
+
+/* Index of attribute `name` (a str) in choices, or -1 with a ValueError. */
+static int sim_attr_choice(PyObject *obj, const char *owner, const char *name, const char *const *choices, int n) {
+    PyObject *v = sim_attr(obj, owner, name);
+    if (!v) return -1;
+    const char *s = PyUnicode_Check(v) ? PyUnicode_AsUTF8(v) : NULL;
+    for (int i = 0; s && i < n; i++)
+        if (strcmp(s, choices[i]) == 0) {
+            Py_DECREF(v);
+            return i;
+        }
+    if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "%s.%s: unknown value %R", owner, name, v);
+    Py_DECREF(v);
+    return -1;
+}
+
+/* Fills a pivot_sim_hw from a pivot.sim.HardwareConfig, read by attribute name, in SI units. The
+ * operand width scales the word size (bits / 8), the energy per MAC ((bits / 8)^2) and per SRAM
+ * access (bits / 8); see pivot.sim.bit_width_report. */
+static int sim_read_hw(PyObject *obj, pivot_sim_hw *hw) {
+    static const char *const dataflows[] = {"is", "ws", "os"};
+    static const char *const reals[] = {
+        "clock_mhz", "word_bytes", "global_buffer_bytes", "ipmem_bytes", "wtmem_bytes", "opmem_bytes",
+        "sram_active_fraction", "dram_bandwidth_gbps", "ps_clock_mhz", "softmax_cycles_per_element",
+        "gelu_cycles_per_element", "layernorm_cycles_per_element", "entropy_cycles_per_element", "mac_energy_pj",
+        "sram_access_energy_pj", "dram_energy_pj_per_byte", "ps_active_power_w", "pe_array_static_w",
+        "sram_static_w", "periphery_static_w", "ps_static_w"};
+    enum { N_REALS = sizeof reals / sizeof reals[0] };
+    double r[N_REALS];
+    int64_t operand_bits;
+    memset(hw, 0, sizeof *hw);
+    if (sim_attr_i64(obj, "hw", "array_rows", 1, INT64_MAX, &hw->array_rows) ||
+        sim_attr_i64(obj, "hw", "array_cols", 1, INT64_MAX, &hw->array_cols) ||
+        sim_attr_i64(obj, "hw", "operand_bits", 1, 1024, &operand_bits))
+        return -1;
+    if ((hw->dataflow = sim_attr_choice(obj, "hw", "dataflow", dataflows, 3)) < 0) return -1;
+    for (int i = 0; i < N_REALS; i++)
+        if (sim_attr_f64(obj, "hw", reals[i], &r[i])) return -1;
+    const double bits = (double)operand_bits / 8.0;
+    hw->clock_hz = r[0] * 1e6;
+    hw->word_bytes = r[1] * bits;
+    hw->global_buffer_bytes = r[2];
+    hw->ipmem_bytes = r[3];
+    hw->wtmem_bytes = r[4];
+    hw->opmem_bytes = r[5];
+    hw->sram_active_fraction = r[6];
+    hw->dram_bytes_per_s = r[7] * 1e9;
+    hw->ps_clock_hz = r[8] * 1e6;
+    hw->softmax_cycles = r[9];
+    hw->gelu_cycles = r[10];
+    hw->layernorm_cycles = r[11];
+    hw->entropy_cycles = r[12];
+    hw->mac_energy_j = r[13] * bits * bits * 1e-12;
+    hw->sram_access_energy_j = r[14] * bits * 1e-12;
+    hw->dram_energy_j_per_byte = r[15] * 1e-12;
+    hw->ps_active_power_w = r[16];
+    hw->pe_array_static_w = r[17];
+    hw->sram_static_w = r[18];
+    hw->periphery_static_w = r[19];
+    hw->ps_static_w = r[20];
     if (pivot_sim_check_hw(hw) != PIVOT_OK) {
         PyErr_SetString(PyExc_ValueError, "hw has an out-of-range field (see pivot.sim.HardwareConfig)");
         return -1;
@@ -26,76 +164,152 @@ static int parse_sim_hw(PyObject *obj, pivot_sim_hw *hw) {
     return 0;
 }
 
-/* (rows array (n, PIVOT_SIM_ROW_FIELDS), totals array (PIVOT_SIM_TOT_FIELDS,)) from C buffers. */
-static PyObject *sim_result(const double *rows, int64_t n, const double *totals) {
-    npy_intp rdims[2] = {(npy_intp)n, PIVOT_SIM_ROW_FIELDS};
-    npy_intp tdims[1] = {PIVOT_SIM_TOT_FIELDS};
-    PyObject *r = PyArray_SimpleNew(2, rdims, NPY_FLOAT64);
-    PyObject *t = PyArray_SimpleNew(1, tdims, NPY_FLOAT64);
-    if (r == NULL || t == NULL) {
-        Py_XDECREF(r);
-        Py_XDECREF(t);
-        return NULL;
+/* Fills the model shape and layer list from a pivot.ViTConfig, read by attribute name. */
+static int sim_read_model(PyObject *obj, pivot_sim_vit *vit, pivot_sim_layers *layers, int *conv_stem) {
+    static const char *const sizes[] = {"depth", "embed_dim", "num_heads", "mlp_hidden", "num_tokens",
+                                        "num_patches", "num_classes", "num_prefix_tokens"};
+    static const char *const stems[] = {"patch", "lvvit_conv"};
+    static const char *const kinds[] = {"softmax", "relu_linear"};
+    int64_t *fields[] = {&vit->depth, &vit->embed_dim, &vit->num_heads, &vit->mlp_hidden, &vit->num_tokens,
+                         &vit->num_patches, &vit->num_classes, &vit->num_prefix_tokens};
+    int64_t in_chans, kernel;
+    int distilled, stem, aux_head, kind;
+    for (int i = 0; i < 8; i++)
+        if (sim_attr_i64(obj, "config", sizes[i], 1, INT64_MAX, fields[i])) return -1;
+    if (sim_attr_i64(obj, "config", "proj_in_chans", 1, INT64_MAX, &in_chans) ||
+        sim_attr_i64(obj, "config", "proj_kernel", 1, INT64_MAX, &kernel) ||
+        sim_attr_bool(obj, "config", "distilled", &distilled) || sim_attr_bool(obj, "config", "aux_head", &aux_head))
+        return -1;
+    if ((stem = sim_attr_choice(obj, "config", "stem", stems, 2)) < 0 ||
+        (kind = sim_attr_choice(obj, "config", "attention", kinds, 2)) < 0)
+        return -1;
+    if (kernel > INT64_MAX / kernel || in_chans > INT64_MAX / (kernel * kernel)) {
+        PyErr_SetString(PyExc_OverflowError, "config: proj_in_chans * proj_kernel^2 overflows");
+        return -1;
     }
-    if (n > 0) memcpy(PyArray_DATA((PyArrayObject *)r), rows, (size_t)n * PIVOT_SIM_ROW_FIELDS * sizeof(double));
-    memcpy(PyArray_DATA((PyArrayObject *)t), totals, PIVOT_SIM_TOT_FIELDS * sizeof(double));
-    return Py_BuildValue("(NN)", r, t);
+    vit->patch_dim = in_chans * kernel * kernel;
+    vit->distilled = distilled;
+    layers->aux_head = aux_head;
+    layers->attention_kind = kind;
+    *conv_stem = stem == 1; /* its convolutions come as their GEMM shapes (`stem=`) */
+    return 0;
 }
 
-static PyObject *py_sim_gemm_cycles(PyObject *self, PyObject *args) {
+/* {"rows": {column: float64 (n,)}, "totals": {column: float}} from C buffers. */
+static PyObject *sim_result(const double *rows, int64_t n, const double *totals) {
+    PyObject *cols = PyDict_New(), *tots = PyDict_New();
+    if (!cols || !tots) goto fail;
+    for (int j = 0; j < PIVOT_SIM_ROW_FIELDS; j++) {
+        npy_intp dims[1] = {(npy_intp)n};
+        PyObject *col = PyArray_SimpleNew(1, dims, NPY_FLOAT64);
+        if (!col) goto fail;
+        double *c = PyArray_DATA((PyArrayObject *)col);
+        for (int64_t i = 0; i < n; i++) c[i] = rows[i * PIVOT_SIM_ROW_FIELDS + j];
+        int bad = PyDict_SetItemString(cols, row_names[j], col);
+        Py_DECREF(col);
+        if (bad) goto fail;
+    }
+    for (int j = 0; j < PIVOT_SIM_TOT_FIELDS; j++) {
+        PyObject *v = PyFloat_FromDouble(totals[j]);
+        int bad = !v || PyDict_SetItemString(tots, total_names[j], v);
+        Py_XDECREF(v);
+        if (bad) goto fail;
+    }
+    return Py_BuildValue("{sNsN}", "rows", cols, "totals", tots);
+fail:
+    Py_XDECREF(cols);
+    Py_XDECREF(tots);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ the bindings */
+
+/* sim_gemm_cycles(*, M, N, K, rows, cols, dataflow) */
+static PyObject *py_sim_gemm_cycles(PyObject *self, PyObject *args, PyObject *kwargs) {
+    static char *kw[] = {"M", "N", "K", "rows", "cols", "dataflow", NULL};
     long long M, N, K, rows, cols;
     int dataflow;
-    if (!PyArg_ParseTuple(args, "LLLLLi", &M, &N, &K, &rows, &cols, &dataflow)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$LLLLLi", kw, &M, &N, &K, &rows, &cols, &dataflow)) return NULL;
     int64_t cycles = 0;
     int status = pivot_sim_gemm_cycles(&cycles, M, N, K, rows, cols, dataflow);
     if (status != PIVOT_OK) return pivot_py_raise_status(status, "sim_gemm_cycles");
     return PyLong_FromLongLong(cycles);
 }
 
-/* sim_vit(hw, (batch, depth, embed_dim, num_heads, mlp_hidden, num_tokens, num_patches, patch_dim,
- *              num_classes, num_prefix_tokens, distilled), path uint8 (depth,), entropy) */
-static PyObject *py_sim_vit(PyObject *self, PyObject *args) {
-    PyObject *hw_obj, *path_obj;
+/* sim_forward(*, hw, config, batch, path uint8 (depth,), stem int64 (n, 3) or None, entropy):
+ * every row of one inference (pivot_sim_forward) and their totals, as named columns. */
+static PyObject *py_sim_forward(PyObject *self, PyObject *args, PyObject *kwargs) {
+    static char *kw[] = {"hw", "config", "batch", "path", "stem", "entropy", NULL};
+    PyObject *hw_obj, *config_obj, *path_obj, *stem_obj;
+    long long batch;
     int entropy;
-    pivot_sim_vit vit;
-    if (!PyArg_ParseTuple(args, "O(LLLLLLLLLLL)Op", &hw_obj, &vit.batch, &vit.depth, &vit.embed_dim, &vit.num_heads,
-                          &vit.mlp_hidden, &vit.num_tokens, &vit.num_patches, &vit.patch_dim, &vit.num_classes,
-                          &vit.num_prefix_tokens, &vit.distilled, &path_obj, &entropy))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OOLOOp", kw, &hw_obj, &config_obj, &batch, &path_obj, &stem_obj,
+                                     &entropy))
         return NULL;
     pivot_sim_hw hw;
-    if (parse_sim_hw(hw_obj, &hw) != 0) return NULL;
+    pivot_sim_vit vit = {0};
+    pivot_sim_layers layers = {0};
+    int conv_stem;
+    if (sim_read_hw(hw_obj, &hw) || sim_read_model(config_obj, &vit, &layers, &conv_stem)) return NULL;
+    if (conv_stem != (stem_obj != Py_None)) {
+        PyErr_SetString(PyExc_ValueError, conv_stem ? "config has a convolution stem: pass its GEMM shapes as stem="
+                                                    : "stem= is for a config with a convolution stem (lvvit_conv)");
+        return NULL;
+    }
+    if (batch < 1) {
+        PyErr_Format(PyExc_ValueError, "batch must be positive, got %lld", batch);
+        return NULL;
+    }
+    vit.batch = batch;
+    layers.entropy = entropy;
     PyArrayObject *path = pivot_py_array(path_obj, "path", NPY_UINT8, 1);
     if (path == NULL) return NULL;
-    if (vit.depth < 1 || vit.depth > 1000000) {
-        PyErr_Format(PyExc_ValueError, "depth must be in [1, 1000000], got %lld", (long long)vit.depth);
+    if (vit.depth > PIVOT_SIM_MAX_DEPTH || PyArray_DIM(path, 0) != vit.depth) {
+        PyErr_Format(PyExc_ValueError, "path has %zd entries, depth is %lld (must be in [1, %d])",
+                     (Py_ssize_t)PyArray_DIM(path, 0), (long long)vit.depth, PIVOT_SIM_MAX_DEPTH);
         return NULL;
     }
-    if (PyArray_DIM(path, 0) != vit.depth) {
-        PyErr_Format(PyExc_ValueError, "path has %zd entries but the model has %lld encoders",
-                     (Py_ssize_t)PyArray_DIM(path, 0), (long long)vit.depth);
-        return NULL;
+    PyArrayObject *stem = NULL;
+    if (stem_obj != Py_None) {
+        if ((stem = pivot_py_array(stem_obj, "stem", NPY_INT64, 2)) == NULL) return NULL;
+        if (PyArray_DIM(stem, 1) != 3 || PyArray_DIM(stem, 0) > PIVOT_SIM_MAX_STEM) {
+            PyErr_Format(PyExc_ValueError, "stem must have shape (n <= %d, 3): M, N, K of each convolution",
+                         PIVOT_SIM_MAX_STEM);
+            return NULL;
+        }
+        layers.n_stem = PyArray_DIM(stem, 0);
     }
-    const int64_t max_rows = pivot_sim_vit_max_rows(vit.depth);
+    const int64_t max_rows = pivot_sim_max_rows(vit.depth, layers.n_stem, layers.attention_kind, layers.aux_head);
+    /* path and stem are read without the GIL: private copies no other thread can change */
+    PyObject *path_copy = PyArray_NewCopy(path, NPY_CORDER);
+    PyObject *stem_copy = stem ? PyArray_NewCopy(stem, NPY_CORDER) : NULL;
     double *rows = malloc((size_t)max_rows * PIVOT_SIM_ROW_FIELDS * sizeof(double));
-    if (rows == NULL) return PyErr_NoMemory();
+    PyObject *out = NULL;
+    if (!path_copy || (stem && !stem_copy) || !rows) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto done;
+    }
+    layers.stem = stem_copy ? PyArray_DATA((PyArrayObject *)stem_copy) : NULL;
+    const uint8_t *p = PyArray_DATA((PyArrayObject *)path_copy);
     double totals[PIVOT_SIM_TOT_FIELDS];
     int64_t n = 0;
     int status;
-    const uint8_t *p = PyArray_DATA(path);
-    Py_BEGIN_ALLOW_THREADS
-    status = pivot_sim_vit_forward(rows, &n, totals, &hw, &vit, p, entropy, max_rows);
-    Py_END_ALLOW_THREADS
-    PyObject *out = status == PIVOT_OK ? sim_result(rows, n, totals) : pivot_py_raise_status(status, "sim_vit");
+    PIVOT_PY_CALL(status, pivot_sim_forward(rows, &n, totals, &hw, &vit, &layers, p, max_rows));
+    out = status == PIVOT_OK ? sim_result(rows, n, totals) : pivot_py_raise_status(status, "sim_forward");
+done:
     free(rows);
+    Py_XDECREF(path_copy);
+    Py_XDECREF(stem_copy);
     return out;
 }
 
-/* sim_gemms(hw, shapes int64 (n, 4): M, N, K, count) */
-static PyObject *py_sim_gemms(PyObject *self, PyObject *args) {
+/* sim_gemms(*, hw, shapes int64 (n, 4): M, N, K, count): rows and totals as sim_forward's. */
+static PyObject *py_sim_gemms(PyObject *self, PyObject *args, PyObject *kwargs) {
+    static char *kw[] = {"hw", "shapes", NULL};
     PyObject *hw_obj, *shapes_obj;
-    if (!PyArg_ParseTuple(args, "OO", &hw_obj, &shapes_obj)) return NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "$OO", kw, &hw_obj, &shapes_obj)) return NULL;
     pivot_sim_hw hw;
-    if (parse_sim_hw(hw_obj, &hw) != 0) return NULL;
+    if (sim_read_hw(hw_obj, &hw) != 0) return NULL;
     PyArrayObject *shapes = pivot_py_array(shapes_obj, "shapes", NPY_INT64, 2);
     if (shapes == NULL) return NULL;
     if (PyArray_DIM(shapes, 1) != 4) {
@@ -108,109 +322,28 @@ static PyObject *py_sim_gemms(PyObject *self, PyObject *args) {
     if (pivot_mul_size(&bytes, (size_t)n, PIVOT_SIM_ROW_FIELDS * sizeof(double)) != PIVOT_OK)
         return pivot_py_raise_status(PIVOT_ERR_OVERFLOW, "sim_gemms");
     double *rows = malloc(bytes > 0 ? bytes : 1);
-    if (rows == NULL) return PyErr_NoMemory();
-    double totals[PIVOT_SIM_TOT_FIELDS];
-    int status;
-    const int64_t *s = PyArray_DATA(shapes);
-    Py_BEGIN_ALLOW_THREADS
-    status = pivot_sim_gemms(rows, totals, &hw, s, n);
-    Py_END_ALLOW_THREADS
-    PyObject *out = status == PIVOT_OK ? sim_result(rows, n, totals) : pivot_py_raise_status(status, "sim_gemms");
+    PyObject *copy = PyArray_NewCopy(shapes, NPY_CORDER); /* read without the GIL */
+    PyObject *out = NULL;
+    if (!rows || !copy) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+    } else {
+        double totals[PIVOT_SIM_TOT_FIELDS];
+        int status;
+        const int64_t *s = PyArray_DATA((PyArrayObject *)copy);
+        PIVOT_PY_CALL(status, pivot_sim_gemms(rows, totals, &hw, s, n));
+        out = status == PIVOT_OK ? sim_result(rows, n, totals) : pivot_py_raise_status(status, "sim_gemms");
+    }
     free(rows);
+    Py_XDECREF(copy);
     return out;
-}
-
-/* sim_lvvit(hw, (batch, depth, embed_dim, num_heads, mlp_hidden, num_tokens, num_patches, patch_dim,
- *            num_classes, num_prefix_tokens, distilled), stem int64 (n, 3): M, N, K, aux_head, path uint8,
- *            entropy) -> (rows, totals), as sim_vit (csrc/sim.c) */
-static PyObject *py_sim_lvvit(PyObject *self, PyObject *args) {
-    PyObject *hw_obj, *stem_obj, *path_obj;
-    int aux_head, entropy;
-    pivot_sim_vit vit;
-    if (!PyArg_ParseTuple(args, "O(LLLLLLLLLLL)OpOp", &hw_obj, &vit.batch, &vit.depth, &vit.embed_dim, &vit.num_heads,
-                          &vit.mlp_hidden, &vit.num_tokens, &vit.num_patches, &vit.patch_dim, &vit.num_classes,
-                          &vit.num_prefix_tokens, &vit.distilled, &stem_obj, &aux_head, &path_obj, &entropy))
-        return NULL;
-    pivot_sim_hw hw;
-    if (parse_sim_hw(hw_obj, &hw) != 0) return NULL;
-    PyArrayObject *stem = pivot_py_array(stem_obj, "stem", NPY_INT64, 2);
-    PyArrayObject *path = stem ? pivot_py_array(path_obj, "path", NPY_UINT8, 1) : NULL;
-    if (path == NULL) return NULL;
-    if (PyArray_DIM(stem, 1) != 3 || PyArray_DIM(stem, 0) > 1000) {
-        PyErr_SetString(PyExc_ValueError, "stem must have shape (n <= 1000, 3): M, N, K of each convolution");
-        return NULL;
-    }
-    if (vit.depth < 1 || vit.depth > 1000000) {
-        PyErr_Format(PyExc_ValueError, "depth must be in [1, 1000000], got %lld", (long long)vit.depth);
-        return NULL;
-    }
-    if (PyArray_DIM(path, 0) != vit.depth) {
-        PyErr_Format(PyExc_ValueError, "path has %zd entries but the model has %lld encoders",
-                     (Py_ssize_t)PyArray_DIM(path, 0), (long long)vit.depth);
-        return NULL;
-    }
-    const int64_t n_stem = PyArray_DIM(stem, 0);
-    const int64_t max_rows = pivot_sim_lvvit_max_rows(vit.depth, n_stem);
-    double *rows = malloc((size_t)max_rows * PIVOT_SIM_ROW_FIELDS * sizeof(double));
-    if (rows == NULL) return PyErr_NoMemory();
-    double totals[PIVOT_SIM_TOT_FIELDS];
-    int64_t n = 0;
-    int status;
-    const uint8_t *p = PyArray_DATA(path);
-    const int64_t *st = PyArray_DATA(stem);
-    Py_BEGIN_ALLOW_THREADS
-    status = pivot_sim_lvvit_forward(rows, &n, totals, &hw, &vit, st, n_stem, aux_head, p, entropy, max_rows);
-    Py_END_ALLOW_THREADS
-    PyObject *out = status == PIVOT_OK ? sim_result(rows, n, totals) : pivot_py_raise_status(status, "sim_lvvit");
-    free(rows);
-    return out;
-}
-
-/* sim_vit_modes(hw, vit tuple (as sim_vit), path uint8 (0/1/2), attention_kind, entropy) */
-static PyObject *py_sim_vit_modes(PyObject *self, PyObject *args) {
-    PyObject *hw_obj, *path_obj;
-    int entropy, kind;
-    pivot_sim_vit vit;
-    if (!PyArg_ParseTuple(args, "O(LLLLLLLLLLL)Oip", &hw_obj, &vit.batch, &vit.depth, &vit.embed_dim, &vit.num_heads,
-                          &vit.mlp_hidden, &vit.num_tokens, &vit.num_patches, &vit.patch_dim, &vit.num_classes,
-                          &vit.num_prefix_tokens, &vit.distilled, &path_obj, &kind, &entropy))
-        return NULL;
-    pivot_sim_hw hw;
-    if (parse_sim_hw(hw_obj, &hw) != 0) return NULL;
-    PyArrayObject *path = pivot_py_array(path_obj, "path", NPY_UINT8, 1);
-    if (path == NULL) return NULL;
-    if (vit.depth < 1 || vit.depth > 1000000 || PyArray_DIM(path, 0) != vit.depth) {
-        PyErr_Format(PyExc_ValueError, "path has %zd entries, depth is %lld (must be in [1, 1000000])",
-                     (Py_ssize_t)PyArray_DIM(path, 0), (long long)vit.depth);
-        return NULL;
-    }
-    const int64_t max_rows = pivot_sim_vit_modes_max_rows(vit.depth);
-    double *rows = malloc((size_t)max_rows * PIVOT_SIM_ROW_FIELDS * sizeof(double));
-    if (rows == NULL) return PyErr_NoMemory();
-    double totals[PIVOT_SIM_TOT_FIELDS];
-    int64_t n = 0;
-    int status;
-    const uint8_t *p = PyArray_DATA(path);
-    Py_BEGIN_ALLOW_THREADS
-    status = pivot_sim_vit_modes_forward(rows, &n, totals, &hw, &vit, p, kind, entropy, max_rows);
-    Py_END_ALLOW_THREADS
-    PyObject *out = status == PIVOT_OK ? sim_result(rows, n, totals) : pivot_py_raise_status(status, "sim_vit_modes");
-    free(rows);
-    return out;
-}
-
-/* The path arrays are read again without the GIL after they sized the outputs: private copies. */
-static PyObject *py_sim_vit_private(PyObject *self, PyObject *args) { return pivot_py_private_arg(self, args, 2, py_sim_vit); }
-static PyObject *py_sim_lvvit_private(PyObject *self, PyObject *args) { return pivot_py_private_arg(self, args, 4, py_sim_lvvit); }
-static PyObject *py_sim_vit_modes_private(PyObject *self, PyObject *args) {
-    return pivot_py_private_arg(self, args, 2, py_sim_vit_modes);
 }
 
 PyMethodDef pivot_sim_methods[] = {
-    {"sim_gemm_cycles", py_sim_gemm_cycles, METH_VARARGS, "Compute cycles of one GEMM (see pivot.sim.gemm_cycles)."},
-    {"sim_vit", py_sim_vit_private, METH_VARARGS, "Rows and totals of one ViT inference (see pivot.sim.simulate)."},
-    {"sim_gemms", py_sim_gemms, METH_VARARGS, "Rows and totals of a list of GEMMs (see pivot.sim.simulate_gemms)."},
-    {"sim_lvvit", py_sim_lvvit_private, METH_VARARGS, "Rows and totals of one inference of a ViT with LV-ViT's stem and aux head (see pivot.sim.simulate)."},
-    {"sim_vit_modes", py_sim_vit_modes_private, METH_VARARGS, "Rows and totals of one ViT inference with reuse / linear attention (see pivot.sim.simulate)."},
+    {"sim_gemm_cycles", (PyCFunction)(void (*)(void))py_sim_gemm_cycles, METH_VARARGS | METH_KEYWORDS,
+     "Compute cycles of one GEMM (see pivot.sim.gemm_cycles); keyword arguments only."},
+    {"sim_forward", (PyCFunction)(void (*)(void))py_sim_forward, METH_VARARGS | METH_KEYWORDS,
+     "Named rows and totals of one model inference (see pivot.sim.simulate); keyword arguments only."},
+    {"sim_gemms", (PyCFunction)(void (*)(void))py_sim_gemms, METH_VARARGS | METH_KEYWORDS,
+     "Named rows and totals of a list of GEMMs (see pivot.sim.simulate_gemms); keyword arguments only."},
     {NULL, NULL, 0, NULL},
 };

@@ -16,6 +16,7 @@
 #include "modes.h"
 #include "pivot_sim.h"
 #include "pivot_status.h"
+#include "threads.h"
 
 static int checks = 0, failures = 0;
 #define CHECK(cond)                                                                  \
@@ -225,9 +226,15 @@ static void test_cka(void) {
 }
 
 static pivot_sim_hw zcu102(void) {
-    /* pivot.sim.ZCU102._packed */
-    pivot_sim_hw hw = {64, 36, 0, 125000000.0, 1.0, 16384.0, 8192.0, 8192.0, 8192.0, 0.5, 19200000000.0,
-                       1200000000.0, 14.68, 0.125, 0.25, 36.0, 1.888e-11, 5e-12, 4e-11, 4.101, 0.8, 0.3, 1.5, 1.2};
+    /* pivot.sim.ZCU102 in SI units, as csrc/bind/sim.c reads it */
+    pivot_sim_hw hw = {.array_rows = 64, .array_cols = 36, .dataflow = PIVOT_SIM_IS, .clock_hz = 125000000.0,
+                       .word_bytes = 1.0, .global_buffer_bytes = 16384.0, .ipmem_bytes = 8192.0,
+                       .wtmem_bytes = 8192.0, .opmem_bytes = 8192.0, .sram_active_fraction = 0.5,
+                       .dram_bytes_per_s = 19200000000.0, .ps_clock_hz = 1200000000.0, .softmax_cycles = 14.68,
+                       .gelu_cycles = 0.125, .layernorm_cycles = 0.25, .entropy_cycles = 36.0,
+                       .mac_energy_j = 1.888e-11, .sram_access_energy_j = 5e-12, .dram_energy_j_per_byte = 4e-11,
+                       .ps_active_power_w = 4.101, .pe_array_static_w = 0.8, .sram_static_w = 0.3,
+                       .periphery_static_w = 1.5, .ps_static_w = 1.2};
     return hw;
 }
 
@@ -240,44 +247,39 @@ static void test_sim(void) {
     uint8_t path[12], reuse[12];
     for (int i = 0; i < 12; i++) path[i] = i % 3 != 1, reuse[i] = i % 3 == 1 ? 2 : 1;
     double totals[PIVOT_SIM_TOT_FIELDS];
-    int64_t max_rows = pivot_sim_vit_modes_max_rows(12) + pivot_sim_lvvit_max_rows(12, 3), n = 0;
+    int64_t max_rows = pivot_sim_max_rows(12, 3, PIVOT_ATTENTION_RELU_LINEAR, 1), n = 0;
     double *rows = calloc((size_t)max_rows * PIVOT_SIM_ROW_FIELDS, sizeof(double));
     int64_t cycles = 0;
     CHECK(pivot_sim_gemm_cycles(&cycles, 197, 1152, 384, 64, 36, 0) == PIVOT_OK && cycles > 0);
     CHECK(pivot_sim_gemm_cycles(&cycles, INT64_MAX, INT64_MAX, INT64_MAX, 64, 36, 0) != PIVOT_OK);
     CHECK(pivot_sim_gemm_cycles(&cycles, 1, 1, 1, 0, 36, 0) != PIVOT_OK);
-    CHECK(pivot_sim_vit_forward(rows, &n, totals, &hw, &vit, path, 1, max_rows) == PIVOT_OK && n > 0);
-    CHECK(pivot_sim_vit_forward(rows, &n, totals, &hw, &vit, path, 1, 3) != PIVOT_OK); /* too few rows */
-    CHECK(pivot_sim_vit_modes_forward(rows, &n, totals, &hw, &vit, reuse, 0, 1, max_rows) == PIVOT_OK);
-    CHECK(pivot_sim_vit_modes_forward(rows, &n, totals, &hw, &vit, reuse, 1, 1, max_rows) != PIVOT_OK);
+    const pivot_sim_layers plain = {.entropy = 1}, linear = {.attention_kind = PIVOT_ATTENTION_RELU_LINEAR, .entropy = 1};
     int64_t stem[9] = {12544, 64, 147, 12544, 64, 576, 12544, 64, 576};
-    CHECK(pivot_sim_lvvit_forward(rows, &n, totals, &hw, &vit, stem, 3, 1, path, 1, max_rows) == PIVOT_OK);
+    const pivot_sim_layers lvvit = {.stem = stem, .n_stem = 3, .aux_head = 1, .entropy = 1};
+    CHECK(pivot_sim_forward(rows, &n, totals, &hw, &vit, &plain, path, max_rows) == PIVOT_OK && n > 0);
+    CHECK(pivot_sim_forward(rows, &n, totals, &hw, &vit, &plain, path, 3) != PIVOT_OK); /* too few rows */
+    CHECK(pivot_sim_forward(rows, &n, totals, &hw, &vit, &plain, reuse, max_rows) == PIVOT_OK);
+    CHECK(pivot_sim_forward(rows, &n, totals, &hw, &vit, &linear, reuse, max_rows) != PIVOT_OK);
+    CHECK(pivot_sim_forward(rows, &n, totals, &hw, &vit, &lvvit, path, max_rows) == PIVOT_OK);
     pivot_sim_vit bad = vit;
     bad.batch = INT64_MAX / 2;
-    CHECK(pivot_sim_vit_forward(rows, &n, totals, &hw, &bad, path, 1, max_rows) != PIVOT_OK);
-    CHECK(pivot_sim_vit_modes_forward(rows, &n, totals, &hw, &bad, path, 0, 1, max_rows) != PIVOT_OK);
-    CHECK(pivot_sim_lvvit_forward(rows, &n, totals, &hw, &bad, stem, 3, 1, path, 1, max_rows) != PIVOT_OK);
+    CHECK(pivot_sim_forward(rows, &n, totals, &hw, &bad, &plain, path, max_rows) != PIVOT_OK);
+    CHECK(pivot_sim_forward(rows, &n, totals, &hw, &bad, &linear, path, max_rows) != PIVOT_OK);
+    CHECK(pivot_sim_forward(rows, &n, totals, &hw, &bad, &lvvit, path, max_rows) != PIVOT_OK);
     /* depth just under the old bound: max-rows arithmetic must not overflow (it would be UB) */
     bad = vit;
     bad.depth = (INT64_MAX - 5) / 10;
-    CHECK(pivot_sim_lvvit_forward(rows, &n, totals, &hw, &bad, stem, 3, 1, path, 1, max_rows) != PIVOT_OK);
-    CHECK(pivot_sim_vit_forward(rows, &n, totals, &hw, &bad, path, 1, max_rows) != PIVOT_OK);
-    CHECK(pivot_sim_vit_modes_forward(rows, &n, totals, &hw, &bad, path, 0, 1, max_rows) != PIVOT_OK);
+    CHECK(pivot_sim_forward(rows, &n, totals, &hw, &bad, &lvvit, path, max_rows) != PIVOT_OK);
+    CHECK(pivot_sim_forward(rows, &n, totals, &hw, &bad, &plain, path, max_rows) != PIVOT_OK);
+    CHECK(pivot_sim_forward(rows, &n, totals, &hw, &bad, &linear, path, max_rows) != PIVOT_OK);
     bad = vit;
     bad.embed_dim = INT64_MAX / 2;
     bad.num_heads = 1;
-    CHECK(pivot_sim_vit_forward(rows, &n, totals, &hw, &bad, path, 1, max_rows) != PIVOT_OK);
-    /* one layer list: the wrappers are pivot_sim_forward, and it combines what they cannot */
-    double *again = calloc((size_t)max_rows * PIVOT_SIM_ROW_FIELDS, sizeof(double));
-    int64_t m = 0;
-    pivot_sim_layers layers = {.entropy = 1};
-    CHECK(pivot_sim_vit_forward(rows, &n, totals, &hw, &vit, path, 1, max_rows) == PIVOT_OK);
-    CHECK(pivot_sim_forward(again, &m, totals, &hw, &vit, &layers, path, max_rows) == PIVOT_OK && m == n &&
-          memcmp(rows, again, (size_t)n * PIVOT_SIM_ROW_FIELDS * sizeof(double)) == 0);
+    CHECK(pivot_sim_forward(rows, &n, totals, &hw, &bad, &plain, path, max_rows) != PIVOT_OK);
     uint8_t active[12];
     memset(active, 1, sizeof(active));
-    layers = (pivot_sim_layers){.stem = stem, .n_stem = 3, .attention_kind = PIVOT_ATTENTION_RELU_LINEAR, .aux_head = 1,
-                                .entropy = 1};
+    pivot_sim_layers layers = {.stem = stem, .n_stem = 3, .attention_kind = PIVOT_ATTENTION_RELU_LINEAR, .aux_head = 1,
+                               .entropy = 1};
     CHECK(pivot_sim_forward(rows, &n, totals, &hw, &vit, &layers, active, max_rows) == PIVOT_OK &&
           n == pivot_sim_max_rows(12, 3, PIVOT_ATTENTION_RELU_LINEAR, 1) - 1); /* every row but head_dist */
     CHECK(pivot_sim_forward(rows, &n, totals, &hw, &vit, &layers, reuse, max_rows) != PIVOT_OK);
@@ -286,16 +288,25 @@ static void test_sim(void) {
     CHECK(pivot_sim_forward(rows, &n, totals, &hw, &vit, &layers, active, max_rows) != PIVOT_OK);
     CHECK(pivot_sim_max_rows(0, 0, 0, 0) < 0 && pivot_sim_max_rows(PIVOT_SIM_MAX_DEPTH + 1, 0, 0, 0) < 0);
     active[5] = 3;
-    CHECK(pivot_sim_vit_forward(rows, &n, totals, &hw, &vit, active, 1, max_rows) != PIVOT_OK);
-    free(again);
+    CHECK(pivot_sim_forward(rows, &n, totals, &hw, &vit, &plain, active, max_rows) != PIVOT_OK);
     int64_t shapes[8] = {197, 1152, 384, 12, INT64_MAX, INT64_MAX, 2, 1};
     CHECK(pivot_sim_gemms(rows, totals, &hw, shapes, 1) == PIVOT_OK);
     CHECK(pivot_sim_gemms(rows, totals, &hw, shapes, 2) != PIVOT_OK);
     pivot_sim_hw bad_hw = hw;
     bad_hw.clock_hz = NAN;
     CHECK(pivot_sim_check_hw(&bad_hw) != PIVOT_OK);
-    CHECK(pivot_sim_vit_forward(rows, &n, totals, &bad_hw, &vit, path, 1, max_rows) != PIVOT_OK);
+    CHECK(pivot_sim_forward(rows, &n, totals, &bad_hw, &vit, &plain, path, max_rows) != PIVOT_OK);
     free(rows);
+}
+
+static void noop_team(void *arg, pivot_team *team, int tid, int nthreads) {}
+
+static void test_thread_cap(void) {
+    /* one cap, refused beyond it (never lowered silently) */
+    CHECK(pivot_clamp_threads(PIVOT_MAX_THREADS) == PIVOT_MAX_THREADS && pivot_clamp_threads(1) == 1);
+    CHECK(pivot_clamp_threads(PIVOT_MAX_THREADS + 1) < 0 && pivot_clamp_threads(0) < 0);
+    CHECK(pivot_team_run(noop_team, NULL, PIVOT_MAX_THREADS + 1) == PIVOT_ERR_VALUE);
+    CHECK(pivot_team_run(noop_team, NULL, 2) == PIVOT_OK);
 }
 
 int main(void) {
@@ -304,6 +315,7 @@ int main(void) {
     test_model();
     test_cka();
     test_sim();
+    test_thread_cap();
     printf("%d checks, %d failures\n", checks, failures);
     return failures ? 1 : 0;
 }
