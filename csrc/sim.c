@@ -1,6 +1,6 @@
 /* PIVOT-Sim: analytical cycle, memory and energy model of ViT inference on a systolic array.
  * Formulas and their SCALE-Sim provenance are documented in pivot/reference/sim.py and
- * pivot/sim.py; this file follows the reference line by line. */
+ * pivot/sim/__init__.py; this file follows the reference line by line. */
 #include <math.h>
 #include <string.h>
 

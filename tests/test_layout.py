@@ -154,3 +154,18 @@ def test_no_two_pivot_modules_import_each_other():
 def test_the_cycle_finder_finds_a_ring():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_every_module_is_reachable_by_attribute():
+    # A module named like a function its package exports (pivot.sim.simulate, pivot.path_score)
+    # would be shadowed by that function: ``import pivot.x.y as m`` would give the function.
+    import importlib
+    shadowed = []
+    for name in _pivot_module_graph():
+        if name.startswith("pivot.apps") or name == "pivot.__main__":
+            continue
+        module = importlib.import_module(name)
+        parent, _, leaf = name.rpartition(".")
+        if parent and getattr(importlib.import_module(parent), leaf, None) is not module:
+            shadowed.append(name)
+    assert shadowed == []

@@ -1,4 +1,4 @@
-"""Plain NumPy/Python float64 references of the cka area's C kernels (pivot/cka.py, csrc/cka.c).
+"""Plain NumPy/Python float64 references of the cka area's C kernels (pivot/cka.py, pivot/path_scoring.py, csrc/cka.c).
 
 Written straight from the formulas, for clarity rather than speed: Gram matrices K = X X^T,
 the biased HSIC tr(K H L H) / (N-1)^2 with an explicit centering matrix H, the unbiased HSIC in

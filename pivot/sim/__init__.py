@@ -1,8 +1,8 @@
 """PIVOT-Sim: delay, memory traffic and energy of ViT inference on a systolic-array FPGA.
 
 The package by concept: ``hardware`` (HardwareConfig, ZCU102, gemm_cycles), ``report`` (LayerReport,
-SimReport, PairReport), ``simulate`` (simulate, simulate_pair, simulate_gemms), ``scalesim``
-(SCALE-Sim's files) and ``sweep`` (sweep, bit_width_report); every public name is here too.
+SimReport, PairReport), ``simulation`` (simulate, simulate_pair, simulate_gemms), ``scalesim``
+(SCALE-Sim's files) and ``sweeps`` (sweep, bit_width_report); every public name is here too.
 
 The paper's simulator (Moitra et al., DAC'24, section 3.4, Fig. 5) was never released; this is an
 analytical re-implementation in C (csrc/sim.c) with a plain-Python specification
@@ -124,8 +124,8 @@ from __future__ import annotations
 from .hardware import DATAFLOWS, ZCU102, HardwareConfig, check_hardware, gemm_cycles
 from .report import ENERGY_COMPONENTS, MODULES, LayerReport, PairPart, PairReport, SimReport
 from .scalesim import read_scalesim_config, read_topology_csv, to_scalesim
-from .simulate import GemmLayer, simulate, simulate_gemms, simulate_pair
-from .sweep import MAX_SWEEP_DESIGNS, SWEEP_RESULTS, bit_width_report, format_bit_width_report, sweep
+from .simulation import GemmLayer, simulate, simulate_gemms, simulate_pair
+from .sweeps import MAX_SWEEP_DESIGNS, SWEEP_RESULTS, bit_width_report, format_bit_width_report, sweep
 
 __all__ = [
     "DATAFLOWS", "MODULES", "ENERGY_COMPONENTS", "HardwareConfig", "ZCU102", "gemm_cycles", "check_hardware",

@@ -14,7 +14,7 @@ from .. import _validate
 from ..config import ViTConfig
 from ..io import open_regular_file
 from .hardware import DATAFLOWS, ZCU102, HardwareConfig, check_hardware
-from .simulate import GemmLayer, _gemm_items, simulate
+from .simulation import GemmLayer, _gemm_items, simulate
 
 # Files larger than this are not SCALE-Sim inputs (a DeiT-S topology is a few kB).
 _MAX_FILE_BYTES = 64 << 20

@@ -21,16 +21,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import pathlib
 import time
 
 import numpy as np
+
+from .resume import ResumeError, check_arguments, read_json
 
 ZOO_NAME = "fmnist_vit12_p4"
 CONFIG = dict(img_size=28, patch_size=4, in_chans=1, num_classes=10, embed_dim=64, depth=12, num_heads=4,
               mlp_ratio=4.0, input_mean=(0.2860,), input_std=(0.3530,))  # pivot.datasets.MEAN / STD
 EFFORTS = tuple(range(3, 12))
 PROCESS_ARGS = ("stages", "efforts", "ship", "ray")  # what one process runs, not part of the recipe
+# Recipe arguments that do not change what a stage computes: a run may resume with other values.
+RESUMABLE_ARGS = ("out", "root", "threads", "device")
 
 
 def build_config():
@@ -56,10 +61,21 @@ def _save_state(state: dict, file: pathlib.Path) -> None:
 
 
 def _load(file: pathlib.Path, path=None):
+    """A stage's checkpoint, read back on resume: a regular file holding this recipe's weights, or a
+    ResumeError naming it (a truncated or foreign file is never half-loaded)."""
     import torch
+    from pivot.io import open_regular_file
     from pivot.torch import VisionTransformer
     module = VisionTransformer(build_config(), path=path)
-    module.load_state_dict(torch.load(file, weights_only=True))
+    try:
+        with open_regular_file(file, error=ResumeError) as f:
+            state = torch.load(f, weights_only=True)
+        module.load_state_dict(state)
+    except ResumeError:
+        raise
+    except Exception as exc:  # torch raises many kinds on a corrupt or foreign file
+        raise ResumeError(f"{file}: not a checkpoint of this recipe ({type(exc).__name__}: {str(exc)[:200]}); "
+                          "delete it to redo that stage") from None
     return module.eval()
 
 
@@ -105,12 +121,12 @@ def stage_cka(out, base, train, args):
     from pivot.torch import to_vit
     file = out / "cka.json"
     method = getattr(args, "path_method", "path_score")
-    if file.exists():
-        record = json.loads(file.read_text())
+    if file.exists() or file.is_symlink():
+        record = read_json(file, "CKA stage's record")
         if record.get("path_method", "path_score") != method:
-            raise SystemExit(f"{file} holds paths chosen by {record.get('path_method', 'path_score')!r}, "
-                             f"not --path-method {method!r}: use another --out")
-        return record
+            raise ResumeError(f"{file} holds paths chosen by {record.get('path_method', 'path_score')!r}, "
+                              f"not --path-method {method!r}: use another --out")
+        return check_cka_record(file, record, len(train[0]))
     rng = np.random.default_rng(args.seed)
     idx = np.sort(rng.choice(len(train[0]), 256, replace=False))
     full = to_vit(base)
@@ -124,6 +140,36 @@ def stage_cka(out, base, train, args):
               "paths": {str(e): {"path": [int(v) for v in sp.path], "score": float(sp.score)}
                         for e, sp in chosen.items()}}
     file.write_text(json.dumps(record))
+    return record
+
+
+def check_cka_record(file, record: dict, samples: int) -> dict:
+    """``record`` (cka.json read back) when it holds what stage_cka writes: 256 distinct image indices
+    below ``samples``, a (D, D) CKA matrix, and for each effort a 0/1 path of D entries with that many
+    ones; a ResumeError naming the file and the field otherwise."""
+    depth = build_config().depth
+
+    def bad(field, why):
+        return ResumeError(f"{file}: {field} {why}; delete the file to redo the CKA stage")
+
+    idx = record.get("images")
+    if (not isinstance(idx, list) or len(idx) != 256 or len(set(map(repr, idx))) != 256
+            or not all(type(i) is int and 0 <= i < samples for i in idx)):
+        raise bad("images", f"must be 256 distinct indices in [0, {samples})")
+    cka = record.get("cka")
+    if (not isinstance(cka, list) or len(cka) != depth
+            or not all(isinstance(r, list) and len(r) == depth and
+                       all(v is None or (type(v) in (int, float) and math.isfinite(v)) for v in r) for r in cka)):
+        raise bad("cka", f"must be a {depth} x {depth} matrix of numbers (null where undefined)")
+    paths = record.get("paths")
+    if not isinstance(paths, dict):
+        raise bad("paths", "must map each effort to its path")
+    for e in EFFORTS:
+        entry = paths.get(str(e))
+        path = entry.get("path") if isinstance(entry, dict) else None
+        if (not isinstance(path, list) or len(path) != depth or any(v not in (0, 1) or type(v) is not int for v in path)
+                or sum(path) != e):
+            raise bad(f"paths[{e!r}]", f"must be a 0/1 path of {depth} encoders with {e} active")
     return record
 
 
@@ -396,6 +442,12 @@ def main(argv=None):
             parse_efforts(args.efforts)
     except ValueError as exc:
         p.error(str(exc))
+    if args.random_effort not in EFFORTS:
+        p.error(f"--random-effort must be one of the efforts {EFFORTS[0]}..{EFFORTS[-1]}, got {args.random_effort}")
+    others = math.comb(build_config().depth, args.random_effort) - 1  # every path of that effort but the best
+    if not 0 <= args.random_paths <= others:
+        p.error(f"--random-paths must be in [0, {others}] (effort {args.random_effort} has {others} paths "
+                f"besides the best one), got {args.random_paths}")
 
     import torch
     import pivot
@@ -408,20 +460,24 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     out = pathlib.Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    # processes that split a run share args.json, so it holds the recipe only
-    recipe = {k: v for k, v in vars(args).items() if k not in PROCESS_ARGS}
-    (out / "args.json").write_text(json.dumps(recipe, indent=1))
-    train = pivot.datasets.fashion_mnist("train", root=args.root)
-    test = pivot.datasets.fashion_mnist("test", root=args.root)
-    stages = args.stages.split(",")
-    started = time.time()
-    base = stage_base(out, train, test, args)
-    if "cka" in stages or "efforts" in stages or "random_paths" in stages:
-        cka = stage_cka(out, base, train, args)
-    if "efforts" in stages:
-        stage_efforts(out, base, cka, train, test, args)
-    if "random_paths" in stages:
-        stage_random_paths(out, base, cka, train, test, args)
+    try:
+        # processes that split a run share args.json, so it holds the recipe only; a resumed run
+        # must have the same recipe (results of other arguments are never reused)
+        check_arguments(out, {k: v for k, v in vars(args).items() if k not in PROCESS_ARGS},
+                        ignore=RESUMABLE_ARGS)
+        train = pivot.datasets.fashion_mnist("train", root=args.root)
+        test = pivot.datasets.fashion_mnist("test", root=args.root)
+        stages = args.stages.split(",")
+        started = time.time()
+        base = stage_base(out, train, test, args)
+        if "cka" in stages or "efforts" in stages or "random_paths" in stages:
+            cka = stage_cka(out, base, train, args)
+        if "efforts" in stages:
+            stage_efforts(out, base, cka, train, test, args)
+        if "random_paths" in stages:
+            stage_random_paths(out, base, cka, train, test, args)
+    except ResumeError as exc:
+        p.error(str(exc))
     _log(out, {"stage": "done", "stages": stages, "seconds_this_run": round(time.time() - started, 1)})
     if args.ship:
         print("shipped to", ship(out))

@@ -22,15 +22,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import pathlib
 import sys
 import time
 
 import numpy as np
 
+from .resume import ResumeError, check_arguments, read_json
+
 ZOO_MODEL = "fmnist_vit12_p4"
 STEPS, LR = 800, 3e-4
 METHOD_ORDER = ("path_score", "output_kl", "accuracy", "cross_entropy")
+# Arguments that decide the results: a resumed run must pass the same ones (args.json in --out).
+RESULT_ARGS = ("efforts", "seeds", "methods", "random_paths", "steps", "lr", "calibration", "budget",
+               "extra_seed_paths")
 
 
 def path_text(path) -> str:
@@ -65,8 +71,8 @@ def finetune_one(out, base, train, test, effort, path, seed, steps=STEPS, lr=LR,
     end: a killed run redoes only the fine-tune it was in."""
     from pivot.train import fine_tune
     file = finetune_file(out, effort, path, seed)
-    if file.exists():
-        return json.loads(file.read_text())
+    if file.exists() or file.is_symlink():
+        return check_finetune_record(file, read_json(file, "fine-tune record"), effort, path, seed, steps, lr)
     started = time.time()
     tuned = fine_tune(base.with_path(np.asarray(path, np.uint8)), *train, steps=steps, lr=lr, batch_size=128,
                       seed=seed, progress=progress, shift=0, precision="fp32", device=device)
@@ -76,6 +82,20 @@ def finetune_one(out, base, train, test, effort, path, seed, steps=STEPS, lr=LR,
               "device": _device_name(device), "seconds": round(seconds, 1),
               "test_accuracy": float(np.mean(logits.argmax(1) == test[1]))}
     _write_json(file, record)
+    return record
+
+
+def check_finetune_record(file, record: dict, effort, path, seed, steps, lr) -> dict:
+    """A fine-tune record read back: refused (ResumeError naming the file and field) unless it is of
+    this effort, path, seed, steps and lr, with an accuracy in [0, 1]."""
+    want = {"effort": effort, "path": path_text(path), "seed": seed, "steps": steps, "lr": lr}
+    for key, value in want.items():
+        if record.get(key) != value:
+            raise ResumeError(f"{file}: {key} is {record.get(key)!r}, this run's is {value!r}; "
+                              "delete it to redo that fine-tune, or use another --out")
+    acc = record.get("test_accuracy")
+    if type(acc) not in (int, float) or not 0.0 <= acc <= 1.0:
+        raise ResumeError(f"{file}: test_accuracy must be a number in [0, 1], got {acc!r}")
     return record
 
 
@@ -130,7 +150,14 @@ def stage_select(out, base, calib, args) -> dict:
     """{method: {"seconds", "budget", "paths": {effort: {"path", "score"}}}}, one rule at a time."""
     import pivot
     file = out / "selection.json"
-    sel = json.loads(file.read_text()) if file.exists() else {}
+    sel = read_json(file, "selection") if file.exists() or file.is_symlink() else {}
+    for method, entry in sel.items():
+        paths = entry.get("paths") if isinstance(entry, dict) else None
+        if not isinstance(paths, dict) or any(
+                not isinstance(paths.get(str(e)), dict) or not _is_path_text(paths[str(e)].get("path"), e)
+                for e in args.efforts):
+            raise ResumeError(f"{file}: {method!r} must hold a path of each effort {args.efforts}; "
+                              "delete the file to redo the selection")
     for method in args.methods:
         if method in sel:
             continue
@@ -143,8 +170,17 @@ def stage_select(out, base, calib, args) -> dict:
     return sel
 
 
+def _is_path_text(text, effort: int, depth: int = 12) -> bool:
+    return isinstance(text, str) and len(text) == depth and set(text) <= {"0", "1"} and text.count("1") == effort
+
+
 def random_paths(effort: int, depth: int, count: int, exclude: set[str], seed: int = 0) -> list[str]:
-    """`count` distinct random paths of `effort`, none in `exclude`; the same for a seed."""
+    """`count` distinct random paths of `effort`, none in `exclude`; the same for a seed. A ValueError
+    when fewer than `count` such paths exist."""
+    available = math.comb(depth, effort) - sum(1 for t in exclude if _is_path_text(t, effort, depth))
+    if count > available:
+        raise ValueError(f"--random-paths {count}: effort {effort} of {depth} encoders has only {available} "
+                         f"paths besides the rules' ones")
     rng = np.random.default_rng(seed + 1000 + effort)
     found = []
     while len(found) < count:
@@ -173,7 +209,10 @@ def stage_score(out, base, calib, cands, args, extra_paths=()) -> dict:
     """{method: {path: score}} for every candidate (and extra) path, one rule at a time."""
     import pivot
     file = out / "scores.json"
-    scores = json.loads(file.read_text()) if file.exists() else {}
+    scores = read_json(file, "scores") if file.exists() or file.is_symlink() else {}
+    for method, have in scores.items():
+        if not isinstance(have, dict) or not all(isinstance(v, (int, float)) for v in have.values()):
+            raise ResumeError(f"{file}: {method!r} must map paths to numbers; delete the file to redo the scores")
     paths = sorted({p for rows in cands.values() for p, _ in rows} | set(extra_paths))
     for method in args.methods:
         have = scores.setdefault(method, {})
@@ -224,7 +263,7 @@ def report(out: pathlib.Path, sel: dict, cands: dict, scores: dict, args, refere
     from pivot.path_select import METHODS
     runs = {}
     for file in sorted((out / "finetunes").glob("*.json")):
-        rec = json.loads(file.read_text())
+        rec = read_json(file, "fine-tune record")
         runs.setdefault((rec["effort"], rec["path"]), {})[str(rec["seed"])] = rec
     rows = []
     for e in args.efforts:
@@ -372,6 +411,11 @@ def main(argv=None):
     for name in ("threads", "workers", "random_paths", "steps", "calibration", "budget"):
         if getattr(args, name) < (0 if name == "random_paths" else 1):
             p.error(f"--{name.replace('_', '-')} must be positive")
+    for e in args.efforts:  # the rules' paths may all differ: that many fewer remain for random ones
+        available = math.comb(12, e) - len(args.methods)
+        if args.random_paths > available:
+            p.error(f"--random-paths {args.random_paths}: effort {e} of 12 encoders has only {available} paths "
+                    f"besides the {len(args.methods)} rules' ones")
 
     import torch
 
@@ -383,30 +427,40 @@ def main(argv=None):
         p.error(f"--device: {exc}")
     torch.set_num_threads(args.threads)
     out = pathlib.Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     base = pivot.zoo.load(ZOO_MODEL, efforts=[12])[12]
     train = pivot.datasets.fashion_mnist("train")
-    calib = calibration(train, args.calibration)
-    stages = args.stages.split(",")
-    sel = stage_select(out, base, calib, args)
-    cands = candidates(sel, args, base.config.depth)
-    reference = card_reference()
-    scores = stage_score(out, base, calib, cands, args, [r["path"] for r in reference])
-    if "finetune" in stages:
-        test = pivot.datasets.fashion_mnist("test")
-        todo = [job for job in jobs(cands, args) if not finetune_file(out, *job).exists()]
-        stage_finetune(out, base, train, test, todo[:args.max_finetunes], args)
-    if "report" in stages:
-        for r in reference:
-            r["scores"] = {m: scores[m][r["path"]] for m in args.methods}
-        result = report(out, sel, cands, scores, args, reference)
-        print(markdown(result))
-        if args.results:
-            _write_json(pathlib.Path(args.results), result)
-        if args.plot:
-            from pivot.plot import path_selection
-            path_selection(result).savefig(args.plot, dpi=120, bbox_inches="tight")
-
+    if args.calibration > len(train[0]):
+        p.error(f"--calibration {args.calibration}: the training set has only {len(train[0])} images")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        check_arguments(out, {name: getattr(args, name) for name in RESULT_ARGS})
+        calib = calibration(train, args.calibration)
+        stages = args.stages.split(",")
+        sel = stage_select(out, base, calib, args)
+        cands = candidates(sel, args, base.config.depth)
+        reference = card_reference()
+        scores = stage_score(out, base, calib, cands, args, [r["path"] for r in reference])
+        if "finetune" in stages:
+            test = pivot.datasets.fashion_mnist("test")
+            todo = [job for job in jobs(cands, args) if not finetune_file(out, *job).exists()]
+            for job in jobs(cands, args):  # the records already there are this run's
+                if finetune_file(out, *job).exists():
+                    file = finetune_file(out, *job)
+                    check_finetune_record(file, read_json(file, "fine-tune record"), job[0], path_mask(job[1]), job[2],
+                                          args.steps, args.lr)
+            stage_finetune(out, base, train, test, todo[:args.max_finetunes], args)
+        if "report" in stages:
+            for r in reference:
+                r["scores"] = {m: scores[m][r["path"]] for m in args.methods}
+            result = report(out, sel, cands, scores, args, reference)
+            print(markdown(result))
+            if args.results:
+                _write_json(pathlib.Path(args.results), result)
+            if args.plot:
+                from pivot.plot import path_selection
+                path_selection(result).savefig(args.plot, dpi=120, bbox_inches="tight")
+    except ResumeError as exc:
+        p.error(str(exc))
 
 if __name__ == "__main__":
     main()

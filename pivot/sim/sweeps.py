@@ -11,7 +11,7 @@ import numpy as np
 from .. import _validate
 from ..config import ViTConfig
 from .hardware import ZCU102, HardwareConfig, check_hardware
-from .simulate import _resolve, simulate
+from .simulation import _resolve, simulate
 
 
 SWEEP_RESULTS = ("delay_ms", "energy_j", "edp", "fps_per_w", "power_w", "utilization_pct")
