@@ -63,7 +63,7 @@ int pivot_sgemm_nt(float *out,     /* (M, N) */
 
 /* out (M, N) = a (M, K) @ b (K, N), all row-major with the given row strides, on the calling
  * thread: the packed kernel's micro-tiles reading b's rows in place (no packing; attention's
- * q k^T on a transposed K, and probabilities @ V). Plain loops below AVX-512. */
+ * q k^T on a transposed K, and probabilities @ V). Plain loops below AVX2. */
 void pivot_gemm_nn_fast(float *out, const float *a, const float *b, size_t M, size_t K, size_t N, size_t lda,
                         size_t ldb, size_t ldo);
 
