@@ -60,6 +60,9 @@ int pivot_int8_kernel_resolve(int *out, int kernel) {
         else if (!strcmp(env, "amx")) cap = PIVOT_INT8_KERNEL_AMX;
         else return PIVOT_ERR_VALUE;
     }
+    /* and by the SIMD level (PIVOT_SIMD, pivot_set_simd_level): portable, AVX2, AVX-512, AMX */
+    int level_cap = PIVOT_INT8_KERNEL_PORTABLE + pivot_simd_level();
+    if (cap > level_cap) cap = level_cap;
     for (int k = cap; k > PIVOT_INT8_KERNEL_PORTABLE; k--)
         if (pivot_int8_kernel_supported(k)) { *out = k; return PIVOT_OK; }
     *out = PIVOT_INT8_KERNEL_PORTABLE;
@@ -72,16 +75,16 @@ int pivot_int8_packed_bytes(size_t *out, size_t N, size_t K) {
     if (N == 0 || K == 0) return PIVOT_ERR_SHAPE;
     size_t Np = round_up(N, PANEL), Kp = round_up(K, 4), panels, sums;
     if (Np < N || Kp < K || pivot_mul_size(&panels, Np, Kp) || pivot_mul_size(&sums, Np, 4) ||
-        panels > SIZE_MAX - sums)
+        panels > SIZE_MAX - sums - 4)
         return PIVOT_ERR_OVERFLOW;
-    *out = panels + sums;
+    *out = panels + sums + 4; /* + the int32 largest |w| */
     return PIVOT_OK;
 }
 
 static void pack_unchecked(int8_t *packed, const int8_t *w, size_t N, size_t K, size_t sn, size_t sk) {
     size_t Np = round_up(N, PANEL), Kp = round_up(K, 4);
     memset(packed, 0, Np * Kp);
-    int32_t colsum[PANEL];
+    int32_t colsum[PANEL], wmax = 0;
     int8_t *sums = packed + Np * Kp;
     for (size_t p = 0; p < Np / PANEL; p++) {
         int8_t *panel = packed + p * PANEL * Kp;
@@ -94,10 +97,12 @@ static void pack_unchecked(int8_t *packed, const int8_t *w, size_t N, size_t K, 
                 int8_t v = row[k * sk];
                 panel[((k / 4) * PANEL + (size_t)c) * 4 + k % 4] = v;
                 colsum[c] += v;
+                wmax = v < -wmax ? -v : (v > wmax ? v : wmax);
             }
         }
         memcpy(sums + p * PANEL * sizeof(int32_t), colsum, sizeof colsum);
     }
+    memcpy(sums + Np * sizeof(int32_t), &wmax, sizeof wmax);
 }
 
 int pivot_int8_pack(int8_t *packed, const int8_t *w, size_t N, size_t K, size_t stride_n, size_t stride_k) {
@@ -182,13 +187,14 @@ static void tile_vnni(int32_t *acc, const uint8_t *a, size_t lda, const int8_t *
 
 #define AVX2_TARGET __attribute__((target("avx2")))
 
-/* Exact on AVX2: bytes widen to int16 and vpmaddwd adds pairs of int16 products in int32 (the
- * u8 x s8 vpmaddubsw would saturate its int16 pair sums at 2 * 255 * 127). A 16-byte quarter
- * of a panel step holds 4 columns x 4 k; vpmaddwd leaves each column's sum in two int32 lanes,
- * which the end of the tile adds. */
+/* Exact on AVX2 for any int8 weights: bytes widen to int16 and vpmaddwd adds pairs of int16
+ * products in int32. A 16-byte quarter of a panel step holds 4 columns x 4 k; vpmaddwd leaves
+ * each column's sum in two int32 lanes, which the end of the tile adds. The GEMM runs it only on
+ * weights with a code outside [-63, 63] (attention's K, 8-bit weights of older files), unless the
+ * caller vouches for A (see pivot_int8_gemm_rows). */
 AVX2_TARGET __attribute__((always_inline))
-static inline void avx2_tile_fixed(int32_t *acc, const uint8_t *a, size_t lda, const int8_t *panel, size_t K4,
-                                   const int MR) {
+static inline void avx2_wide_tile_fixed(int32_t *acc, const uint8_t *a, size_t lda, const int8_t *panel, size_t K4,
+                                        const int MR) {
     __m256i c[2][4];
     for (int r = 0; r < MR; r++)
         for (int q = 0; q < 4; q++) c[r][q] = _mm256_setzero_si256();
@@ -211,16 +217,60 @@ static inline void avx2_tile_fixed(int32_t *acc, const uint8_t *a, size_t lda, c
 }
 
 AVX2_TARGET
-static void tile_avx2(int32_t *acc, const uint8_t *a, size_t lda, const int8_t *panels, size_t panel_bytes,
-                      size_t K4, int mr, int np) {
+static void tile_avx2_wide(int32_t *acc, const uint8_t *a, size_t lda, const int8_t *panels, size_t panel_bytes,
+                           size_t K4, int mr, int np) {
     for (int j = 0; j < np; j++)
         for (int r = 0; r < mr; r += 2) {
             int32_t *out = acc + (size_t)r * TILE_NP * PANEL + (size_t)j * PANEL;
             const int8_t *panel = panels + (size_t)j * panel_bytes;
-            if (mr - r >= 2) avx2_tile_fixed(out, a + (size_t)r * lda, lda, panel, K4, 2);
-            else avx2_tile_fixed(out, a + (size_t)r * lda, lda, panel, K4, 1);
+            if (mr - r >= 2) avx2_wide_tile_fixed(out, a + (size_t)r * lda, lda, panel, K4, 2);
+            else avx2_wide_tile_fixed(out, a + (size_t)r * lda, lda, panel, K4, 1);
         }
 }
+
+/* The fast AVX2 tile, for 7-bit weights (|w| <= 63): vpmaddubsw multiplies 32 u8 x s8 pairs and
+ * adds neighbours into int16, exact since 2 * 255 * 63 < 2^15 (with 8-bit weights it would
+ * saturate: ONNX Runtime's reduce_range keeps weights in 7 bits for the same reason); vpmaddwd by
+ * ones adds those into int32 column sums of 4 k, the layout of a packed panel step (32 bytes =
+ * 8 columns x 4 k). 4 rows x 16 columns: 8 accumulators, 32 x 4 products per 2 multiplies. */
+AVX2_TARGET __attribute__((always_inline))
+static inline void avx2_tile_fixed(int32_t *acc, const uint8_t *a, size_t lda, const int8_t *panel, size_t K4,
+                                   const int MR) {
+    __m256i c[4][2];
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_si256();
+    for (size_t k = 0; k < K4; k++) {
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(panel + k * 64));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(panel + k * 64 + 32));
+        for (int r = 0; r < MR; r++) {
+            __m256i av = _mm256_set1_epi32(load_a4(a + (size_t)r * lda + 4 * k));
+            c[r][0] = _mm256_add_epi32(c[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(av, w0), ones));
+            c[r][1] = _mm256_add_epi32(c[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(av, w1), ones));
+        }
+    }
+    for (int r = 0; r < MR; r++) {
+        _mm256_storeu_si256((__m256i *)(acc + (size_t)r * TILE_NP * PANEL), c[r][0]);
+        _mm256_storeu_si256((__m256i *)(acc + (size_t)r * TILE_NP * PANEL + 8), c[r][1]);
+    }
+}
+
+AVX2_TARGET
+static void tile_avx2(int32_t *acc, const uint8_t *a, size_t lda, const int8_t *panels, size_t panel_bytes,
+                      size_t K4, int mr, int np) {
+    for (int j = 0; j < np; j++)
+        for (int r = 0; r < mr; r += 4) {
+            int32_t *out = acc + (size_t)r * TILE_NP * PANEL + (size_t)j * PANEL;
+            const int8_t *panel = panels + (size_t)j * panel_bytes;
+            const uint8_t *ar = a + (size_t)r * lda;
+            switch (mr - r >= 4 ? 4 : mr - r) {
+            case 4: avx2_tile_fixed(out, ar, lda, panel, K4, 4); break;
+            case 3: avx2_tile_fixed(out, ar, lda, panel, K4, 3); break;
+            case 2: avx2_tile_fixed(out, ar, lda, panel, K4, 2); break;
+            default: avx2_tile_fixed(out, ar, lda, panel, K4, 1); break;
+            }
+        }
+}
+
 #endif
 
 #if PIVOT_AMX_BUILD
@@ -348,7 +398,8 @@ AMX_INT8_TARGET static void gemm_rows_amx(const uint8_t *a, size_t lda, const in
 #endif
 
 static void gemm_rows(tile_fn tile, const uint8_t *a, size_t lda, const int32_t *zp, const int8_t *packed,
-                      size_t N, size_t K, size_t p_begin, size_t p_end, size_t M, size_t m0, const epilogue *e) {
+                      size_t N, size_t K, size_t p_begin, size_t p_end, size_t M, size_t m0, const epilogue *e,
+                      int a_pairs_bounded) {
     size_t Np = round_up(N, PANEL), Kp = round_up(K, 4), panel_bytes = PANEL * Kp;
 #if QUANT_HAVE_AMX
     if (tile == tile_amx && Kp % 64 == 0 && Kp <= AMX_MAX_KP) {
@@ -357,6 +408,11 @@ static void gemm_rows(tile_fn tile, const uint8_t *a, size_t lda, const int32_t 
     }
 #endif
     const int32_t *colsum_all = (const int32_t *)(const void *)(packed + Np * Kp);
+#if PIVOT_X86_BUILD
+    int32_t wmax;
+    memcpy(&wmax, colsum_all + Np, sizeof wmax);
+    if (tile == tile_avx2 && wmax > 63 && !a_pairs_bounded) tile = tile_avx2_wide;
+#endif
     int32_t acc[TILE_M * TILE_NP * PANEL];
     epilogue sub = *e;
     for (size_t c0 = 0; c0 < M; c0 += CHUNK_ROWS) {
@@ -378,8 +434,9 @@ static void gemm_rows(tile_fn tile, const uint8_t *a, size_t lda, const int32_t 
 }
 
 void pivot_int8_gemm_rows(const uint8_t *a, size_t lda, const int32_t *zp, const int8_t *packed, size_t N, size_t K,
-                          size_t p_begin, size_t p_end, size_t M, size_t m0, const pivot_int8_epilogue *e, int kernel) {
-    gemm_rows(tile_for(kernel), a, lda, zp, packed, N, K, p_begin, p_end, M, m0, e);
+                          size_t p_begin, size_t p_end, size_t M, size_t m0, const pivot_int8_epilogue *e, int kernel,
+                          int a_pairs_bounded) {
+    gemm_rows(tile_for(kernel), a, lda, zp, packed, N, K, p_begin, p_end, M, m0, e, a_pairs_bounded);
 }
 
 typedef struct {
@@ -399,7 +456,7 @@ static void gemm_team(void *arg, pivot_team *team, int tid, int nthreads) {
     if (r0 == r1) return;
     epilogue e = {j->out, NULL, j->N, NULL, NULL, 0, NULL};
     gemm_rows(j->tile, j->a + r0 * j->lda, j->lda, j->zp + r0, j->packed, j->N, j->K, 0,
-              round_up(j->N, PANEL) / PANEL, r1 - r0, r0, &e);
+              round_up(j->N, PANEL) / PANEL, r1 - r0, r0, &e, 0);
 }
 
 int pivot_int8_gemm(int32_t *out, const uint8_t *a, const int32_t *zero_point, const int8_t *packed, size_t M,

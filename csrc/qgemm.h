@@ -11,15 +11,18 @@
  * reduction dimension in groups of 4: byte (n, k) lives at panel n/16, offset
  * ((k/4) * 16 + n%16) * 4 + k%4 within the panel (Kp = K rounded up to 4, so a panel has 16*Kp
  * bytes); padding bytes are 0. After the panels, int32 column sums colsum[Np] (Np = N rounded up
- * to 16). pivot_int8_packed_bytes gives the size.
+ * to 16), then one int32: the largest |w| (the AVX2 kernel's choice of tile). pivot_int8_packed_bytes
+ * gives the size.
  *
  * A rows are read 4 bytes at a time up to Kp: up to 3 bytes past K of each row are read (and
  * multiplied by zero padding), so A must be readable up to (M-1)*lda + Kp bytes.
  *
  * Kernels: PIVOT_INT8_KERNEL_AMX (AMX tiles, TDPBUSD, on products whose padded K is a multiple of
- * 64; the VNNI tile elsewhere), _VNNI (AVX-512 VNNI vpdpbusd), _AVX2 (vpmaddwd on int16, exact:
- * no int16 saturation) and _PORTABLE (plain C). All give the same int32 results bit for bit.
- * _AUTO picks the best one the CPU supports, capped by the environment variable
+ * 64; the VNNI tile elsewhere), _VNNI (AVX-512 VNNI vpdpbusd), _AVX2 (vpmaddubsw + vpmaddwd on
+ * weights in [-63, 63], where the int16 pair sums cannot saturate; otherwise vpmaddwd on bytes
+ * widened to int16) and _PORTABLE (plain C). All give the same int32 results bit for bit.
+ * _AUTO picks the best one the CPU supports, capped by the SIMD level (csrc/cpu.h: level 0
+ * portable, 1 AVX2, 2 VNNI, 3 AMX) and by the environment variable
  * PIVOT_INT8_KERNEL=portable|avx2|vnni|amx (read on every call). */
 #ifndef PIVOT_QGEMM_H
 #define PIVOT_QGEMM_H
@@ -99,13 +102,15 @@ typedef struct {
 
 /* Rows [0, M) of A (pointer already at the first row; zp and e->row_scale likewise, e's outputs
  * at row m0 of the full output) times panels [p_begin, p_end) of the packed (N, K) weight, on the
- * calling thread, with a resolved kernel (pivot_int8_kernel_resolve). No argument checks. */
+ * calling thread, with a resolved kernel (pivot_int8_kernel_resolve). No argument checks.
+ * a_pairs_bounded = 1 promises that a[m, k] + a[m, k + 1] <= 256 for every even k < K (softmax
+ * probabilities in steps of 1/255): then u8 x s8 pair sums fit int16 even for 8-bit weights. */
 void pivot_int8_gemm_rows(const uint8_t *a,        /* (M, lda), readable up to K rounded up to 4 */
                           size_t lda,
                           const int32_t *zp,       /* (M) */
                           const int8_t *packed,    /* (pivot_int8_packed_bytes(N, K)) */
                           size_t N, size_t K, size_t p_begin, size_t p_end, size_t M, size_t m0,
-                          const pivot_int8_epilogue *e, int kernel);
+                          const pivot_int8_epilogue *e, int kernel, int a_pairs_bounded);
 
 /* One row: out = clamp(rint(x * inv) + zp, 0, 255) (round half to even; NaN -> zp). */
 void pivot_int8_quantize_row(uint8_t *out, /* (C) */ const float *x, /* (C) */ float inv, int32_t zp, size_t C);

@@ -187,7 +187,7 @@ static void quantize_input(qscratch *s, const float *x, size_t n, size_t C, floa
 static void linear_q(const qplan *pl, qscratch *s, float *out, size_t ldo, const int8_t *packed, const float *wscale,
                      const float *bias, size_t n, size_t N, size_t K, size_t p_begin, size_t p_end) {
     pivot_int8_epilogue e = {NULL, out, ldo, s->row_scale, wscale, 0, bias};
-    pivot_int8_gemm_rows(s->a8, K, s->zp, packed, N, K, p_begin, p_end, n, 0, &e, pl->kernel);
+    pivot_int8_gemm_rows(s->a8, K, s->zp, packed, N, K, p_begin, p_end, n, 0, &e, pl->kernel, 0);
 }
 
 PIVOT_MULTIVERSION
@@ -241,13 +241,15 @@ static void attention_items(const qplan *pl, qscratch *s, const qblock *qb, int 
         if (mode != PIVOT_PATH_REUSE) {
             pivot_int8_pack(s->kpack, pl->k8 + base, T, hd, C, 1);
             pivot_int8_epilogue e = {NULL, s->scores, T, s->row_scale, &score_scale, 1, NULL};
-            pivot_int8_gemm_rows(pl->q8 + base, C, s->zp, s->kpack, T, hd, 0, round_up(T, PANEL) / PANEL, T, 0, &e, pl->kernel);
+            pivot_int8_gemm_rows(pl->q8 + base, C, s->zp, s->kpack, T, hd, 0, round_up(T, PANEL) / PANEL, T, 0, &e,
+                                 pl->kernel, 0);
             pivot_softmax_rows(s->scores, T, T, T);
             for (size_t r = 0; r < T; r++) pivot_int8_quantize_row(probs + r * T, s->scores + r * T, inv255, 0, T);
         }
         pivot_int8_pack(s->vpack, pl->v8 + base, hd, T, 1, C);
         pivot_int8_epilogue e = {NULL, pl->cat + b * T * C + h * hd, C, s->row_scale, &pv_scale, 1, NULL};
-        pivot_int8_gemm_rows(probs, T, s->zero, s->vpack, hd, T, 0, round_up(hd, PANEL) / PANEL, T, 0, &e, pl->kernel);
+        /* probabilities in steps of 1/255: two neighbours sum to at most 256 */
+        pivot_int8_gemm_rows(probs, T, s->zero, s->vpack, hd, T, 0, round_up(hd, PANEL) / PANEL, T, 0, &e, pl->kernel, 1);
     }
 }
 

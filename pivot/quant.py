@@ -1,4 +1,4 @@
-"""Post-training int8 quantization with integerized matrix products (csrc/quant.c).
+"""Post-training int8 quantization with integerized matrix products (csrc/quant.c, csrc/qgemm.c).
 
 ``pivot.quantize(model, calibration_images)`` turns a ``pivot.ViT`` into a ``QuantizedViT`` with
 the same API (``__call__(images, path=None, threads=None)``, ``forward_branches``,
@@ -8,7 +8,7 @@ take it unchanged.
 What is quantized (the integerization of the encoders, operation reordering):
 
 * Weights of qkv, proj, fc1 and fc2: int8, symmetric, one scale per output channel
-  (``scale = max |w_row| / 127``).
+  (``scale = max |w_row| / 63``: 7-bit codes, see ``WEIGHT_LEVELS``).
 * Their inputs: uint8 with a zero point, one (scale, zero point) per tensor calibrated on
   ``calibration_images`` (``method="minmax"`` or ``"percentile"``), or per token with dynamic
   ranges (``per_token=True``). ``activations="symmetric"`` fixes the zero point at 128 (signed
@@ -64,12 +64,19 @@ def _kernel_code(kernel) -> int:
 
 # ============================================================================ calibration
 
+# Weight codes are kept in 7 bits, [-63, 63] (ONNX Runtime's reduce_range): then AVX2's u8 x s8
+# vpmaddubsw, which adds two products in int16, cannot saturate (2 * 255 * 63 < 2^15) and the AVX2
+# kernel runs at twice the products per instruction of its exact 16-bit fallback; every kernel
+# still gives the same int32 sums. docs/int8.md measures what the lost bit costs in accuracy.
+WEIGHT_LEVELS = 63
+
+
 def _weight_quant(w):
-    """int8 (N, K) and float32 scales (N): symmetric per output channel."""
+    """int8 (N, K) in [-WEIGHT_LEVELS, WEIGHT_LEVELS] and float32 scales (N): symmetric per output channel."""
     w = np.asarray(w, dtype=np.float32)
     amax = np.abs(w).max(axis=1)
-    scale = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
-    q = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
+    scale = np.where(amax > 0, amax / WEIGHT_LEVELS, 1.0).astype(np.float32)
+    q = np.clip(np.rint(w / scale[:, None]), -WEIGHT_LEVELS, WEIGHT_LEVELS).astype(np.int8)
     return q, scale
 
 

@@ -99,7 +99,7 @@ def test_api_parity(fmnist):
     assert attn[0] is None and attn[1].shape == (2, m.config.num_tokens, 64) and len(mlp) == 3
     deq = qm.dequantized()
     assert isinstance(deq, pivot.ViT)
-    assert np.abs(deq(x) - m(x)).max() < 0.05 * np.abs(m(x)).max()
+    assert np.abs(deq(x) - m(x)).max() < 0.1 * np.abs(m(x)).max()  # 7-bit weights (quant.WEIGHT_LEVELS)
 
 
 def test_bad_arguments(fmnist):
