@@ -304,23 +304,27 @@ PIVOT_AVX2 static void gemm_panels_avx2(float *out, float *capture, const float 
 }
 
 /* out (M, N) = a (M, K) @ b (K, N) with b's rows read in place (ldb apart): 16-column blocks of
- * the same micro-tiles; the last N % 16 columns in plain loops (a tile would read past b's rows). */
+ * the same micro-tiles, the last block moved left to end at column N (it recomputes a few columns
+ * of the one before: a tile must not read past b's rows); N < 16 in plain loops. */
 PIVOT_AVX2 static void gemm_nn_avx2(float *out, const float *a, const float *b, size_t M, size_t K, size_t N,
                                     size_t lda, size_t ldb, size_t ldo) {
-    size_t full = N / 16 * 16;
-    for (size_t c0 = 0; c0 < full; c0 += 16)
+    if (N < 16) {
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++) {
+                float acc = 0.0f;
+                for (size_t k = 0; k < K; k++) acc += a[i * lda + k] * b[k * ldb + j];
+                out[i * ldo + j] = acc;
+            }
+        return;
+    }
+    for (size_t c = 0; c < N; c += 16) {
+        size_t c0 = c + 16 <= N ? c : N - 16;
         for (size_t r = 0; r < M; r += MR2) {
             size_t rows = M - r < MR2 ? M - r : MR2;
             tile2_kernels[rows](out + r * ldo + c0, NULL, a + r * lda, b + c0, NULL, K, lda, ldb, ldo, 0, 16,
                                 PIVOT_EPI_STORE, 1.0f);
         }
-    if (full == N) return;
-    for (size_t i = 0; i < M; i++)
-        for (size_t j = full; j < N; j++) {
-            float acc = 0.0f;
-            for (size_t k = 0; k < K; k++) acc += a[i * lda + k] * b[k * ldb + j];
-            out[i * ldo + j] = acc;
-        }
+    }
 }
 
 static inline __mmask16 tail_mask(size_t left) {
