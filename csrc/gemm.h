@@ -27,7 +27,7 @@ enum {
 #define PIVOT_GEMM_PANEL 32  /* output columns per packed weight panel */
 #define PIVOT_GEMM_KBLOCK 32 /* packed panels hold IC rounded up to this (AMX's k per tile) */
 
-/* Loads the AMX tile configuration both AMX kernels use (csrc/gemm.c, csrc/quant.c): all 8 tiles
+/* Loads the AMX tile configuration both AMX kernels use (csrc/gemm.c, csrc/qgemm.c): all 8 tiles
  * 16 rows x 64 bytes. Only where pivot_amx_usable(); pair with _tile_release(). */
 void pivot_amx_configure_tiles(void);
 

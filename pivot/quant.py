@@ -20,7 +20,7 @@ Every product accumulates exactly in int32; the combined scale (activation scale
 scale) and the bias are applied after it. LayerNorm, softmax and GELU stay float32, and so do the
 patch embedding and the head (first and last layers, under 2% of DeiT-S's MACs).
 The kernel (AMX tiles, AVX-512 VNNI, AVX2 or portable C) is picked at run time from the CPU's flags;
-``PIVOT_INT8_KERNEL=portable|avx2|vnni|amx`` caps it.
+the SIMD level (``PIVOT_SIMD``) and ``PIVOT_INT8_KERNEL=portable|avx2|vnni|amx`` cap it.
 """
 from __future__ import annotations
 
@@ -50,8 +50,9 @@ _F = np.float32
 
 
 def kernel_in_use(kernel: str = "auto") -> str:
-    """The GEMM kernel a call with ``kernel`` runs on this CPU ("vnni", "avx2" or "portable"):
-    "auto" gives the best supported one, capped by the ``PIVOT_INT8_KERNEL`` environment variable.
+    """The GEMM kernel a call with ``kernel`` runs on this CPU ("amx", "vnni", "avx2" or "portable"):
+    "auto" gives the best supported one, capped by the SIMD level and the ``PIVOT_INT8_KERNEL``
+    environment variable.
     Raises ValueError when a named kernel is not supported here."""
     return _KERNEL_NAMES[_core.int8_kernel_resolve(_kernel_code(kernel))]
 
