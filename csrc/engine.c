@@ -14,7 +14,7 @@
  * Linears as OpenBLAS sgemm plus an epilogue pass at the portable level (the reference the tests
  * compare with), and from the AVX2 level, given packed weights (extras->packed, from
  * pivot_vit_pack), csrc/gemm.c's packed kernels with bias, GELU and the residual update fused;
- * from the AVX-512 level q k^T and probabilities @ V run on its micro-tiles too. */
+ * from the AVX2 level q k^T and probabilities @ V run on its micro-tiles too. */
 #define _POSIX_C_SOURCE 200809L
 #include "engine.h"
 
@@ -185,7 +185,7 @@ typedef struct {
     float *scratch;           /* (threads, scratch_stride) */
     size_t scratch_stride;
     size_t q_chunks;          /* query chunks per (b, h) attention item */
-    int fast;                 /* attention products on the packed GEMM's micro-tiles (AVX-512 up) */
+    int fast;                 /* attention products on the packed GEMM's micro-tiles (AVX2 up) */
     const pivot_int8_blocks *int8; /* int8 encoders, or NULL */
     const pivot_linear_inputs *lin; /* Linear inputs captured for calibration, or NULL */
     const pivot_qencoder *q;  /* their phases, bound to x once the workspace exists */
@@ -857,7 +857,7 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     pl.aux_w = extras ? extras->aux_head_w : NULL;
     pl.aux_b = extras ? extras->aux_head_b : NULL;
     pl.attention_kind = attention_kind;
-    pl.fast = pivot_simd_level() >= PIVOT_SIMD_AVX512;
+    pl.fast = pivot_simd_level() >= PIVOT_SIMD_AVX2;
     pl.linear_eps = extras ? extras->linear_eps : 0.0f;
     pl.probs_capture = extras ? extras->probs_capture : NULL;
     pl.int8 = int8;

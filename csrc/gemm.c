@@ -246,12 +246,12 @@ PIVOT_AVX2 static inline void epilogue8(float *out, float *capture, __m256 acc, 
     }
 #define DEFINE_TILE2_KERNEL(ROWS)                                                                           \
     PIVOT_AVX2 static void tile2_##ROWS(float *out, float *capture, const float *a, const float *half,      \
-                                        const float *bias, size_t K, size_t lda, size_t ldo, size_t ldc,    \
-                                        size_t nc, int epilogue, float scale) {                             \
+                                        const float *bias, size_t K, size_t lda, size_t ldb, size_t ldo,    \
+                                        size_t ldc, size_t nc, int epilogue, float scale) {                 \
         __m256 c0[ROWS], c1[ROWS];                                                                          \
         _Pragma("GCC unroll 6") for (int i = 0; i < ROWS; i++) c0[i] = c1[i] = _mm256_setzero_ps();         \
         for (size_t k = 0; k < K; k++) {                                                                    \
-            __m256 b0 = _mm256_loadu_ps(half + k * PANEL), b1 = _mm256_loadu_ps(half + k * PANEL + 8);      \
+            __m256 b0 = _mm256_loadu_ps(half + k * ldb), b1 = _mm256_loadu_ps(half + k * ldb + 8);          \
             TILE2_FMA(ROWS)                                                                                 \
         }                                                                                                   \
         __m256i m0 = avx2_cols(nc), m1 = avx2_cols(nc > 8 ? nc - 8 : 0);                                    \
@@ -283,7 +283,7 @@ DEFINE_TILE2_KERNEL(2)
 DEFINE_TILE2_KERNEL(1)
 
 typedef void (*tile2_fn)(float *, float *, const float *, const float *, const float *, size_t, size_t, size_t,
-                         size_t, size_t, int, float);
+                         size_t, size_t, size_t, int, float);
 static const tile2_fn tile2_kernels[MR2 + 1] = {NULL, tile2_1, tile2_2, tile2_3, tile2_4, tile2_5, tile2_6};
 
 /* out (N, OC) <- epilogue(inp (N, IC) @ packed^T): half panel (16 columns) outer, row blocks of 6
@@ -298,7 +298,31 @@ PIVOT_AVX2 static void gemm_panels_avx2(float *out, float *capture, const float 
         for (size_t r = 0; r < N; r += MR2) {
             size_t rows = N - r < MR2 ? N - r : MR2;
             tile2_kernels[rows](out + r * ldo + c0, capture ? capture + r * OC + c0 : NULL, inp + r * ldi, half,
-                                bias ? bias + c0 : NULL, IC, ldi, ldo, OC, nc, epilogue, scale);
+                                bias ? bias + c0 : NULL, IC, ldi, PANEL, ldo, OC, nc, epilogue, scale);
+        }
+    }
+}
+
+/* out (M, N) = a (M, K) @ b (K, N) with b's rows read in place (ldb apart): 16-column blocks of
+ * the same micro-tiles, the last block moved left to end at column N (it recomputes a few columns
+ * of the one before: a tile must not read past b's rows); N < 16 in plain loops. */
+PIVOT_AVX2 static void gemm_nn_avx2(float *out, const float *a, const float *b, size_t M, size_t K, size_t N,
+                                    size_t lda, size_t ldb, size_t ldo) {
+    if (N < 16) {
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++) {
+                float acc = 0.0f;
+                for (size_t k = 0; k < K; k++) acc += a[i * lda + k] * b[k * ldb + j];
+                out[i * ldo + j] = acc;
+            }
+        return;
+    }
+    for (size_t c = 0; c < N; c += 16) {
+        size_t c0 = c + 16 <= N ? c : N - 16;
+        for (size_t r = 0; r < M; r += MR2) {
+            size_t rows = M - r < MR2 ? M - r : MR2;
+            tile2_kernels[rows](out + r * ldo + c0, NULL, a + r * lda, b + c0, NULL, K, lda, ldb, ldo, 0, 16,
+                                PIVOT_EPI_STORE, 1.0f);
         }
     }
 }
@@ -673,6 +697,10 @@ void pivot_gemm_nn_fast(float *out, const float *a, const float *b, size_t M, si
 #if PIVOT_X86_BUILD
     if (pivot_simd_level() >= PIVOT_SIMD_AVX512) {
         gemm_panels_avx512(out, NULL, a, b, PANEL, ldb, 0, NULL, M, K, N, lda, ldo, PIVOT_EPI_STORE, 1.0f);
+        return;
+    }
+    if (pivot_simd_level() >= PIVOT_SIMD_AVX2) {
+        gemm_nn_avx2(out, a, b, M, K, N, lda, ldb, ldo);
         return;
     }
 #endif

@@ -27,7 +27,7 @@ enum {
 #define PIVOT_GEMM_PANEL 32  /* output columns per packed weight panel */
 #define PIVOT_GEMM_KBLOCK 32 /* packed panels hold IC rounded up to this (AMX's k per tile) */
 
-/* Loads the AMX tile configuration both AMX kernels use (csrc/gemm.c, csrc/quant.c): all 8 tiles
+/* Loads the AMX tile configuration both AMX kernels use (csrc/gemm.c, csrc/qgemm.c): all 8 tiles
  * 16 rows x 64 bytes. Only where pivot_amx_usable(); pair with _tile_release(). */
 void pivot_amx_configure_tiles(void);
 
@@ -63,7 +63,7 @@ int pivot_sgemm_nt(float *out,     /* (M, N) */
 
 /* out (M, N) = a (M, K) @ b (K, N), all row-major with the given row strides, on the calling
  * thread: the packed kernel's micro-tiles reading b's rows in place (no packing; attention's
- * q k^T on a transposed K, and probabilities @ V). Plain loops below AVX-512. */
+ * q k^T on a transposed K, and probabilities @ V). Plain loops below AVX2. */
 void pivot_gemm_nn_fast(float *out, const float *a, const float *b, size_t M, size_t K, size_t N, size_t lda,
                         size_t ldb, size_t ldo);
 

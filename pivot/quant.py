@@ -1,4 +1,4 @@
-"""Post-training int8 quantization with integerized matrix products (csrc/quant.c): the int8
+"""Post-training int8 quantization with integerized matrix products (csrc/quant.c, csrc/qgemm.c): the int8
 precision of ``pivot.ViT``.
 
 ``pivot.quantize(model, calibration_images)`` returns a ``pivot.ViT`` whose ``precision`` is
@@ -14,7 +14,7 @@ format, and registers the ``"int8"`` precision with ``pivot.model.PRECISIONS``.
 What is quantized (the integerization of the encoders, operation reordering):
 
 * Weights of qkv, proj, fc1 and fc2: int8, symmetric, one scale per output channel
-  (``scale = max |w_row| / 127``).
+  (``scale = max |w_row| / 63``: 7-bit codes, see ``WEIGHT_LEVELS``).
 * Their inputs: uint8 with a zero point, one (scale, zero point) per tensor calibrated on
   ``calibration_images`` (``method="minmax"`` or ``"percentile"``), or per token with dynamic
   ranges (``per_token=True``). ``activations="symmetric"`` fixes the zero point at 128 (signed
@@ -33,7 +33,7 @@ Non-finite values behave as in fp32: a NaN or infinite activation entering a qua
 makes that token's product NaN (rather than a silent zero code), so the logits become NaN where
 the fp32 model's would.
 The kernel (AMX tiles, AVX-512 VNNI, AVX2 or portable C) is picked at run time from the CPU's flags;
-``PIVOT_INT8_KERNEL=portable|avx2|vnni|amx`` caps it.
+the SIMD level (``PIVOT_SIMD``) and ``PIVOT_INT8_KERNEL=portable|avx2|vnni|amx`` cap it.
 """
 from __future__ import annotations
 
@@ -66,8 +66,9 @@ _CAPTURE_BYTES = 256 << 20  # the most capture memory one calibration call holds
 
 
 def kernel_in_use(kernel: str = "auto") -> str:
-    """The GEMM kernel a call with ``kernel`` runs on this CPU ("vnni", "avx2" or "portable"):
-    "auto" gives the best supported one, capped by the ``PIVOT_INT8_KERNEL`` environment variable.
+    """The GEMM kernel a call with ``kernel`` runs on this CPU ("amx", "vnni", "avx2" or "portable"):
+    "auto" gives the best supported one, capped by the SIMD level and the ``PIVOT_INT8_KERNEL``
+    environment variable.
     Raises ValueError when a named kernel is not supported here."""
     return _KERNEL_NAMES[_core.int8_kernel_resolve(_kernel_code(kernel))]
 
@@ -80,12 +81,19 @@ def _kernel_code(kernel) -> int:
 
 # ============================================================================ calibration
 
+# Weight codes are kept in 7 bits, [-63, 63] (ONNX Runtime's reduce_range): then AVX2's u8 x s8
+# vpmaddubsw, which adds two products in int16, cannot saturate (2 * 255 * 63 < 2^15) and the AVX2
+# kernel runs at twice the products per instruction of its exact 16-bit fallback; every kernel
+# still gives the same int32 sums. docs/int8.md measures what the lost bit costs in accuracy.
+WEIGHT_LEVELS = 63
+
+
 def _weight_quant(w):
-    """int8 (N, K) and float32 scales (N): symmetric per output channel."""
+    """int8 (N, K) in [-WEIGHT_LEVELS, WEIGHT_LEVELS] and float32 scales (N): symmetric per output channel."""
     w = np.asarray(w, dtype=np.float32)
-    amax = np.abs(w).max(axis=1) / np.float32(127)
+    amax = np.abs(w).max(axis=1) / np.float32(WEIGHT_LEVELS)
     scale = np.where(amax >= SCALE_RANGE[0], amax, 1.0).astype(np.float32)  # an all-but-zero row quantizes to 0
-    q = np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8)
+    q = np.clip(np.rint(w / scale[:, None]), -WEIGHT_LEVELS, WEIGHT_LEVELS).astype(np.int8)
     return q, scale
 
 

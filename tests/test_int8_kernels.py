@@ -41,6 +41,40 @@ def test_gemm_extremes_bit_exact(kernel):
 
 
 @pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("M,N,K", SHAPES)
+def test_gemm_7bit_weights_bit_exact(kernel, M, N, K, rng):
+    # weights in [-63, 63], as pivot.quantize makes them: AVX2's vpmaddubsw tile instead of the 16-bit one
+    a = rng.integers(0, 256, (M, K), dtype=np.uint8)
+    w = rng.integers(-63, 64, (N, K), dtype=np.int8)
+    zp = rng.integers(0, 256, M)
+    np.testing.assert_array_equal(_gemm(a, zp, w, kernel), ref.int8_gemm(a, zp, w))
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_gemm_7bit_extremes_bit_exact(kernel):
+    # the largest int16 pair sums of the vpmaddubsw tile: 2 * 255 * +-63, and one weight of 64 (16-bit tile)
+    K = 1540
+    for a_val, zp_val in ((255, 0), (0, 255), (255, 255)):
+        for w_val in (63, -63, 64, -64):
+            a = np.full((13, K), a_val, np.uint8)
+            w = np.full((35, K), w_val, np.int8)
+            w[1:, :] = np.sign(w_val) * 63
+            zp = np.full(13, zp_val)
+            np.testing.assert_array_equal(_gemm(a, zp, w, kernel), ref.int8_gemm(a, zp, w))
+
+
+def test_simd_level_caps_the_kernel(monkeypatch):
+    monkeypatch.delenv("PIVOT_INT8_KERNEL", raising=False)
+    start = _core.simd_level()
+    try:
+        for level, best in ((0, "portable"), (1, "avx2"), (2, "vnni"), (3, "amx")):
+            if _core.set_simd_level(level) == level and best in KERNELS:
+                assert quant.kernel_in_use() == best
+    finally:
+        _core.set_simd_level(start)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 def test_gemm_threads_agree(kernel, rng):
     a = rng.integers(0, 256, (101, 96), dtype=np.uint8)
     w = rng.integers(-127, 128, (70, 96), dtype=np.int8)

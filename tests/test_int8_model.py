@@ -111,7 +111,7 @@ def test_one_class_for_every_precision(fmnist):
         m.with_precision("bf16")
     with pytest.raises(ValueError, match="int8 already"):
         qm.with_precision("int8", calibration_images=x)
-    assert np.abs(deq(x) - m(x)).max() < 0.05 * np.abs(m(x)).max()
+    assert np.abs(deq(x) - m(x)).max() < 0.1 * np.abs(m(x)).max()  # 7-bit weights (quant.WEIGHT_LEVELS)
 
 
 def test_bad_arguments(fmnist):

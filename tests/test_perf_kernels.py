@@ -285,6 +285,32 @@ def test_model_packed_equals_plain_and_reference(rng, distilled, threads):
         assert model.with_path([1, 1, 1])._packed() is model._packed()  # shared, packed once
 
 
+@pytest.mark.parametrize("heads", [3, 6])  # head dim 16 and 8 (probabilities @ V narrower than a tile)
+@pytest.mark.parametrize("path", [[1, 0, 1], [1, 2, 1]])
+def test_model_every_level_matches_reference(rng, path, heads):
+    """Every SIMD level of this CPU (packed Linears; attention's q k^T and probabilities @ V on the
+    AVX2 / AVX-512 micro-tiles, with a token count that leaves a partial 16-column block) against the
+    NumPy reference (all-active and skip paths) or the portable level (reuse, itself held to the
+    reference by tests/test_modes_engine.py)."""
+    model = _small_model()
+    model = pivot.ViT.random(model.config.replace(num_heads=heads), seed=1)
+    images = rng.standard_normal((2, 3, 32, 32), dtype=np.float32)
+    assert model.config.num_tokens % 16 != 0
+    try:
+        if 2 in path:
+            _core.set_simd_level(0)
+            want = model(images, path=path, threads=1)
+        else:
+            want = ref.forward(model.config, model.state_dict(), images, np.array(path, np.uint8))
+        for lv in range(MAX_LEVEL + 1):
+            _core.set_simd_level(lv)
+            got = model(images, path=path, threads=2)
+            tol = 2e-4 if lv == 3 else 1e-4
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=f"level {lv}")
+    finally:
+        _core.set_simd_level(MAX_LEVEL)
+
+
 def test_vit_forward_rejects_wrong_packed_size(rng):
     model = _small_model()
     images = rng.standard_normal((1, 3, 32, 32), dtype=np.float32)
