@@ -1,8 +1,10 @@
-"""The ``pivot`` command: ``pivot sim``, ``pivot cka``, ``pivot search``, ``pivot demo``.
+"""The ``pivot`` command: ``pivot sim``, ``pivot cka``, ``pivot search``, ``pivot quantize``,
+``pivot demo``.
 
 Each subcommand prints a readable table, or JSON with ``--json``. Nothing is downloaded: models
-are built offline (a random-weight ViT, or a weights file), images come from the Fashion-MNIST
-sample shipped with pivot or are random.
+are the shipped zoo, built offline (a random-weight ViT) or a weights file; images come from the
+Fashion-MNIST sample shipped with pivot, are random, or are the user's own (``--data PATH``: a
+folder of image files, a .npy/.npz array or an IDX file, read by ``pivot.datasets.load_images``).
 """
 from __future__ import annotations
 
@@ -135,10 +137,14 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="heads of a weights file's model, if not inferable")
     p.add_argument("--seed", type=_int_option(0, 2 ** 63 - 1), default=0,
                    help="seed of the random weights and random images (default 0)")
-    p.add_argument("--data", choices=("auto", "sample", "random"), default="auto",
-                   help="images for a weights file: the Fashion-MNIST sample shipped with pivot (with its labels), "
-                        "or Gaussian noise of the model's input shape (labels: the all-attention model's "
-                        "predictions); auto: the sample when the model takes 1x28x28 images")
+    p.add_argument("--data", default="auto", metavar="auto|sample|random|PATH",
+                   help="images: 'sample', the Fashion-MNIST sample shipped with pivot (with its labels); 'random', "
+                        "Gaussian noise of the model's input shape; 'auto' (default): the sample when the model takes "
+                        "1x28x28 images, else random; or PATH, your own images: a folder of image files (PNG, JPEG...; "
+                        "class subfolders give the labels), a .npy/.npz array or an IDX file, resized and normalized "
+                        "as the model's config says. Without labels, accuracy is agreement with the all-attention model")
+    p.add_argument("--labels", metavar="PATH",
+                   help="class indices of the --data PATH images: a .npy, a .txt (one integer per image) or an IDX file")
     p.add_argument("--threads", type=_THREADS, default=None, help="threads for the model (default: all cores)")
 
 
@@ -174,15 +180,61 @@ def _file_model(args):
     return pivot.ViT.from_timm(str(path), num_heads=args.num_heads)
 
 
+_DATA_WORDS = ("auto", "sample", "random")
+
+
+def _user_data(args, config):
+    """The --data PATH images (and labels) for a model of ``config``, read once per command."""
+    import pivot
+    cached = getattr(args, "_user_data", None)
+    if cached is not None:
+        return cached
+    try:
+        data = pivot.datasets.load_images(args.data, config, labels=args.labels)
+    except ValueError as exc:  # DatasetError
+        raise CLIError(f"--data: {exc}") from None
+    if data.labels is not None and data.labels.size and data.labels.max() >= config.num_classes:
+        raise CLIError(f"--labels: label {int(data.labels.max())} is out of range for a model of "
+                       f"{config.num_classes} classes (0..{config.num_classes - 1})")
+    args._user_data = data
+    return data
+
+
+def _check_data_option(args) -> None:
+    """--data is a keyword or an existing path; --labels goes with a path."""
+    if args.data not in _DATA_WORDS and not os.path.exists(args.data):
+        raise CLIError(f"--data: {args.data!r} is none of {', '.join(_DATA_WORDS)} and no such file or folder")
+    if args.labels is not None and args.data in _DATA_WORDS:
+        raise CLIError(f"--labels goes with --data PATH (your own images), not --data {args.data}")
+
+
+def _user_split(args, config, count: int, offset: int, label_model=None):
+    """(images, labels, what the labels are) of --data PATH from ``offset``: up to ``count`` images,
+    labels from the data, else the predictions of ``label_model`` (all attentions)."""
+    data = _user_data(args, config)
+    total = data.images.shape[0]
+    if offset >= total:
+        raise CLIError(f"--data: {args.data} holds {total} images; {offset} are used for calibration, none are "
+                       f"left to classify (add images or lower --images)")
+    images = data.images[offset:offset + count]
+    if data.labels is not None:
+        return images, data.labels[offset:offset + count], f"labels of {args.data}"
+    full = np.ones(label_model.config.depth, dtype=np.uint8)
+    labels = np.argmax(label_model(images, path=full, threads=args.threads), axis=1).astype(np.int64)
+    return images, labels, "agreement with the all-attention model (no labels given)"
+
+
 def _file_images(args, model, count: int, offset: int = 0):
     """(images, labels, what the labels are) for a weights-file model."""
     import pivot
     cfg = model.config
+    if args.data not in _DATA_WORDS:
+        return _user_split(args, cfg, count, offset, label_model=model)
     sample_shape = (cfg.in_chans, cfg.img_size) == (1, 28)
     if args.data == "sample" or (args.data == "auto" and sample_shape):
         if not sample_shape:
             raise CLIError(f"--data sample holds 1x28x28 images but the model takes {cfg.in_chans}x{cfg.img_size}x"
-                           f"{cfg.img_size}; use --data random")
+                           f"{cfg.img_size}; use --data random or --data PATH (your own images)")
         images, labels = pivot.datasets.fashion_mnist_sample()
         if offset + count > images.shape[0]:
             raise CLIError(f"the shipped sample has {images.shape[0]} images; asked for {offset + count}")
@@ -213,18 +265,30 @@ def _setup(args, efforts_text=None, test=0, progress=False) -> Setup:
                            f"must be at most 900, got {args.images} + {test}")
         s = demo_setup(efforts=wanted, seed=args.seed, calibration=args.images, test=test,
                        cka_images=min(args.cka_images, args.images), threads=args.threads)
-        return Setup(s.model, s.cka, s.best, s.efforts, s.calibration, s.test, "Fashion-MNIST labels",
+        calibration, held, kind = s.calibration, s.test, "Fashion-MNIST labels"
+        if args.data not in _DATA_WORDS:
+            calibration, held, kind = _user_calibration_and_test(args, DEMO_CONFIG, test, s.efforts[max(s.efforts)])
+        return Setup(s.model, s.cka, s.best, s.efforts, calibration, held, kind,
                      f"pivot.apps.demo model (random {DEMO_CONFIG.depth}-encoder ViT, dim {DEMO_CONFIG.embed_dim}, "
                      f"heads fitted per effort on {s.train[0].shape[0]} sample images)")
     model = _file_model(args)
     wanted = _parse_efforts(efforts_text, model.config.depth)
     images, labels, kind = _file_images(args, model, args.images)
-    test_images = _file_images(args, model, test, offset=args.images)[:2] if test else (images[:0], labels[:0])
+    test_images = _file_images(args, model, test, offset=images.shape[0])[:2] if test else (images[:0], labels[:0])
     cka = pivot.model_cka(model, images[:args.cka_images], batch_size=args.batch_size, progress=progress,
                           threads=args.threads)
     best = pivot.best_paths(cka, efforts=wanted or range(1, model.config.depth + 1))
     efforts = {int(e): model.with_path(sp.path) for e, sp in best.items()}
-    return Setup(model, cka, best, efforts, (images, labels), test_images, kind, f"{args.model}")
+    return Setup(model, cka, best, efforts, (images, labels), test_images, kind,
+                 f"{args.model} (efforts: this one model with attentions skipped on its best paths, not fine-tuned)")
+
+
+def _user_calibration_and_test(args, config, test: int, label_model):
+    """--data PATH split into calibration images (the first --images) and ``test`` held-out ones."""
+    images, labels, kind = _user_split(args, config, args.images, 0, label_model)
+    if not test:
+        return (images, labels), (images[:0], labels[:0]), kind
+    return (images, labels), _user_split(args, config, test, images.shape[0], label_model)[:2], kind
 
 
 def _zoo_setup(args, name, efforts_text, test) -> Setup:
@@ -243,13 +307,17 @@ def _zoo_setup(args, name, efforts_text, test) -> Setup:
     efforts = zoo.load(name, efforts=wanted or available)
     cka = zoo.cka_from_json(card["cka"])
     best = pivot.best_paths(cka, efforts=[e for e in efforts if e < depth])
-    images, labels = pivot.datasets.fashion_mnist_sample()
-    if args.images + test > images.shape[0]:
-        raise CLIError(f"the shipped sample has {images.shape[0]} images: --images + --batch must be at most "
-                       f"{images.shape[0]}, got {args.images} + {test}")
-    calib = (images[:args.images], labels[:args.images])
-    held = (images[args.images:args.images + test], labels[args.images:args.images + test])
-    return Setup(efforts[max(efforts)], cka, best, efforts, calib, held, "Fashion-MNIST labels",
+    if args.data in _DATA_WORDS:
+        images, labels = pivot.datasets.fashion_mnist_sample()
+        if args.images + test > images.shape[0]:
+            raise CLIError(f"the shipped sample has {images.shape[0]} images: --images + --batch must be at most "
+                           f"{images.shape[0]}, got {args.images} + {test}")
+        calib = (images[:args.images], labels[:args.images])
+        held = (images[args.images:args.images + test], labels[args.images:args.images + test])
+        kind = "Fashion-MNIST labels"
+    else:
+        calib, held, kind = _user_calibration_and_test(args, efforts[max(efforts)].config, test, efforts[max(efforts)])
+    return Setup(efforts[max(efforts)], cka, best, efforts, calib, held, kind,
                  f"pivot.zoo {name} ({depth}-encoder ViT, dim {card['config']['embed_dim']}, "
                  f"{100 * card['test_accuracy'][str(depth)]:.2f}% on the 10,000 test images)")
 
@@ -343,10 +411,13 @@ def cmd_cka(args) -> int:
         else:
             from .demo import DEMO_CONFIG
             model = pivot.ViT.random(DEMO_CONFIG, seed=args.seed)
-        images = pivot.datasets.fashion_mnist_sample()[0]
-        if args.images > images.shape[0]:
-            raise CLIError(f"the shipped sample has {images.shape[0]} images; --images {args.images} is too many")
-        images = images[:args.images]
+        if args.data not in _DATA_WORDS:
+            images = _user_data(args, model.config).images[:args.images]
+        else:
+            images = pivot.datasets.fashion_mnist_sample()[0]
+            if args.images > images.shape[0]:
+                raise CLIError(f"the shipped sample has {images.shape[0]} images; --images {args.images} is too many")
+            images = images[:args.images]
     else:
         model = _file_model(args)
         images = _file_images(args, model, args.images)[0]
@@ -432,6 +503,18 @@ def _output_file(text, option: str) -> str:
     return text
 
 
+def _no_efforts_hint(args) -> str:
+    """Why a weights file's search can miss its target, and how to make efforts that reach it."""
+    if args.model == "random" or _zoo_name(args.model) is not None:
+        return ""
+    return (f". {args.model} is one model: its efforts here are that model with attentions skipped, not "
+            f"fine-tuned, so skipping costs accuracy and the search has no trained efforts to choose from. "
+            f"PIVOT fine-tunes one model per effort: `python -m pivot.apps.recipes.fashion_mnist --out RUN --ship` "
+            f"trains and ships a zoo model (then `pivot search --model NAME`), and on your own data "
+            f"`pivot.train.fine_tune(model.with_path(path), images, labels)` per effort gives the efforts "
+            f"for `pivot.search(efforts, ...)`; or set --target-fraction/--target-ms within the reachable delays")
+
+
 def cmd_search(args) -> int:
     import pivot
     if args.csv:
@@ -444,10 +527,11 @@ def cmd_search(args) -> int:
         result = pivot.search(setup.efforts, images, labels, target, lec=args.lec, hw=hw, tolerance=args.tolerance,
                               progress=not (args.json or args.quiet), threads=args.threads)
     except pivot.SearchTargetError as exc:
+        message = str(exc) + _no_efforts_hint(args)
         if args.json:
-            _print_json(dict(error=str(exc), trail=[c.to_dict() for c in exc.trail]))
+            _print_json(dict(error=message, trail=[c.to_dict() for c in exc.trail]))
             return 1
-        raise CLIError(str(exc)) from None
+        raise CLIError(message) from None
     if args.csv:
         result.to_csv(args.csv)
     if args.json:
@@ -457,6 +541,89 @@ def cmd_search(args) -> int:
           f"({setup.label_kind}):")
     print(format_table(_trail_rows(result.trail)))
     print("\nchosen:\n" + result.summary())
+    return 0
+
+
+# ----------------------------------------------------------------------------- pivot quantize
+
+def _quantize_model(args):
+    """(the float model to quantize, its description): a zoo effort, the demo model or a weights file."""
+    import pivot
+    from .. import zoo
+    name = _zoo_name(args.model)
+    if name is None and args.model == "zoo":
+        args.model = "random"
+    if name is not None:
+        card = zoo.card(name)
+        available = sorted(int(e) for e in card["paths"])
+        effort = args.effort if args.effort is not None else max(available)
+        if effort not in available:
+            raise CLIError(f"--effort: the zoo model {name} has efforts {available}; not {effort}")
+        return zoo.load(name, efforts=[effort])[effort], f"pivot.zoo {name}, effort {effort}"
+    if args.effort is not None:
+        raise CLIError("--effort picks one of a zoo model's efforts; with --model random or a weights file, "
+                       "the model's own path is quantized")
+    if args.model == "random":
+        from .demo import DEMO_CONFIG, demo_setup
+        depth = DEMO_CONFIG.depth
+        s = demo_setup(efforts=[depth], seed=args.seed, calibration=256, test=256, threads=args.threads)
+        return s.efforts[depth], (f"pivot.apps.demo model (random encoder; its head was fitted on the shipped sample's "
+                                  f"last {s.train[0].shape[0]} images, which the sample's accuracy check includes)")
+    return _file_model(args), args.model
+
+
+def cmd_quantize(args) -> int:
+    import pivot
+    out = _output_file(args.out, "--out")
+    model, description = _quantize_model(args)
+    cfg = model.config
+    sample_shape = (cfg.in_chans, cfg.img_size) == (1, 28)
+    if args.data not in _DATA_WORDS:
+        data = _user_data(args, cfg)
+        images, labels, source = data.images, data.labels, args.data
+    elif args.data == "sample" or (args.data == "auto" and sample_shape):
+        if not sample_shape:
+            raise CLIError(f"--data sample holds 1x28x28 images but the model takes {cfg.in_chans}x{cfg.img_size}x"
+                           f"{cfg.img_size}; use --data PATH (your own images) or --data random")
+        images, labels = pivot.datasets.fashion_mnist_sample()
+        labels, source = (labels if cfg.num_classes >= 10 else None), "the shipped Fashion-MNIST sample"
+    else:
+        rng = np.random.default_rng(args.seed + 1)
+        count = args.images + 256
+        images = rng.standard_normal((count, cfg.in_chans, cfg.img_size, cfg.img_size)).astype(np.float32)
+        labels, source = None, "Gaussian noise"
+    n_calib = min(args.images, images.shape[0])
+    calibration = images[:n_calib]
+    # Accuracy on the images after the calibration ones; when none are left, on the calibration images.
+    held_out = images.shape[0] > n_calib
+    check = slice(n_calib, None) if held_out else slice(0, n_calib)
+    check_images = images[check]
+    check_labels = None if labels is None else labels[check]
+
+    quantized = pivot.quantize(model, calibration)
+    quantized.save(out)
+    fp32 = np.argmax(model(check_images, threads=args.threads), axis=1)
+    int8 = np.argmax(quantized(check_images, threads=args.threads), axis=1)
+    summary = dict(model=description, out=str(out), bytes=os.path.getsize(out), calibration_images=int(n_calib),
+                   data=str(source), checked_images=int(check_images.shape[0]),
+                   checked_on="held-out images" if held_out else "the calibration images",
+                   agreement=float(np.mean(fp32 == int8)))
+    if check_labels is not None:
+        summary.update(fp32_accuracy=float(np.mean(fp32 == check_labels)),
+                       int8_accuracy=float(np.mean(int8 == check_labels)))
+    if args.json:
+        _print_json(summary)
+        return 0
+    print(f"model: {description}")
+    print(f"calibrated int8 scales on {n_calib} images of {source}; wrote {out} ({summary['bytes'] / 1e6:.2f} MB)")
+    where = (f"{check_images.shape[0]} held-out images" if held_out
+             else f"the {n_calib} calibration images (no others given)")
+    if check_labels is not None:
+        print(f"accuracy on {where}: fp32 {100 * summary['fp32_accuracy']:.2f}%, int8 "
+              f"{100 * summary['int8_accuracy']:.2f}% ({100 * (summary['int8_accuracy'] - summary['fp32_accuracy']):+.2f}"
+              f" points); int8 and fp32 agree on {100 * summary['agreement']:.2f}%")
+    else:
+        print(f"no labels: int8 and fp32 agree on {100 * summary['agreement']:.2f}% of {where} (top-1)")
     return 0
 
 
@@ -604,7 +771,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pivot", description="PIVOT: input-aware attention skipping for ViTs "
                      "(C engine, CKA path selection, effort search, FPGA simulator).")
     parser.add_argument("--version", action="version", version=f"pivot {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{sim,cka,search,demo}")
+    sub = parser.add_subparsers(dest="command", metavar="{sim,cka,search,quantize,demo}")
 
     p = sub.add_parser("sim", help="simulate a ViT (preset or weights file) on the systolic-array FPGA model",
                        description="Simulate one ViT with an attention path on PIVOT-Sim (ZCU102 by default).")
@@ -638,6 +805,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=cmd_search)
 
+    p = sub.add_parser("quantize", help="int8 post-training quantization of a model on calibration images",
+                       description="Quantize a model to int8 (pivot.quantize) with calibration images, write the int8 "
+                                   "file, and print the accuracy change on labelled images (or the agreement with "
+                                   "the float model when there are no labels).")
+    _add_model_options(p)
+    p.add_argument("--effort", type=_int_option(0, 2 ** 31 - 1), default=None,
+                   help="the zoo model's effort to quantize (default: the largest)")
+    p.add_argument("--images", type=_COUNT, default=256,
+                   help="calibration images: the first N of --data (default 256); the rest check the accuracy")
+    p.add_argument("--out", required=True, help="the int8 model file to write (.safetensors)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_quantize)
+
     p = sub.add_parser("demo", help="the whole pipeline on a small model; writes plots",
                        description="Build a model offline, CKA, best paths, search at a target delay, "
                                    "classify a batch, simulator report; plots (PNG) and CSVs go to --out.")
@@ -659,6 +839,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
+        if hasattr(args, "data"):
+            _check_data_option(args)
         return args.func(args)
     except CLIError as exc:
         print(f"pivot {args.command}: " + " ".join(str(exc).split()), file=sys.stderr)
