@@ -9,6 +9,8 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
+pytestmark = pytest.mark.slow  # a Jupyter kernel per notebook, each running the zoo end to end
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 

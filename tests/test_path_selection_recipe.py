@@ -87,6 +87,7 @@ def test_bad_arguments_exit_2(argv, capsys):
     assert "error" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # spawned processes fine-tuning on the full training set: minutes
 @pytest.mark.skipif(not os.path.isdir(pivot.datasets.DEFAULT_ROOT), reason="dataset-fashion-mnist not installed")
 def test_worker_processes_give_the_records_of_one_process(tmp_path):
     """--workers N runs the same fine-tunes (2 steps here) in spawned processes: same records."""

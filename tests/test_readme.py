@@ -40,6 +40,11 @@ def _missing_modules(block):
     return sorted(name for name in names if importlib.util.find_spec(name) is None)
 
 
+def _fashion_mnist_installed():
+    import pivot.datasets
+    return os.path.isdir(os.environ.get("PIVOT_FASHION_MNIST") or pivot.datasets.DEFAULT_ROOT)
+
+
 def test_missing_modules_finds_only_absent_imports():
     assert _missing_modules("import numpy, pivot.distributed as pd\nfrom pivot import sim") == []
     assert _missing_modules("import os\nimport no_such_module_xyz.sub\nfrom also_absent_xyz import a") == \
@@ -51,6 +56,9 @@ def test_readme_block_runs(page, index, block, tmp_path):
     missing = _missing_modules(block)
     if missing:
         pytest.skip(f"{page} block {index} imports {', '.join(missing)}, not installed (an optional extra)")
+    code = re.sub(r"#.*", "", block)  # not the comments
+    if re.search(r"datasets\.fashion_mnist\(", code) and not _fashion_mnist_installed():
+        pytest.skip(f"{page} block {index} reads the full Fashion-MNIST: dataset-fashion-mnist not installed")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                MPLBACKEND="Agg")
     done = subprocess.run([sys.executable, "-c", block], cwd=tmp_path, env=env, capture_output=True,

@@ -150,7 +150,8 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
 
 @dataclasses.dataclass
 class Setup:
-    """Phase 1 done: the base model, CKA, best paths, efforts and the data splits."""
+    """Phase 1 done: the base model, CKA, the path of each effort (``best``: ScoredPath with its
+    Path-Score) and the rule that chose it (``path_rule``), the efforts and the data splits."""
     model: object
     cka: np.ndarray
     best: dict
@@ -159,6 +160,7 @@ class Setup:
     test: tuple
     label_kind: str
     description: str
+    path_rule: str = "Path-Score (Algorithm 1)"
 
 
 def _zoo_name(name):
@@ -306,7 +308,10 @@ def _zoo_setup(args, name, efforts_text, test) -> Setup:
             raise CLIError(f"the zoo model {name} has efforts {available}; not {missing}")
     efforts = zoo.load(name, efforts=wanted or available)
     cka = zoo.cka_from_json(card["cka"])
-    best = pivot.best_paths(cka, efforts=[e for e in efforts if e < depth])
+    # The efforts were fine-tuned on the paths of the card's rule: show those, each with its Path-Score.
+    rule = card["args"].get("path_method", "path_score")
+    best = {e: pivot.ScoredPath(effort=e, path=tuple(int(v) for v in model.path),
+                                score=pivot.path_score(cka, model.path)) for e, model in efforts.items()}
     if args.data in _DATA_WORDS:
         images, labels = pivot.datasets.fashion_mnist_sample()
         if args.images + test > images.shape[0]:
@@ -319,7 +324,8 @@ def _zoo_setup(args, name, efforts_text, test) -> Setup:
         calib, held, kind = _user_calibration_and_test(args, efforts[max(efforts)].config, test, efforts[max(efforts)])
     return Setup(efforts[max(efforts)], cka, best, efforts, calib, held, kind,
                  f"pivot.zoo {name} ({depth}-encoder ViT, dim {card['config']['embed_dim']}, "
-                 f"{100 * card['test_accuracy'][str(depth)]:.2f}% on the 10,000 test images)")
+                 f"{100 * card['test_accuracy'][str(depth)]:.2f}% on the 10,000 test images)",
+                 path_rule=f"{rule} (the zoo card's rule; the efforts were fine-tuned on these paths)")
 
 
 def _hardware(args):
@@ -433,6 +439,11 @@ def cmd_cka(args) -> int:
     print(format_table([{"i": i, **{f"A{j}": float(cka[i, j]) for j in range(depth)}} for i in range(depth)]))
     print("\nbest path per effort (Path-Score, Algorithm 1):")
     print(format_table(rows))
+    if name is not None:
+        from .. import zoo
+        rule = zoo.card(name)["args"].get("path_method", "path_score")
+        print(f"\n(the zoo's efforts were fine-tuned on the paths of its card's rule, {rule}: pivot.zoo.card({name!r})"
+              f"['paths'])")
     return 0
 
 
@@ -645,9 +656,9 @@ def cmd_demo(args) -> int:
     say(f"model: {setup.description}; {cfg.img_size}x{cfg.img_size}x{cfg.in_chans} inputs, {cfg.num_classes} classes")
     cka_text = ("CKA on 256 training images and fine-tuning done at training time (model card)"
                 if setup.description.startswith("pivot.zoo") else f"CKA on {min(args.cka_images, calib.shape[0])} images")
-    say(f"\nPhase 1: {cka_text}; best path per effort "
-        f"(accuracy on the {calib.shape[0]} calibration images, {setup.label_kind}):")
-    say(format_table([dict(effort=e, path=_path_bits(sp.path), score=float(sp.score),
+    say(f"\nPhase 1: {cka_text}; the path of each effort, chosen by {setup.path_rule}; path_score: its Path-Score "
+        f"on the CKA matrix; accuracy on the {calib.shape[0]} calibration images ({setup.label_kind}):")
+    say(format_table([dict(effort=e, path=_path_bits(sp.path), path_score=float(sp.score),
                            accuracy_pct=100 * float(np.mean(np.argmax(efforts[e](calib, threads=args.threads), 1) == labels)))
                       for e, sp in sorted(best.items())]))
 
@@ -689,7 +700,7 @@ def cmd_demo(args) -> int:
     held_report = sim.simulate_pair(efforts[result.low], efforts[result.high], 1.0 - run.f_low, hw=hw)
     summary = dict(
         model=setup.description, labels=setup.label_kind, calibration_images=int(calib.shape[0]),
-        best_paths={int(e): _path_bits(sp.path) for e, sp in best.items()},
+        best_paths={int(e): _path_bits(sp.path) for e, sp in best.items()}, path_rule=setup.path_rule,
         chosen=dict(low=result.low, high=result.high, low_path=_path_bits(result.low_path),
                     high_path=_path_bits(result.high_path), threshold=result.threshold),
         target_delay_ms=target, lec=args.lec,
