@@ -21,6 +21,7 @@ import numpy as np
 from .io import open_regular_file
 
 __all__ = ["fashion_mnist", "fashion_mnist_sample", "normalize", "load_images", "load_labels", "ImageSet",
+           "path_selection_results",
            "DatasetError", "CLASSES", "DEFAULT_ROOT", "MEAN", "STD", "IMAGE_SUFFIXES"]
 
 DEFAULT_ROOT = "/usr/share/datasets/fashion-mnist"
@@ -36,6 +37,7 @@ _FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10000),
 }
 _SAMPLE = pathlib.Path(__file__).with_name("data") / "fashion_mnist_test_sample.npz"
+_PATH_SELECTION = pathlib.Path(__file__).with_name("data") / "path_selection.json"
 
 
 class DatasetError(ValueError):
@@ -155,6 +157,15 @@ def fashion_mnist_sample() -> tuple[np.ndarray, np.ndarray]:
     """
     with np.load(_SAMPLE, allow_pickle=False) as f:
         return normalize(f["images"]), f["labels"].astype(np.int64)
+
+
+def path_selection_results() -> dict:
+    """The path-selection experiment's results shipped with pivot (docs/path-selection.md): each
+    rule's score of every fine-tuned path against the path's test accuracy, the Spearman
+    correlations, the zoo card's reference rows. Written by ``python -m
+    pivot.apps.recipes.path_selection --results``; ``pivot.plot.path_selection`` draws it."""
+    import json
+    return json.loads(_PATH_SELECTION.read_text())
 
 
 # ----------------------------------------------------------------------------- a user's own images
