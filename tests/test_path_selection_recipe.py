@@ -75,6 +75,9 @@ def test_report_orients_scores_and_plots(tmp_path):
     fig = path_selection(result)
     assert fig.axes[0].get_ylabel() == "test accuracy after fine-tuning (%)"
     assert "nats" in fig.axes[1].get_xlabel()
+    # One legend for the figure, none inside a panel, where it would cover points.
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    assert "effort 6" in [t.get_text() for t in fig.legends[0].get_texts()]
 
 
 @pytest.mark.parametrize("argv", [["--efforts", "6,x"], ["--efforts", "12"], ["--methods", "oracle"],

@@ -1,4 +1,6 @@
-"""Plots (matplotlib). Every function labels its axes with units and returns its Figure.
+"""Plots (matplotlib). Every function labels its axes with units and returns its Figure, a
+``matplotlib.figure.Figure`` outside pyplot's state: Jupyter shows a returned figure once,
+``fig.savefig(path)`` writes it, and nothing accumulates in pyplot.
 
 Imported on first use of ``pivot.plot``; importing pivot alone does not import matplotlib.
 """

@@ -17,16 +17,17 @@ def path_selection(result: dict, *, include_reference: bool = True):
     Returns:
         The matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib
+    from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
     methods = list(result["methods"])
     if not methods:
         raise ValueError("result has no methods")
-    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 4.4), squeeze=False, sharey=True,
-                             layout="constrained")
+    fig = Figure(figsize=(4.2 * len(methods), 4.4), layout="constrained")
+    axes = fig.subplots(1, len(methods), squeeze=False, sharey=True)
     efforts = sorted({r["effort"] for r in result["rows"]})
-    colours = {e: plt.cm.viridis(i / max(1, len(efforts) - 1)) for i, e in enumerate(efforts)}
+    colours = {e: matplotlib.colormaps["viridis"](i / max(1, len(efforts) - 1)) for i, e in enumerate(efforts)}
     reference_label = result.get("reference_label", "zoo card rows")
     drawn = set()
     for ax, m in zip(axes[0], methods):
