@@ -186,7 +186,9 @@ _DATA_WORDS = ("auto", "sample", "random")
 
 
 def _user_data(args, config):
-    """The --data PATH images (and labels) for a model of ``config``, read once per command."""
+    """The --data PATH images (and labels) for a model of ``config``, read once per command and
+    shuffled (seed --seed): class subfolders are read class after class, and the calibration
+    and held-out images must mix the classes."""
     import pivot
     cached = getattr(args, "_user_data", None)
     if cached is not None:
@@ -198,6 +200,10 @@ def _user_data(args, config):
     if data.labels is not None and data.labels.size and data.labels.max() >= config.num_classes:
         raise CLIError(f"--labels: label {int(data.labels.max())} is out of range for a model of "
                        f"{config.num_classes} classes (0..{config.num_classes - 1})")
+    order = np.random.default_rng(args.seed).permutation(data.images.shape[0])
+    data = dataclasses.replace(data, images=data.images[order],
+                               labels=None if data.labels is None else data.labels[order],
+                               files=tuple(data.files[k] for k in order) if data.files else data.files)
     args._user_data = data
     return data
 
@@ -824,7 +830,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--effort", type=_int_option(0, 2 ** 31 - 1), default=None,
                    help="the zoo model's effort to quantize (default: the largest)")
     p.add_argument("--images", type=_COUNT, default=256,
-                   help="calibration images: the first N of --data (default 256); the rest check the accuracy")
+                   help="calibration images: N of --data (default 256, drawn with --seed); the rest check the accuracy")
     p.add_argument("--out", required=True, help="the int8 model file to write (.safetensors)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_quantize)

@@ -144,9 +144,9 @@ class CKAExplorer:
         for i, j in path_cells(self.path):
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
         skipped = [k for k, bit in enumerate(self.path) if not bit]
-        for k in skipped:  # skipped encoders: their attention column label in red, struck
+        for k in skipped:  # skipped encoders: their attention column label in red
             ax.get_xticklabels()[k].set_color("red")
-        ax.set_xlabel("attention output A_j of encoder j (red: skipped by the path; red boxes: its Path-Score)")
+        ax.set_xlabel("attention output A_j of encoder j\n(red: skipped; red boxes: the cells its Path-Score sums)")
         if self.cell is not None:
             i, j = self.cell
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", linewidth=2.5,
