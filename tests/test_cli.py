@@ -100,7 +100,8 @@ def test_demo(capsys, tmp_path):
     assert "Phase 1" in out and "Phase 2" in out and "EDP" in out and "classified a held-out batch" in out
     for name in ("edp_vs_lec.png", "edp_split.png", "accuracy_edp_front.png", "search_trail.csv", "pareto.csv"):
         assert (tmp_path / name).stat().st_size > 0
-    status, out, _ = run(capsys, "demo", "--out", str(tmp_path / "j"), "--images", "128", "--batch", "64", "--json")
+    status, out, _ = run(capsys, "demo", "--out", str(tmp_path / "j"), "--images", "128", "--batch", "64", "--json",
+                         "--efforts", "4,6,8,12")
     data = json.loads(out)
     assert status == 0 and data["pivot"]["edp"] < data["baseline"]["edp"]
 

@@ -51,13 +51,22 @@ def test_missing_modules_finds_only_absent_imports():
         ["also_absent_xyz", "no_such_module_xyz"]
 
 
-@pytest.mark.parametrize("page,index,block", BLOCKS, ids=[f"{p}#{n}" for p, n, _ in BLOCKS])
+def _reads_full_fashion_mnist(block):
+    return re.search(r"datasets\.fashion_mnist\(", re.sub(r"#.*", "", block)) is not None  # not in comments
+
+
+# A block that reads the full Fashion-MNIST runs on 60,000 images (minutes): a slow test.
+PARAMS = [pytest.param(page, n, block, id=f"{page}#{n}",
+                       marks=[pytest.mark.slow] if _reads_full_fashion_mnist(block) else [])
+          for page, n, block in BLOCKS]
+
+
+@pytest.mark.parametrize("page,index,block", PARAMS)
 def test_readme_block_runs(page, index, block, tmp_path):
     missing = _missing_modules(block)
     if missing:
         pytest.skip(f"{page} block {index} imports {', '.join(missing)}, not installed (an optional extra)")
-    code = re.sub(r"#.*", "", block)  # not the comments
-    if re.search(r"datasets\.fashion_mnist\(", code) and not _fashion_mnist_installed():
+    if _reads_full_fashion_mnist(block) and not _fashion_mnist_installed():
         pytest.skip(f"{page} block {index} reads the full Fashion-MNIST: dataset-fashion-mnist not installed")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
                MPLBACKEND="Agg")
