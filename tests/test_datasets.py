@@ -1,4 +1,5 @@
 import gzip
+import re
 import os
 
 import numpy as np
@@ -113,3 +114,95 @@ def test_real_test_split_matches_shipped_sample():
         index = f["test_index"]
     np.testing.assert_array_equal(x[index], sample)
     np.testing.assert_array_equal(y[index], sample_labels)
+
+
+# ----------------------------------------------------------------------------- a user's own images
+
+def _grey_config():
+    import pivot
+    return pivot.ViTConfig(img_size=28, patch_size=7, in_chans=1, num_classes=10, embed_dim=16, depth=2, num_heads=2,
+                           input_mean=(datasets.MEAN,), input_std=(datasets.STD,))
+
+
+def _sample_pixels(n=12):
+    with np.load(datasets._SAMPLE) as f:
+        return f["images"][:n], f["labels"][:n].astype(np.int64)
+
+
+def test_load_images_from_every_format_gives_the_same_images(tmp_path):
+    from PIL import Image
+    config = _grey_config()
+    pixels, labels = _sample_pixels()
+    expected = datasets.normalize(pixels)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for n, image in enumerate(pixels):
+        Image.fromarray(image).save(flat / f"{n:02d}.png")
+    (tmp_path / "labels.txt").write_text("\n".join(map(str, labels)))
+    np.save(tmp_path / "pixels.npy", pixels)
+    np.savez(tmp_path / "both.npz", images=pixels[:, None], labels=labels)       # (N, 1, H, W) and labels
+    np.save(tmp_path / "inputs.npy", expected)                                   # float: the model's input as is
+    write_idx(tmp_path / "images-idx3-ubyte.gz", pixels, gz=True)
+    write_idx(tmp_path / "labels-idx1-ubyte", labels)
+    cases = [(flat, tmp_path / "labels.txt"), (tmp_path / "pixels.npy", tmp_path / "labels-idx1-ubyte"),
+             (tmp_path / "both.npz", None), (tmp_path / "inputs.npy", tmp_path / "labels.txt"),
+             (tmp_path / "images-idx3-ubyte.gz", tmp_path / "labels.txt")]
+    for path, label_file in cases:
+        got = datasets.load_images(path, config, labels=label_file)
+        np.testing.assert_allclose(got.images, expected, atol=1e-6, err_msg=str(path))
+        np.testing.assert_array_equal(got.labels, labels)
+        assert got.images.dtype == np.float32 and got.classes is None
+    assert datasets.load_images(flat, config).labels is None
+    assert datasets.load_images(flat, config).files == tuple(str(flat / f"{n:02d}.png") for n in range(12))
+
+
+def test_load_images_class_subfolders_resize_and_rgb(tmp_path):
+    from PIL import Image
+    import pivot
+    for name, value in (("cat", 40), ("dog", 200)):
+        (tmp_path / name).mkdir()
+        for k in range(2):  # 56 x 56 RGB files for a 28 x 28 grey model, and for a 3-channel model
+            Image.fromarray(np.full((56, 56, 3), value, np.uint8)).save(tmp_path / name / f"{k}.jpg", quality=100)
+    got = datasets.load_images(tmp_path, _grey_config())
+    assert got.classes == ("cat", "dog") and got.labels.tolist() == [0, 0, 1, 1]
+    assert got.images.shape == (4, 1, 28, 28)
+    np.testing.assert_allclose(got.images[3], (200 / 255 - datasets.MEAN) / datasets.STD, atol=0.02)
+    rgb = pivot.ViTConfig.preset("deit_tiny_patch16_224").replace(img_size=32, patch_size=8)
+    mean, std = rgb.input_normalization
+    images = datasets.load_images(tmp_path, rgb).images
+    assert images.shape == (4, 3, 32, 32)
+    np.testing.assert_allclose(images[0, 2], (40 / 255 - mean[2]) / std[2], atol=0.02)
+    # Subfolders named by class index keep those indices (a missing class shifts nothing).
+    numbered = tmp_path / "numbered"
+    for name in ("3", "10"):
+        (numbered / name).mkdir(parents=True)
+        Image.fromarray(np.zeros((28, 28), np.uint8)).save(numbered / name / "a.png")
+    assert datasets.load_images(numbered, _grey_config()).labels.tolist() == [3, 10]
+
+
+def test_load_images_errors_name_the_problem(tmp_path):
+    config = _grey_config()
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_bytes(b"\x89PNG but not really")
+    np.save(tmp_path / "pixels.npy", np.zeros((4, 28, 28), np.uint8))
+    np.save(tmp_path / "three.npy", np.arange(3))
+    np.save(tmp_path / "rgb.npy", np.zeros((4, 3, 28, 28), np.uint8))
+    np.save(tmp_path / "wrong.npy", np.zeros((4, 1, 20, 20), np.float32))
+    (tmp_path / "words.txt").write_text("0 1 cat 3")
+    cases = [(tmp_path / "missing", None, "no such file or folder"),
+             (tmp_path / "empty", None, "no images in the folder"),
+             (tmp_path / "bad", None, "x.png: cannot read the image"),
+             (tmp_path / "pixels.npy", tmp_path / "three.npy", "3 labels for 4 images"),
+             (tmp_path / "pixels.npy", tmp_path / "words.txt", "labels must be integers"),
+             (tmp_path / "rgb.npy", None, "expected (N, 1, H, W)"),
+             (tmp_path / "wrong.npy", None, "float images must be the model's normalized input"),
+             (tmp_path / "three.npy", None, "images must be uint8 pixels or float32 model inputs, got int64")]
+    for path, labels, message in cases:
+        with pytest.raises(datasets.DatasetError, match=re.escape(message)):
+            datasets.load_images(path, config, labels=labels)
+
+
+def test_path_selection_results_are_shipped():
+    result = datasets.path_selection_results()
+    assert {"methods", "rows", "spearman"} <= set(result) and "output_kl" in result["methods"]

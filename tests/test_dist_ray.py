@@ -14,6 +14,7 @@ import pytest
 import pivot
 
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+pytestmark = pytest.mark.slow  # a multi-node Ray cluster started and stopped on this machine
 ray = pytest.importorskip("ray")
 
 from ray import cloudpickle  # noqa: E402  (Ray's own copy, the one it pickles with)

@@ -9,8 +9,9 @@ import pytest
 import pivot
 from pivot.apps import quant_report
 
-pytestmark = pytest.mark.skipif(not os.path.isdir(pivot.datasets.DEFAULT_ROOT),
-                                reason="dataset-fashion-mnist not installed")
+pytestmark = [pytest.mark.slow,  # every effort on the 10,000 test images: minutes
+              pytest.mark.skipif(not os.path.isdir(pivot.datasets.DEFAULT_ROOT),
+                                 reason="dataset-fashion-mnist not installed")]
 
 
 @pytest.fixture(scope="module")

@@ -73,7 +73,7 @@ def test_python_m_pivot_runs_the_cli():
     run = lambda *argv: subprocess.run([sys.executable, "-m", "pivot", *argv], capture_output=True, text=True,
                                        cwd=ROOT, env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"})
     done = run("--help")
-    assert done.returncode == 0 and "{sim,cka,search,demo}" in done.stdout
+    assert done.returncode == 0 and "{sim,cka,search,quantize,demo}" in done.stdout
     bad = run("sim", "--dataflow", "xx")
     assert bad.returncode == 2 and "--dataflow" in bad.stderr.strip().splitlines()[-1]
 

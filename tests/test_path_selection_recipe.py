@@ -75,6 +75,9 @@ def test_report_orients_scores_and_plots(tmp_path):
     fig = path_selection(result)
     assert fig.axes[0].get_ylabel() == "test accuracy after fine-tuning (%)"
     assert "nats" in fig.axes[1].get_xlabel()
+    # One legend for the figure, none inside a panel, where it would cover points.
+    assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+    assert "effort 6" in [t.get_text() for t in fig.legends[0].get_texts()]
 
 
 @pytest.mark.parametrize("argv", [["--efforts", "6,x"], ["--efforts", "12"], ["--methods", "oracle"],
@@ -87,6 +90,7 @@ def test_bad_arguments_exit_2(argv, capsys):
     assert "error" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # spawned processes fine-tuning on the full training set: minutes
 @pytest.mark.skipif(not os.path.isdir(pivot.datasets.DEFAULT_ROOT), reason="dataset-fashion-mnist not installed")
 def test_worker_processes_give_the_records_of_one_process(tmp_path):
     """--workers N runs the same fine-tunes (2 steps here) in spawned processes: same records."""

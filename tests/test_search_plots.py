@@ -26,13 +26,20 @@ def test_edp_vs_lec(results):
     front, _ = results
     fig = pivot.plot.edp_vs_lec(front)
     assert isinstance(fig, matplotlib.figure.Figure)
-    ax_edp, ax_acc = fig.axes
-    assert "J x ms" in ax_edp.get_ylabel() and "%" in ax_edp.get_xlabel() and "%" in ax_acc.get_ylabel()
-    labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert "efforts 4/6" in labels and "effort 6 alone" in labels
+    ax_edp, *panels = [ax for ax in fig.axes if ax.get_visible()]
+    pairs = front.pairs()
+    assert "J x ms" in ax_edp.get_ylabel() and "%" in ax_edp.get_xlabel()
+    # Every EDP line is labelled at its end; one accuracy panel per pair, the pair's own line last (on top).
+    assert {t.get_text() for t in ax_edp.texts} == {f"{lo}/{hi}" for lo, hi in pairs}
+    assert "effort 6 alone" in [t.get_text() for t in ax_edp.get_legend().get_texts()]
+    assert len(panels) == len(pairs) and "%" in panels[0].get_ylabel()
     line = next(line for line in ax_edp.get_lines() if line.get_label() == "efforts 2/6")
     chosen = front.at_lec(0.8)[(2, 6)]
     assert line.get_ydata()[2] == pytest.approx(chosen.edp)
+    for pair, ax in zip(pairs, panels):
+        assert ax.get_title() == f"efforts {pair[0]}/{pair[1]}"
+        accuracy = [100 * front.at_lec(lec)[pair].accuracy for lec in (0.6, 0.7, 0.8, 0.9, 1.0)]
+        np.testing.assert_allclose(ax.get_lines()[-1].get_ydata(), accuracy)
     fig = pivot.plot.edp_vs_lec(front, lecs=[0.5, 1.0], pairs=[(2, 4)])
     assert len([ln for ln in fig.axes[0].get_lines() if ln.get_label().startswith("efforts")]) == 1
     with pytest.raises(ValueError, match="not in the result"):

@@ -1,8 +1,10 @@
-"""The ``pivot`` command: ``pivot sim``, ``pivot cka``, ``pivot search``, ``pivot demo``.
+"""The ``pivot`` command: ``pivot sim``, ``pivot cka``, ``pivot search``, ``pivot quantize``,
+``pivot demo``.
 
 Each subcommand prints a readable table, or JSON with ``--json``. Nothing is downloaded: models
-are built offline (a random-weight ViT, or a weights file), images come from the Fashion-MNIST
-sample shipped with pivot or are random.
+are the shipped zoo, built offline (a random-weight ViT) or a weights file; images come from the
+Fashion-MNIST sample shipped with pivot, are random, or are the user's own (``--data PATH``: a
+folder of image files, a .npy/.npz array or an IDX file, read by ``pivot.datasets.load_images``).
 """
 from __future__ import annotations
 
@@ -136,16 +138,21 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="heads of a weights file's model, if not inferable")
     p.add_argument("--seed", type=_int_option(0, 2 ** 63 - 1), default=0,
                    help="seed of the random weights and random images (default 0)")
-    p.add_argument("--data", choices=("auto", "sample", "random"), default="auto",
-                   help="images for a weights file: the Fashion-MNIST sample shipped with pivot (with its labels), "
-                        "or Gaussian noise of the model's input shape (labels: the all-attention model's "
-                        "predictions); auto: the sample when the model takes 1x28x28 images")
+    p.add_argument("--data", default="auto", metavar="auto|sample|random|PATH",
+                   help="images: 'sample', the Fashion-MNIST sample shipped with pivot (with its labels); 'random', "
+                        "Gaussian noise of the model's input shape; 'auto' (default): the sample when the model takes "
+                        "1x28x28 images, else random; or PATH, your own images: a folder of image files (PNG, JPEG...; "
+                        "class subfolders give the labels), a .npy/.npz array or an IDX file, resized and normalized "
+                        "as the model's config says. Without labels, accuracy is agreement with the all-attention model")
+    p.add_argument("--labels", metavar="PATH",
+                   help="class indices of the --data PATH images: a .npy, a .txt (one integer per image) or an IDX file")
     p.add_argument("--threads", type=_THREADS, default=None, help="threads for the model (default: all cores)")
 
 
 @dataclasses.dataclass
 class Setup:
-    """Phase 1 done: the base model, CKA, best paths, efforts and the data splits."""
+    """Phase 1 done: the base model, CKA, the path of each effort (``best``: ScoredPath with its
+    Path-Score) and the rule that chose it (``path_rule``), the efforts and the data splits."""
     model: object
     cka: np.ndarray
     best: dict
@@ -154,6 +161,7 @@ class Setup:
     test: tuple
     label_kind: str
     description: str
+    path_rule: str = "Path-Score (Algorithm 1)"
 
 
 def _zoo_name(name):
@@ -175,15 +183,67 @@ def _file_model(args):
     return pivot.ViT.from_timm(str(path), num_heads=args.num_heads)
 
 
+_DATA_WORDS = ("auto", "sample", "random")
+
+
+def _user_data(args, config):
+    """The --data PATH images (and labels) for a model of ``config``, read once per command and
+    shuffled (seed --seed): class subfolders are read class after class, and the calibration
+    and held-out images must mix the classes."""
+    import pivot
+    cached = getattr(args, "_user_data", None)
+    if cached is not None:
+        return cached
+    try:
+        data = pivot.datasets.load_images(args.data, config, labels=args.labels)
+    except ValueError as exc:  # DatasetError
+        raise CLIError(f"--data: {exc}") from None
+    if data.labels is not None and data.labels.size and data.labels.max() >= config.num_classes:
+        raise CLIError(f"--labels: label {int(data.labels.max())} is out of range for a model of "
+                       f"{config.num_classes} classes (0..{config.num_classes - 1})")
+    order = np.random.default_rng(args.seed).permutation(data.images.shape[0])
+    data = dataclasses.replace(data, images=data.images[order],
+                               labels=None if data.labels is None else data.labels[order],
+                               files=tuple(data.files[k] for k in order) if data.files else data.files)
+    args._user_data = data
+    return data
+
+
+def _check_data_option(args) -> None:
+    """--data is a keyword or an existing path; --labels goes with a path."""
+    if args.data not in _DATA_WORDS and not os.path.exists(args.data):
+        raise CLIError(f"--data: {args.data!r} is none of {', '.join(_DATA_WORDS)} and no such file or folder")
+    if args.labels is not None and args.data in _DATA_WORDS:
+        raise CLIError(f"--labels goes with --data PATH (your own images), not --data {args.data}")
+
+
+def _user_split(args, config, count: int, offset: int, label_model=None):
+    """(images, labels, what the labels are) of --data PATH from ``offset``: up to ``count`` images,
+    labels from the data, else the predictions of ``label_model`` (all attentions)."""
+    data = _user_data(args, config)
+    total = data.images.shape[0]
+    if offset >= total:
+        raise CLIError(f"--data: {args.data} holds {total} images; {offset} are used for calibration, none are "
+                       f"left to classify (add images or lower --images)")
+    images = data.images[offset:offset + count]
+    if data.labels is not None:
+        return images, data.labels[offset:offset + count], f"labels of {args.data}"
+    full = np.ones(label_model.config.depth, dtype=np.uint8)
+    labels = np.argmax(label_model(images, path=full, threads=args.threads), axis=1).astype(np.int64)
+    return images, labels, "agreement with the all-attention model (no labels given)"
+
+
 def _file_images(args, model, count: int, offset: int = 0):
     """(images, labels, what the labels are) for a weights-file model."""
     import pivot
     cfg = model.config
+    if args.data not in _DATA_WORDS:
+        return _user_split(args, cfg, count, offset, label_model=model)
     sample_shape = (cfg.in_chans, cfg.img_size) == (1, 28)
     if args.data == "sample" or (args.data == "auto" and sample_shape):
         if not sample_shape:
             raise CLIError(f"--data sample holds 1x28x28 images but the model takes {cfg.in_chans}x{cfg.img_size}x"
-                           f"{cfg.img_size}; use --data random")
+                           f"{cfg.img_size}; use --data random or --data PATH (your own images)")
         images, labels = pivot.datasets.fashion_mnist_sample()
         if offset + count > images.shape[0]:
             raise CLIError(f"the shipped sample has {images.shape[0]} images; asked for {offset + count}")
@@ -214,18 +274,30 @@ def _setup(args, efforts_text=None, test=0, progress=False) -> Setup:
                            f"must be at most 900, got {args.images} + {test}")
         s = demo_setup(efforts=wanted, seed=args.seed, calibration=args.images, test=test,
                        cka_images=min(args.cka_images, args.images), threads=args.threads)
-        return Setup(s.model, s.cka, s.best, s.efforts, s.calibration, s.test, "Fashion-MNIST labels",
+        calibration, held, kind = s.calibration, s.test, "Fashion-MNIST labels"
+        if args.data not in _DATA_WORDS:
+            calibration, held, kind = _user_calibration_and_test(args, DEMO_CONFIG, test, s.efforts[max(s.efforts)])
+        return Setup(s.model, s.cka, s.best, s.efforts, calibration, held, kind,
                      f"pivot.apps.demo model (random {DEMO_CONFIG.depth}-encoder ViT, dim {DEMO_CONFIG.embed_dim}, "
                      f"heads fitted per effort on {s.train[0].shape[0]} sample images)")
     model = _file_model(args)
     wanted = _parse_efforts(efforts_text, model.config.depth)
     images, labels, kind = _file_images(args, model, args.images)
-    test_images = _file_images(args, model, test, offset=args.images)[:2] if test else (images[:0], labels[:0])
+    test_images = _file_images(args, model, test, offset=images.shape[0])[:2] if test else (images[:0], labels[:0])
     cka = pivot.model_cka(model, images[:args.cka_images], batch_size=args.batch_size, progress=progress,
                           threads=args.threads)
     best = pivot.best_paths(cka, efforts=wanted or range(1, model.config.depth + 1))
     efforts = {int(e): model.with_path(sp.path) for e, sp in best.items()}
-    return Setup(model, cka, best, efforts, (images, labels), test_images, kind, f"{args.model}")
+    return Setup(model, cka, best, efforts, (images, labels), test_images, kind,
+                 f"{args.model} (efforts: this one model with attentions skipped on its best paths, not fine-tuned)")
+
+
+def _user_calibration_and_test(args, config, test: int, label_model):
+    """--data PATH split into calibration images (the first --images) and ``test`` held-out ones."""
+    images, labels, kind = _user_split(args, config, args.images, 0, label_model)
+    if not test:
+        return (images, labels), (images[:0], labels[:0]), kind
+    return (images, labels), _user_split(args, config, test, images.shape[0], label_model)[:2], kind
 
 
 def _zoo_setup(args, name, efforts_text, test) -> Setup:
@@ -243,16 +315,24 @@ def _zoo_setup(args, name, efforts_text, test) -> Setup:
             raise CLIError(f"the zoo model {name} has efforts {available}; not {missing}")
     efforts = zoo.load(name, efforts=wanted or available)
     cka = zoo.cka_from_json(card["cka"])
-    best = pivot.best_paths(cka, efforts=[e for e in efforts if e < depth])
-    images, labels = pivot.datasets.fashion_mnist_sample()
-    if args.images + test > images.shape[0]:
-        raise CLIError(f"the shipped sample has {images.shape[0]} images: --images + --batch must be at most "
-                       f"{images.shape[0]}, got {args.images} + {test}")
-    calib = (images[:args.images], labels[:args.images])
-    held = (images[args.images:args.images + test], labels[args.images:args.images + test])
-    return Setup(efforts[max(efforts)], cka, best, efforts, calib, held, "Fashion-MNIST labels",
+    # The efforts were fine-tuned on the paths of the card's rule: show those, each with its Path-Score.
+    rule = card["args"].get("path_method", "path_score")
+    best = {e: pivot.ScoredPath(effort=e, path=tuple(int(v) for v in model.path),
+                                score=pivot.path_score(cka, model.path)) for e, model in efforts.items()}
+    if args.data in _DATA_WORDS:
+        images, labels = pivot.datasets.fashion_mnist_sample()
+        if args.images + test > images.shape[0]:
+            raise CLIError(f"the shipped sample has {images.shape[0]} images: --images + --batch must be at most "
+                           f"{images.shape[0]}, got {args.images} + {test}")
+        calib = (images[:args.images], labels[:args.images])
+        held = (images[args.images:args.images + test], labels[args.images:args.images + test])
+        kind = "Fashion-MNIST labels"
+    else:
+        calib, held, kind = _user_calibration_and_test(args, efforts[max(efforts)].config, test, efforts[max(efforts)])
+    return Setup(efforts[max(efforts)], cka, best, efforts, calib, held, kind,
                  f"pivot.zoo {name} ({depth}-encoder ViT, dim {card['config']['embed_dim']}, "
-                 f"{100 * card['test_accuracy'][str(depth)]:.2f}% on the 10,000 test images)")
+                 f"{100 * card['test_accuracy'][str(depth)]:.2f}% on the 10,000 test images)",
+                 path_rule=f"{rule} (the zoo card's rule; the efforts were fine-tuned on these paths)")
 
 
 def _hardware(args):
@@ -344,10 +424,13 @@ def cmd_cka(args) -> int:
         else:
             from .demo import DEMO_CONFIG
             model = pivot.ViT.random(DEMO_CONFIG, seed=args.seed)
-        images = pivot.datasets.fashion_mnist_sample()[0]
-        if args.images > images.shape[0]:
-            raise CLIError(f"the shipped sample has {images.shape[0]} images; --images {args.images} is too many")
-        images = images[:args.images]
+        if args.data not in _DATA_WORDS:
+            images = _user_data(args, model.config).images[:args.images]
+        else:
+            images = pivot.datasets.fashion_mnist_sample()[0]
+            if args.images > images.shape[0]:
+                raise CLIError(f"the shipped sample has {images.shape[0]} images; --images {args.images} is too many")
+            images = images[:args.images]
     else:
         model = _file_model(args)
         images = _file_images(args, model, args.images)[0]
@@ -363,6 +446,11 @@ def cmd_cka(args) -> int:
     print(format_table([{"i": i, **{f"A{j}": float(cka[i, j]) for j in range(depth)}} for i in range(depth)]))
     print("\nbest path per effort (Path-Score, Algorithm 1):")
     print(format_table(rows))
+    if name is not None:
+        from .. import zoo
+        rule = zoo.card(name)["args"].get("path_method", "path_score")
+        print(f"\n(the zoo's efforts were fine-tuned on the paths of its card's rule, {rule}: pivot.zoo.card({name!r})"
+              f"['paths'])")
     return 0
 
 
@@ -433,6 +521,18 @@ def _output_file(text, option: str) -> str:
     return text
 
 
+def _no_efforts_hint(args) -> str:
+    """Why a weights file's search can miss its target, and how to make efforts that reach it."""
+    if args.model == "random" or _zoo_name(args.model) is not None:
+        return ""
+    return (f". {args.model} is one model: its efforts here are that model with attentions skipped, not "
+            f"fine-tuned, so skipping costs accuracy and the search has no trained efforts to choose from. "
+            f"PIVOT fine-tunes one model per effort: `python -m pivot.apps.recipes.fashion_mnist --out RUN --ship` "
+            f"trains and ships a zoo model (then `pivot search --model NAME`), and on your own data "
+            f"`pivot.train.fine_tune(model.with_path(path), images, labels)` per effort gives the efforts "
+            f"for `pivot.search(efforts, ...)`; or set --target-fraction/--target-ms within the reachable delays")
+
+
 def cmd_search(args) -> int:
     import pivot
     if args.csv:
@@ -445,10 +545,11 @@ def cmd_search(args) -> int:
         result = pivot.search(setup.efforts, images, labels, target, lec=args.lec, hw=hw, tolerance=args.tolerance,
                               progress=not (args.json or args.quiet), threads=args.threads)
     except pivot.SearchTargetError as exc:
+        message = str(exc) + _no_efforts_hint(args)
         if args.json:
-            _print_json(dict(error=str(exc), trail=[c.to_dict() for c in exc.trail]))
+            _print_json(dict(error=message, trail=[c.to_dict() for c in exc.trail]))
             return 1
-        raise CLIError(str(exc)) from None
+        raise CLIError(message) from None
     if args.csv:
         result.to_csv(args.csv)
     if args.json:
@@ -458,6 +559,89 @@ def cmd_search(args) -> int:
           f"({setup.label_kind}):")
     print(format_table(_trail_rows(result.trail)))
     print("\nchosen:\n" + result.summary())
+    return 0
+
+
+# ----------------------------------------------------------------------------- pivot quantize
+
+def _quantize_model(args):
+    """(the float model to quantize, its description): a zoo effort, the demo model or a weights file."""
+    import pivot
+    from .. import zoo
+    name = _zoo_name(args.model)
+    if name is None and args.model == "zoo":
+        args.model = "random"
+    if name is not None:
+        card = zoo.card(name)
+        available = sorted(int(e) for e in card["paths"])
+        effort = args.effort if args.effort is not None else max(available)
+        if effort not in available:
+            raise CLIError(f"--effort: the zoo model {name} has efforts {available}; not {effort}")
+        return zoo.load(name, efforts=[effort])[effort], f"pivot.zoo {name}, effort {effort}"
+    if args.effort is not None:
+        raise CLIError("--effort picks one of a zoo model's efforts; with --model random or a weights file, "
+                       "the model's own path is quantized")
+    if args.model == "random":
+        from .demo import DEMO_CONFIG, demo_setup
+        depth = DEMO_CONFIG.depth
+        s = demo_setup(efforts=[depth], seed=args.seed, calibration=256, test=256, threads=args.threads)
+        return s.efforts[depth], (f"pivot.apps.demo model (random encoder; its head was fitted on the shipped sample's "
+                                  f"last {s.train[0].shape[0]} images, which the sample's accuracy check includes)")
+    return _file_model(args), args.model
+
+
+def cmd_quantize(args) -> int:
+    import pivot
+    out = _output_file(args.out, "--out")
+    model, description = _quantize_model(args)
+    cfg = model.config
+    sample_shape = (cfg.in_chans, cfg.img_size) == (1, 28)
+    if args.data not in _DATA_WORDS:
+        data = _user_data(args, cfg)
+        images, labels, source = data.images, data.labels, args.data
+    elif args.data == "sample" or (args.data == "auto" and sample_shape):
+        if not sample_shape:
+            raise CLIError(f"--data sample holds 1x28x28 images but the model takes {cfg.in_chans}x{cfg.img_size}x"
+                           f"{cfg.img_size}; use --data PATH (your own images) or --data random")
+        images, labels = pivot.datasets.fashion_mnist_sample()
+        labels, source = (labels if cfg.num_classes >= 10 else None), "the shipped Fashion-MNIST sample"
+    else:
+        rng = np.random.default_rng(args.seed + 1)
+        count = args.images + 256
+        images = rng.standard_normal((count, cfg.in_chans, cfg.img_size, cfg.img_size)).astype(np.float32)
+        labels, source = None, "Gaussian noise"
+    n_calib = min(args.images, images.shape[0])
+    calibration = images[:n_calib]
+    # Accuracy on the images after the calibration ones; when none are left, on the calibration images.
+    held_out = images.shape[0] > n_calib
+    check = slice(n_calib, None) if held_out else slice(0, n_calib)
+    check_images = images[check]
+    check_labels = None if labels is None else labels[check]
+
+    quantized = pivot.quantize(model, calibration)
+    quantized.save(out)
+    fp32 = np.argmax(model(check_images, threads=args.threads), axis=1)
+    int8 = np.argmax(quantized(check_images, threads=args.threads), axis=1)
+    summary = dict(model=description, out=str(out), bytes=os.path.getsize(out), calibration_images=int(n_calib),
+                   data=str(source), checked_images=int(check_images.shape[0]),
+                   checked_on="held-out images" if held_out else "the calibration images",
+                   agreement=float(np.mean(fp32 == int8)))
+    if check_labels is not None:
+        summary.update(fp32_accuracy=float(np.mean(fp32 == check_labels)),
+                       int8_accuracy=float(np.mean(int8 == check_labels)))
+    if args.json:
+        _print_json(summary)
+        return 0
+    print(f"model: {description}")
+    print(f"calibrated int8 scales on {n_calib} images of {source}; wrote {out} ({summary['bytes'] / 1e6:.2f} MB)")
+    where = (f"{check_images.shape[0]} held-out images" if held_out
+             else f"the {n_calib} calibration images (no others given)")
+    if check_labels is not None:
+        print(f"accuracy on {where}: fp32 {100 * summary['fp32_accuracy']:.2f}%, int8 "
+              f"{100 * summary['int8_accuracy']:.2f}% ({100 * (summary['int8_accuracy'] - summary['fp32_accuracy']):+.2f}"
+              f" points); int8 and fp32 agree on {100 * summary['agreement']:.2f}%")
+    else:
+        print(f"no labels: int8 and fp32 agree on {100 * summary['agreement']:.2f}% of {where} (top-1)")
     return 0
 
 
@@ -479,9 +663,9 @@ def cmd_demo(args) -> int:
     say(f"model: {setup.description}; {cfg.img_size}x{cfg.img_size}x{cfg.in_chans} inputs, {cfg.num_classes} classes")
     cka_text = ("CKA on 256 training images and fine-tuning done at training time (model card)"
                 if setup.description.startswith("pivot.zoo") else f"CKA on {min(args.cka_images, calib.shape[0])} images")
-    say(f"\nPhase 1: {cka_text}; best path per effort "
-        f"(accuracy on the {calib.shape[0]} calibration images, {setup.label_kind}):")
-    say(format_table([dict(effort=e, path=_path_bits(sp.path), score=float(sp.score),
+    say(f"\nPhase 1: {cka_text}; the path of each effort, chosen by {setup.path_rule}; path_score: its Path-Score "
+        f"on the CKA matrix; accuracy on the {calib.shape[0]} calibration images ({setup.label_kind}):")
+    say(format_table([dict(effort=e, path=_path_bits(sp.path), path_score=float(sp.score),
                            accuracy_pct=100 * float(np.mean(np.argmax(efforts[e](calib, threads=args.threads), 1) == labels)))
                       for e, sp in sorted(best.items())]))
 
@@ -523,7 +707,7 @@ def cmd_demo(args) -> int:
     held_report = sim.simulate_pair(efforts[result.low], efforts[result.high], 1.0 - run.f_low, hw=hw)
     summary = dict(
         model=setup.description, labels=setup.label_kind, calibration_images=int(calib.shape[0]),
-        best_paths={int(e): _path_bits(sp.path) for e, sp in best.items()},
+        best_paths={int(e): _path_bits(sp.path) for e, sp in best.items()}, path_rule=setup.path_rule,
         chosen=dict(low=result.low, high=result.high, low_path=_path_bits(result.low_path),
                     high_path=_path_bits(result.high_path), threshold=result.threshold),
         target_delay_ms=target, lec=args.lec,
@@ -605,7 +789,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="pivot", description="PIVOT: input-aware attention skipping for ViTs "
                      "(C engine, CKA path selection, effort search, FPGA simulator).")
     parser.add_argument("--version", action="version", version=f"pivot {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{sim,cka,search,demo}")
+    sub = parser.add_subparsers(dest="command", metavar="{sim,cka,search,quantize,demo}")
 
     p = sub.add_parser("sim", help="simulate a ViT (preset or weights file) on the systolic-array FPGA model",
                        description="Simulate one ViT with an attention path on PIVOT-Sim (ZCU102 by default).")
@@ -640,6 +824,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.set_defaults(func=cmd_search)
 
+    p = sub.add_parser("quantize", help="int8 post-training quantization of a model on calibration images",
+                       description="Quantize a model to int8 (pivot.quantize) with calibration images, write the int8 "
+                                   "file, and print the accuracy change on labelled images (or the agreement with "
+                                   "the float model when there are no labels).")
+    _add_model_options(p)
+    p.add_argument("--effort", type=_int_option(0, 2 ** 31 - 1), default=None,
+                   help="the zoo model's effort to quantize (default: the largest)")
+    p.add_argument("--images", type=_COUNT, default=256,
+                   help="calibration images: N of --data (default 256, drawn with --seed); the rest check the accuracy")
+    p.add_argument("--out", required=True, help="the int8 model file to write (.safetensors)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_quantize)
+
     p = sub.add_parser("demo", help="the whole pipeline on a small model; writes plots",
                        description="Build a model offline, CKA, best paths, search at a target delay, "
                                    "classify a batch, simulator report; plots (PNG) and CSVs go to --out.")
@@ -661,6 +858,8 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
+        if hasattr(args, "data"):
+            _check_data_option(args)
         return args.func(args)
     except CLIError as exc:
         print(f"pivot {args.command}: " + " ".join(str(exc).split()), file=sys.stderr)

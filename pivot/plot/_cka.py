@@ -25,7 +25,8 @@ def cka_heatmap(cka, ax=None, *, title: str | None = "CKA between MLP outputs an
     Returns:
         The matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib
+    from matplotlib.figure import Figure
 
     values = np.array(cka, dtype=np.float64)
     if values.ndim != 2 or values.size == 0:
@@ -40,10 +41,11 @@ def cka_heatmap(cka, ax=None, *, title: str | None = "CKA between MLP outputs an
         vmax = max(1.0, float(finite.max())) if finite.size else 1.0
 
     if ax is None:
-        fig, ax = plt.subplots(figsize=(1.2 + 0.45 * cols, 0.8 + 0.45 * rows))
+        fig = Figure(figsize=(1.2 + 0.45 * cols, 0.8 + 0.45 * rows))
+        ax = fig.subplots()
     else:
         fig = ax.figure
-    colours = plt.get_cmap(cmap).with_extremes(bad=(0.0, 0.0, 0.0, 0.0))  # NaN cells stay blank
+    colours = matplotlib.colormaps[cmap].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))  # NaN cells stay blank
     image = ax.imshow(np.ma.masked_invalid(values), cmap=colours, vmin=vmin, vmax=vmax,
                       origin="upper", interpolation="nearest", aspect="equal")
     ax.set_xticks(range(cols), [str(j) for j in range(cols)])

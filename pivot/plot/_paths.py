@@ -17,14 +17,19 @@ def path_selection(result: dict, *, include_reference: bool = True):
     Returns:
         The matplotlib Figure.
     """
-    import matplotlib.pyplot as plt
+    import matplotlib
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
 
     methods = list(result["methods"])
     if not methods:
         raise ValueError("result has no methods")
-    fig, axes = plt.subplots(1, len(methods), figsize=(4.2 * len(methods), 3.8), squeeze=False)
+    fig = Figure(figsize=(4.2 * len(methods), 4.4), layout="constrained")
+    axes = fig.subplots(1, len(methods), squeeze=False, sharey=True)
     efforts = sorted({r["effort"] for r in result["rows"]})
-    colours = {e: plt.cm.viridis(i / max(1, len(efforts) - 1)) for i, e in enumerate(efforts)}
+    colours = {e: matplotlib.colormaps["viridis"](i / max(1, len(efforts) - 1)) for i, e in enumerate(efforts)}
+    reference_label = result.get("reference_label", "zoo card rows")
+    drawn = set()
     for ax, m in zip(axes[0], methods):
         scale = 100.0 if m == "accuracy" else 1.0
         for r in result["rows"]:
@@ -32,26 +37,33 @@ def path_selection(result: dict, *, include_reference: bool = True):
             if m not in r["scores"] or not accs:
                 continue
             x = r["scores"][m] * scale
-            ax.scatter([x], [100 * accs[0]], color=colours[r["effort"]], s=36, zorder=3,
-                       label=f"effort {r['effort']}")
+            ax.scatter([x], [100 * accs[0]], color=colours[r["effort"]], s=36, zorder=3)
             if accs[1:]:
                 ax.scatter([x] * len(accs[1:]), [100 * a for a in accs[1:]], color="0.5", s=10, zorder=2)
+                drawn.add("seeds")
             if m in r["chosen_by"]:
                 ax.scatter([x], [100 * accs[0]], facecolors="none", edgecolors="red", s=140, zorder=4)
+                drawn.add("chosen")
         if include_reference:
             for r in result.get("reference", []):
                 if m in r.get("scores", {}):
                     ax.scatter([r["scores"][m] * scale], [100 * r["test_accuracy"]], marker="x", color="black",
-                               zorder=3, label=result.get("reference_label", "zoo card rows"))
+                               zorder=3)
+                    drawn.add("reference")
         ax.set_xlabel(_AXIS.get(m, m))
-        ax.set_ylabel("test accuracy after fine-tuning (%)")
         better = "higher" if result["methods"][m]["higher_is_better"] else "lower"
         ax.set_title(f"{m} ({better} is better)")
         ax.grid(alpha=0.3)
-        handles, labels = ax.get_legend_handles_labels()
-        unique = dict(zip(labels, handles))
-        if unique:
-            ax.legend(unique.values(), unique.keys(), fontsize=7)
-    fig.suptitle("Path-selection rules: score vs fine-tuned accuracy (red ring: the rule's choice)")
-    fig.tight_layout()
+    axes[0][0].set_ylabel("test accuracy after fine-tuning (%)")
+    # One legend for every panel, below them, so that no legend covers a point.
+    handles = [Line2D([], [], linestyle="", marker="o", color=colours[e], label=f"effort {e}") for e in efforts]
+    if "seeds" in drawn:
+        handles.append(Line2D([], [], linestyle="", marker="o", markersize=4, color="0.5", label="other seeds"))
+    if "chosen" in drawn:
+        handles.append(Line2D([], [], linestyle="", marker="o", markersize=11, markerfacecolor="none",
+                              markeredgecolor="red", label="the rule's choice"))
+    if "reference" in drawn:
+        handles.append(Line2D([], [], linestyle="", marker="x", color="black", label=reference_label))
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize="small")
+    fig.suptitle("Path-selection rules: each rule's score of a path vs the path's accuracy after fine-tuning")
     return fig

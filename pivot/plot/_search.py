@@ -34,6 +34,12 @@ def edp_vs_lec(front, lecs=(0.6, 0.7, 0.8, 0.9, 1.0), pairs=None) -> Figure:
     at the first threshold where F_L >= LEC, as ``pivot.search`` does. ``pairs``: the (low, high)
     pairs to draw (default all, or when there are more than 10 the pairs whose high effort is
     the largest). The largest effort alone is drawn dashed for reference.
+
+    The first axes hold the EDP of every pair, each line labelled at its end; the pairs' accuracy
+    lines often coincide (at a low LEC several pairs send the same inputs to the same high
+    effort), so accuracy gets one small panel per pair (shared axes), the pair in colour over the
+    others in grey. ``fig.axes[0]`` is the EDP axes, ``fig.axes[1:]`` the accuracy panels in
+    the order of ``pairs``.
     """
     lecs = [float(v) for v in lecs]
     if not lecs:
@@ -49,26 +55,54 @@ def edp_vs_lec(front, lecs=(0.6, 0.7, 0.8, 0.9, 1.0), pairs=None) -> Figure:
     unknown = [p for p in pairs if p not in front.pairs()]
     if unknown:
         raise ValueError(f"pairs {unknown} are not in the result; it has {front.pairs()}")
-    fig = Figure(figsize=(11, 4), layout="constrained")
-    ax_edp, ax_acc = fig.subplots(1, 2)
     x = [100 * lec for lec in lecs]
-    # Distinct colours however many pairs (the default cycle repeats after 10).
-    colours = _colours(len(pairs))
-    for pair, colour in zip(pairs, colours):
-        edp = [chosen[pair].edp if pair in chosen else math.nan for chosen in per_lec]
-        acc = [100 * chosen[pair].accuracy if pair in chosen else math.nan for chosen in per_lec]
-        label = f"efforts {pair[0]}/{pair[1]}"
-        ax_edp.plot(x, edp, marker="o", label=label, color=colour)
-        ax_acc.plot(x, acc, marker="o", label=label, color=colour)
+    xlabel = "LEC: inputs classified by the low effort (%)"
+    colours = _colours(len(pairs))  # distinct however many pairs (the default cycle repeats after 10)
+    edps = {pair: [chosen[pair].edp if pair in chosen else math.nan for chosen in per_lec] for pair in pairs}
+    accs = {pair: [100 * chosen[pair].accuracy if pair in chosen else math.nan for chosen in per_lec]
+            for pair in pairs}
     singles = [p for p in front.points if p.high is None]
-    if singles:
-        top = max(singles, key=lambda p: p.low)
-        ax_edp.axhline(top.edp, color="0.4", linestyle="--", label=f"effort {top.low} alone")
-        ax_acc.axhline(100 * top.accuracy, color="0.4", linestyle="--", label=f"effort {top.low} alone")
-    ax_edp.set(xlabel="LEC: inputs classified by the low effort (%)", ylabel=EDP_LABEL, title="EDP vs LEC")
-    ax_acc.set(xlabel="LEC: inputs classified by the low effort (%)", ylabel="accuracy (%)",
-               title="Accuracy vs LEC")
-    fig.legend(*ax_edp.get_legend_handles_labels(), loc="outside right upper", fontsize="small")
+    top = max(singles, key=lambda p: p.low) if singles else None
+
+    ncols = min(3, max(1, len(pairs)))
+    nrows = max(1, math.ceil(len(pairs) / ncols))
+    fig = Figure(figsize=(6 + 2.6 * ncols, max(4.2, 2.0 * nrows + 0.8)), layout="constrained")
+    left, right = fig.subfigures(1, 2, width_ratios=[6, 2.6 * ncols])
+    ax_edp = left.subplots()
+    for pair, colour in zip(pairs, colours):
+        label = f"efforts {pair[0]}/{pair[1]}"
+        ax_edp.plot(x, edps[pair], marker="o", label=label, color=colour)
+        last = next((k for k in range(len(x) - 1, -1, -1) if not math.isnan(edps[pair][k])), None)
+        if last is not None:  # the label at the line's end: no legend lookup needed
+            ax_edp.annotate(f"{pair[0]}/{pair[1]}", (x[last], edps[pair][last]), xytext=(4, 0),
+                            textcoords="offset points", va="center", fontsize="small", color=colour)
+    if top is not None:
+        reference = ax_edp.axhline(top.edp, color="0.4", linestyle="--", label=f"effort {top.low} alone")
+        ax_edp.legend(handles=[reference], fontsize="small", loc="upper right")
+    ax_edp.margins(x=0.12)
+    ax_edp.set(xlabel=xlabel, ylabel=EDP_LABEL, title="EDP vs LEC (line label: low/high effort)")
+
+    panels = right.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False)
+    for k, ax in enumerate(panels.flat):
+        if k >= len(pairs):
+            ax.set_visible(False)
+            continue
+        pair = pairs[k]
+        for other in pairs:
+            if other != pair:
+                ax.plot(x, accs[other], color="0.85", linewidth=1)
+        if top is not None:
+            ax.axhline(100 * top.accuracy, color="0.4", linestyle="--", linewidth=1)
+        ax.plot(x, accs[pair], marker="o", markersize=3, color=colours[k], linewidth=2)
+        ax.set_title(f"efforts {pair[0]}/{pair[1]}", fontsize="small", color=colours[k])
+        ax.tick_params(labelsize="small")
+        ax.grid(alpha=0.3)
+    for ax in panels[-1]:
+        ax.set_xlabel("LEC (%)", fontsize="small")
+    for ax in panels[:, 0]:
+        ax.set_ylabel("accuracy (%)", fontsize="small")
+    right.suptitle("Accuracy vs LEC, one panel per pair (grey: the other pairs"
+                   + (f"; dashed: effort {top.low} alone)" if top is not None else ")"), fontsize="medium")
     return fig
 
 

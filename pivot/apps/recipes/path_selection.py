@@ -1,7 +1,7 @@
 """Which path-selection rule predicts fine-tuned accuracy? The paper's Fig. 4a, measured::
 
     python -m pivot.apps.recipes.path_selection --out runs/paths --efforts 6,4,8 --seeds 0,1 --random-paths 10 \\
-        --device cuda --workers 8 --results docs/path-selection.json --plot docs/path-selection.png
+        --device cuda --workers 8 --results pivot/data/path_selection.json --plot docs/path-selection.png
 
 On the zoo's full model (``pivot.zoo``, effort 12 weights, float16 stored, run in float32), for each
 effort: the path chosen by each rule of ``pivot.select_paths`` (on calibration images drawn from
@@ -381,7 +381,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--extra-seed-paths", choices=("methods", "all"), default="methods")
     p.add_argument("--max-finetunes", type=int, default=None, help="stop after this many new fine-tunes")
     p.add_argument("--stages", default="select,score,finetune,report")
-    p.add_argument("--results", default=None, help="write the results JSON here (e.g. docs/path-selection.json)")
+    p.add_argument("--results", default=None, help="write the results JSON here (e.g. pivot/data/path_selection.json, which pivot.datasets.path_selection_results() reads)")
     p.add_argument("--plot", default=None, help="write the score-vs-accuracy plot here (e.g. docs/path-selection.png)")
     return p
 
