@@ -586,9 +586,9 @@ static PyObject *vit_forward_impl(PyObject *self, PyObject *args, PyObject *kwar
         n_attn += pp[i] != 0;
         n_active += pp[i] == 1;
     }
-    npy_intp T = (npy_intp)((t.img_size / t.patch_size) * (t.img_size / t.patch_size) + (t.distilled ? 2 : 1));
+    npy_intp T = (npy_intp)((t.img_size / t.patch_size) * (t.img_size / t.patch_size) + pivot_vit_num_prefix(&t));
     npy_intp C = (npy_intp)cfg.vit.embed_dim, NH = (npy_intp)cfg.vit.num_heads;
-    npy_intp dl[2] = {B, (npy_intp)cfg.vit.num_classes}, da[4] = {n_attn, B, T, C},
+    npy_intp dl[2] = {B, cfg.vit.num_classes ? (npy_intp)cfg.vit.num_classes : C}, da[4] = {n_attn, B, T, C},
              dm[4] = {(npy_intp)cfg.vit.depth, B, T, C}, dp[5] = {n_active, B, NH, T, T};
     PyArrayObject *logits = pivot_py_new_f32(2, dl), *attn = NULL, *mlp = NULL, *probs = NULL;
     if (!logits) return NULL;
