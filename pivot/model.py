@@ -215,7 +215,7 @@ class ViT:
     def _checked_path(self, path) -> np.ndarray:
         # 2 = reuse the nearest earlier active encoder's attention probabilities (pivot.modes)
         arr = normalize_path(path, self._config.depth, allow_reuse=True)
-        if (arr == 2).any() and (self._config.attention != "softmax" or not self._config.is_timm_vit):
+        if (arr == 2).any() and (self._config.attention != "softmax" or self._config.has_lvvit_features):
             raise ValueError("path value 2 (attention reuse) needs softmax attention on a timm ViT "
                              f"(this model: attention={self._config.attention!r}, stem={self._config.stem!r})")
         return arr
@@ -315,25 +315,29 @@ class ViT:
 
     @classmethod
     def from_timm(cls, source, num_heads=None, path=None, **overrides) -> "ViT":
-        """Load timm weights from a ``.safetensors`` / ``.npz`` / ``.pth`` file or a dict of arrays.
+        """Load a timm model: a live ``timm`` VisionTransformer (config read from its modules), a
+        ``.safetensors`` / ``.npz`` / ``.pth`` file or a dict of arrays.
 
-        The config comes from the file's pivot metadata when it has some (files written by
-        ``save``), else it is inferred from tensor shapes and key names (``num_heads`` defaults to
-        embed_dim // 64); ``overrides`` replace config fields. See ``pivot.io``.
+        For files and dicts the config comes from the file's pivot metadata (files written by
+        ``save``), else from the key names and shapes, with the head count from a ``config.json``
+        beside the file or ``num_heads=`` (required otherwise); ``overrides`` replace config
+        fields. See ``pivot.checkpoints``.
         """
-        from . import io as _io  # loaded lazily: file formats are the io module's job
+        from . import checkpoints, io as _io
 
-        state, metadata = _io.load_state_dict(source)
-        metadata = metadata or {}
-        if "pivot.config" in metadata:
-            config = _io.config_from_metadata(metadata["pivot.config"], repr(source))
-            if num_heads is not None:
-                overrides = dict(overrides, num_heads=num_heads)
-            config = config.replace(**overrides) if overrides else config
-        else:
-            config = _io.infer_config(state, num_heads=num_heads, **overrides)
+        config, state, metadata = checkpoints.load_timm(source, num_heads=num_heads, **overrides)
         if path is None and "pivot.path" in metadata:
             path = _io.path_from_metadata(metadata["pivot.path"], config.depth, repr(source))
+        return cls(config, state, path=path)
+
+    @classmethod
+    def from_transformers(cls, source, path=None) -> "ViT":
+        """Load a Hugging Face ``transformers`` ``ViTForImageClassification`` /
+        ``DeiTForImageClassification``: the model object, or a ``save_pretrained`` directory
+        (read without transformers). See ``pivot.checkpoints.load_transformers``."""
+        from . import checkpoints
+
+        config, state = checkpoints.load_transformers(source)
         return cls(config, state, path=path)
 
     def save(self, path) -> None:
