@@ -153,6 +153,12 @@ class VisionTransformer(nn.Module):
         super().__init__()
         if not isinstance(config, ViTConfig):
             raise TypeError(f"config must be a pivot.ViTConfig, got {type(config).__name__}")
+        if not config.is_plain_block:
+            extra = {f: getattr(config, f) for f in ("class_token", "reg_tokens", "no_embed_class", "global_pool",
+                                                     "fc_norm", "norm_pre", "layer_scale", "act", "patch_bias",
+                                                     "qk_norm", "num_classes")}
+            raise NotImplementedError(f"pivot.torch's module (training, from_vit) covers DeiT's fields; this config "
+                                      f"uses timm fields it does not build yet: {extra}")
         self.config = config
         self.path = _modes_path(config, path)
         C = config.embed_dim
