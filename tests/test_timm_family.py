@@ -93,6 +93,12 @@ def _check(name):
                                  norm_eps=cfg.norm_eps)
     assert loaded.config.replace(input_mean=None, input_std=None) == cfg.replace(input_mean=None, input_std=None)
     assert np.array_equal(loaded(x.numpy(), threads=2), got)
+    # pivot.torch's twin holds timm's keys: it loads the timm weights and computes the same
+    import pivot.torch as pt
+    twin = pt.from_vit(vit)
+    assert set(twin.state_dict()) == set(model.state_dict())
+    with torch.no_grad():
+        assert np.abs(twin(x).numpy() - want).max() <= TOL * scale, f"{name}: pivot.torch twin differs"
     # one encoder's attention skipped: timm with that block's attention branch removed
     model.blocks[1].attn = _NoAttention()
     with torch.no_grad():
