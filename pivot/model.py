@@ -370,9 +370,10 @@ def _trunc_normal(rng, shape, std):
 def flops(model_or_config, path=None) -> int:
     """FLOPs of one image's forward pass: 2 x multiply-accumulates of every matrix product
     (patch embedding (LV-ViT: its three stem convolutions too), qkv, q k^T, softmax x v, proj, fc1,
-    fc2, head(s), LV-ViT's aux head over the patch tokens).
+    fc2, head(s), LV-ViT's aux head over the patch tokens, the attention-pooling head of
+    ``global_pool="map"``). Prefix tokens (class, distillation, registers) count as tokens.
 
-    Elementwise work (LayerNorm, softmax, GELU, bias and residual adds) is not counted; it is
+    Elementwise work (LayerNorm, softmax, GELU, layer scale, pooling, bias and residual adds) is not counted; it is
     below 1% of the total for DeiT sizes. A skipped encoder counts its MLP only. A reusing
     encoder (path value 2) counts V (T C^2), probabilities x V and proj; ReLU linear attention
     counts qkv, phi(K)^T [V | 1] and phi(Q) [KV | ksum] (2 T C (hd + 1)) and proj.
@@ -400,7 +401,9 @@ def flops(model_or_config, path=None) -> int:
     reuse = T * C * C + T * T * C + T * C * C                           # v, probs x v, proj
     macs += int((path == 1).sum()) * attention + int((path == 2).sum()) * reuse
     macs += c.depth * 2 * T * C * H                                     # every MLP
-    macs += (2 if c.distilled else 1) * C * c.num_classes               # head(s)
+    macs += (2 if c.distilled else 1) * C * c.num_classes               # head(s) (none when headless)
+    if c.global_pool == "map":                                          # attention-pooling head
+        macs += T * C * 2 * C + 2 * C * C + 2 * T * C + 2 * C * H        # kv, q + proj, q k^T + p v, mlp
     if c.aux_head:
         macs += c.num_patches * C * c.num_classes                       # aux head on every patch
     return 2 * int(macs)
