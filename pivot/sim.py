@@ -520,8 +520,13 @@ def simulate(model_or_config, path=None, hw: HardwareConfig = ZCU102, batch: int
 def _c_rows(hw, config, path_arr, batch, entropy):
     """(rows, totals) of one inference from csrc/sim.c's layer list (pivot_sim_forward): the ViT's
     shape, the LV-ViT stem and aux head when the config has them, the path and the attention kind."""
-    if ((path_arr == 2).any() or config.attention != "softmax") and not config.is_timm_vit:
+    if ((path_arr == 2).any() or config.attention != "softmax") and config.has_lvvit_features:
         raise ValueError("attention reuse and linear attention are simulated for timm ViTs only (no LV-ViT features)")
+    # Prefix tokens (class, distillation, registers) count through num_tokens; layer scale and
+    # avg / max pooling are elementwise. Not modelled yet, so refused rather than left out:
+    if config.num_classes == 0 or config.global_pool == "map":
+        raise ValueError("the simulator models a classifier head on pooled tokens: headless models "
+                         "(num_classes=0) and the attention-pooling head (global_pool='map') are not simulated")
     vit = (batch, config.depth, config.embed_dim, config.num_heads, config.mlp_hidden, config.num_tokens,
            config.num_patches, config.proj_in_chans * config.proj_kernel ** 2, config.num_classes,
            config.num_prefix_tokens, int(config.distilled))
