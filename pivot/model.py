@@ -205,8 +205,11 @@ class ViT:
         return (f"ViT(img_size={c.img_size}, patch_size={c.patch_size}, in_chans={c.in_chans}, "
                 f"embed_dim={c.embed_dim}, depth={c.depth}, num_heads={c.num_heads}, mlp_hidden={c.mlp_hidden}, "
                 f"num_classes={c.num_classes}, distilled={c.distilled}, "
-                + ("" if c.is_timm_vit else f"stem={c.stem}, skip_lam={c.skip_lam}, aux_head={c.aux_head}, "
+                + ("" if not c.has_lvvit_features and c.qkv_bias else f"stem={c.stem}, skip_lam={c.skip_lam}, aux_head={c.aux_head}, "
                    f"qkv_bias={c.qkv_bias}, ")
+                + "".join(f"{f}={getattr(c, f)!r}, " for f in ("class_token", "reg_tokens", "no_embed_class",
+                          "global_pool", "fc_norm", "norm_pre", "layer_scale", "act", "patch_bias", "qk_norm")
+                          if getattr(c, f) != getattr(ViTConfig, f))
                 + f"params={self.num_params / 1e6:.2f}M, "
                 f"path={_path_text(self._path)} ({active}/{c.depth} attentions active), "
                 f"gflops={flops(self) / 1e9:.2f}/image)")
