@@ -37,21 +37,21 @@ TOL = 1e-4
 
 
 def family():
+    """``(name, model)`` of every family member, built one at a time (``pretrained=False,
+    depth=2``, default image size)."""
     from timm.models import _registry
     from timm.models.vision_transformer import Block, VisionTransformer
     from timm.layers import PatchEmbed
-    names = []
     for name in timm.list_models():
         if _registry._model_to_module.get(name) not in ("vision_transformer", "deit"):
             continue
         try:
-            model = timm.create_model(name, pretrained=False, depth=2)
+            model = _build(name)
         except Exception:  # entry points that do not take depth=2 are outside the family test
             continue
         if (type(model) is VisionTransformer and type(model.patch_embed) is PatchEmbed and model.embed_dim <= 1280
                 and all(type(b) is Block for b in model.blocks)):
-            names.append(name)
-    return names
+            yield name, model
 
 
 class _NoAttention(torch.nn.Module):
@@ -72,9 +72,9 @@ def _build(name):
     return model
 
 
-def _check(name):
+def _check(name, model=None):
     """Returns None when pivot matches timm, else the refusal message (a named feature)."""
-    model = _build(name)
+    model = _build(name) if model is None else model
     try:
         vit = pivot.ViT.from_timm(model)
     except checkpoints.UnsupportedModelError as exc:
@@ -118,17 +118,17 @@ def test_timm_sample_matches(name):
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("PIVOT_TIMM_FAMILY") != "all", reason="set PIVOT_TIMM_FAMILY=all for the whole family")
 def test_timm_family_matches():
-    names = family()
-    refused = {}
-    for name in names:
-        message = _check(name)
+    total, refused = 0, {}
+    for name, model in family():
+        total += 1
+        message = _check(name, model)
         if message is not None:
             refused[name] = message
-    matched = len(names) - len(refused)
-    print(f"\n{matched} of {len(names)} timm VisionTransformer models match (timm {timm.__version__})")
+    matched = total - len(refused)
+    print(f"\n{matched} of {total} timm VisionTransformer models match (timm {timm.__version__})")
     for name, message in sorted(refused.items()):
         print(f"  refused {name}: {message}")
-    assert matched >= 0.95 * len(names), f"only {matched} of {len(names)} match"
+    assert matched >= 0.95 * total, f"only {matched} of {total} match"
 
 
 def test_state_dict_without_num_heads_is_refused():
@@ -151,10 +151,8 @@ def test_refused_model_names_the_feature():
 
 # ------------------------------------------------------------------ transformers
 
-transformers = pytest.importorskip("transformers", reason="transformers is not installed")
-
-
 def _hf(kind, **extra):
+    transformers = pytest.importorskip("transformers", reason="transformers is not installed")
     torch.manual_seed(0)
     common = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128, image_size=32,
                   patch_size=8, num_labels=10, **extra)
@@ -187,7 +185,7 @@ def test_transformers_matches(kind, extra, tmp_path):
         assert vit.config.num_heads == 4
 
 
-def test_transformers_directory_is_checked(tmp_path):
+def test_transformers_directory_is_checked(tmp_path):  # no transformers needed
     with pytest.raises(ValueError, match="save_pretrained"):
         pivot.ViT.from_transformers(str(tmp_path))
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "swin"}))
