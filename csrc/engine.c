@@ -536,14 +536,15 @@ static void final_token(const forward_plan *pl, float *out, size_t b, size_t t) 
     else pivot_layernorm_rows(out, row, pl->norm_w, pl->norm_b, 1, pl->C, pl->eps);
 }
 
-/* timm's AttentionPoolLatent for image b into out (C): one latent query attends over every final
- * token (k, v = kv(tokens)), per head softmax(q k^T hd^-0.5) v, proj, then y + mlp(norm(y)). */
+/* timm's AttentionPoolLatent for image b into out (C): one latent query attends over the final
+ * patch tokens (k, v = kv(tokens); the prefix tokens are left out, as timm's default
+ * pool_include_prefix=False), per head softmax(q k^T hd^-0.5) v, proj, then y + mlp(norm(y)). */
 static void map_pool(const forward_plan *pl, float *out, size_t b) {
-    size_t C = pl->C, T = pl->T, H = pl->H, NH = pl->NH, hd = C / NH;
+    size_t C = pl->C, T = pl->T - pl->prefix, H = pl->H, NH = pl->NH, hd = C / NH;
     const float *const *w = pl->map; /* latent, q, kv, proj, norm, fc1, fc2 (weight, bias pairs) */
     float *xn = pl->pool_tmp, *kv = xn + T * C, *q = kv + T * 2 * C, *sc = q + C, *o = sc + T, *y = o + C,
           *yn = y + C, *h = yn + C;
-    for (size_t t = 0; t < T; t++) final_token(pl, xn + t * C, b, t);
+    for (size_t t = 0; t < T; t++) final_token(pl, xn + t * C, b, pl->prefix + t);
     linear_nobias(kv, xn, w[3], T, C, 2 * C, C, 2 * C);
     add_bias_rows(kv, w[4], T, 2 * C);
     linear_nobias(q, w[0], w[1], 1, C, C, C, C);

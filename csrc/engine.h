@@ -48,7 +48,7 @@ typedef struct {
 
 enum { PIVOT_ACT_GELU = 0, PIVOT_ACT_GELU_TANH = 1, PIVOT_ACT_QUICK_GELU = 2 };
 /* Pooling of the final tokens: the first token, or over the patch tokens only (avg, max,
- * 0.5 * (avg + max)), or timm's AttentionPoolLatent (one latent query over every token). */
+ * 0.5 * (avg + max), and timm's AttentionPoolLatent: one latent query over the patch tokens). */
 enum { PIVOT_POOL_TOKEN = 0, PIVOT_POOL_AVG = 1, PIVOT_POOL_MAX = 2, PIVOT_POOL_AVGMAX = 3, PIVOT_POOL_MAP = 4 };
 
 /* Tokens before the patches (cls, dist, registers). */

@@ -309,6 +309,8 @@ def config_from_timm_module(module) -> ViTConfig:
         raise UnsupportedModelError("final norm: pivot runs exactly one of norm (before pooling) and fc_norm (after)")
     eps.update(e for e in (fc_norm, norm, norm_pre) if e is not None)
     pool = module.global_pool
+    if getattr(module, "pool_include_prefix", False):
+        raise UnsupportedModelError("pool_include_prefix (pooling over the prefix tokens too)")
     if pool not in ("token", "avg", "max", "avgmax", "map"):
         raise UnsupportedModelError(f"global_pool {pool!r}")
     attn_pool = getattr(module, "attn_pool", None)

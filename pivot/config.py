@@ -24,7 +24,7 @@ STEMS = ("patch", "lvvit_conv")
 ATTENTIONS = ("softmax", "relu_linear")
 # Pooling of the final tokens into one feature vector (timm's global_pool): "token" reads the
 # first prefix token; "avg", "max" and "avgmax" (0.5 * (avg + max)) pool the patch tokens only
-# (not the prefix tokens); "map" is timm's AttentionPoolLatent head over every token.
+# (not the prefix tokens); "map" is timm's AttentionPoolLatent head (over the patch tokens too).
 POOLS = ("token", "avg", "max", "avgmax", "map")
 # MLP activations: exact (erf) GELU, tanh-approximated GELU (timm's gelu_tanh), QuickGELU
 # (x * sigmoid(1.702 x), OpenAI CLIP's).

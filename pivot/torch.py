@@ -149,7 +149,7 @@ class Block(nn.Module):
 
 class AttentionPool(nn.Module):
     """timm's AttentionPoolLatent as ``global_pool="map"`` builds it: one latent query attends over
-    every token, then ``y + mlp(norm(y))``."""
+    the tokens it is given (the patch tokens), then ``y + mlp(norm(y))``."""
 
     def __init__(self, config: ViTConfig):
         super().__init__()
@@ -255,8 +255,8 @@ class VisionTransformer(nn.Module):
         pool, n = self.config.global_pool, self.config.num_prefix_tokens
         if pool == "token":
             f = x[:, 0]
-        elif pool == "map":
-            f = self.attn_pool(x)
+        elif pool == "map":  # over the patch tokens (timm's pool_include_prefix=False)
+            f = self.attn_pool(x[:, n:])
         elif pool == "avg":
             f = x[:, n:].mean(dim=1)
         elif pool == "max":

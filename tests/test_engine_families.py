@@ -19,6 +19,7 @@ VARIANTS = {
     "max_fc_norm": dict(global_pool="max", fc_norm=True),
     "avgmax": dict(global_pool="avgmax"),
     "map": dict(global_pool="map"),
+    "map_registers": dict(global_pool="map", class_token=False, reg_tokens=4),
     "clip": dict(norm_pre=True, act="quick_gelu", patch_bias=False),
     "gelu_tanh_no_qkv_bias": dict(act="gelu_tanh", qkv_bias=False),
     "qk_norm": dict(qk_norm=True),

@@ -151,8 +151,10 @@ def embed_tokens(config: ViTConfig, weights, images) -> np.ndarray:
 
 
 def attention_pool(config: ViTConfig, weights, x) -> np.ndarray:
-    """timm's AttentionPoolLatent (``global_pool="map"``) over every token x (B, T, C) -> (B, C)."""
+    """timm's AttentionPoolLatent (``global_pool="map"``) over the patch tokens of x (B, T, C) ->
+    (B, C) (timm's default ``pool_include_prefix=False`` leaves the prefix tokens out)."""
     w = {k[len("attn_pool."):]: v for k, v in weights.items() if k.startswith("attn_pool.")}
+    x = x[:, config.num_prefix_tokens:]
     B, T, C = x.shape
     nh, hd = config.num_heads, config.head_dim
     q = linear(w["latent"], w["q.weight"], w["q.bias"]).reshape(1, 1, nh, hd).transpose(0, 2, 1, 3)
