@@ -116,6 +116,31 @@ def test_timm_sample_matches(name):
     assert refused is None, f"{name} refused: {refused}"
 
 
+# Fields no sample model of this timm uses, on timm's own VisionTransformer built small.
+CONSTRUCTED = {
+    "qk_norm": dict(qk_norm=True),
+    "gelu_tanh": dict(act_layer="gelu_tanh"),
+    "max_pool": dict(global_pool="max", class_token=False),
+    "avgmax_fc_norm": dict(global_pool="avgmax", fc_norm=True),
+    "no_patch_bias_norm_pre": dict(pre_norm=True),
+    "headless_registers": dict(num_classes=0, reg_tokens=2, no_embed_class=True, init_values=0.1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONSTRUCTED))
+def test_timm_constructed_features_match(name):
+    from timm.models.vision_transformer import VisionTransformer
+    torch.manual_seed(0)
+    kwargs = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4, num_classes=10)
+    kwargs.update(CONSTRUCTED[name])
+    model = VisionTransformer(**kwargs).eval()
+    with torch.no_grad():
+        for key, p in model.named_parameters():
+            if key.endswith("gamma") or (p.dim() == 1 and "norm" in key):
+                p.add_(0.2 * torch.randn_like(p))
+    assert _check(name, model) is None
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("PIVOT_TIMM_FAMILY") != "all", reason="set PIVOT_TIMM_FAMILY=all for the whole family")
 def test_timm_family_matches():
