@@ -53,22 +53,48 @@ static void add_bias_rows(float *x,          /* (N, C) */
         for (size_t c = 0; c < C; c++) x[n * C + c] += bias[c];
 }
 
-/* branch += bias; capture = branch (optional); x += branch * scale (scale = 1 / skip_lam, 1 for
- * timm: multiplying by 1.0f is exact, so plain ViTs compute what they did without the scale). */
+/* branch += bias (optional); capture = branch (optional); x += branch * scale, or with layer
+ * scale x += branch * gamma * scale (scale = 1 / skip_lam, 1 for timm: multiplying by 1.0f is
+ * exact, so plain ViTs compute what they did without the scale). */
 PIVOT_MULTIVERSION
-static void bias_capture_residual(float *x,          /* (N, C) */
-                                  float *capture,    /* (N, C) or NULL */
-                                  float *branch,     /* (N, C) */
-                                  const float *bias, /* (C) */
+static void bias_capture_residual(float *x,           /* (N, C) */
+                                  float *capture,     /* (N, C) or NULL */
+                                  float *branch,      /* (N, C) */
+                                  const float *bias,  /* (C) or NULL */
+                                  const float *gamma, /* (C) layer scale, or NULL */
                                   float scale, size_t N, size_t C) {
     for (size_t n = 0; n < N; n++) {
         float *br = branch + n * C, *xr = x + n * C;
-        for (size_t c = 0; c < C; c++) {
-            br[c] += bias[c];
-            xr[c] += br[c] * scale;
-        }
+        if (bias)
+            for (size_t c = 0; c < C; c++) br[c] += bias[c];
+        if (gamma)
+            for (size_t c = 0; c < C; c++) xr[c] += br[c] * gamma[c] * scale;
+        else
+            for (size_t c = 0; c < C; c++) xr[c] += br[c] * scale;
         if (capture) memcpy(capture + n * C, br, C * sizeof(float));
     }
+}
+
+/* x = act(x + bias) in place for the activations other than exact GELU (pivot_gelu_rows):
+ * tanh GELU 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) and QuickGELU x sigmoid(1.702 x). */
+PIVOT_MULTIVERSION
+static void act_rows(float *x, const float *bias, size_t N, size_t C, int act) {
+    for (size_t n = 0; n < N; n++) {
+        float *r = x + n * C;
+        for (size_t c = 0; c < C; c++) {
+            float v = r[c] + (bias ? bias[c] : 0.0f);
+            if (act == PIVOT_ACT_GELU_TANH)
+                r[c] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+            else
+                r[c] = v / (1.0f + expf(-1.702f * v));
+        }
+    }
+}
+
+/* The MLP's activation on hidden rows, bias included. */
+static void activation_rows(float *x, const float *bias, size_t N, size_t C, int act) {
+    if (act == PIVOT_ACT_GELU) pivot_gelu_rows(x, bias, N, C);
+    else act_rows(x, bias, N, C, act);
 }
 
 /* One attention work item: query rows [q0, q1) of head h of image b.
@@ -127,12 +153,16 @@ typedef struct {
     const float *norm2_w, *norm2_b; /* (C) (C) */
     const float *fc1_w, *fc1_b;     /* (H, C) (H) */
     const float *fc2_w, *fc2_b;     /* (C, H) (C) */
+    const float *ls1, *ls2;         /* (C) (C) layer scale, or NULL */
+    const float *qn_w, *qn_b, *kn_w, *kn_b; /* (hd) each: q_norm and k_norm, or NULL */
     /* packed weights (csrc/gemm.h), all NULL when the call runs OpenBLAS */
     const float *qkv_p, *proj_p, *fc1_p, *fc2_p;
 } block_params;
 
-/* Points bp at the 12 tensors of a block packed in timm order; returns the pointer past them. */
-static const float *block_params_at(block_params *bp, const float *p, size_t C, size_t H) {
+/* Points bp at the 12 tensors of a block packed in timm order, then the layer scales and the
+ * q/k norms when the config has them; returns the pointer past them. */
+static const float *block_params_at(block_params *bp, const float *p, size_t C, size_t H, size_t hd,
+                                    int layer_scale, int qk_norm) {
     bp->norm1_w = p; p += C;
     bp->norm1_b = p; p += C;
     bp->qkv_w = p; p += 3 * C * C;
@@ -145,6 +175,17 @@ static const float *block_params_at(block_params *bp, const float *p, size_t C, 
     bp->fc1_b = p; p += H;
     bp->fc2_w = p; p += C * H;
     bp->fc2_b = p; p += C;
+    bp->ls1 = bp->ls2 = bp->qn_w = bp->qn_b = bp->kn_w = bp->kn_b = NULL;
+    if (layer_scale) {
+        bp->ls1 = p; p += C;
+        bp->ls2 = p; p += C;
+    }
+    if (qk_norm) {
+        bp->qn_w = p; p += hd;
+        bp->qn_b = p; p += hd;
+        bp->kn_w = p; p += hd;
+        bp->kn_b = p; p += hd;
+    }
     bp->qkv_p = bp->proj_p = bp->fc1_p = bp->fc2_p = NULL; /* set by packed_layout */
     return p;
 }
@@ -160,11 +201,16 @@ typedef struct {
     /* optional stages (NULL: not run) */
     const float *images;      /* (B, in_chans, img, img) */
     size_t in_chans, img, patch, grid, prefix;
-    const float *cls_token, *dist_token, *pos_embed, *patch_w, *patch_b; /* (C) (C) (T, C) (C, K2) (C) */
+    const float *tokens, *pos_embed, *patch_w, *patch_b; /* (prefix, C) (Tpos, C) (C, K2) (C) */
+    int pos_prefix;           /* 1: pos_embed covers the prefix tokens too (T rows), 0: the patches only */
     const float *patch_p;     /* packed patch_w, or NULL */
-    float *logits;            /* (B, K) */
+    const float *norm_pre_w, *norm_pre_b; /* (C) (C) or NULL */
+    float *logits;            /* (B, K), or (B, C) when K == 0 */
     const float *norm_w, *norm_b, *head_w, *head_b, *head_dist_w, *head_dist_b;
     size_t K;
+    int pool, fc_norm, act, distilled;
+    const float *map[13];     /* attn_pool: latent, q.{w,b}, kv.{w,b}, proj.{w,b}, norm.{w,b}, fc1.{w,b}, fc2.{w,b} */
+    float *pool_tmp;          /* (pool_floats) thread 0's scratch of the pooling head */
     float residual_scale;     /* 1 / skip_lam: x += branch * residual_scale (1 for timm) */
     const float *aux_w, *aux_b; /* (K, C) (K) LV-ViT's token-labeling head, or NULL */
 
@@ -234,6 +280,13 @@ static int add_buffer(size_t *offset, size_t *total, size_t a, size_t b, size_t 
     return PIVOT_OK;
 }
 
+/* Floats of the pooling head's scratch: a row for LayerNorm, or for attention pooling the
+ * normalized tokens, k|v, q, the scores and four rows of C and H. T*3C was checked by the caller. */
+static size_t pool_floats(const forward_plan *pl) {
+    if (pl->pool != PIVOT_POOL_MAP) return 2 * pl->C;
+    return pl->T * 3 * pl->C + pl->T + 4 * pl->C + pl->H;
+}
+
 /* Allocates the one workspace of a call (release it with pivot_workspace_release(*workspace,
  * *capacity)) and points the plan's buffers into it. */
 static int plan_workspace(forward_plan *pl, int threads, float **workspace, size_t *capacity) {
@@ -264,9 +317,11 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
     if (need_probs && ((st = pivot_mul_size(&tmp_probs, pl->T, pl->T)) ||
                        (st = add_buffer(&o_probs, &total, pl->B * pl->NH, tmp_probs, 1))))
         return st;
+    size_t o_pool = 0;
     if (pl->logits) {
-        if ((st = add_buffer(&o_hin, &total, pl->prefix, pl->B, pl->C))) return st;
+        if ((st = add_buffer(&o_hin, &total, pl->distilled ? 2 : 1, pl->B, pl->C))) return st;
         if ((st = add_buffer(&o_htmp, &total, pl->B, pl->K, 1))) return st;
+        if ((st = add_buffer(&o_pool, &total, pool_floats(pl), 1, 1))) return st;
         if (pl->aux_w && (st = add_buffer(&o_aux, &total, (size_t)threads, pl->B, pl->K))) return st;
     }
     /* per-thread scratch: check the products that scratch_sizes computes unchecked */
@@ -296,6 +351,7 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
     pl->attn = any_active ? ws + o_attn : NULL;
     pl->head_in = pl->logits ? ws + o_hin : NULL;
     pl->head_tmp = pl->logits ? ws + o_htmp : NULL;
+    pl->pool_tmp = pl->logits ? ws + o_pool : NULL;
     pl->aux_max = pl->logits && pl->aux_w ? ws + o_aux : NULL;
     pl->scratch = ws + o_scr;
     pl->probs = need_probs ? ws + o_probs : NULL;
@@ -318,9 +374,8 @@ static void embed_phase(const forward_plan *pl, int tid, int nthreads) {
     pivot_split_range(pl->B, tid, nthreads, &b0, &b1);
     for (size_t b = b0; b < b1; b++) {
         float *row = pl->x + b * T * C;
-        for (size_t c = 0; c < C; c++) row[c] = pl->cls_token[c] + pl->pos_embed[c];
-        if (pl->prefix == 2)
-            for (size_t c = 0; c < C; c++) row[C + c] = pl->dist_token[c] + pl->pos_embed[C + c];
+        for (size_t j = 0; j < pl->prefix * C; j++)
+            row[j] = pl->pos_prefix ? pl->tokens[j] + pl->pos_embed[j] : pl->tokens[j];
     }
     pivot_split_range(pl->B * chunks, tid, nthreads, &i0, &i1);
     for (size_t item = i0; item < i1; item++) {
@@ -340,14 +395,24 @@ static void embed_phase(const forward_plan *pl, int tid, int nthreads) {
             pivot_linear_forward(out, NULL, s.hidden, NULL, pl->patch_p, NULL, m, K2, C, K2, C, PIVOT_EPI_STORE, 1.0f);
         else
             linear_nobias(out, s.hidden, pl->patch_w, m, K2, C, K2, C);
-        const float *pos = pl->pos_embed + (pl->prefix + p0) * C;
+        const float *pos = pl->pos_embed + ((pl->pos_prefix ? pl->prefix : 0) + p0) * C;
         for (size_t i = 0; i < m; i++)
             for (size_t c = 0; c < C; c++) out[i * C + c] += pl->patch_b[c] + pos[i * C + c];
     }
 }
 
+/* timm's qk_norm: LayerNorm over head_dim of each head's q and k, in place on m qkv rows. */
+static void qk_norm_rows(const forward_plan *pl, const block_params *bp, float *q, size_t m) {
+    size_t C = pl->C, hd = C / pl->NH;
+    for (size_t i = 0; i < m; i++) {
+        float *row = q + i * 3 * C;
+        pivot_layernorm_rows(row, row, bp->qn_w, bp->qn_b, pl->NH, hd, pl->eps);
+        pivot_layernorm_rows(row + C, row + C, bp->kn_w, bp->kn_b, pl->NH, hd, pl->eps);
+    }
+}
+
 /* norm1 + qkv for rows [r0, r1). A reuse encoder (mode 2) computes only the V third
- * (into the V columns); linear attention applies phi = ReLU to Q and K. */
+ * (into the V columns); linear attention applies phi = ReLU to Q and K (after qk_norm). */
 static void qkv_rows(const forward_plan *pl, const thread_scratch *s, const block_params *bp, size_t r0,
                      size_t r1, int mode, float *in_cap, float *qkv_cap) {
     size_t C = pl->C;
@@ -361,6 +426,7 @@ static void qkv_rows(const forward_plan *pl, const thread_scratch *s, const bloc
             const float *panels = bp->qkv_p + first * pivot_gemm_padded_k(C); /* panel first / 32 */
             pivot_linear_forward(q + first, NULL, s->xn, NULL, panels, bp->qkv_b + first, m, C, 3 * C - first, C,
                                  3 * C, PIVOT_EPI_STORE, 1.0f);
+            if (!first && bp->qn_w) qk_norm_rows(pl, bp, q, m);
             if (!first && pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) pivot_relu_qk_rows(q, m, C);
         } else if (first) {
             linear_nobias(q + first, s->xn, bp->qkv_w + first * C, m, C, C, C, 3 * C);
@@ -382,35 +448,49 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
     for (size_t r = r0; r < r1; r += TILE_ROWS) {
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
         float *x = pl->x + r * C;
+        float *acap = attn_cap ? attn_cap + r * C : NULL, *mcap = mlp_cap ? mlp_cap + r * C : NULL;
         if (lin) memcpy(lin->proj_in + (i * BT + r) * C, pl->attn + r * C, m * C * sizeof(float));
         if (bp->proj_p) { /* packed GEMMs with bias, GELU and the residual update fused */
-            if (active)
-                pivot_linear_forward(x, attn_cap ? attn_cap + r * C : NULL, pl->attn + r * C, NULL, bp->proj_p,
-                                     bp->proj_b, m, C, C, C, C, PIVOT_EPI_RESIDUAL, pl->residual_scale);
+            /* layer scale: the branch with its bias, then one pass scales it into the residual */
+            if (active && bp->ls1) {
+                pivot_linear_forward(s->branch, NULL, pl->attn + r * C, NULL, bp->proj_p, bp->proj_b, m, C, C, C, C,
+                                     PIVOT_EPI_STORE, 1.0f);
+                bias_capture_residual(x, acap, s->branch, NULL, bp->ls1, pl->residual_scale, m, C);
+            } else if (active) {
+                pivot_linear_forward(x, acap, pl->attn + r * C, NULL, bp->proj_p, bp->proj_b, m, C, C, C, C,
+                                     PIVOT_EPI_RESIDUAL, pl->residual_scale);
+            }
             pivot_layernorm_rows(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
-            pivot_linear_forward(s->hidden, NULL, s->xn, NULL, bp->fc1_p, bp->fc1_b, m, C, H, C, H, PIVOT_EPI_GELU,
-                                 1.0f);
+            int fused = pl->act == PIVOT_ACT_GELU;
+            pivot_linear_forward(s->hidden, NULL, s->xn, NULL, bp->fc1_p, bp->fc1_b, m, C, H, C, H,
+                                 fused ? PIVOT_EPI_GELU : PIVOT_EPI_STORE, 1.0f);
+            if (!fused) act_rows(s->hidden, NULL, m, H, pl->act);
         } else {
             if (active) {
                 linear_nobias(s->branch, pl->attn + r * C, bp->proj_w, m, C, C, C, C);
-                bias_capture_residual(x, attn_cap ? attn_cap + r * C : NULL, s->branch, bp->proj_b,
-                                      pl->residual_scale, m, C);
+                bias_capture_residual(x, acap, s->branch, bp->proj_b, bp->ls1, pl->residual_scale, m, C);
             }
             pivot_layernorm_rows(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
             linear_nobias(s->hidden, s->xn, bp->fc1_w, m, C, H, C, H);
-            pivot_gelu_rows(s->hidden, bp->fc1_b, m, H);
+            activation_rows(s->hidden, bp->fc1_b, m, H, pl->act);
         }
         if (lin) {
             memcpy(lin->fc1_in + (i * BT + r) * C, s->xn, m * C * sizeof(float));
             memcpy(lin->fc2_in + (i * BT + r) * H, s->hidden, m * H * sizeof(float));
         }
         if (bp->fc2_p) {
-            pivot_linear_forward(x, mlp_cap ? mlp_cap + r * C : NULL, s->hidden, NULL, bp->fc2_p, bp->fc2_b, m, H, C,
-                                 H, C, PIVOT_EPI_RESIDUAL, pl->residual_scale);
+            if (bp->ls2) {
+                pivot_linear_forward(s->branch, NULL, s->hidden, NULL, bp->fc2_p, bp->fc2_b, m, H, C, H, C,
+                                     PIVOT_EPI_STORE, 1.0f);
+                bias_capture_residual(x, mcap, s->branch, NULL, bp->ls2, pl->residual_scale, m, C);
+            } else {
+                pivot_linear_forward(x, mcap, s->hidden, NULL, bp->fc2_p, bp->fc2_b, m, H, C, H, C,
+                                     PIVOT_EPI_RESIDUAL, pl->residual_scale);
+            }
             continue;
         }
         linear_nobias(s->branch, s->hidden, bp->fc2_w, m, H, C, H, C);
-        bias_capture_residual(x, mlp_cap ? mlp_cap + r * C : NULL, s->branch, bp->fc2_b, pl->residual_scale, m, C);
+        bias_capture_residual(x, mcap, s->branch, bp->fc2_b, bp->ls2, pl->residual_scale, m, C);
     }
 }
 
@@ -457,17 +537,96 @@ static void aux_head_rows(const forward_plan *pl, const thread_scratch *s, int t
     }
 }
 
-/* Final norm of the class (and dist) tokens and the head(s); thread 0 only, after a barrier.
- * nthreads: the team size (how many aux_max slots the threads filled). */
+/* Row t of image b's final tokens into out: normalized by the final norm unless it runs after
+ * pooling (fc_norm). */
+static void final_token(const forward_plan *pl, float *out, size_t b, size_t t) {
+    const float *row = pl->x + (b * pl->T + t) * pl->C;
+    if (pl->fc_norm) memcpy(out, row, pl->C * sizeof(float));
+    else pivot_layernorm_rows(out, row, pl->norm_w, pl->norm_b, 1, pl->C, pl->eps);
+}
+
+/* timm's AttentionPoolLatent for image b into out (C): one latent query attends over the final
+ * patch tokens (k, v = kv(tokens); the prefix tokens are left out, as timm's default
+ * pool_include_prefix=False), per head softmax(q k^T hd^-0.5) v, proj, then y + mlp(norm(y)). */
+static void map_pool(const forward_plan *pl, float *out, size_t b) {
+    size_t C = pl->C, T = pl->T - pl->prefix, H = pl->H, NH = pl->NH, hd = C / NH;
+    const float *const *w = pl->map; /* latent, q, kv, proj, norm, fc1, fc2 (weight, bias pairs) */
+    float *xn = pl->pool_tmp, *kv = xn + T * C, *q = kv + T * 2 * C, *sc = q + C, *o = sc + T, *y = o + C,
+          *yn = y + C, *h = yn + C;
+    for (size_t t = 0; t < T; t++) final_token(pl, xn + t * C, b, pl->prefix + t);
+    linear_nobias(kv, xn, w[3], T, C, 2 * C, C, 2 * C);
+    add_bias_rows(kv, w[4], T, 2 * C);
+    linear_nobias(q, w[0], w[1], 1, C, C, C, C);
+    add_bias_rows(q, w[2], 1, C);
+    float scale = 1.0f / sqrtf((float)hd);
+    for (size_t hh = 0; hh < NH; hh++) {
+        for (size_t t = 0; t < T; t++) {
+            float acc = 0.0f;
+            for (size_t d = 0; d < hd; d++) acc += q[hh * hd + d] * kv[t * 2 * C + hh * hd + d];
+            sc[t] = acc * scale;
+        }
+        pivot_softmax_rows(sc, 1, T, T);
+        for (size_t d = 0; d < hd; d++) {
+            float acc = 0.0f;
+            for (size_t t = 0; t < T; t++) acc += sc[t] * kv[t * 2 * C + C + hh * hd + d];
+            o[hh * hd + d] = acc;
+        }
+    }
+    linear_nobias(y, o, w[5], 1, C, C, C, C);
+    add_bias_rows(y, w[6], 1, C);
+    pivot_layernorm_rows(yn, y, w[7], w[8], 1, C, pl->eps);
+    linear_nobias(h, yn, w[9], 1, C, H, C, H);
+    activation_rows(h, w[10], 1, H, pl->act);
+    linear_nobias(out, h, w[11], 1, H, C, H, C);
+    for (size_t c = 0; c < C; c++) out[c] += w[12][c] + y[c];
+}
+
+/* The pooled features of image b into out (C): the first token, the patch tokens pooled
+ * (avg, max or their mean; NaN propagates as in torch.amax) or attention pooling. */
+static void pool_image(const forward_plan *pl, float *out, size_t b) {
+    size_t C = pl->C;
+    if (pl->pool == PIVOT_POOL_TOKEN) {
+        final_token(pl, out, b, 0);
+    } else if (pl->pool == PIVOT_POOL_MAP) {
+        map_pool(pl, out, b);
+    } else {
+        float *row = pl->pool_tmp, *mx = pl->pool_tmp + C;
+        size_t n = pl->T - pl->prefix;
+        for (size_t c = 0; c < C; c++) {
+            out[c] = 0.0f;
+            mx[c] = -INFINITY;
+        }
+        for (size_t t = pl->prefix; t < pl->T; t++) {
+            final_token(pl, row, b, t);
+            for (size_t c = 0; c < C; c++) {
+                out[c] += row[c];
+                mx[c] = (row[c] > mx[c] || row[c] != row[c]) ? row[c] : mx[c];
+            }
+        }
+        for (size_t c = 0; c < C; c++) {
+            float avg = out[c] / (float)n;
+            out[c] = pl->pool == PIVOT_POOL_AVG ? avg : pl->pool == PIVOT_POOL_MAX ? mx[c] : 0.5f * (avg + mx[c]);
+        }
+    }
+}
+
+/* Final norm, pooling and the head(s); thread 0 only, after a barrier. nthreads: the team size
+ * (how many aux_max slots the threads filled). Headless (K = 0): the pooled features are the output. */
 static void head_phase(const forward_plan *pl, int nthreads) {
-    size_t B = pl->B, C = pl->C, T = pl->T, K = pl->K;
-    for (size_t j = 0; j < pl->prefix; j++)
-        for (size_t b = 0; b < B; b++)
-            pivot_layernorm_rows(pl->head_in + (j * B + b) * C, pl->x + (b * T + j) * C, pl->norm_w, pl->norm_b, 1,
-                           C, pl->eps);
+    size_t B = pl->B, C = pl->C, K = pl->K;
+    for (size_t b = 0; b < B; b++) {
+        float *f = pl->head_in + b * C;
+        pool_image(pl, f, b);
+        if (pl->fc_norm) pivot_layernorm_rows(f, f, pl->norm_w, pl->norm_b, 1, C, pl->eps);
+        if (pl->distilled) final_token(pl, pl->head_in + (B + b) * C, b, 1);
+    }
+    if (!K) {
+        memcpy(pl->logits, pl->head_in, B * C * sizeof(float));
+        return;
+    }
     linear_nobias(pl->logits, pl->head_in, pl->head_w, B, C, K, C, K);
     add_bias_rows(pl->logits, pl->head_b, B, K);
-    if (pl->prefix == 2) {
+    if (pl->distilled) {
         /* DeiT distilled at eval: (head(x[:, 0]) + head_dist(x[:, 1])) / 2, as timm */
         linear_nobias(pl->head_tmp, pl->head_in + B * C, pl->head_dist_w, B, C, K, C, K);
         add_bias_rows(pl->head_tmp, pl->head_dist_b, B, K);
@@ -499,6 +658,12 @@ static void forward_team(void *arg, pivot_team *tm, int tid, int nthreads) {
     if (pl->images) {
         embed_phase(pl, tid, nthreads);
         pivot_team_barrier(tm);
+        /* norm_pre on this thread's rows, which it keeps through the encoders */
+        for (size_t r = r0; pl->norm_pre_w && r < r1; r += TILE_ROWS) {
+            size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
+            pivot_layernorm_rows(pl->x + r * pl->C, pl->x + r * pl->C, pl->norm_pre_w, pl->norm_pre_b, m, pl->C,
+                                 pl->eps);
+        }
     }
     size_t active_seen = 0;
     size_t probs_seen = 0, TT = pl->T * pl->T;
@@ -658,7 +823,7 @@ int pivot_block_forward(float *out, const float *inp, const float *block, size_t
         return st;
     if (attn_active > 1) return PIVOT_ERR_VALUE; /* reuse needs an earlier encoder's probabilities */
     block_params bp;
-    block_params_at(&bp, block, C, H);
+    block_params_at(&bp, block, C, H, C / NH, 0, 0);
     uint8_t path = attn_active ? 1 : 0;
     forward_plan pl;
     memset(&pl, 0, sizeof pl);
@@ -673,35 +838,97 @@ int pivot_block_forward(float *out, const float *inp, const float *block, size_t
 
 static int check_config(const pivot_vit_config *cfg) {
     if (!cfg) return PIVOT_ERR_VALUE;
-    if (cfg->img_size == 0 || cfg->patch_size == 0 || cfg->in_chans == 0 || cfg->num_classes == 0 ||
-        cfg->embed_dim == 0 || cfg->depth == 0 || cfg->num_heads == 0 || cfg->mlp_hidden == 0)
+    if (cfg->img_size == 0 || cfg->patch_size == 0 || cfg->in_chans == 0 || cfg->embed_dim == 0 ||
+        cfg->depth == 0 || cfg->num_heads == 0 || cfg->mlp_hidden == 0)
         return PIVOT_ERR_VALUE;
     if (cfg->img_size % cfg->patch_size || cfg->embed_dim % cfg->num_heads) return PIVOT_ERR_SHAPE;
     if (!(cfg->norm_eps >= 0.0f)) return PIVOT_ERR_VALUE;
+    if (cfg->act < PIVOT_ACT_GELU || cfg->act > PIVOT_ACT_QUICK_GELU || cfg->pool < PIVOT_POOL_TOKEN ||
+        cfg->pool > PIVOT_POOL_MAP || cfg->reg_tokens > 65536)
+        return PIVOT_ERR_VALUE;
+    size_t pre = pivot_vit_num_prefix(cfg);
+    if ((cfg->pool == PIVOT_POOL_TOKEN && pre == 0) ||
+        (cfg->distilled && (cfg->no_class_token || cfg->pool != PIVOT_POOL_TOKEN || cfg->num_classes == 0)))
+        return PIVOT_ERR_VALUE;
+    return PIVOT_OK;
+}
+
+size_t pivot_vit_num_prefix(const pivot_vit_config *cfg) {
+    return (size_t)!cfg->no_class_token + (size_t)(cfg->distilled != 0) + cfg->reg_tokens;
+}
+
+/* Walks the flat parameter array of engine.h's layout: take() returns the next a*b floats
+ * (NULL when only sizes are wanted) and sets err on overflow. */
+typedef struct {
+    const float *base; /* params, or NULL to count */
+    size_t off;
+    int err;
+} param_walk;
+
+static const float *take(param_walk *w, size_t a, size_t b) {
+    size_t n;
+    if (w->err) return NULL;
+    if (pivot_mul_size(&n, a, b) || w->off > SIZE_MAX - n) {
+        w->err = PIVOT_ERR_OVERFLOW;
+        return NULL;
+    }
+    const float *p = w->base ? w->base + w->off : NULL;
+    w->off += n;
+    return p;
+}
+
+/* Points the plan's parameters (when pl != NULL) and the blocks (when blocks != NULL; skipped
+ * when with_blocks is 0, the int8 layout) into params; *total = floats of the array. */
+static int model_layout(size_t *total, forward_plan *pl, block_params *blocks, const float *params,
+                        const pivot_vit_config *cfg, int with_blocks) {
+    int st = check_config(cfg);
+    if (st) return st;
+    forward_plan dummy;
+    if (!pl) pl = &dummy;
+    size_t C = cfg->embed_dim, H = cfg->mlp_hidden, K = cfg->num_classes, hd = C / cfg->num_heads;
+    size_t G = cfg->img_size / cfg->patch_size, NP, pre = pivot_vit_num_prefix(cfg), k2;
+    if (pivot_mul_size(&NP, G, G) || NP > SIZE_MAX - pre || pivot_mul_size(&k2, cfg->in_chans, cfg->patch_size) ||
+        pivot_mul_size(&k2, k2, cfg->patch_size))
+        return PIVOT_ERR_OVERFLOW;
+    param_walk w = {params, 0, 0};
+    pl->tokens = take(&w, pre, C);
+    pl->pos_embed = take(&w, cfg->no_embed_class ? NP : NP + pre, C);
+    pl->patch_w = take(&w, C, k2);
+    pl->patch_b = take(&w, C, 1);
+    pl->norm_pre_w = cfg->norm_pre ? take(&w, C, 1) : NULL;
+    pl->norm_pre_b = cfg->norm_pre ? take(&w, C, 1) : NULL;
+    if (with_blocks) {
+        size_t block;
+        if ((st = pivot_block_num_params(&block, C, H))) return st;
+        block += (cfg->layer_scale ? 2 * C : 0) + (cfg->qk_norm ? 4 * hd : 0);
+        const float *first = take(&w, block, cfg->depth);
+        for (size_t i = 0; blocks && first && i < cfg->depth; i++)
+            block_params_at(&blocks[i], first + i * block, C, H, hd, cfg->layer_scale, cfg->qk_norm);
+    }
+    pl->norm_w = take(&w, C, 1);
+    pl->norm_b = take(&w, C, 1);
+    memset(pl->map, 0, sizeof pl->map);
+    if (cfg->pool == PIVOT_POOL_MAP) {
+        size_t sizes[13][2] = {{C, 1}, {C, C}, {C, 1}, {2 * C, C}, {2 * C, 1}, {C, C}, {C, 1},
+                               {C, 1}, {C, 1}, {H, C}, {H, 1}, {C, H}, {C, 1}};
+        for (int i = 0; i < 13; i++) pl->map[i] = take(&w, sizes[i][0], sizes[i][1]);
+    }
+    pl->head_w = pl->head_b = pl->head_dist_w = pl->head_dist_b = NULL;
+    if (K) {
+        pl->head_w = take(&w, K, C);
+        pl->head_b = take(&w, K, 1);
+    }
+    if (cfg->distilled) {
+        pl->head_dist_w = take(&w, K, C);
+        pl->head_dist_b = take(&w, K, 1);
+    }
+    if (w.err) return w.err;
+    *total = w.off;
     return PIVOT_OK;
 }
 
 int pivot_vit_num_params(size_t *out, const pivot_vit_config *cfg) {
-    int st = check_config(cfg);
-    if (st) return st;
-    size_t C = cfg->embed_dim, G = cfg->img_size / cfg->patch_size, NP, T, pre = cfg->distilled ? 2 : 1;
-    size_t block, blocks, pos, patch, head, total;
-    if (pivot_mul_size(&NP, G, G) || NP > SIZE_MAX - pre) return PIVOT_ERR_OVERFLOW;
-    T = NP + pre;
-    if ((st = pivot_block_num_params(&block, C, cfg->mlp_hidden)) ||
-        (st = pivot_mul_size(&blocks, block, cfg->depth)) || (st = pivot_mul_size(&pos, T, C)) ||
-        (st = pivot_mul_size(&patch, cfg->in_chans, cfg->patch_size)) ||
-        (st = pivot_mul_size(&patch, patch, cfg->patch_size)) || (st = pivot_mul_size(&patch, patch, C)) ||
-        (st = pivot_mul_size(&head, cfg->num_classes, C + 1)) || (st = pivot_mul_size(&head, head, pre)))
-        return st;
-    size_t parts[] = {pre * C, pos, patch, C, blocks, 2 * C, head};
-    total = 0;
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        if (total > SIZE_MAX - parts[i]) return PIVOT_ERR_OVERFLOW;
-        total += parts[i];
-    }
-    *out = total;
-    return PIVOT_OK;
+    return model_layout(out, NULL, NULL, NULL, cfg, 1);
 }
 
 /* The packed weights of a model, in pivot_vit_pack's order. With blocks == NULL only the
@@ -749,16 +976,15 @@ int pivot_vit_pack(float *packed, const float *params, const pivot_vit_config *c
     if (st) return st;
     if (!packed || !params) return PIVOT_ERR_VALUE;
     size_t C = cfg->embed_dim, H = cfg->mlp_hidden, D = cfg->depth, G = cfg->img_size / cfg->patch_size;
-    size_t T = G * G + (cfg->distilled ? 2 : 1), k2 = cfg->in_chans * cfg->patch_size * cfg->patch_size;
+    size_t T = G * G + pivot_vit_num_prefix(cfg), k2 = cfg->in_chans * cfg->patch_size * cfg->patch_size;
     if ((st = check_int_sizes(T, C, H)) || k2 > 2147483647u) return st ? st : PIVOT_ERR_OVERFLOW;
     block_params *blocks = (block_params *)calloc(D, sizeof(block_params));
     if (!blocks) return PIVOT_ERR_NOMEM;
-    const float *p = params + C * (cfg->distilled ? 2 : 1) + T * C, *patch_p = NULL;
-    const float *patch_w = p;
-    p += C * k2 + C;
-    for (size_t i = 0; i < D; i++) p = block_params_at(&blocks[i], p, C, H);
-    st = packed_layout(&patch_p, blocks, packed, cfg);
-    if (!st) st = pivot_gemm_pack((float *)patch_p, patch_w, C, k2);
+    forward_plan pl;
+    const float *patch_p = NULL;
+    st = model_layout(&np, &pl, blocks, params, cfg, 1);
+    if (!st) st = packed_layout(&patch_p, blocks, packed, cfg);
+    if (!st) st = pivot_gemm_pack((float *)patch_p, pl.patch_w, C, k2);
     for (size_t i = 0; i < D && !st; i++) {
         const block_params *bp = &blocks[i];
         if ((st = pivot_gemm_pack((float *)bp->qkv_p, bp->qkv_w, 3 * C, C)) ||
@@ -785,13 +1011,13 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     if (st) return st;
     if (extras && (!(extras->skip_lam > 0.0f) || isinf(extras->skip_lam) ||
                    (extras->aux_head_w != NULL) != (extras->aux_head_b != NULL) ||
-                   (extras->aux_head_w && cfg->distilled)))
+                   (extras->aux_head_w && (cfg->distilled || cfg->num_classes == 0))))
         return PIVOT_ERR_VALUE;
     if ((threads = pivot_clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
     if (B == 0) return PIVOT_OK;
     if (!logits || !images || !params || !path) return PIVOT_ERR_VALUE;
     size_t C = cfg->embed_dim, H = cfg->mlp_hidden, D = cfg->depth, G = cfg->img_size / cfg->patch_size;
-    size_t pre = cfg->distilled ? 2 : 1, T = G * G + pre, BT, k2;
+    size_t pre = pivot_vit_num_prefix(cfg), T = G * G + pre, BT, k2;
     int attention_kind = extras ? extras->attention_kind : PIVOT_ATTENTION_SOFTMAX;
     if ((st = pivot_modes_check_path(path, D, attention_kind))) return st;
     if (extras && attention_kind == PIVOT_ATTENTION_RELU_LINEAR && !(extras->linear_eps >= 0.0f)) return PIVOT_ERR_VALUE;
@@ -802,11 +1028,11 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
                 !lin->fc1_in || !lin->fc2_in))
         return PIVOT_ERR_VALUE;
     if (int8) { /* params without the blocks; int8 attention is softmax, its residual adds unscaled */
-        size_t block, blocks_np;
-        if (attention_kind != PIVOT_ATTENTION_SOFTMAX || extras->skip_lam != 1.0f || !int8->weights || !int8->floats)
+        /* the int8 encoder steps know timm's plain blocks only: refused, not ignored */
+        if (attention_kind != PIVOT_ATTENTION_SOFTMAX || extras->skip_lam != 1.0f || !int8->weights || !int8->floats ||
+            cfg->layer_scale || cfg->qk_norm || cfg->act != PIVOT_ACT_GELU)
             return PIVOT_ERR_VALUE;
-        if ((st = pivot_block_num_params(&block, C, H)) || (st = pivot_mul_size(&blocks_np, block, D))) return st;
-        np -= blocks_np;
+        if ((st = model_layout(&np, NULL, NULL, NULL, cfg, 0))) return st;
     }
     if ((st = pivot_mul_size(&BT, B, T)) || (st = check_int_sizes(BT, C, H)) ||
         (st = pivot_mul_size(&k2, cfg->in_chans * cfg->patch_size, cfg->patch_size)) ||
@@ -817,31 +1043,14 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     if (!blocks) return PIVOT_ERR_NOMEM;
     forward_plan pl;
     memset(&pl, 0, sizeof pl);
-    const float *p = params;
-    pl.cls_token = p; p += C;
-    if (cfg->distilled) { pl.dist_token = p; p += C; }
-    pl.pos_embed = p; p += T * C;
-    pl.patch_w = p; p += C * k2;
-    pl.patch_b = p; p += C;
-    for (size_t i = 0; i < D && !int8; i++) p = block_params_at(&blocks[i], p, C, H);
-    if (extras && extras->packed && !int8 && pivot_simd_level() >= PIVOT_SIMD_AVX2) {
+    size_t used;
+    st = model_layout(&used, &pl, blocks, params, cfg, !int8);
+    if (!st && used != np) st = PIVOT_ERR_INTERNAL;
+    if (!st && extras && extras->packed && !int8 && pivot_simd_level() >= PIVOT_SIMD_AVX2)
         st = packed_layout(&pl.patch_p, blocks, extras->packed, cfg);
-        if (st) {
-            free(blocks);
-            return st;
-        }
-    }
-    pl.norm_w = p; p += C;
-    pl.norm_b = p; p += C;
-    pl.head_w = p; p += cfg->num_classes * C;
-    pl.head_b = p; p += cfg->num_classes;
-    if (cfg->distilled) {
-        pl.head_dist_w = p; p += cfg->num_classes * C;
-        pl.head_dist_b = p; p += cfg->num_classes;
-    }
-    if ((size_t)(p - params) != np) {
+    if (st) {
         free(blocks);
-        return PIVOT_ERR_INTERNAL;
+        return st;
     }
     pl.B = B; pl.T = T; pl.C = C; pl.NH = cfg->num_heads; pl.H = H; pl.D = D; pl.eps = cfg->norm_eps;
     pl.path = path;
@@ -849,6 +1058,11 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     pl.images = images;
     pl.in_chans = cfg->in_chans; pl.img = cfg->img_size; pl.patch = cfg->patch_size; pl.grid = G;
     pl.prefix = pre;
+    pl.pos_prefix = !cfg->no_embed_class;
+    pl.pool = cfg->pool;
+    pl.fc_norm = cfg->fc_norm;
+    pl.act = cfg->act;
+    pl.distilled = cfg->distilled;
     pl.logits = logits;
     pl.K = cfg->num_classes;
     pl.attn_capture = attn_capture;

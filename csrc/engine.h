@@ -5,10 +5,14 @@
  * Matrices are row-major; Linear weights have timm's (out_features, in_features) layout, so a
  * Linear is out = inp @ weight^T + bias.
  *
- * Parameters of a whole model live in ONE flat float array, in the order of
- * ViTConfig.weight_shapes() (timm's state-dict order): cls_token, [dist_token], pos_embed,
- * patch_embed.proj.{weight,bias}, per block norm1.{w,b} attn.qkv.{w,b} attn.proj.{w,b}
- * norm2.{w,b} mlp.fc1.{w,b} mlp.fc2.{w,b}, norm.{w,b}, head.{w,b}, [head_dist.{w,b}]. */
+ * Parameters of a whole model live in ONE flat float array, close to timm's state-dict order:
+ * the prefix tokens (NPRE, C) ([cls_token] [dist_token] [reg_token x R]), pos_embed (Tpos, C),
+ * patch_embed.proj.{weight,bias}, [norm_pre.{w,b}], per block norm1.{w,b} attn.qkv.{w,b}
+ * attn.proj.{w,b} norm2.{w,b} mlp.fc1.{w,b} mlp.fc2.{w,b} [ls1.gamma ls2.gamma]
+ * [attn.q_norm.{w,b} attn.k_norm.{w,b}], the final norm (timm's norm or fc_norm).{w,b},
+ * [attn_pool: latent (C), q.{w,b}, kv.{w,b}, proj.{w,b}, norm.{w,b}, mlp.fc1.{w,b}, mlp.fc2.{w,b}],
+ * [head.{w,b}] (K > 0), [head_dist.{w,b}]. Absent biases (qkv, patch) are zeros in the array.
+ * A zero-initialized field of pivot_vit_config means DeiT's choice. */
 #ifndef PIVOT_ENGINE_H
 #define PIVOT_ENGINE_H
 
@@ -30,7 +34,25 @@ typedef struct {
     size_t mlp_hidden;   /* H, hidden size of the MLP */
     int distilled;       /* 1: tokens [cls, dist, patches] and a head_dist (DeiT distilled) */
     float norm_eps;      /* LayerNorm epsilon (1e-6 for DeiT) */
+    /* timm VisionTransformer's options beyond DeiT (zero: DeiT) */
+    int no_class_token;  /* 1: no cls token */
+    size_t reg_tokens;   /* register tokens after cls (and dist) */
+    int no_embed_class;  /* 1: pos_embed covers the patches only (Tpos = patches) */
+    int norm_pre;        /* 1: LayerNorm of the tokens before the first encoder */
+    int layer_scale;     /* 1: branches scaled per channel by ls1 / ls2 before the residual add */
+    int qk_norm;         /* 1: LayerNorm (head_dim) of q and k per head */
+    int act;             /* PIVOT_ACT_* of the MLPs */
+    int pool;            /* PIVOT_POOL_* */
+    int fc_norm;         /* 1: the final norm runs after pooling (timm's fc_norm) instead of before */
 } pivot_vit_config;
+
+enum { PIVOT_ACT_GELU = 0, PIVOT_ACT_GELU_TANH = 1, PIVOT_ACT_QUICK_GELU = 2 };
+/* Pooling of the final tokens: the first token, or over the patch tokens only (avg, max,
+ * 0.5 * (avg + max), and timm's AttentionPoolLatent: one latent query over the patch tokens). */
+enum { PIVOT_POOL_TOKEN = 0, PIVOT_POOL_AVG = 1, PIVOT_POOL_MAX = 2, PIVOT_POOL_AVGMAX = 3, PIVOT_POOL_MAP = 4 };
+
+/* Tokens before the patches (cls, dist, registers). */
+size_t pivot_vit_num_prefix(const pivot_vit_config *cfg);
 
 /* ------------------------------------------------------------------ single branches */
 
@@ -74,7 +96,8 @@ int pivot_block_num_params(size_t *out, size_t C, size_t H);
 /* Number of floats in the flat parameter array of a config (checks the config first). */
 int pivot_vit_num_params(size_t *out, const pivot_vit_config *cfg);
 
-/* Full forward pass. path[i] = 1: encoder i's attention runs; 0: skipped; 2: reuses the
+/* Full forward pass; logits are (B, num_classes), or (B, embed_dim) pooled features when
+ * num_classes is 0 (headless). path[i] = 1: encoder i's attention runs; 0: skipped; 2: reuses the
  * probabilities of the nearest earlier active encoder (see pivot_vit_extras).
  * attn_capture (optional, may be NULL): attention-branch outputs (after proj, before the residual
  * add) of the ACTIVE encoders only, in order; mlp_capture (optional): MLP-branch outputs of every

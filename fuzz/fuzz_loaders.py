@@ -4,7 +4,7 @@ Each input is one byte choosing the format, then the file's bytes:
 
 * ``0``: a ``.safetensors`` file -> ``pivot.io.load_state_dict``, then ``pivot.ViT.from_timm``
   (config from ``pivot.config`` metadata or inferred from the shapes) when it loads;
-* ``1``: an ``.npz`` archive -> ``load_state_dict``, then ``infer_config`` when it loads;
+* ``1``: an ``.npz`` archive -> ``load_state_dict``, then ``pivot.checkpoints.infer_config`` when it loads;
 * ``2`` / ``3``: an IDX file (raw or gzipped) -> ``pivot.datasets.read_idx`` with 1 / 3 dims;
 * ``4``: a safetensors file whose 8-byte header length the harness writes (two bytes give the
   header length modulo the body length), so mutations reach the JSON header checks;
@@ -42,6 +42,7 @@ if atheris is not None and __name__ == "__main__":
     with atheris.instrument_imports(include=["pivot"]):  # coverage feedback from pivot's Python code
         import pivot
         import pivot.datasets
+        import pivot.checkpoints
         import pivot.io
         import pivot.quant
 else:
@@ -83,7 +84,7 @@ def run_one(data: bytes) -> None:
                 if kind in (0, 4):
                     pivot.ViT.from_timm(path)
                 else:
-                    pivot.io.infer_config(state)
+                    pivot.checkpoints.infer_config(state, num_heads=1)
             except (ValueError, TypeError):
                 return
         elif kind == 6:

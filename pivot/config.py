@@ -9,7 +9,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-__all__ = ["ViTConfig", "normalize_path", "path_effort", "STEMS", "ATTENTIONS", "LINEAR_ATTENTION_EPS"]
+__all__ = ["ViTConfig", "normalize_path", "path_effort", "STEMS", "ATTENTIONS", "POOLS", "ACTIVATIONS",
+           "LINEAR_ATTENTION_EPS"]
 
 # Patch embeddings: "patch" is timm's one Conv2d (kernel = stride = patch_size); "lvvit_conv" is
 # LV-ViT's PatchEmbed4_2 (three conv+BatchNorm+ReLU layers, then a patch_size/2 projection).
@@ -21,6 +22,13 @@ STEMS = ("patch", "lvvit_conv")
 # the same weights (qkv, proj) as softmax attention, so the choice is a config field, not a path
 # value: a path still says which encoders run their attention (and which skip it).
 ATTENTIONS = ("softmax", "relu_linear")
+# Pooling of the final tokens into one feature vector (timm's global_pool): "token" reads the
+# first prefix token; "avg", "max" and "avgmax" (0.5 * (avg + max)) pool the patch tokens only
+# (not the prefix tokens); "map" is timm's AttentionPoolLatent head (over the patch tokens too).
+POOLS = ("token", "avg", "max", "avgmax", "map")
+# MLP activations: exact (erf) GELU, tanh-approximated GELU (timm's gelu_tanh), QuickGELU
+# (x * sigmoid(1.702 x), OpenAI CLIP's).
+ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu")
 # Added to the denominator of linear attention: keeps a query row whose phi(Q) phi(K)^T 1 is 0
 # (every ReLU'd product 0) finite (its output is then 0). Small next to typical sums (O(T)).
 LINEAR_ATTENTION_EPS = 1e-6
@@ -118,6 +126,21 @@ class ViTConfig:
     ``attention`` (``ATTENTIONS``): ``"softmax"`` (timm) or ``"relu_linear"``, softmax-free ReLU
     linear attention in every encoder (same weights; see ``pivot.config.LINEAR_ATTENTION_EPS``).
 
+    The rest of timm's ``VisionTransformer`` (DeiT III, DINOv2, CLIP, SigLIP, registers, ...):
+
+    * ``class_token`` (``cls_token``), ``reg_tokens`` (``reg_token`` (1, R, C), after the class
+      token): the prefix tokens are ``[cls] [dist] [reg x R]``; ``no_embed_class``: the position
+      embedding covers the patches only (the prefix tokens get none).
+    * ``global_pool`` (``POOLS``): what the head reads (``"token"``: the first token; ``"avg"``,
+      ``"max"``, ``"avgmax"``: the patch tokens pooled; ``"map"``: timm's attention-pooling
+      head ``attn_pool``). ``fc_norm``: the final LayerNorm runs after pooling (``fc_norm.*``)
+      instead of before it (``norm.*``). ``norm_pre``: a LayerNorm after the position embedding.
+    * ``layer_scale``: each branch is multiplied by ``blocks.i.ls1.gamma`` / ``ls2.gamma`` before
+      the residual add. ``qk_norm``: LayerNorm of q and k per head (``attn.q_norm``, ``attn.k_norm``).
+    * ``act`` (``ACTIVATIONS``): the MLP's activation. ``patch_bias``: whether
+      ``patch_embed.proj`` has a bias. ``num_classes=0``: headless, the output is the pooled
+      (normalized) features, ``embed_dim`` wide.
+
     ``input_mean``, ``input_std`` (one value per channel, for pixels scaled to [0, 1]): the input
     normalization the model was trained with, ``(pixel / 255 - mean) / std``; ``model(images)``
     applies it to uint8 images. None: timm's default for the model (``input_normalization``).
@@ -140,21 +163,35 @@ class ViTConfig:
     attention: str = "softmax"
     input_mean: tuple | None = None
     input_std: tuple | None = None
+    class_token: bool = True
+    reg_tokens: int = 0
+    no_embed_class: bool = False
+    global_pool: str = "token"
+    fc_norm: bool = False
+    norm_pre: bool = False
+    layer_scale: bool = False
+    act: str = "gelu"
+    patch_bias: bool = True
+    qk_norm: bool = False
 
     def __post_init__(self):
         # Every field is converted to its Python type on entry (a frozen dataclass: object.__setattr__).
         def put(field, value):
             object.__setattr__(self, field, value)
 
-        for field in ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim", "num_heads", "stem_channels"):
+        for field in ("img_size", "patch_size", "in_chans", "embed_dim", "num_heads", "stem_channels"):
             put(field, as_int("ViTConfig", field, getattr(self, field)))
+        put("num_classes", as_int("ViTConfig", "num_classes", self.num_classes, low=0))
+        put("reg_tokens", as_int("ViTConfig", "reg_tokens", self.reg_tokens, low=0, high=4096))
         put("depth", as_int("ViTConfig", "depth", self.depth, high=MAX_DEPTH))
         put("mlp_ratio", as_real("ViTConfig", "mlp_ratio", self.mlp_ratio, 0, MAX_RATIO, low_open=True))
         put("norm_eps", as_real("ViTConfig", "norm_eps", self.norm_eps, 0, 1, low_open=True))
         put("skip_lam", as_real("ViTConfig", "skip_lam", self.skip_lam, 0, MAX_RATIO, low_open=True))
-        for field in ("distilled", "aux_head", "qkv_bias"):
+        for field in ("distilled", "aux_head", "qkv_bias", "class_token", "no_embed_class", "fc_norm", "norm_pre",
+                      "layer_scale", "patch_bias", "qk_norm"):
             put(field, as_bool("ViTConfig", field, getattr(self, field)))
-        for field, allowed in (("stem", STEMS), ("attention", ATTENTIONS)):
+        for field, allowed in (("stem", STEMS), ("attention", ATTENTIONS), ("global_pool", POOLS),
+                               ("act", ACTIVATIONS)):
             if not isinstance(getattr(self, field), str) or getattr(self, field) not in allowed:
                 raise ValueError(f"ViTConfig.{field} must be one of {allowed}, got {getattr(self, field)!r}")
         for field, low in (("input_mean", -MAX_RATIO), ("input_std", 0)):
@@ -177,6 +214,15 @@ class ViTConfig:
         if self.distilled and self.aux_head:
             raise ValueError("ViTConfig: distilled and aux_head cannot be combined (no model defines how "
                              "their outputs would mix)")
+        if self.num_prefix_tokens == 0 and self.global_pool == "token":
+            raise ValueError("ViTConfig: global_pool='token' needs a prefix token (class_token=True or reg_tokens > 0)")
+        if self.distilled and (not self.class_token or self.global_pool != "token"):
+            raise ValueError("ViTConfig: distilled (DeiT's class + distillation heads) needs class_token=True and "
+                             "global_pool='token'")
+        if (self.distilled or self.aux_head) and self.num_classes == 0:
+            raise ValueError("ViTConfig: a headless model (num_classes=0) cannot have distilled or aux_head heads")
+        if self.stem != "patch" and not self.is_plain_block:
+            raise ValueError("ViTConfig: LV-ViT's conv stem combines with timm's plain blocks only")
         _check_size_limits(self)
 
     # -- derived sizes
@@ -190,12 +236,42 @@ class ViTConfig:
 
     @property
     def num_prefix_tokens(self) -> int:
-        return 2 if self.distilled else 1
+        """Tokens before the patches: class token, distillation token, register tokens."""
+        return int(self.class_token) + int(self.distilled) + self.reg_tokens
+
+    @property
+    def head_norm_tokens(self) -> int:
+        """Tokens per image the final norm runs on for the head (what PIVOT-Sim counts): the class
+        (and distillation) tokens under token pooling, the patches before avg / max pooling, the one
+        pooled vector under ``fc_norm``."""
+        if self.fc_norm:
+            return 1
+        if self.global_pool == "token":
+            return max(1, int(self.class_token) + int(self.distilled))  # token 0 is a register without a class token
+        return self.num_patches
 
     @property
     def num_tokens(self) -> int:
-        """T: patches plus the class (and distillation) token."""
+        """T: patches plus the prefix tokens (class, distillation, registers)."""
         return self.num_patches + self.num_prefix_tokens
+
+    @property
+    def pos_tokens(self) -> int:
+        """Tokens the position embedding covers: the patches only with ``no_embed_class``."""
+        return self.num_patches if self.no_embed_class else self.num_tokens
+
+    @property
+    def num_features(self) -> int:
+        """Width of the model's output: num_classes, or embed_dim for a headless model."""
+        return self.num_classes or self.embed_dim
+
+    @property
+    def is_plain_block(self) -> bool:
+        """True when the model uses none of the fields beyond DeiT's (prefix tokens, pooling, norms,
+        layer scale, activation, biases): its flat parameters are the state dict in order."""
+        return (self.class_token and not self.reg_tokens and not self.no_embed_class and self.global_pool == "token"
+                and not self.fc_norm and not self.norm_pre and not self.layer_scale and self.act == "gelu"
+                and self.patch_bias and not self.qk_norm and self.num_classes > 0)
 
     @property
     def proj_size(self) -> int:
@@ -215,8 +291,14 @@ class ViTConfig:
 
     @property
     def is_timm_vit(self) -> bool:
-        """True when the model is a plain timm VisionTransformer (no LV-ViT feature in use)."""
-        return self.stem == "patch" and self.skip_lam == 1 and not self.aux_head and self.qkv_bias
+        """True when the model is a DeiT-style timm VisionTransformer (no LV-ViT feature, nothing
+        beyond DeiT's fields): the flat parameter array is then the state dict in order."""
+        return self.stem == "patch" and self.skip_lam == 1 and not self.aux_head and self.qkv_bias and self.is_plain_block
+
+    @property
+    def has_lvvit_features(self) -> bool:
+        """True when the model uses LV-ViT's conv stem, skip_lam or aux head."""
+        return self.stem != "patch" or self.skip_lam != 1 or self.aux_head
 
     @property
     def input_normalization(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -249,10 +331,13 @@ class ViTConfig:
         """
         C, H, K = self.embed_dim, self.mlp_hidden, self.num_classes
         s: OrderedDict[str, tuple[int, ...]] = OrderedDict()
-        s["cls_token"] = (1, 1, C)
+        if self.class_token:
+            s["cls_token"] = (1, 1, C)
         if self.distilled:
             s["dist_token"] = (1, 1, C)
-        s["pos_embed"] = (1, self.num_tokens, C)
+        if self.reg_tokens:
+            s["reg_token"] = (1, self.reg_tokens, C)
+        s["pos_embed"] = (1, self.pos_tokens, C)
         if self.stem == "lvvit_conv":
             S = self.stem_channels
             for i, (cin, k) in enumerate(((self.in_chans, 7), (S, 3), (S, 3)), start=1):
@@ -261,7 +346,12 @@ class ViTConfig:
                     s[f"patch_embed.bn{i}.{name}"] = (S,)
         P = self.proj_kernel
         s["patch_embed.proj.weight"] = (C, self.proj_in_chans, P, P)
-        s["patch_embed.proj.bias"] = (C,)
+        if self.patch_bias:
+            s["patch_embed.proj.bias"] = (C,)
+        if self.norm_pre:
+            s["norm_pre.weight"] = (C,)
+            s["norm_pre.bias"] = (C,)
+        hd = self.head_dim
         for i in range(self.depth):
             b = f"blocks.{i}."
             s[b + "norm1.weight"] = (C,)
@@ -269,18 +359,45 @@ class ViTConfig:
             s[b + "attn.qkv.weight"] = (3 * C, C)
             if self.qkv_bias:
                 s[b + "attn.qkv.bias"] = (3 * C,)
+            if self.qk_norm:
+                for name in ("q_norm", "k_norm"):
+                    s[b + f"attn.{name}.weight"] = (hd,)
+                    s[b + f"attn.{name}.bias"] = (hd,)
             s[b + "attn.proj.weight"] = (C, C)
             s[b + "attn.proj.bias"] = (C,)
+            if self.layer_scale:
+                s[b + "ls1.gamma"] = (C,)
             s[b + "norm2.weight"] = (C,)
             s[b + "norm2.bias"] = (C,)
             s[b + "mlp.fc1.weight"] = (H, C)
             s[b + "mlp.fc1.bias"] = (H,)
             s[b + "mlp.fc2.weight"] = (C, H)
             s[b + "mlp.fc2.bias"] = (C,)
-        s["norm.weight"] = (C,)
-        s["norm.bias"] = (C,)
-        s["head.weight"] = (K, C)
-        s["head.bias"] = (K,)
+            if self.layer_scale:
+                s[b + "ls2.gamma"] = (C,)
+        if not self.fc_norm:
+            s["norm.weight"] = (C,)
+            s["norm.bias"] = (C,)
+        if self.global_pool == "map":
+            s["attn_pool.latent"] = (1, 1, C)
+            s["attn_pool.q.weight"] = (C, C)
+            s["attn_pool.q.bias"] = (C,)
+            s["attn_pool.kv.weight"] = (2 * C, C)
+            s["attn_pool.kv.bias"] = (2 * C,)
+            s["attn_pool.proj.weight"] = (C, C)
+            s["attn_pool.proj.bias"] = (C,)
+            s["attn_pool.norm.weight"] = (C,)
+            s["attn_pool.norm.bias"] = (C,)
+            s["attn_pool.mlp.fc1.weight"] = (H, C)
+            s["attn_pool.mlp.fc1.bias"] = (H,)
+            s["attn_pool.mlp.fc2.weight"] = (C, H)
+            s["attn_pool.mlp.fc2.bias"] = (C,)
+        if self.fc_norm:
+            s["fc_norm.weight"] = (C,)
+            s["fc_norm.bias"] = (C,)
+        if K:
+            s["head.weight"] = (K, C)
+            s["head.bias"] = (K,)
         if self.distilled:
             s["head_dist.weight"] = (K, C)
             s["head_dist.bias"] = (K,)

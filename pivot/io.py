@@ -1,5 +1,6 @@
-"""Weight files: a strict safetensors reader and writer, ``.npz`` and ``.pth`` loading, and
-inference of a :class:`~pivot.ViTConfig` from timm state-dict key names and shapes.
+"""Weight files: a strict safetensors reader and writer, ``.npz`` and ``.pth`` loading, and the
+pivot metadata stored in them. Which model a state dict describes (key names, config
+inference) is :mod:`pivot.checkpoints`' job.
 
 Weight files come from strangers, so every reader validates the whole file before returning
 anything, refuses bad input with :class:`WeightsFileError` naming the problem, and never
@@ -11,11 +12,9 @@ only when it is installed (for dicts: only when the caller already imported it).
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
-import re
 import stat
 import sys
 import zipfile
@@ -25,9 +24,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import _validate
-from .config import LVVIT_VARIANTS, MAX_DEPTH, ViTConfig
+from .config import ViTConfig
 
-__all__ = ["WeightsFileError", "load_state_dict", "save_safetensors", "infer_config", "config_from_metadata",
+__all__ = ["WeightsFileError", "load_state_dict", "save_safetensors", "config_from_metadata",
            "path_from_metadata", "open_regular_file"]
 
 
@@ -522,137 +521,3 @@ def path_from_metadata(text, depth: int, where: str) -> list[int]:
         raise WeightsFileError(f"{where}: bad 'pivot.path' metadata {shown} (expected {depth} digits 0/1/2, "
                                f"one per encoder)")
     return [int(ch) for ch in text]
-
-
-# ---------------------------------------------------------------------------------------------
-# config inference
-
-_BLOCK_KEY = re.compile(r"blocks\.([0-9]+)\.")
-_CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(ViTConfig))
-
-# The LV-ViT variants (pivot.config.LVVIT_VARIANTS) by (embed_dim, depth): skip_lam and num_heads,
-# which the weights do not record. lvvit_t is registered but has no released checkpoint.
-_LVVIT_VARIANTS = {(dim, depth): (lam, heads) for dim, depth, heads, lam, _ in LVVIT_VARIANTS.values()}
-
-
-def _shape(state_dict: Mapping, key: str, why: str) -> tuple[int, ...]:
-    if key not in state_dict:
-        raise ValueError(f"cannot infer the ViT config: key {key!r} is missing ({why})")
-    shape = getattr(state_dict[key], "shape", None)
-    if shape is None:
-        raise TypeError(f"state_dict[{key!r}] is a {type(state_dict[key]).__name__}, not an array")
-    return tuple(int(d) for d in shape)
-
-
-def infer_config(state_dict: Mapping, num_heads: int | None = None, **overrides) -> ViTConfig:
-    """The :class:`~pivot.ViTConfig` of a timm ``VisionTransformer`` or LV-ViT state dict, from its
-    key names and tensor shapes.
-
-    depth from the ``blocks.N.`` indices, embed dim, patch size and channels from
-    ``patch_embed.proj.weight``, distilled from ``dist_token``, image size from ``pos_embed``,
-    classes from ``head.weight``, mlp ratio from ``blocks.0.mlp.fc1.weight``, qkv_bias from
-    ``blocks.0.attn.qkv.bias``. Head count is not in the shapes: ``num_heads`` defaults to
-    ``embed_dim // 64`` (at least 1). ``overrides`` (any ViTConfig field, e.g. ``norm_eps=1e-5``)
-    are applied last.
-
-    LV-ViT (TokenLabeling checkpoints) is recognized by ``patch_embed.conv1.weight`` (its conv stem:
-    stem_channels and in_chans from it, patch_size = 2 x proj's kernel) or ``aux_head.weight``;
-    it gets LayerNorm eps 1e-5 (``nn.LayerNorm``'s default, which LV-ViT keeps). ``skip_lam`` is
-    not in the weights either: it and the default head count come from the official variant of the
-    same embed dim and depth (LV-ViT-T/S/M/L: skip_lam 1/2/2/3, 4/6/8/12 heads); any other LV-ViT
-    needs ``skip_lam=`` passed.
-    """
-    unknown = sorted(set(overrides) - set(_CONFIG_FIELDS))
-    if unknown:
-        raise TypeError(f"unknown ViTConfig override(s) {', '.join(unknown)}; valid: {', '.join(f for f in _CONFIG_FIELDS if f != 'num_heads')}")
-    if not isinstance(state_dict, Mapping):
-        raise TypeError(f"state_dict must be a mapping of name -> array, got {type(state_dict).__name__}")
-
-    # Block indices are sizes read from names: bounded before a range over them is built.
-    digits = {m.group(1) for key in state_dict if isinstance(key, str) and (m := _BLOCK_KEY.match(key))}
-    if not digits:
-        raise ValueError("cannot infer the ViT config: no 'blocks.N.' keys (not a timm VisionTransformer state dict?)")
-    significant = {d: d.lstrip("0") or "0" for d in digits}
-    too_deep = [d for d, v in significant.items() if len(v) > len(str(MAX_DEPTH)) or int(v) >= MAX_DEPTH]
-    if too_deep:
-        shown = min(too_deep, key=len)
-        raise WeightsFileError(f"cannot infer the ViT config: block index {shown[:20]}{'...' if len(shown) > 20 else ''} "
-                               f"is beyond the {MAX_DEPTH} encoders pivot supports")
-    indices = {int(v) for v in significant.values()}
-    depth = max(indices) + 1
-    if indices != set(range(depth)):
-        missing = sorted(set(range(depth)) - indices)
-        raise ValueError(f"cannot infer the ViT config: block indices are not contiguous from 0 (missing blocks {missing})")
-
-    proj = _shape(state_dict, "patch_embed.proj.weight", "it gives embed dim, channels and patch size")
-    if len(proj) != 4:
-        raise ValueError(f"patch_embed.proj.weight must be 4-D (embed_dim, in_chans, patch, patch), got shape {proj}")
-    embed_dim, in_chans, patch_h, patch_w = proj
-    if patch_h != patch_w:
-        raise ValueError(f"only square patches are supported; patch_embed.proj.weight has a {patch_h}x{patch_w} kernel")
-    lvvit = {}
-    if "patch_embed.conv1.weight" in state_dict:  # LV-ViT's PatchEmbed4_2 stem
-        conv1 = _shape(state_dict, "patch_embed.conv1.weight", "")
-        if len(conv1) != 4 or conv1[2:] != (7, 7):
-            raise ValueError(f"patch_embed.conv1.weight has shape {conv1}, expected (stem_channels, in_chans, 7, 7) "
-                             f"of LV-ViT's convolutional patch embedding")
-        if in_chans != conv1[0]:
-            raise ValueError(f"patch_embed.proj.weight reads {in_chans} channels but patch_embed.conv1 makes {conv1[0]}")
-        lvvit = dict(stem="lvvit_conv", stem_channels=conv1[0])
-        in_chans, patch_h = conv1[1], 2 * patch_h
-    if "aux_head.weight" in state_dict:
-        lvvit["aux_head"] = True
-    if "cls_token" in state_dict:
-        cls = _shape(state_dict, "cls_token", "")
-        if cls != (1, 1, embed_dim):
-            raise ValueError(f"cls_token has shape {cls}, expected (1, 1, {embed_dim}) from patch_embed.proj.weight")
-    distilled = "dist_token" in state_dict
-
-    pos = _shape(state_dict, "pos_embed", "it gives the image size")
-    if len(pos) != 3 or pos[0] != 1 or pos[2] != embed_dim:
-        raise ValueError(f"pos_embed has shape {pos}, expected (1, tokens, {embed_dim})")
-    prefix = 2 if distilled else 1
-    patches = pos[1] - prefix
-    grid = math.isqrt(max(patches, 0))
-    if patches < 1 or grid * grid != patches:
-        hint = ""
-        if math.isqrt(pos[1]) ** 2 == pos[1]:
-            hint = " (a pos_embed covering only the patches, as in timm's no_embed_class models such as DeiT III, is not supported)"
-        raise ValueError(f"pos_embed has {pos[1]} tokens; without the {prefix} class/distillation token(s) that leaves {patches}, not a square grid{hint}")
-
-    head = _shape(state_dict, "head.weight", "it gives the number of classes; models without a classifier head are not supported")
-    if len(head) != 2 or head[1] != embed_dim:
-        raise ValueError(f"head.weight has shape {head}, expected (num_classes, {embed_dim})")
-
-    fc1 = _shape(state_dict, "blocks.0.mlp.fc1.weight", "it gives the MLP ratio")
-    if len(fc1) != 2 or fc1[1] != embed_dim or fc1[0] < 1:
-        raise ValueError(f"blocks.0.mlp.fc1.weight has shape {fc1}, expected (hidden, {embed_dim})")
-    mlp_ratio = fc1[0] / embed_dim
-    # ViTConfig.mlp_hidden is int(embed_dim * mlp_ratio); step past rounding that would lose one.
-    while int(embed_dim * mlp_ratio) < fc1[0]:
-        mlp_ratio = math.nextafter(mlp_ratio, math.inf)
-
-    qkv = _shape(state_dict, "blocks.0.attn.qkv.weight", "it gives the attention's shape")
-    if qkv != (3 * embed_dim, embed_dim):
-        raise ValueError(f"blocks.0.attn.qkv.weight has shape {qkv}, expected ({3 * embed_dim}, {embed_dim})")
-    fields = dict(img_size=grid * patch_h, patch_size=patch_h, in_chans=in_chans, num_classes=head[0],
-                  embed_dim=embed_dim, depth=depth, mlp_ratio=mlp_ratio, distilled=distilled)
-    if "blocks.0.attn.qkv.bias" not in state_dict:
-        fields["qkv_bias"] = False
-    if lvvit:
-        fields.update(lvvit, norm_eps=1e-5)
-        variant = _LVVIT_VARIANTS.get((embed_dim, depth))
-        if variant is not None:
-            fields["skip_lam"] = variant[0]
-            if num_heads is None and "embed_dim" not in overrides:
-                num_heads = variant[1]
-        elif "skip_lam" not in overrides:
-            raise ValueError(f"cannot infer skip_lam of this LV-ViT (embed_dim {embed_dim}, depth {depth} is none of "
-                             f"LV-ViT-T/S/M/L, and the weights do not record it); pass skip_lam= (and num_heads=)")
-    fields.update(overrides)
-    if num_heads is None:
-        num_heads = max(1, fields["embed_dim"] // 64)
-        if fields["embed_dim"] % num_heads:
-            raise ValueError(f"embed_dim {fields['embed_dim']} is not divisible by the default num_heads {num_heads} "
-                             f"(embed_dim // 64); pass num_heads= explicitly")
-    return ViTConfig(num_heads=num_heads, **fields)

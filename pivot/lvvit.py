@@ -63,22 +63,31 @@ def stem_keys(config: ViTConfig) -> list:
 
 
 def _packing(config: ViTConfig) -> list:
-    """``[(key or None, shape)]`` in the order of the model's flat array; None = a zero qkv bias."""
+    """``[(key or None, shape)]`` in the order of the model's flat array (csrc/engine.h's layout);
+    None = a zero bias the model does not have (qkv, patch embedding)."""
     shapes = config.weight_shapes()
     C = config.embed_dim
-    order = ["cls_token"] + (["dist_token"] if config.distilled else []) + ["pos_embed", "patch_embed.proj.weight",
-                                                                         "patch_embed.proj.bias"]
-    out = [(k, shapes[k]) for k in order]
+
+    def entry(key, zero_shape=None):
+        return (key, shapes[key]) if key in shapes else (None, zero_shape)
+
+    out = [(k, shapes[k]) for k in ("cls_token", "dist_token", "reg_token", "pos_embed", "patch_embed.proj.weight")
+           if k in shapes]
+    out.append(entry("patch_embed.proj.bias", (C,)))
+    out += [(k, shapes[k]) for k in ("norm_pre.weight", "norm_pre.bias") if k in shapes]
     for i in range(config.depth):
         b = f"blocks.{i}."
         for name in ("norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
                      "attn.proj.bias", "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias",
                      "mlp.fc2.weight", "mlp.fc2.bias"):
-            key = b + name
-            out.append((key, shapes[key]) if key in shapes else (None, (3 * C,)))
-    tail = ["norm.weight", "norm.bias", "head.weight", "head.bias"]
-    tail += ["head_dist.weight", "head_dist.bias"] if config.distilled else []
-    tail += ["aux_head.weight", "aux_head.bias"] if config.aux_head else []
+            out.append(entry(b + name, (3 * C,)))
+        out += [(b + k, shapes[b + k]) for k in ("ls1.gamma", "ls2.gamma", "attn.q_norm.weight", "attn.q_norm.bias",
+                                                 "attn.k_norm.weight", "attn.k_norm.bias") if b + k in shapes]
+    final = "fc_norm" if config.fc_norm else "norm"
+    tail = [f"{final}.weight", f"{final}.bias"]
+    tail += [k for k in shapes if k.startswith("attn_pool.")]
+    tail += [k for k in ("head.weight", "head.bias", "head_dist.weight", "head_dist.bias", "aux_head.weight",
+                         "aux_head.bias") if k in shapes]
     out += [(k, shapes[k]) for k in tail + stem_keys(config)]
     return out
 

@@ -277,8 +277,11 @@ class ViT:
         return (f"ViT(img_size={c.img_size}, patch_size={c.patch_size}, in_chans={c.in_chans}, "
                 f"embed_dim={c.embed_dim}, depth={c.depth}, num_heads={c.num_heads}, mlp_hidden={c.mlp_hidden}, "
                 f"num_classes={c.num_classes}, distilled={c.distilled}, "
-                + ("" if c.is_timm_vit else f"stem={c.stem}, skip_lam={c.skip_lam}, aux_head={c.aux_head}, "
+                + ("" if not c.has_lvvit_features and c.qkv_bias else f"stem={c.stem}, skip_lam={c.skip_lam}, aux_head={c.aux_head}, "
                    f"qkv_bias={c.qkv_bias}, ")
+                + "".join(f"{f}={getattr(c, f)!r}, " for f in ("class_token", "reg_tokens", "no_embed_class",
+                          "global_pool", "fc_norm", "norm_pre", "layer_scale", "act", "patch_bias", "qk_norm")
+                          if getattr(c, f) != getattr(ViTConfig, f))
                 + f"params={self.num_params / 1e6:.2f}M, precision={self.precision}"
                 + ("" if self._quant is None else f" ({self._quant.describe()})") + ", "
                 f"path={_path_text(self._path)} ({active}/{c.depth} attentions active), "
@@ -288,7 +291,7 @@ class ViT:
     def _checked_path(self, path) -> np.ndarray:
         # 2 = reuse the nearest earlier active encoder's attention probabilities (pivot.modes)
         arr = normalize_path(path, self._config.depth, allow_reuse=True)
-        if (arr == 2).any() and (self._config.attention != "softmax" or not self._config.is_timm_vit):
+        if (arr == 2).any() and (self._config.attention != "softmax" or self._config.has_lvvit_features):
             raise ValueError("path value 2 (attention reuse) needs softmax attention on a timm ViT "
                              f"(this model: attention={self._config.attention!r}, stem={self._config.stem!r})")
         return arr
@@ -393,14 +396,16 @@ class ViT:
 
     @classmethod
     def from_timm(cls, source, num_heads=None, path=None, **overrides) -> "ViT":
-        """Load timm weights from a ``.safetensors`` / ``.npz`` / ``.pth`` file or a dict of arrays.
+        """Load a timm model: a live ``timm`` VisionTransformer (config read from its modules), a
+        ``.safetensors`` / ``.npz`` / ``.pth`` file or a dict of arrays.
 
-        The config comes from the file's pivot metadata when it has some (files written by
-        ``save``), else it is inferred from tensor shapes and key names (``num_heads`` defaults to
-        embed_dim // 64); ``overrides`` replace config fields. See ``pivot.io``. A file of another
-        precision that ``save`` wrote (an int8 model) loads as that precision, with its own config.
+        For files and dicts the config comes from the file's pivot metadata (files written by
+        ``save``), else from the key names and shapes, with the head count from a ``config.json``
+        beside the file or ``num_heads=`` (required otherwise); ``overrides`` replace config
+        fields. See ``pivot.checkpoints``. A file of another precision that ``save`` wrote (an int8
+        model) loads as that precision, with its own config.
         """
-        from . import io as _io  # loaded lazily: file formats are the io module's job
+        from . import checkpoints, io as _io
 
         if isinstance(source, (str, bytes, os.PathLike)):
             for name, maker in PRECISIONS.items():
@@ -410,17 +415,19 @@ class ViT:
                                          "own config: num_heads and config overrides do not apply")
                     model = maker.load(source)
                     return model if path is None else model.with_path(path)
-        state, metadata = _io.load_state_dict(source)
-        metadata = metadata or {}
-        if "pivot.config" in metadata:
-            config = _io.config_from_metadata(metadata["pivot.config"], repr(source))
-            if num_heads is not None:
-                overrides = dict(overrides, num_heads=num_heads)
-            config = config.replace(**overrides) if overrides else config
-        else:
-            config = _io.infer_config(state, num_heads=num_heads, **overrides)
+        config, state, metadata = checkpoints.load_timm(source, num_heads=num_heads, **overrides)
         if path is None and "pivot.path" in metadata:
             path = _io.path_from_metadata(metadata["pivot.path"], config.depth, repr(source))
+        return cls(config, state, path=path)
+
+    @classmethod
+    def from_transformers(cls, source, path=None) -> "ViT":
+        """Load a Hugging Face ``transformers`` ``ViTForImageClassification`` /
+        ``DeiTForImageClassification``: the model object, or a ``save_pretrained`` directory
+        (read without transformers). See ``pivot.checkpoints.load_transformers``."""
+        from . import checkpoints
+
+        config, state = checkpoints.load_transformers(source)
         return cls(config, state, path=path)
 
     def save(self, path) -> None:
@@ -458,9 +465,10 @@ def _trunc_normal(rng, shape, std):
 def flops(model_or_config, path=None) -> int:
     """FLOPs of one image's forward pass: 2 x multiply-accumulates of every matrix product
     (patch embedding (LV-ViT: its three stem convolutions too), qkv, q k^T, softmax x v, proj, fc1,
-    fc2, head(s), LV-ViT's aux head over the patch tokens).
+    fc2, head(s), LV-ViT's aux head over the patch tokens, the attention-pooling head of
+    ``global_pool="map"``). Prefix tokens (class, distillation, registers) count as tokens.
 
-    Elementwise work (LayerNorm, softmax, GELU, bias and residual adds) is not counted; it is
+    Elementwise work (LayerNorm, softmax, GELU, layer scale, pooling, bias and residual adds) is not counted; it is
     below 1% of the total for DeiT sizes. A skipped encoder counts its MLP only. A reusing
     encoder (path value 2) counts V (T C^2), probabilities x V and proj; ReLU linear attention
     counts qkv, phi(K)^T [V | 1] and phi(Q) [KV | ksum] (2 T C (hd + 1)) and proj.
@@ -488,7 +496,9 @@ def flops(model_or_config, path=None) -> int:
     reuse = T * C * C + T * T * C + T * C * C                           # v, probs x v, proj
     macs += int((path == 1).sum()) * attention + int((path == 2).sum()) * reuse
     macs += c.depth * 2 * T * C * H                                     # every MLP
-    macs += (2 if c.distilled else 1) * C * c.num_classes               # head(s)
+    macs += (2 if c.distilled else 1) * C * c.num_classes               # head(s) (none when headless)
+    if c.global_pool == "map":                                          # attention-pooling head
+        macs += T * C * 2 * C + 2 * C * C + 2 * T * C + 2 * C * H        # kv, q + proj, q k^T + p v, mlp
     if c.aux_head:
         macs += c.num_patches * C * c.num_classes                       # aux head on every patch
     return 2 * int(macs)

@@ -33,22 +33,28 @@ __all__ = ["VisionTransformer", "from_vit", "to_vit", "patch_timm_modes"]
 
 
 class Attention(nn.Module):
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attention: str = "softmax"):
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attention: str = "softmax",
+                 qk_norm: bool = False, eps: float = 1e-6):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim ** -0.5
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        # timm's qk_norm: LayerNorm over head_dim of q and k
+        self.q_norm = nn.LayerNorm(self.head_dim, eps=eps) if qk_norm else None
+        self.k_norm = nn.LayerNorm(self.head_dim, eps=eps) if qk_norm else None
         self.proj = nn.Linear(dim, dim)
         self.attention = attention  # "softmax" or "relu_linear"
 
     def forward(self, x, reuse_probs=None, return_probs: bool = False):
         """The branch output; with ``return_probs`` also the softmax probabilities (B, NH, T, T).
         ``reuse_probs`` (modes): apply these probabilities to this layer's V (no q k^T, no softmax)."""
-        return _attention_branch(self.qkv, self.proj, self.num_heads, self.attention, x, reuse_probs, return_probs)
+        return _attention_branch(self.qkv, self.proj, self.num_heads, self.attention, x, reuse_probs, return_probs,
+                                 self.q_norm, self.k_norm)
 
 
-def _attention_branch(qkv_layer, proj_layer, num_heads, attention, x, reuse_probs=None, return_probs=False):
+def _attention_branch(qkv_layer, proj_layer, num_heads, attention, x, reuse_probs=None, return_probs=False,
+                      q_norm=None, k_norm=None):
     # softmax attention (optionally returning its probabilities), reuse of given
     # probabilities (only the V third of qkv is computed) and ReLU linear attention
     B, T, C = x.shape
@@ -61,6 +67,8 @@ def _attention_branch(qkv_layer, proj_layer, num_heads, attention, x, reuse_prob
     else:
         qkv = qkv_layer(x).reshape(B, T, 3, num_heads, hd).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)
+        if q_norm is not None:
+            q, k = q_norm(q), k_norm(k)
         if attention == "relu_linear":
             q, k = torch.relu(q), torch.relu(k)
             kv = k.transpose(-2, -1) @ v                              # (B, NH, hd, hd)
@@ -79,11 +87,34 @@ def _attention_branch(qkv_layer, proj_layer, num_heads, attention, x, reuse_prob
     return (out, probs) if return_probs else out
 
 
+class QuickGELU(nn.Module):
+    """x * sigmoid(1.702 x) (OpenAI CLIP's)."""
+
+    def forward(self, x):
+        return x * torch.sigmoid(1.702 * x)
+
+
+def _activation(act: str) -> nn.Module:
+    return {"gelu": lambda: nn.GELU(), "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
+            "quick_gelu": QuickGELU}[act]()
+
+
+class LayerScale(nn.Module):
+    """timm's LayerScale: the branch times a learned per-channel ``gamma``."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x):
+        return x * self.gamma
+
+
 class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int):
+    def __init__(self, dim: int, hidden: int, act: str = "gelu"):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()  # exact erf form
+        self.act = _activation(act)  # exact erf GELU unless the config says otherwise
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x):
@@ -95,9 +126,11 @@ class Block(nn.Module):
         super().__init__()
         C = config.embed_dim
         self.norm1 = nn.LayerNorm(C, eps=config.norm_eps)
-        self.attn = Attention(C, config.num_heads, config.qkv_bias, config.attention)
+        self.attn = Attention(C, config.num_heads, config.qkv_bias, config.attention, config.qk_norm, config.norm_eps)
+        self.ls1 = LayerScale(C) if config.layer_scale else nn.Identity()
         self.norm2 = nn.LayerNorm(C, eps=config.norm_eps)
-        self.mlp = Mlp(C, config.mlp_hidden)
+        self.mlp = Mlp(C, config.mlp_hidden, config.act)
+        self.ls2 = LayerScale(C) if config.layer_scale else nn.Identity()
         self.skip_lam = float(config.skip_lam)
 
     def forward(self, x, attn_active: bool = True, reuse_probs=None, return_probs: bool = False):
@@ -109,15 +142,42 @@ class Block(nn.Module):
             a = self.attn(self.norm1(x), reuse_probs, return_probs)
             if return_probs:
                 a, probs = a
-            x = x + a / self.skip_lam
-        x = x + self.mlp(self.norm2(x)) / self.skip_lam
+            x = x + self.ls1(a) / self.skip_lam
+        x = x + self.ls2(self.mlp(self.norm2(x))) / self.skip_lam
         return (x, probs) if return_probs else x
+
+
+class AttentionPool(nn.Module):
+    """timm's AttentionPoolLatent as ``global_pool="map"`` builds it: one latent query attends over
+    the tokens it is given (the patch tokens), then ``y + mlp(norm(y))``."""
+
+    def __init__(self, config: ViTConfig):
+        super().__init__()
+        C = config.embed_dim
+        self.num_heads = config.num_heads
+        self.latent = nn.Parameter(torch.zeros(1, 1, C))
+        self.q = nn.Linear(C, C)
+        self.kv = nn.Linear(C, 2 * C)
+        self.proj = nn.Linear(C, C)
+        self.norm = nn.LayerNorm(C, eps=config.norm_eps)
+        self.mlp = Mlp(C, config.mlp_hidden, config.act)
+
+    def forward(self, x):
+        B, T, C = x.shape
+        nh, hd = self.num_heads, C // self.num_heads
+        q = self.q(self.latent).reshape(1, 1, nh, hd).transpose(1, 2).expand(B, -1, -1, -1)
+        k, v = self.kv(x).reshape(B, T, 2, nh, hd).permute(2, 0, 3, 1, 4).unbind(0)
+        y = torch.softmax((q * hd ** -0.5) @ k.transpose(-2, -1), dim=-1) @ v
+        y = self.proj(y.transpose(1, 2).reshape(B, 1, C))
+        y = y + self.mlp(self.norm(y))
+        return y[:, 0]
 
 
 class PatchEmbed(nn.Module):
     def __init__(self, config: ViTConfig):
         super().__init__()
-        self.proj = nn.Conv2d(config.in_chans, config.embed_dim, config.patch_size, stride=config.patch_size)
+        self.proj = nn.Conv2d(config.in_chans, config.embed_dim, config.patch_size, stride=config.patch_size,
+                              bias=config.patch_bias)
 
     def forward(self, x):
         return self.proj(x).flatten(2).transpose(1, 2)
@@ -155,36 +215,55 @@ class VisionTransformer(nn.Module):
             raise TypeError(f"config must be a pivot.ViTConfig, got {type(config).__name__}")
         self.config = config
         self.path = _modes_path(config, path)
-        C = config.embed_dim
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, C))
+        C, K = config.embed_dim, config.num_classes
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, C)) if config.class_token else None
         self.dist_token = nn.Parameter(torch.zeros(1, 1, C)) if config.distilled else None
-        self.pos_embed = nn.Parameter(torch.zeros(1, config.num_tokens, C))
+        self.reg_token = nn.Parameter(torch.zeros(1, config.reg_tokens, C)) if config.reg_tokens else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, config.pos_tokens, C))
         self.patch_embed = ConvStemPatchEmbed(config) if config.stem == "lvvit_conv" else PatchEmbed(config)
+        self.norm_pre = nn.LayerNorm(C, eps=config.norm_eps) if config.norm_pre else nn.Identity()
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.depth))
-        self.norm = nn.LayerNorm(C, eps=config.norm_eps)
-        self.head = nn.Linear(C, config.num_classes)
-        self.head_dist = nn.Linear(C, config.num_classes) if config.distilled else None
-        self.aux_head = nn.Linear(C, config.num_classes) if config.aux_head else None
+        self.norm = nn.Identity() if config.fc_norm else nn.LayerNorm(C, eps=config.norm_eps)
+        self.attn_pool = AttentionPool(config) if config.global_pool == "map" else None
+        self.fc_norm = nn.LayerNorm(C, eps=config.norm_eps) if config.fc_norm else nn.Identity()
+        self.head = nn.Linear(C, K) if K else nn.Identity()
+        self.head_dist = nn.Linear(C, K) if config.distilled else None
+        self.aux_head = nn.Linear(C, K) if config.aux_head else None
         self.eval()
 
     def forward_features(self, images, path=None):
-        """The final-norm token map (B, T, C); ``path=None`` uses ``self.path``."""
+        """The final token map (B, T, C), after the final norm unless it runs after pooling
+        (``fc_norm``); ``path=None`` uses ``self.path``."""
         path = self.path if path is None else _modes_path(self.config, path)
         x = self.patch_embed(images)
         B = x.shape[0]
-        prefix = [self.cls_token.expand(B, -1, -1)]
-        if self.dist_token is not None:
-            prefix.append(self.dist_token.expand(B, -1, -1))
-        x = torch.cat(prefix + [x], dim=1) + self.pos_embed
-        return self.norm(_run_blocks(self.blocks, x, path))
+        prefix = [t.expand(B, -1, -1) for t in (self.cls_token, self.dist_token, self.reg_token) if t is not None]
+        if self.config.no_embed_class:
+            x = torch.cat(prefix + [x + self.pos_embed], dim=1)
+        else:
+            x = torch.cat(prefix + [x], dim=1) + self.pos_embed
+        return self.norm(_run_blocks(self.blocks, self.norm_pre(x), path))
 
     def forward(self, images, path=None):
-        """Logits (B, num_classes); ``path=None`` uses ``self.path``."""
+        """Logits (B, num_classes), or pooled features (B, embed_dim) when headless; ``path=None``
+        uses ``self.path``."""
         return self.forward_head(self.forward_features(images, path))
 
     def forward_head(self, x):
-        """Logits from the final-norm token map (B, T, C)."""
-        logits = self.head(x[:, 0])
+        """Logits from the final token map (B, T, C): pooling (timm's ``global_pool``; avg / max /
+        avgmax over the patch tokens), ``fc_norm``, the head(s)."""
+        pool, n = self.config.global_pool, self.config.num_prefix_tokens
+        if pool == "token":
+            f = x[:, 0]
+        elif pool == "map":  # over the patch tokens (timm's pool_include_prefix=False)
+            f = self.attn_pool(x[:, n:])
+        elif pool == "avg":
+            f = x[:, n:].mean(dim=1)
+        elif pool == "max":
+            f = x[:, n:].amax(dim=1)
+        else:
+            f = 0.5 * (x[:, n:].mean(dim=1) + x[:, n:].amax(dim=1))
+        logits = self.head(self.fc_norm(f))
         if self.head_dist is not None:
             logits = (logits + self.head_dist(x[:, 1])) / 2
         if self.aux_head is not None:  # LV-ViT at eval: x_cls + 0.5 * x_aux.max(1)[0]
@@ -255,7 +334,8 @@ class _TimmBlockModes(nn.Module):
         probs = None
         if attn_active:
             a = _attention_branch(b.attn.qkv, b.attn.proj, b.attn.num_heads, self.attention, b.norm1(x),
-                                  reuse_probs, return_probs)
+                                  reuse_probs, return_probs, getattr(b.attn, "q_norm", None),
+                                  getattr(b.attn, "k_norm", None))
             if return_probs:
                 a, probs = a
             x = x + dp1(ls1(a))

@@ -25,6 +25,7 @@ import time
 import numpy as np
 
 import pivot
+import pivot.checkpoints
 from pivot import _core
 
 __all__ = ["cases", "rss_kib", "measure", "main"]
@@ -108,7 +109,7 @@ def cases(workdir: str) -> dict:
         "from_timm_safetensors": lambda: pivot.ViT.from_timm(st_file),
         "load_state_dict_npz": lambda: pivot.io.load_state_dict(npz_file),
         "load_bad_file_error": lambda: _expect(pivot.WeightsFileError, pivot.io.load_state_dict, bad_file),
-        "infer_config": lambda: pivot.io.infer_config(state),
+        "infer_config": lambda: pivot.checkpoints.infer_config(state, num_heads=config.num_heads),
         "read_idx": lambda: pivot.datasets.read_idx(idx_file, 1),
         "flops": lambda: pivot.flops(model),
         "cka": lambda: pivot.linear_cka(feats[0], feats[1]),

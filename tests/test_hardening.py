@@ -23,6 +23,7 @@ import pivot
 from pivot import effort_search, io as pio, model as pmodel, sim
 from pivot.config import MAX_DEPTH, MAX_SIZE, path_effort
 from pivot.datasets import DatasetError, read_idx
+from pivot.checkpoints import infer_config
 from pivot.io import WeightsFileError
 
 from _search_fakes import FakeModel, SimCalls
@@ -85,12 +86,12 @@ def test_block_index_from_names_is_bounded_before_allocation(tmp_path, index):
         with within(10):
             if significant >= MAX_DEPTH:
                 with pytest.raises(WeightsFileError, match="beyond the"):
-                    pio.infer_config(state)
+                    infer_config(state, num_heads=TINY.num_heads)
             elif significant > TINY.depth:
                 with pytest.raises(ValueError, match="not contiguous"):  # refused, and cheaply
-                    pio.infer_config(state)
+                    infer_config(state, num_heads=TINY.num_heads)
             else:  # an index the model has, or the next one, written with leading zeros
-                assert pio.infer_config(state).depth == max(TINY.depth, significant + 1)
+                assert infer_config(state, num_heads=TINY.num_heads).depth == max(TINY.depth, significant + 1)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 import pivot
 from pivot import ViTConfig, WeightsFileError
-from pivot.io import infer_config, load_state_dict, save_safetensors
+from pivot.checkpoints import infer_config
+from pivot.io import load_state_dict, save_safetensors
 
 CUSTOM = ViTConfig(img_size=32, patch_size=4, in_chans=1, num_classes=10, embed_dim=96, depth=6,
                    num_heads=3, mlp_ratio=2.0)
@@ -359,7 +360,8 @@ def test_loading_without_torch_never_imports_torch(tmp_path):
         f"io.load_state_dict({str(tmp_path / 'm.safetensors')!r})\n"
         f"io.load_state_dict({str(tmp_path / 'm.npz')!r})\n"
         "io.load_state_dict({'a': np.ones(2)})\n"
-        "io.infer_config({k: np.zeros(s, np.float32) for k, s in pivot.ViTConfig(img_size=32, depth=1).weight_shapes().items()})\n"
+        "import pivot.checkpoints as ck\n"
+        "ck.infer_config({k: np.zeros(s, np.float32) for k, s in pivot.ViTConfig(img_size=32, depth=1).weight_shapes().items()}, num_heads=6)\n"
         "assert 'torch' not in sys.modules, 'pivot.io imported torch'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -532,7 +534,6 @@ def test_dict_of_torch_tensors(tmp_path):
 @pytest.mark.parametrize("name", ViTConfig.presets())
 def test_infer_config_on_presets(name):
     config = ViTConfig.preset(name)
-    assert infer_config(zero_state_dict(config)) == config  # default num_heads = embed_dim // 64
     assert infer_config(zero_state_dict(config), num_heads=config.num_heads) == config
 
 
@@ -562,13 +563,10 @@ def test_inferred_mlp_ratio_reproduces_the_hidden_size(embed_dim, hidden):
     assert infer_config(state, num_heads=1).mlp_hidden == hidden
 
 
-def test_default_num_heads():
-    assert infer_config(zero_state_dict(CUSTOM)).num_heads == 1  # 96 // 64
-    small = CUSTOM.replace(embed_dim=32, num_heads=1)
-    assert infer_config(zero_state_dict(small)).num_heads == 1  # at least 1
-    odd = CUSTOM.replace(embed_dim=200, num_heads=1)
-    with pytest.raises(ValueError, match="default num_heads 3.*pass num_heads"):
-        infer_config(zero_state_dict(odd))
+def test_num_heads_is_never_guessed():
+    # A wrong head count loads silently wrong: without metadata the caller must say it.
+    with pytest.raises(ValueError, match=r"pass num_heads= \(for embed_dim 96 one of \[1, 2, 3, 4, 6, 8, 12\]"):
+        infer_config(zero_state_dict(CUSTOM))
     with pytest.raises(ValueError, match="divisible by num_heads"):
         infer_config(zero_state_dict(CUSTOM), num_heads=5)
 
@@ -580,7 +578,7 @@ def test_overrides_are_applied_last():
         infer_config(zero_state_dict(CUSTOM), bogus=1)
 
 
-@pytest.mark.parametrize("key", ["patch_embed.proj.weight", "pos_embed", "head.weight", "blocks.0.mlp.fc1.weight"])
+@pytest.mark.parametrize("key", ["patch_embed.proj.weight", "pos_embed", "blocks.0.mlp.fc1.weight"])  # no head: headless
 def test_infer_config_names_a_missing_key(key):
     state = zero_state_dict(CUSTOM)
     del state[key]
@@ -616,12 +614,11 @@ def test_infer_config_refuses_non_square_patches():
 
 def test_infer_config_refuses_non_square_token_grid():
     state = zero_state_dict(CUSTOM)
-    state["pos_embed"] = np.zeros((1, 1 + 63, 96), np.float32)
-    with pytest.raises(ValueError, match="leaves 63, not a square grid"):
-        infer_config(state)
+    state["pos_embed"] = np.zeros((1, 1 + 62, 96), np.float32)
+    with pytest.raises(ValueError, match="63 tokens.*not a square grid"):
+        infer_config(state, num_heads=3)
     state["pos_embed"] = np.zeros((1, 64, 96), np.float32)  # patches only: DeiT III style
-    with pytest.raises(ValueError, match="no_embed_class"):
-        infer_config(state)
+    assert infer_config(state, num_heads=3).no_embed_class
 
 
 @pytest.mark.parametrize("key, shape, fragment", [

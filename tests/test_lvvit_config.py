@@ -8,7 +8,8 @@ import pytest
 
 import pivot
 from pivot import ViTConfig
-from pivot.io import infer_config, load_state_dict, save_safetensors
+from pivot.checkpoints import infer_config
+from pivot.io import load_state_dict, save_safetensors
 
 from lvvit_util import TINY, official_keys, random_images, random_weights
 

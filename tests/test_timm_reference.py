@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import pivot
-from pivot.io import infer_config, load_state_dict, save_safetensors
+from pivot.checkpoints import infer_config
+from pivot.io import load_state_dict, save_safetensors
 from pivot.reference import engine as reference_engine
 
 REFERENCE_DIR = Path(__file__).parent / "reference"

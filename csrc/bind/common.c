@@ -203,10 +203,23 @@ int pivot_py_model_config(PyObject *config, pivot_model_config *cfg) {
                                         "depth", "num_heads", "mlp_hidden"};
     static const char *const stems[] = {"patch", "lvvit_conv"};
     static const char *const kinds[] = {"softmax", "relu_linear"};
-    Py_ssize_t v[8], stem_channels;
+    static const char *const pools[] = {"token", "avg", "max", "avgmax", "map"};
+    static const char *const acts[] = {"gelu", "gelu_tanh", "quick_gelu"};
+    Py_ssize_t v[8], stem_channels, reg_tokens;
     memset(cfg, 0, sizeof *cfg);
-    for (int i = 0; i < 8; i++)
-        if (attr_size(config, sizes[i], 1, PY_SSIZE_T_MAX, &v[i])) return -1;
+    for (int i = 0; i < 8; i++) /* num_classes may be 0: a headless model */
+        if (attr_size(config, sizes[i], i == 3 ? 0 : 1, PY_SSIZE_T_MAX, &v[i])) return -1;
+    int class_token, pool, act;
+    if (attr_bool(config, "class_token", &class_token) || attr_size(config, "reg_tokens", 0, 65536, &reg_tokens) ||
+        attr_bool(config, "no_embed_class", &cfg->vit.no_embed_class) ||
+        attr_bool(config, "norm_pre", &cfg->vit.norm_pre) || attr_bool(config, "layer_scale", &cfg->vit.layer_scale) ||
+        attr_bool(config, "qk_norm", &cfg->vit.qk_norm) || attr_bool(config, "fc_norm", &cfg->vit.fc_norm) ||
+        (pool = attr_choice(config, "global_pool", pools, 5)) < 0 || (act = attr_choice(config, "act", acts, 3)) < 0)
+        return -1;
+    cfg->vit.no_class_token = !class_token;
+    cfg->vit.reg_tokens = (size_t)reg_tokens;
+    cfg->vit.pool = pool;
+    cfg->vit.act = act;
     int stem, kind;
     if ((stem = attr_choice(config, "stem", stems, 2)) < 0 || (kind = attr_choice(config, "attention", kinds, 2)) < 0 ||
         attr_size(config, "stem_channels", 0, PY_SSIZE_T_MAX, &stem_channels) ||

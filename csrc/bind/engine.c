@@ -555,7 +555,7 @@ static PyObject *forward_inputs(PyArrayObject *img, PyArrayObject *params, PyArr
     }
     static const char *const names[] = {"qkv_in", "qkv", "proj_in", "fc1_in", "fc2_in"};
     npy_intp C = (npy_intp)cfg->vit.embed_dim, widths[5] = {C, 3 * C, C, C, (npy_intp)cfg->vit.mlp_hidden};
-    npy_intp dl[2] = {B, (npy_intp)cfg->vit.num_classes};
+    npy_intp dl[2] = {B, cfg->vit.num_classes ? (npy_intp)cfg->vit.num_classes : C}; /* headless: pooled features */
     PyArrayObject *out[6] = {pivot_py_new_f32(2, dl), NULL, NULL, NULL, NULL, NULL};
     for (int i = 0; i < 5 && out[i]; i++) {
         npy_intp d[4] = {(npy_intp)cfg->vit.depth, B, T, widths[i]};
@@ -658,7 +658,7 @@ static PyObject *vit_forward_run(PyObject *o_img, PyObject *o_params, PyObject *
         n_attn += pp[i] != 0;
         n_active += pp[i] == 1;
     }
-    npy_intp T = (npy_intp)((t.img_size / t.patch_size) * (t.img_size / t.patch_size) + (t.distilled ? 2 : 1));
+    npy_intp T = (npy_intp)((t.img_size / t.patch_size) * (t.img_size / t.patch_size) + pivot_vit_num_prefix(&t));
     if (capture_inputs) {
         if (capture || capture_probs) {
             PyErr_SetString(PyExc_ValueError, "vit_forward: capture_inputs goes alone (no capture or capture_probs)");
@@ -667,7 +667,7 @@ static PyObject *vit_forward_run(PyObject *o_img, PyObject *o_params, PyObject *
         return forward_inputs(img, params, packed, &cfg, &t, pp, B, T, threads);
     }
     npy_intp C = (npy_intp)cfg.vit.embed_dim, NH = (npy_intp)cfg.vit.num_heads;
-    npy_intp dl[2] = {B, (npy_intp)cfg.vit.num_classes}, da[4] = {n_attn, B, T, C},
+    npy_intp dl[2] = {B, cfg.vit.num_classes ? (npy_intp)cfg.vit.num_classes : C}, da[4] = {n_attn, B, T, C},
              dm[4] = {(npy_intp)cfg.vit.depth, B, T, C}, dp[5] = {n_active, B, NH, T, T};
     PyArrayObject *logits = pivot_py_new_f32(2, dl), *attn = NULL, *mlp = NULL, *probs = NULL;
     if (!logits) return NULL;

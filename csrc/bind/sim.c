@@ -167,7 +167,7 @@ static int sim_read_hw(PyObject *obj, pivot_sim_hw *hw) {
 /* Fills the model shape and layer list from a pivot.ViTConfig, read by attribute name. */
 static int sim_read_model(PyObject *obj, pivot_sim_vit *vit, pivot_sim_layers *layers, int *conv_stem) {
     static const char *const sizes[] = {"depth", "embed_dim", "num_heads", "mlp_hidden", "num_tokens",
-                                        "num_patches", "num_classes", "num_prefix_tokens"};
+                                        "num_patches", "num_classes", "head_norm_tokens"}; /* the rows the final norm runs on */
     static const char *const stems[] = {"patch", "lvvit_conv"};
     static const char *const kinds[] = {"softmax", "relu_linear"};
     int64_t *fields[] = {&vit->depth, &vit->embed_dim, &vit->num_heads, &vit->mlp_hidden, &vit->num_tokens,

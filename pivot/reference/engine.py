@@ -14,8 +14,8 @@ import numpy as np
 from ..config import ViTConfig, normalize_path
 
 __all__ = [
-    "layernorm", "gelu", "softmax", "linear", "attention", "mlp", "block", "patch_embed", "forward",
-    "forward_branches",
+    "layernorm", "gelu", "activation", "softmax", "linear", "attention", "mlp", "block", "patch_embed",
+    "embed_tokens", "attention_pool", "head", "forward", "forward_branches",
 ]
 
 
@@ -51,21 +51,36 @@ def linear(x, weight, bias=None) -> np.ndarray:
     return y if bias is None else y + _f64(bias)
 
 
-def attention(x, qkv_w, qkv_b, proj_w, proj_b, num_heads) -> np.ndarray:
-    """timm Attention.forward on already-normalized tokens x (B, T, C)."""
+def attention(x, qkv_w, qkv_b, proj_w, proj_b, num_heads, qk_norm=None, eps=1e-6) -> np.ndarray:
+    """timm Attention.forward on already-normalized tokens x (B, T, C); ``qk_norm``:
+    ``(q_norm.w, q_norm.b, k_norm.w, k_norm.b)`` (LayerNorm over head_dim) or None."""
     x = _f64(x)
     B, T, C = x.shape
     hd = C // num_heads
     qkv = linear(x, qkv_w, qkv_b).reshape(B, T, 3, num_heads, hd).transpose(2, 0, 3, 1, 4)
     q, k, v = qkv[0], qkv[1], qkv[2]                       # (B, NH, T, hd)
+    if qk_norm is not None:
+        q, k = layernorm(q, qk_norm[0], qk_norm[1], eps), layernorm(k, qk_norm[2], qk_norm[3], eps)
     attn = softmax(q @ k.transpose(0, 1, 3, 2) * hd ** -0.5)
     out = (attn @ v).transpose(0, 2, 1, 3).reshape(B, T, C)
     return linear(out, proj_w, proj_b)
 
 
-def mlp(x, fc1_w, fc1_b, fc2_w, fc2_b) -> np.ndarray:
-    """timm Mlp: fc2(gelu(fc1(x)))."""
-    return linear(gelu(linear(x, fc1_w, fc1_b)), fc2_w, fc2_b)
+def activation(x, act: str = "gelu") -> np.ndarray:
+    """The MLP activations of ``pivot.config.ACTIVATIONS``: exact GELU, tanh GELU, QuickGELU."""
+    x = _f64(x)
+    if act == "gelu":
+        return gelu(x)
+    if act == "gelu_tanh":
+        return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+    if act == "quick_gelu":
+        return x / (1.0 + np.exp(-1.702 * x))
+    raise ValueError(f"unknown activation {act!r}")
+
+
+def mlp(x, fc1_w, fc1_b, fc2_w, fc2_b, act: str = "gelu") -> np.ndarray:
+    """timm Mlp: fc2(act(fc1(x)))."""
+    return linear(activation(linear(x, fc1_w, fc1_b), act), fc2_w, fc2_b)
 
 
 def _block_weights(weights, i):
@@ -73,23 +88,33 @@ def _block_weights(weights, i):
     return {k[len(p):]: v for k, v in weights.items() if k.startswith(p)}
 
 
-def block(x, w, num_heads, eps=1e-6, attn_active=True, skip_lam=1.0):
-    """One pre-norm encoder; ``w`` holds the block's keys without the ``blocks.i.`` prefix (no
-    ``attn.qkv.bias``: qkv without bias).
+def qk_norm_weights(w):
+    """``(q_norm.w, q_norm.b, k_norm.w, k_norm.b)`` of a block's keys, or None without qk_norm."""
+    if "attn.q_norm.weight" not in w:
+        return None
+    return tuple(w[f"attn.{n}.{p}"] for n in ("q_norm", "k_norm") for p in ("weight", "bias"))
 
-    Returns (out, attn_branch or None, mlp_branch): branches are before the residual add and before
-    LV-ViT's division by ``skip_lam`` (out = x + branch / skip_lam). A skipped encoder
-    (``attn_active=False``) computes x + mlp(norm2(x)) / skip_lam only.
+
+def block(x, w, num_heads, eps=1e-6, attn_active=True, skip_lam=1.0, act="gelu"):
+    """One pre-norm encoder; ``w`` holds the block's keys without the ``blocks.i.`` prefix (no
+    ``attn.qkv.bias``: qkv without bias; ``ls1.gamma`` / ``ls2.gamma``: layer scale;
+    ``attn.q_norm`` / ``attn.k_norm``: qk_norm).
+
+    Returns (out, attn_branch or None, mlp_branch): branches are before the residual add, before
+    the layer scale and before LV-ViT's division by ``skip_lam`` (out = x + ls(branch) / skip_lam).
+    A skipped encoder (``attn_active=False``) computes x + ls2(mlp(norm2(x))) / skip_lam only.
     """
     x = _f64(x)
     a = None
+    ls1, ls2 = (_f64(w[k]) if k in w else 1.0 for k in ("ls1.gamma", "ls2.gamma"))
     if attn_active:
         a = attention(layernorm(x, w["norm1.weight"], w["norm1.bias"], eps), w["attn.qkv.weight"],
-                      w.get("attn.qkv.bias"), w["attn.proj.weight"], w["attn.proj.bias"], num_heads)
-        x = x + a / skip_lam
+                      w.get("attn.qkv.bias"), w["attn.proj.weight"], w["attn.proj.bias"], num_heads,
+                      qk_norm_weights(w), eps)
+        x = x + a * ls1 / skip_lam
     m = mlp(layernorm(x, w["norm2.weight"], w["norm2.bias"], eps), w["mlp.fc1.weight"], w["mlp.fc1.bias"],
-            w["mlp.fc2.weight"], w["mlp.fc2.bias"])
-    return x + m / skip_lam, a, m
+            w["mlp.fc2.weight"], w["mlp.fc2.bias"], act)
+    return x + m * ls2 / skip_lam, a, m
 
 
 def patch_embed(images, weight, bias, patch_size) -> np.ndarray:
@@ -98,38 +123,88 @@ def patch_embed(images, weight, bias, patch_size) -> np.ndarray:
     B, Cin, S, _ = images.shape
     G, P = S // patch_size, patch_size
     patches = images.reshape(B, Cin, G, P, G, P).transpose(0, 2, 4, 1, 3, 5).reshape(B, G * G, Cin * P * P)
-    return patches @ _f64(weight).reshape(weight.shape[0], -1).T + _f64(bias)
+    out = patches @ _f64(weight).reshape(weight.shape[0], -1).T
+    return out if bias is None else out + _f64(bias)
+
+
+def embed_tokens(config: ViTConfig, weights, images) -> np.ndarray:
+    """Tokens (B, T, C) before the first encoder: patch embedding, the prefix tokens
+    ([cls] [dist] [reg x R]) and the position embedding (over the patches only with
+    ``no_embed_class``), then ``norm_pre``; timm's ``_pos_embed`` and ``norm_pre``."""
+    images = _f64(images)
+    B, C = images.shape[0], config.embed_dim
+    if config.stem == "lvvit_conv":
+        from .lvvit import conv_stem
+        images = conv_stem(images, weights)
+    x = patch_embed(images, weights["patch_embed.proj.weight"], weights.get("patch_embed.proj.bias"),
+                    config.proj_kernel)
+    prefix = [np.broadcast_to(_f64(weights[k]), (B, weights[k].shape[1], C))
+              for k in ("cls_token", "dist_token", "reg_token") if k in weights]
+    pos = _f64(weights["pos_embed"])
+    if config.no_embed_class:
+        x = np.concatenate(prefix + [x + pos], axis=1)
+    else:
+        x = np.concatenate(prefix + [x], axis=1) + pos
+    if config.norm_pre:
+        x = layernorm(x, weights["norm_pre.weight"], weights["norm_pre.bias"], config.norm_eps)
+    return x
+
+
+def attention_pool(config: ViTConfig, weights, x) -> np.ndarray:
+    """timm's AttentionPoolLatent (``global_pool="map"``) over the patch tokens of x (B, T, C) ->
+    (B, C) (timm's default ``pool_include_prefix=False`` leaves the prefix tokens out)."""
+    w = {k[len("attn_pool."):]: v for k, v in weights.items() if k.startswith("attn_pool.")}
+    x = x[:, config.num_prefix_tokens:]
+    B, T, C = x.shape
+    nh, hd = config.num_heads, config.head_dim
+    q = linear(w["latent"], w["q.weight"], w["q.bias"]).reshape(1, 1, nh, hd).transpose(0, 2, 1, 3)
+    kv = linear(x, w["kv.weight"], w["kv.bias"]).reshape(B, T, 2, nh, hd).transpose(2, 0, 3, 1, 4)
+    attn = softmax(q @ kv[0].transpose(0, 1, 3, 2) * hd ** -0.5)   # (B, NH, 1, T)
+    y = linear((attn @ kv[1]).transpose(0, 2, 1, 3).reshape(B, 1, C), w["proj.weight"], w["proj.bias"])
+    y = y + mlp(layernorm(y, w["norm.weight"], w["norm.bias"], config.norm_eps), w["mlp.fc1.weight"],
+                w["mlp.fc1.bias"], w["mlp.fc2.weight"], w["mlp.fc2.bias"], config.act)
+    return y[:, 0]
+
+
+def head(config: ViTConfig, weights, x) -> np.ndarray:
+    """timm's ``forward_head`` on the final tokens x (B, T, C): norm (before pooling unless
+    ``fc_norm``), pooling (``global_pool``, over the patch tokens for avg / max / avgmax),
+    fc_norm, the head(s); headless (num_classes 0): the pooled features."""
+    eps, n = config.norm_eps, config.num_prefix_tokens
+    if not config.fc_norm:
+        x = layernorm(x, weights["norm.weight"], weights["norm.bias"], eps)
+    pool = config.global_pool
+    if pool == "token":
+        f = x[:, 0]
+    elif pool == "map":
+        f = attention_pool(config, weights, x)
+    else:
+        avg, mx = x[:, n:].mean(axis=1), x[:, n:].max(axis=1)
+        f = avg if pool == "avg" else mx if pool == "max" else 0.5 * (avg + mx)
+    if config.fc_norm:
+        f = layernorm(f, weights["fc_norm.weight"], weights["fc_norm.bias"], eps)
+    if not config.num_classes:
+        return f
+    logits = linear(f, weights["head.weight"], weights["head.bias"])
+    if config.distilled:
+        logits = (logits + linear(x[:, 1], weights["head_dist.weight"], weights["head_dist.bias"])) / 2
+    if config.aux_head:
+        from .lvvit import aux_head_logits
+        logits = logits + aux_head_logits(x[:, n:], weights["aux_head.weight"], weights["aux_head.bias"])
+    return logits
 
 
 def forward_branches(config: ViTConfig, weights, images, path=None):
     """(logits (B, K), attn_outputs [D x (B, T, C) or None], mlp_outputs [D x (B, T, C)]) in float64."""
     path = normalize_path(path, config.depth)
-    images = _f64(images)
-    B = images.shape[0]
-    C = config.embed_dim
-    if config.stem == "lvvit_conv":
-        from .lvvit import conv_stem
-        images = conv_stem(images, weights)
-    x = patch_embed(images, weights["patch_embed.proj.weight"], weights["patch_embed.proj.bias"], config.proj_kernel)
-    prefix = [np.broadcast_to(_f64(weights["cls_token"]), (B, 1, C))]
-    if config.distilled:
-        prefix.append(np.broadcast_to(_f64(weights["dist_token"]), (B, 1, C)))
-    x = np.concatenate(prefix + [x], axis=1) + _f64(weights["pos_embed"])
+    x = embed_tokens(config, weights, images)
     attn_outputs, mlp_outputs = [], []
     for i in range(config.depth):
         x, a, m = block(x, _block_weights(weights, i), config.num_heads, config.norm_eps, bool(path[i]),
-                        config.skip_lam)
+                        config.skip_lam, config.act)
         attn_outputs.append(a)
         mlp_outputs.append(m)
-    x = layernorm(x, weights["norm.weight"], weights["norm.bias"], config.norm_eps)
-    logits = linear(x[:, 0], weights["head.weight"], weights["head.bias"])
-    if config.distilled:
-        logits = (logits + linear(x[:, 1], weights["head_dist.weight"], weights["head_dist.bias"])) / 2
-    if config.aux_head:
-        from .lvvit import aux_head_logits
-        logits = logits + aux_head_logits(x[:, config.num_prefix_tokens:], weights["aux_head.weight"],
-                                          weights["aux_head.bias"])
-    return logits, attn_outputs, mlp_outputs
+    return head(config, weights, x), attn_outputs, mlp_outputs
 
 
 def forward(config: ViTConfig, weights, images, path=None) -> np.ndarray:

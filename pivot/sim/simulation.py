@@ -51,8 +51,13 @@ def _c_rows(hw, config, path_arr, batch, entropy) -> dict:
     """The named rows and totals of one inference from csrc/sim.c's layer list (pivot_sim_forward):
     the config's shape, attention kind and aux head read by attribute name, the LV-ViT stem's
     convolutions as GEMM shapes, the path."""
-    if ((path_arr == 2).any() or config.attention != "softmax") and not config.is_timm_vit:
+    if ((path_arr == 2).any() or config.attention != "softmax") and config.has_lvvit_features:
         raise ValueError("attention reuse and linear attention are simulated for timm ViTs only (no LV-ViT features)")
+    # Prefix tokens (class, distillation, registers) count through num_tokens; layer scale and
+    # avg / max pooling are elementwise. Not modelled yet, so refused rather than left out:
+    if config.num_classes == 0 or config.global_pool == "map":
+        raise ValueError("the simulator models a classifier head on pooled tokens: headless models "
+                         "(num_classes=0) and the attention-pooling head (global_pool='map') are not simulated")
     stem = None
     if config.stem == "lvvit_conv":
         from ..lvvit import stem_gemm_shapes
