@@ -434,6 +434,7 @@ static void qkv_rows(const forward_plan *pl, const thread_scratch *s, const bloc
         } else {
             linear_nobias(q, s->xn, bp->qkv_w, m, C, 3 * C, C, 3 * C);
             add_bias_rows(q, bp->qkv_b, m, 3 * C);
+            if (bp->qn_w) qk_norm_rows(pl, bp, q, m);
             if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) pivot_relu_qk_rows(q, m, C);
         }
         if (qkv_cap) memcpy(qkv_cap + r * 3 * C, q, m * 3 * C * sizeof(float));

@@ -188,9 +188,10 @@ def test_c_refuses_what_the_int8_encoders_do_not_do(fmnist):
     x = _images(m.config, 2)
     w = qm.quantization
     import types
-    fields = {f: getattr(m.config, f) for f in ("img_size", "patch_size", "in_chans", "num_classes", "embed_dim",
-                                                 "depth", "num_heads", "mlp_hidden", "stem", "attention",
-                                                 "stem_channels", "distilled", "aux_head", "norm_eps", "skip_lam")}
+    import dataclasses
+    # every field the binding reads by name, as plain attributes of another object
+    fields = {f.name: getattr(m.config, f.name) for f in dataclasses.fields(m.config)}
+    fields["mlp_hidden"] = m.config.mlp_hidden
     ok = types.SimpleNamespace(**fields)
     path = np.ones(3, np.uint8)
     np.testing.assert_array_equal(_core.vit_forward(x, w.stem_head, ok, path, 1, int8=w), qm(x, threads=1))
