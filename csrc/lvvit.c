@@ -208,8 +208,8 @@ int pivot_model_num_params(size_t *params, size_t *stem, const pivot_model_confi
     pivot_vit_config t;
     int st = pivot_model_engine_config(&t, cfg);
     if (st) return st;
-    if (!(cfg->skip_lam > 0.0f) || isinf(cfg->skip_lam) || (cfg->aux_head && cfg->vit.distilled) ||
-        ((cfg->aux_head || cfg->stem_channels) && cfg->vit.num_classes == 0))
+    /* skip_lam is checked by the encoder that uses it (pivot_vit_forward_ex) */
+    if ((cfg->aux_head && cfg->vit.distilled) || ((cfg->aux_head || cfg->stem_channels) && cfg->vit.num_classes == 0))
         return PIVOT_ERR_VALUE; /* LV-ViT's stem and aux head come with a classifier */
     size_t np, aux = 0, s = 0, C = cfg->vit.embed_dim, K = cfg->vit.num_classes;
     if ((st = pivot_vit_num_params(&np, &t))) return st;

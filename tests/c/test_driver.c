@@ -168,8 +168,8 @@ static void test_model(void) {
     float *out = calloc(2 * 4 * 16, sizeof(float));
     CHECK(pivot_model_stem_forward(out, img, stem, &cfg, 2, 1) == PIVOT_OK && all_finite(out, 2 * 4 * 16));
     pivot_model_config bad = cfg;
-    bad.skip_lam = 0.0f;
-    CHECK(pivot_model_num_params(&np, &ns, &bad) != PIVOT_OK);
+    bad.skip_lam = 0.0f; /* refused by the encoder that uses it */
+    CHECK(pivot_model_forward(logits, NULL, NULL, NULL, img, stem, params, NULL, NULL, &bad, path, 2, 2) != PIVOT_OK);
     bad = cfg;
     bad.stem_channels = SIZE_MAX / 8;
     CHECK(pivot_model_num_params(&np, &ns, &bad) != PIVOT_OK);
