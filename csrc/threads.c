@@ -177,9 +177,9 @@ static void post_change(atomic_uint *word, pthread_mutex_t *mutex, pthread_cond_
 
 /* ------------------------------------------------------------------ the persistent pool
  *
- * Starting threads per forward call costs their creation and, worse, cold stacks and caches on
- * every call; the pool keeps its workers parked between calls (spinning ~50 us, then asleep on a
- * condition variable) and wakes only the ones a call needs. One call owns the pool at a time
+ * Instead of creating and joining threads on every call, the pool keeps its workers parked between
+ * calls (spinning ~50 us, then asleep on a condition variable) and wakes only the ones a call
+ * needs. One call owns the pool at a time
  * (owner_mutex, tried, never waited for): a call that finds it busy, or asks for more threads
  * than the pool keeps, runs its own team of fresh threads, as every call did before the pool.
  * Workers exist only in the process that started them: a forked child finds an empty pool
