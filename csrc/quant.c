@@ -176,27 +176,27 @@ static int row_finite(const float *x, size_t C) {
     return !bad;
 }
 
-/* Quantizes n rows of x (width C) into s->a8 with per-tensor (scale, zp) or per-token parameters,
- * leaving the dequantization row scales in s->row_scale and the zero points in s->zp. A row with
- * a NaN or infinity gets a NaN row scale, so its product is NaN as in fp32 (not the finite product
- * of the zero point its codes would give). */
-static void quantize_input(qscratch *s, const float *x, size_t n, size_t C, float scale, float zp_f, int per_token) {
+/* Quantizes row r of x (width C, x at that row) into row r of s->a8 with per-tensor (scale, zp)
+ * or per-token parameters, leaving the dequantization row scale in s->row_scale[r] and the zero
+ * point in s->zp[r]. A row with a NaN or infinity gets a NaN row scale, so its product is NaN as
+ * in fp32 (not the finite product of the zero point its codes would give). */
+static void quantize_row_at(qscratch *s, const float *x, size_t r, size_t C, float scale, float zp_f,
+                            int per_token) {
     if (per_token) {
-        for (size_t r = 0; r < n; r++) {
-            float inv;
-            pivot_int8_row_params(&s->row_scale[r], &inv, &s->zp[r], x + r * C, C);
-            pivot_int8_quantize_row(s->a8 + r * C, x + r * C, inv, s->zp[r], C);
-            if (!row_finite(x + r * C, C)) s->row_scale[r] = NAN;
-        }
+        float inv;
+        pivot_int8_row_params(&s->row_scale[r], &inv, &s->zp[r], x, C);
+        pivot_int8_quantize_row(s->a8 + r * C, x, inv, s->zp[r], C);
+        if (!row_finite(x, C)) s->row_scale[r] = NAN;
         return;
     }
-    int32_t zp = (int32_t)zp_f;
-    float inv = 1.0f / scale;
-    for (size_t r = 0; r < n; r++) {
-        s->row_scale[r] = row_finite(x + r * C, C) ? scale : NAN;
-        s->zp[r] = zp;
-        pivot_int8_quantize_row(s->a8 + r * C, x + r * C, inv, zp, C);
-    }
+    s->row_scale[r] = row_finite(x, C) ? scale : NAN;
+    s->zp[r] = (int32_t)zp_f;
+    pivot_int8_quantize_row(s->a8 + r * C, x, 1.0f / scale, s->zp[r], C);
+}
+
+/* quantize_row_at over n rows of x (n, C). */
+static void quantize_input(qscratch *s, const float *x, size_t n, size_t C, float scale, float zp_f, int per_token) {
+    for (size_t r = 0; r < n; r++) quantize_row_at(s, x + r * C, r, C, scale, zp_f, per_token);
 }
 
 /* out (n, N) = dequantized s->a8 (n, K) @ W^T + bias over panels [p_begin, p_end). */
@@ -300,8 +300,11 @@ static void post_attention_rows(const qplan *pl, qscratch *s, const qblock *qb, 
         pivot_layernorm_rows(s->ln, x, qb->norm2_w, qb->norm2_b, n, C, pl->eps);
         quantize_input(s, s->ln, n, C, act[PIVOT_QACT_FC1_IN_SCALE], act[PIVOT_QACT_FC1_IN_ZP], pl->per_token);
         linear_q(pl, s, s->hidden, H, qb->fc1_w, qb->fc1_s, qb->fc1_b, n, H, C, 0, round_up(H, PANEL) / PANEL);
-        pivot_gelu_rows(s->hidden, NULL, n, H);
-        quantize_input(s, s->hidden, n, H, act[PIVOT_QACT_FC2_IN_SCALE], act[PIVOT_QACT_FC2_IN_ZP], pl->per_token);
+        for (size_t r = 0; r < n; r++) { /* GELU and quantize each row while it is in L1 */
+            pivot_gelu_rows(s->hidden + r * H, NULL, 1, H);
+            quantize_row_at(s, s->hidden + r * H, r, H, act[PIVOT_QACT_FC2_IN_SCALE], act[PIVOT_QACT_FC2_IN_ZP],
+                            pl->per_token);
+        }
         linear_q(pl, s, s->branch, C, qb->fc2_w, qb->fc2_s, qb->fc2_b, n, C, H, 0, round_up(C, PANEL) / PANEL);
         if (mlp_cap) memcpy(mlp_cap + t0 * C, s->branch, n * C * sizeof(float));
         add_rows(x, s->branch, n * C);

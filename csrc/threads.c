@@ -3,6 +3,8 @@
 #include "threads.h"
 
 #include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,64 +141,215 @@ struct pivot_team {
     team_barrier barrier;
     pivot_team_fn fn;
     void *arg;
-    int go;                /* start gate: workers wait until the team size is final */
-    pthread_mutex_t gate_mutex;
-    pthread_cond_t gate_cond;
 };
+
+static void barrier_init(team_barrier *bar) {
+    pthread_mutex_init(&bar->mutex, NULL);
+    pthread_cond_init(&bar->cond, NULL);
+    atomic_init(&bar->arrived, 0);
+    atomic_init(&bar->generation, 0);
+}
+
+static void barrier_destroy(team_barrier *bar) {
+    pthread_mutex_destroy(&bar->mutex);
+    pthread_cond_destroy(&bar->cond);
+}
+
+/* Waits, spinning ~50 us before it sleeps, until *word != old. The waker changes *word and then
+ * broadcasts cond under mutex. */
+static unsigned wait_change(atomic_uint *word, unsigned old, pthread_mutex_t *mutex, pthread_cond_t *cond) {
+    unsigned now;
+    for (int spin = 0; spin < BARRIER_SPINS; spin++)
+        if ((now = atomic_load_explicit(word, memory_order_acquire)) != old) return now;
+        else cpu_relax();
+    pthread_mutex_lock(mutex);
+    while ((now = atomic_load_explicit(word, memory_order_acquire)) == old) pthread_cond_wait(cond, mutex);
+    pthread_mutex_unlock(mutex);
+    return now;
+}
+
+static void post_change(atomic_uint *word, pthread_mutex_t *mutex, pthread_cond_t *cond) {
+    pthread_mutex_lock(mutex);
+    atomic_fetch_add_explicit(word, 1, memory_order_release);
+    pthread_cond_broadcast(cond);
+    pthread_mutex_unlock(mutex);
+}
+
+/* ------------------------------------------------------------------ the persistent pool
+ *
+ * Instead of creating and joining threads on every call, the pool keeps its workers parked between
+ * calls (spinning ~50 us, then asleep on a condition variable) and wakes only the ones a call
+ * needs. One call owns the pool at a time
+ * (owner_mutex, tried, never waited for): a call that finds it busy, or asks for more threads
+ * than the pool keeps, runs its own team of fresh threads, as every call did before the pool.
+ * Workers exist only in the process that started them: a forked child finds an empty pool
+ * (pthread_atfork) and starts its own on its first call. At exit the parked workers end with the
+ * process; they hold no resource that needs a clean-up. */
+
+#define POOL_MAX_WORKERS 63 /* beyond 64 threads a call runs its own team */
+
+typedef struct {
+    atomic_uint job; /* bumped by the owner to hand this worker the pool's current team */
+    pthread_mutex_t mutex;
+    pthread_cond_t cond;
+} pool_slot;
+
+static struct {
+    pthread_mutex_t owner_mutex;
+    int workers;                       /* started workers, tids 1..workers */
+    pool_slot slot[POOL_MAX_WORKERS + 1];
+    pivot_team team;                   /* the owner's team, read by the workers it woke */
+    atomic_uint done;                  /* bumped by each worker when it leaves fn */
+    pthread_mutex_t done_mutex;
+    pthread_cond_t done_cond;
+} pool = {.owner_mutex = PTHREAD_MUTEX_INITIALIZER,
+          .done_mutex = PTHREAD_MUTEX_INITIALIZER,
+          .done_cond = PTHREAD_COND_INITIALIZER};
+
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+
+static void pool_atfork_child(void) {
+    /* the child has the calling thread only: no workers, and nobody owns the pool */
+    pthread_mutex_init(&pool.owner_mutex, NULL);
+    pthread_mutex_init(&pool.done_mutex, NULL);
+    pthread_cond_init(&pool.done_cond, NULL);
+    barrier_init(&pool.team.barrier);
+    pool.workers = 0;
+}
+
+static void pool_register(void) {
+    barrier_init(&pool.team.barrier);
+    pthread_atfork(NULL, NULL, pool_atfork_child);
+}
+
+static void *pool_worker(void *p) {
+    int tid = (int)(intptr_t)p;
+    pool_slot *sl = &pool.slot[tid];
+    unsigned seen = 0; /* the slot starts at 0 and moves by one per call that this worker serves */
+    for (;;) {
+        seen = wait_change(&sl->job, seen, &sl->mutex, &sl->cond);
+        pivot_team *tm = &pool.team;
+        tm->fn(tm->arg, tm, tid, tm->nthreads);
+        post_change(&pool.done, &pool.done_mutex, &pool.done_cond);
+    }
+    return NULL;
+}
+
+/* Starts workers up to `want` (pool owner only); returns how many there are. Workers block every
+ * signal: the process's handlers run on its own threads. */
+static int pool_grow(int want) {
+    if (pool.workers >= want) return pool.workers;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    while (pool.workers < want) {
+        int tid = pool.workers + 1;
+        pool_slot *sl = &pool.slot[tid];
+        atomic_init(&sl->job, 0);
+        pthread_mutex_init(&sl->mutex, NULL);
+        pthread_cond_init(&sl->cond, NULL);
+        pthread_t handle;
+        if (pthread_create(&handle, &attr, pool_worker, (void *)(intptr_t)tid) != 0) {
+            pthread_mutex_destroy(&sl->mutex);
+            pthread_cond_destroy(&sl->cond);
+            break;
+        }
+        pool.workers = tid;
+    }
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    return pool.workers;
+}
+
+static void pool_run(pivot_team_fn fn, void *arg, int threads) {
+    int nthreads = pool_grow(threads - 1) + 1;
+    if (nthreads > threads) nthreads = threads;
+    pivot_team *tm = &pool.team;
+    tm->fn = fn;
+    tm->arg = arg;
+    tm->nthreads = nthreads;
+    tm->barrier.count = (unsigned)nthreads;
+    atomic_store(&tm->barrier.arrived, 0);
+    unsigned done0 = atomic_load(&pool.done), target = done0 + (unsigned)(nthreads - 1);
+    for (int t = 1; t < nthreads; t++) post_change(&pool.slot[t].job, &pool.slot[t].mutex, &pool.slot[t].cond);
+    fn(arg, tm, 0, nthreads);
+    unsigned now = done0;
+    while (now != target) now = wait_change(&pool.done, now, &pool.done_mutex, &pool.done_cond);
+}
+
+/* ------------------------------------------------------------------ one call's own team */
 
 typedef struct {
     pivot_team *tm;
     int tid;
+    int *go; /* start gate: workers wait until the team size is final */
+    pthread_mutex_t *gate_mutex;
+    pthread_cond_t *gate_cond;
 } worker_arg;
 
 static void *worker_main(void *p) {
     worker_arg *wa = (worker_arg *)p;
     pivot_team *tm = wa->tm;
-    pthread_mutex_lock(&tm->gate_mutex);
-    while (!tm->go) pthread_cond_wait(&tm->gate_cond, &tm->gate_mutex);
-    pthread_mutex_unlock(&tm->gate_mutex);
+    pthread_mutex_lock(wa->gate_mutex);
+    while (!*wa->go) pthread_cond_wait(wa->gate_cond, wa->gate_mutex);
+    pthread_mutex_unlock(wa->gate_mutex);
     if (wa->tid < tm->nthreads) tm->fn(tm->arg, tm, wa->tid, tm->nthreads);
     return NULL;
 }
 
-int pivot_team_run(pivot_team_fn fn, void *arg, int threads) {
-    if (!fn || (threads = pivot_clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
+static void own_team_run(pivot_team_fn fn, void *arg, int threads) {
     pivot_team tm;
     memset(&tm, 0, sizeof tm);
     tm.fn = fn;
     tm.arg = arg;
-    pthread_mutex_init(&tm.gate_mutex, NULL);
-    pthread_cond_init(&tm.gate_cond, NULL);
-    pthread_mutex_init(&tm.barrier.mutex, NULL);
-    pthread_cond_init(&tm.barrier.cond, NULL);
-    atomic_init(&tm.barrier.arrived, 0);
-    atomic_init(&tm.barrier.generation, 0);
+    barrier_init(&tm.barrier);
+    int go = 0;
+    pthread_mutex_t gate_mutex;
+    pthread_cond_t gate_cond;
+    pthread_mutex_init(&gate_mutex, NULL);
+    pthread_cond_init(&gate_cond, NULL);
 
-    pthread_t handles[PIVOT_MAX_THREADS];
-    worker_arg args[PIVOT_MAX_THREADS];
+    pthread_t *handles = threads > 1 ? (pthread_t *)malloc((size_t)threads * sizeof(pthread_t)) : NULL;
+    worker_arg *args = threads > 1 ? (worker_arg *)malloc((size_t)threads * sizeof(worker_arg)) : NULL;
     int started = 0;
-    pivot_blas_guard_enter(1);
-    for (int t = 1; t < threads; t++) {
-        args[t].tm = &tm;
-        args[t].tid = t;
+    for (int t = 1; handles && args && t < threads; t++) {
+        args[t] = (worker_arg){&tm, t, &go, &gate_mutex, &gate_cond};
         if (pthread_create(&handles[t], NULL, worker_main, &args[t]) != 0) break;
         started++;
     }
     tm.nthreads = started + 1;
     tm.barrier.count = (unsigned)tm.nthreads;
-    pthread_mutex_lock(&tm.gate_mutex);
-    tm.go = 1;
-    pthread_cond_broadcast(&tm.gate_cond);
-    pthread_mutex_unlock(&tm.gate_mutex);
+    pthread_mutex_lock(&gate_mutex);
+    go = 1;
+    pthread_cond_broadcast(&gate_cond);
+    pthread_mutex_unlock(&gate_mutex);
 
     fn(arg, &tm, 0, tm.nthreads);
     for (int t = 1; t <= started; t++) pthread_join(handles[t], NULL);
-    pivot_blas_guard_leave();
+    free(handles);
+    free(args);
+    pthread_mutex_destroy(&gate_mutex);
+    pthread_cond_destroy(&gate_cond);
+    barrier_destroy(&tm.barrier);
+}
 
-    pthread_mutex_destroy(&tm.gate_mutex);
-    pthread_cond_destroy(&tm.gate_cond);
-    pthread_mutex_destroy(&tm.barrier.mutex);
-    pthread_cond_destroy(&tm.barrier.cond);
+int pivot_team_run(pivot_team_fn fn, void *arg, int threads) {
+    if (!fn || (threads = pivot_clamp_threads(threads)) < 0) return PIVOT_ERR_VALUE;
+    pivot_blas_guard_enter(1);
+    if (threads == 1) {
+        pivot_team tm = {.nthreads = 1, .fn = fn, .arg = arg}; /* count 0: the barrier returns at once */
+        fn(arg, &tm, 0, 1);
+    } else if (threads <= POOL_MAX_WORKERS + 1 && pthread_once(&pool_once, pool_register) == 0 &&
+               pthread_mutex_trylock(&pool.owner_mutex) == 0) {
+        pool_run(fn, arg, threads);
+        pthread_mutex_unlock(&pool.owner_mutex);
+    } else {
+        own_team_run(fn, arg, threads);
+    }
+    pivot_blas_guard_leave();
     return PIVOT_OK;
 }
 

@@ -220,3 +220,53 @@ def test_one_thread_cap_refused_beyond_never_clamped():
         _validate.threads(_core.MAX_THREADS + 1)
     with pytest.raises(ValueError, match=f"threads must be in \\[1, {_core.MAX_THREADS}\\]"):
         _core.blas_guard_enter(_core.MAX_THREADS + 1)
+
+
+def test_thread_counts_interleaved_on_the_persistent_pool():
+    """The pool grows and serves calls of any size in any order; a call beyond the pool's size
+    (64 threads) runs its own team. Each count gives the same bits whatever ran before it."""
+    config = CONFIGS[sorted(CONFIGS)[0]]
+    model = pivot.ViT.random(config, seed=2)
+    x = images(config, batch=3, seed=4)
+    counts = [2, 3, 2, 5, 1, 3, 66, 2, 66, 5]
+    first = {}
+    for n in counts:
+        got = model(x, threads=n)
+        if n in first:
+            np.testing.assert_array_equal(got, first[n], err_msg=f"threads={n}")
+        first[n] = got
+    for n in first:  # the split moves the rounding only within the team's kernels' tolerance
+        np.testing.assert_allclose(first[n], first[1], rtol=1e-4, atol=1e-4)
+
+
+def test_forked_child_starts_its_own_pool():
+    import os
+    config = CONFIGS[sorted(CONFIGS)[0]]
+    model = pivot.ViT.random(config, seed=2)
+    x = images(config, batch=2, seed=1)
+    want = model(x, threads=2)  # the parent's pool now has a worker
+    pid = os.fork()
+    if pid == 0:  # the child: the parent's worker does not exist here
+        code = 1
+        try:
+            ok = all(np.array_equal(model(x, threads=n), model(x, threads=n)) for n in (2, 3))
+            code = 0 if ok and np.array_equal(model(x, threads=2), want) else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    np.testing.assert_array_equal(model(x, threads=2), want)
+
+
+def test_interpreter_exits_with_parked_pool_workers():
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = (f"import sys, threading; sys.path[:0] = [{root!r}, {os.path.join(root, 'tests')!r}]\n"
+              "import pivot; from rel_util import CONFIGS, images\n"
+              "c = CONFIGS[sorted(CONFIGS)[0]]; m = pivot.ViT.random(c, seed=0); x = images(c, batch=2, seed=0)\n"
+              "m(x, threads=3)\n"
+              "t = threading.Thread(target=lambda: [m(x, threads=2) for _ in range(50)], daemon=True); t.start()\n"
+              "print('done')\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "done"
