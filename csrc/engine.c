@@ -155,14 +155,18 @@ typedef struct {
     const float *fc2_w, *fc2_b;     /* (C, H) (C) */
     const float *ls1, *ls2;         /* (C) (C) layer scale, or NULL */
     const float *qn_w, *qn_b, *kn_w, *kn_b; /* (hd) each: q_norm and k_norm, or NULL */
+    const float *an_w, *an_b;       /* (C) (C) attn.norm before proj (scale_attn_norm), or NULL */
+    const float *mn_w, *mn_b;       /* (H) (H) mlp.norm before fc2 (scale_mlp_norm), or NULL */
     /* packed weights (csrc/gemm.h), all NULL when the call runs OpenBLAS */
     const float *qkv_p, *proj_p, *fc1_p, *fc2_p;
 } block_params;
 
-/* Points bp at the 12 tensors of a block packed in timm order, then the layer scales and the
- * q/k norms when the config has them; returns the pointer past them. */
+/* Points bp at the 12 tensors of a block packed in timm order, then the layer scales, the q/k
+ * norms and the attention-output and MLP-hidden norms when the config has them; returns the
+ * pointer past them. */
 static const float *block_params_at(block_params *bp, const float *p, size_t C, size_t H, size_t hd,
-                                    int layer_scale, int qk_norm) {
+                                    const pivot_vit_config *cfg) {
+    int layer_scale = cfg->layer_scale, qk_norm = cfg->qk_norm;
     bp->norm1_w = p; p += C;
     bp->norm1_b = p; p += C;
     bp->qkv_w = p; p += 3 * C * C;
@@ -185,6 +189,15 @@ static const float *block_params_at(block_params *bp, const float *p, size_t C, 
         bp->qn_b = p; p += hd;
         bp->kn_w = p; p += hd;
         bp->kn_b = p; p += hd;
+    }
+    bp->an_w = bp->an_b = bp->mn_w = bp->mn_b = NULL;
+    if (cfg->scale_attn_norm) {
+        bp->an_w = p; p += C;
+        bp->an_b = p; p += C;
+    }
+    if (cfg->scale_mlp_norm) {
+        bp->mn_w = p; p += H;
+        bp->mn_b = p; p += H;
     }
     bp->qkv_p = bp->proj_p = bp->fc1_p = bp->fc2_p = NULL; /* set by packed_layout */
     return p;
@@ -209,6 +222,7 @@ typedef struct {
     const float *norm_w, *norm_b, *head_w, *head_b, *head_dist_w, *head_dist_b;
     size_t K;
     int pool, fc_norm, act, distilled;
+    size_t pool_from;         /* first token that avg / max / map pool: prefix, or 0 with pool_include_prefix */
     const float *map[13];     /* attn_pool: latent, q.{w,b}, kv.{w,b}, proj.{w,b}, norm.{w,b}, fc1.{w,b}, fc2.{w,b} */
     float *pool_tmp;          /* (pool_floats) thread 0's scratch of the pooling head */
     float residual_scale;     /* 1 / skip_lam: x += branch * residual_scale (1 for timm) */
@@ -448,6 +462,9 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
         float *x = pl->x + r * C;
         float *acap = attn_cap ? attn_cap + r * C : NULL, *mcap = mlp_cap ? mlp_cap + r * C : NULL;
+        /* scale_attn_norm: the attention output of these rows normalized in place before proj */
+        if (active && bp->an_w)
+            pivot_layernorm_rows(pl->attn + r * C, pl->attn + r * C, bp->an_w, bp->an_b, m, C, pl->eps);
         if (bp->proj_p) { /* packed GEMMs with bias, GELU and the residual update fused */
             /* layer scale: the branch with its bias, then one pass scales it into the residual */
             if (active && bp->ls1) {
@@ -463,6 +480,7 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
             pivot_linear_forward(s->hidden, NULL, s->xn, NULL, bp->fc1_p, bp->fc1_b, m, C, H, C, H,
                                  fused ? PIVOT_EPI_GELU : PIVOT_EPI_STORE, 1.0f);
             if (!fused) act_rows(s->hidden, NULL, m, H, pl->act);
+            if (bp->mn_w) pivot_layernorm_rows(s->hidden, s->hidden, bp->mn_w, bp->mn_b, m, H, pl->eps);
             if (bp->ls2) {
                 pivot_linear_forward(s->branch, NULL, s->hidden, NULL, bp->fc2_p, bp->fc2_b, m, H, C, H, C,
                                      PIVOT_EPI_STORE, 1.0f);
@@ -480,6 +498,7 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
         pivot_layernorm_rows(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
         linear_nobias(s->hidden, s->xn, bp->fc1_w, m, C, H, C, H);
         activation_rows(s->hidden, bp->fc1_b, m, H, pl->act);
+        if (bp->mn_w) pivot_layernorm_rows(s->hidden, s->hidden, bp->mn_w, bp->mn_b, m, H, pl->eps);
         linear_nobias(s->branch, s->hidden, bp->fc2_w, m, H, C, H, C);
         bias_capture_residual(x, mcap, s->branch, bp->fc2_b, bp->ls2, pl->residual_scale, m, C);
     }
@@ -529,22 +548,22 @@ static void aux_head_rows(const forward_plan *pl, const thread_scratch *s, int t
 }
 
 /* Row t of image b's final tokens into out: normalized by the final norm unless it runs after
- * pooling (fc_norm). */
+ * pooling (fc_norm) or there is none. */
 static void final_token(const forward_plan *pl, float *out, size_t b, size_t t) {
     const float *row = pl->x + (b * pl->T + t) * pl->C;
-    if (pl->fc_norm) memcpy(out, row, pl->C * sizeof(float));
+    if (pl->fc_norm || !pl->norm_w) memcpy(out, row, pl->C * sizeof(float));
     else pivot_layernorm_rows(out, row, pl->norm_w, pl->norm_b, 1, pl->C, pl->eps);
 }
 
 /* timm's AttentionPoolLatent for image b into out (C): one latent query attends over the final
- * patch tokens (k, v = kv(tokens); the prefix tokens are left out, as timm's default
- * pool_include_prefix=False), per head softmax(q k^T hd^-0.5) v, proj, then y + mlp(norm(y)). */
+ * patch tokens (k, v = kv(tokens); the prefix tokens are left out unless pool_include_prefix),
+ * per head softmax(q k^T hd^-0.5) v, proj, then y + mlp(norm(y)). */
 static void map_pool(const forward_plan *pl, float *out, size_t b) {
-    size_t C = pl->C, T = pl->T - pl->prefix, H = pl->H, NH = pl->NH, hd = C / NH;
+    size_t C = pl->C, T = pl->T - pl->pool_from, H = pl->H, NH = pl->NH, hd = C / NH;
     const float *const *w = pl->map; /* latent, q, kv, proj, norm, fc1, fc2 (weight, bias pairs) */
     float *xn = pl->pool_tmp, *kv = xn + T * C, *q = kv + T * 2 * C, *sc = q + C, *o = sc + T, *y = o + C,
           *yn = y + C, *h = yn + C;
-    for (size_t t = 0; t < T; t++) final_token(pl, xn + t * C, b, pl->prefix + t);
+    for (size_t t = 0; t < T; t++) final_token(pl, xn + t * C, b, pl->pool_from + t);
     linear_nobias(kv, xn, w[3], T, C, 2 * C, C, 2 * C);
     add_bias_rows(kv, w[4], T, 2 * C);
     linear_nobias(q, w[0], w[1], 1, C, C, C, C);
@@ -582,12 +601,12 @@ static void pool_image(const forward_plan *pl, float *out, size_t b) {
         map_pool(pl, out, b);
     } else {
         float *row = pl->pool_tmp, *mx = pl->pool_tmp + C;
-        size_t n = pl->T - pl->prefix;
+        size_t n = pl->T - pl->pool_from;
         for (size_t c = 0; c < C; c++) {
             out[c] = 0.0f;
             mx[c] = -INFINITY;
         }
-        for (size_t t = pl->prefix; t < pl->T; t++) {
+        for (size_t t = pl->pool_from; t < pl->T; t++) {
             final_token(pl, row, b, t);
             for (size_t c = 0; c < C; c++) {
                 out[c] += row[c];
@@ -806,7 +825,9 @@ int pivot_block_forward(float *out, const float *inp, const float *block, size_t
         return st;
     if (attn_active > 1) return PIVOT_ERR_VALUE; /* reuse needs an earlier encoder's probabilities */
     block_params bp;
-    block_params_at(&bp, block, C, H, C / NH, 0, 0);
+    pivot_vit_config plain;
+    memset(&plain, 0, sizeof plain); /* timm's plain block */
+    block_params_at(&bp, block, C, H, C / NH, &plain);
     uint8_t path = attn_active ? 1 : 0;
     forward_plan pl;
     memset(&pl, 0, sizeof pl);
@@ -824,12 +845,14 @@ static int check_config(const pivot_vit_config *cfg) {
     if (cfg->img_size == 0 || cfg->patch_size == 0 || cfg->in_chans == 0 || cfg->embed_dim == 0 ||
         cfg->depth == 0 || cfg->num_heads == 0 || cfg->mlp_hidden == 0)
         return PIVOT_ERR_VALUE;
-    if (cfg->img_size % cfg->patch_size || cfg->embed_dim % cfg->num_heads) return PIVOT_ERR_SHAPE;
+    /* img_size % patch_size pixels at the right and bottom are not read (timm's conv floors the grid) */
+    if (cfg->img_size < cfg->patch_size || cfg->embed_dim % cfg->num_heads) return PIVOT_ERR_SHAPE;
     if (!(cfg->norm_eps >= 0.0f)) return PIVOT_ERR_VALUE;
     if (cfg->act < PIVOT_ACT_GELU || cfg->act > PIVOT_ACT_QUICK_GELU || cfg->pool < PIVOT_POOL_TOKEN ||
         cfg->pool > PIVOT_POOL_MAP || cfg->reg_tokens > 65536)
         return PIVOT_ERR_VALUE;
     size_t pre = pivot_vit_num_prefix(cfg);
+    if (cfg->fc_norm && cfg->no_final_norm) return PIVOT_ERR_VALUE;
     if ((cfg->pool == PIVOT_POOL_TOKEN && pre == 0) ||
         (cfg->distilled && (cfg->no_class_token || cfg->pool != PIVOT_POOL_TOKEN || cfg->num_classes == 0)))
         return PIVOT_ERR_VALUE;
@@ -883,13 +906,14 @@ static int model_layout(size_t *total, forward_plan *pl, block_params *blocks, c
     if (with_blocks) {
         size_t block;
         if ((st = pivot_block_num_params(&block, C, H))) return st;
-        block += (cfg->layer_scale ? 2 * C : 0) + (cfg->qk_norm ? 4 * hd : 0);
+        block += (cfg->layer_scale ? 2 * C : 0) + (cfg->qk_norm ? 4 * hd : 0) + (cfg->scale_attn_norm ? 2 * C : 0) +
+                 (cfg->scale_mlp_norm ? 2 * H : 0); /* H*C was checked by pivot_block_num_params */
         const float *first = take(&w, block, cfg->depth);
         for (size_t i = 0; blocks && first && i < cfg->depth; i++)
-            block_params_at(&blocks[i], first + i * block, C, H, hd, cfg->layer_scale, cfg->qk_norm);
+            block_params_at(&blocks[i], first + i * block, C, H, hd, cfg);
     }
-    pl->norm_w = take(&w, C, 1);
-    pl->norm_b = take(&w, C, 1);
+    pl->norm_w = cfg->no_final_norm ? NULL : take(&w, C, 1);
+    pl->norm_b = cfg->no_final_norm ? NULL : take(&w, C, 1);
     memset(pl->map, 0, sizeof pl->map);
     if (cfg->pool == PIVOT_POOL_MAP) {
         size_t sizes[13][2] = {{C, 1}, {C, C}, {C, 1}, {2 * C, C}, {2 * C, 1}, {C, C}, {C, 1},
@@ -1009,7 +1033,8 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     if (int8) { /* params without the blocks; int8 attention is softmax and keeps no float probabilities */
         /* the int8 encoder steps know timm's plain blocks only: refused, not ignored */
         if (attention_kind != PIVOT_ATTENTION_SOFTMAX || extras->probs_capture || !int8->weights || !int8->floats ||
-            cfg->layer_scale || cfg->qk_norm || cfg->act != PIVOT_ACT_GELU)
+            cfg->layer_scale || cfg->qk_norm || cfg->act != PIVOT_ACT_GELU || cfg->scale_attn_norm ||
+            cfg->scale_mlp_norm)
             return PIVOT_ERR_VALUE;
         if ((st = model_layout(&np, NULL, NULL, NULL, cfg, 0))) return st;
     }
@@ -1040,6 +1065,7 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     pl.pos_prefix = !cfg->no_embed_class;
     pl.pool = cfg->pool;
     pl.fc_norm = cfg->fc_norm;
+    pl.pool_from = cfg->pool_include_prefix ? 0 : pre;
     pl.act = cfg->act;
     pl.distilled = cfg->distilled;
     pl.logits = logits;

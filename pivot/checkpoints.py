@@ -180,7 +180,10 @@ def infer_config(state_dict: Mapping, num_heads: int | None = None, **overrides)
     fields.update(class_token=class_token, reg_tokens=reg_tokens, no_embed_class=no_embed_class,
                   patch_bias="patch_embed.proj.bias" in state_dict, norm_pre="norm_pre.weight" in state_dict,
                   layer_scale="blocks.0.ls1.gamma" in state_dict, qk_norm="blocks.0.attn.q_norm.weight" in state_dict,
-                  fc_norm="fc_norm.weight" in state_dict)
+                  fc_norm="fc_norm.weight" in state_dict,
+                  final_norm="norm.weight" in state_dict or "fc_norm.weight" in state_dict,
+                  scale_attn_norm="blocks.0.attn.norm.weight" in state_dict,
+                  scale_mlp_norm="blocks.0.mlp.norm.weight" in state_dict)
     fields["global_pool"] = ("map" if "attn_pool.latent" in state_dict else
                              "avg" if fields["fc_norm"] or not (class_token or reg_tokens) else "token")
     if lvvit:
@@ -246,7 +249,8 @@ def config_from_timm_module(module) -> ViTConfig:
         raise UnsupportedModelError(f"patch embedding {_cls(pe)} (hybrid conv stem): pivot runs timm's PatchEmbed")
     if _cls(pe.proj) != "Conv2d" or _cls(getattr(pe, "norm", None)) != "Identity" or not getattr(pe, "flatten", True):
         raise UnsupportedModelError("patch embedding with a norm or a non-Conv2d projection")
-    if getattr(module, "dynamic_img_size", False) or getattr(pe, "dynamic_img_pad", False):
+    if getattr(module, "dynamic_img_size", False) or getattr(pe, "dynamic_img_pad", False) or \
+            getattr(pe, "dynamic_img_size", False):
         raise UnsupportedModelError("dynamic_img_size")
     if getattr(module, "rope", None) is not None:
         raise UnsupportedModelError("rotary position embeddings (rope)")
@@ -256,8 +260,11 @@ def config_from_timm_module(module) -> ViTConfig:
         raise UnsupportedModelError("position embedding of another shape")
     img = _square(pe.img_size, "image size")
     patch = _square(pe.patch_size, "patch size")
-    if img % patch:
-        raise UnsupportedModelError(f"image size {img} not a multiple of the patch size {patch} (cropped patches)")
+    # img % patch != 0: the stride-patch conv floors the grid, as pivot's patch embedding does
+    grid = _square(getattr(pe, "grid_size", (img // patch, img // patch)), "patch grid")
+    if grid != img // patch or module.pos_embed.shape[1] != grid * grid + (
+            0 if getattr(module, "no_embed_class", False) else int(module.num_prefix_tokens)):
+        raise UnsupportedModelError(f"patch grid {grid} of a {img} px image in {patch} px patches")
     if pe.proj.stride != pe.proj.kernel_size or pe.proj.padding not in ((0, 0), 0, "valid"):
         raise UnsupportedModelError("patch embedding with overlapping patches or padding")
     C = int(module.embed_dim)
@@ -273,10 +280,9 @@ def config_from_timm_module(module) -> ViTConfig:
             raise UnsupportedModelError(f"{where}.attn is a {_cls(attn)}; pivot runs timm's Attention")
         if _cls(mlp) != "Mlp":
             raise UnsupportedModelError(f"{where}.mlp is a {_cls(mlp)} (e.g. SwiGLU); pivot runs timm's Mlp")
-        if _cls(getattr(attn, "norm", None) or _Identity) != "Identity":
-            raise UnsupportedModelError(f"{where}.attn.norm (scale_attn_norm)")
-        if _cls(getattr(mlp, "norm", None) or _Identity) != "Identity":
-            raise UnsupportedModelError(f"{where}.mlp.norm (scale_mlp_norm)")
+        an = _layernorm_eps(getattr(attn, "norm", None) or _Identity(), f"{where}.attn.norm (scale_attn_norm)")
+        mn = _layernorm_eps(getattr(mlp, "norm", None) or _Identity(), f"{where}.mlp.norm (scale_mlp_norm)")
+        eps.update(e for e in (an, mn) if e is not None)
         if attn.proj.bias is None or mlp.fc1.bias is None or mlp.fc2.bias is None:
             raise UnsupportedModelError(f"{where}: attention proj or MLP without bias")
         for n in ("norm1", "norm2"):
@@ -286,16 +292,17 @@ def config_from_timm_module(module) -> ViTConfig:
             eps.add(e)
         qn = [_layernorm_eps(getattr(attn, n), f"{where}.attn.{n}") for n in ("q_norm", "k_norm")]
         eps.update(e for e in qn if e is not None)
-        flags = (_cls(blk.ls1) == "LayerScale", qn[0] is not None, attn.qkv.bias is not None)
+        flags = (_cls(blk.ls1) == "LayerScale", qn[0] is not None, attn.qkv.bias is not None, an is not None,
+                 mn is not None)
         for n in ("ls1", "ls2"):
             if _cls(getattr(blk, n)) not in ("LayerScale", "Identity"):
                 raise UnsupportedModelError(f"{where}.{n} is a {_cls(getattr(blk, n))}")
         if (_cls(blk.ls2) == "LayerScale") != flags[0] or (qn[1] is None) != (qn[0] is None):
             raise UnsupportedModelError(f"{where}: layer scale or qk_norm on one branch only")
         if layer_scale is None:
-            layer_scale, qk_norm, qkv_bias = flags
-        elif (layer_scale, qk_norm, qkv_bias) != flags:
-            raise UnsupportedModelError("blocks that differ in layer scale, qk_norm or qkv bias")
+            layer_scale, qk_norm, qkv_bias, attn_norm, mlp_norm = flags
+        elif (layer_scale, qk_norm, qkv_bias, attn_norm, mlp_norm) != flags:
+            raise UnsupportedModelError("blocks that differ in layer scale, qk_norm, qkv bias or scale norms")
         if int(attn.num_heads) != int(blocks[0].attn.num_heads) or abs(float(attn.scale) - attn.head_dim ** -0.5) > 1e-12:
             raise UnsupportedModelError(f"{where}: attention with another head count or scale")
         acts.add(_activation(mlp.act, f"{where}.mlp"))
@@ -305,12 +312,10 @@ def config_from_timm_module(module) -> ViTConfig:
     fc_norm = _layernorm_eps(module.fc_norm, "fc_norm")
     norm = _layernorm_eps(module.norm, "norm")
     norm_pre = _layernorm_eps(module.norm_pre, "norm_pre")
-    if (fc_norm is None) == (norm is None):
-        raise UnsupportedModelError("final norm: pivot runs exactly one of norm (before pooling) and fc_norm (after)")
+    if fc_norm is not None and norm is not None:
+        raise UnsupportedModelError("final norm: pivot runs at most one of norm (before pooling) and fc_norm (after)")
     eps.update(e for e in (fc_norm, norm, norm_pre) if e is not None)
     pool = module.global_pool
-    if getattr(module, "pool_include_prefix", False):
-        raise UnsupportedModelError("pool_include_prefix (pooling over the prefix tokens too)")
     if pool not in ("token", "avg", "max", "avgmax", "map"):
         raise UnsupportedModelError(f"global_pool {pool!r}")
     attn_pool = getattr(module, "attn_pool", None)
@@ -344,7 +349,9 @@ def config_from_timm_module(module) -> ViTConfig:
                      reg_tokens=int(module.num_reg_tokens), no_embed_class=bool(module.no_embed_class),
                      global_pool=pool, fc_norm=fc_norm is not None, norm_pre=norm_pre is not None,
                      layer_scale=bool(layer_scale), act=next(iter(acts)), patch_bias=pe.proj.bias is not None,
-                     qk_norm=bool(qk_norm))
+                     qk_norm=bool(qk_norm), final_norm=fc_norm is not None or norm is not None,
+                     pool_include_prefix=bool(getattr(module, "pool_include_prefix", False)) and pool != "token",
+                     scale_attn_norm=bool(attn_norm), scale_mlp_norm=bool(mlp_norm))
 
 
 class _Identity:

@@ -137,6 +137,12 @@ class ViTConfig:
       instead of before it (``norm.*``). ``norm_pre``: a LayerNorm after the position embedding.
     * ``layer_scale``: each branch is multiplied by ``blocks.i.ls1.gamma`` / ``ls2.gamma`` before
       the residual add. ``qk_norm``: LayerNorm of q and k per head (``attn.q_norm``, ``attn.k_norm``).
+      ``scale_attn_norm``: a LayerNorm (C) of the attention output before ``attn.proj``
+      (``attn.norm``); ``scale_mlp_norm``: a LayerNorm (hidden) before ``mlp.fc2`` (``mlp.norm``).
+    * ``final_norm=False``: no final norm at all (neither ``norm`` nor ``fc_norm``; RADIO).
+      ``pool_include_prefix``: avg / max / avgmax / map pool over all tokens, prefix included.
+    * ``img_size`` need not be a multiple of ``patch_size`` (timm's conv floors the grid: the last
+      ``img_size % patch_size`` rows and columns of pixels are not read).
     * ``act`` (``ACTIVATIONS``): the MLP's activation. ``patch_bias``: whether
       ``patch_embed.proj`` has a bias. ``num_classes=0``: headless, the output is the pooled
       (normalized) features, ``embed_dim`` wide.
@@ -173,6 +179,10 @@ class ViTConfig:
     act: str = "gelu"
     patch_bias: bool = True
     qk_norm: bool = False
+    final_norm: bool = True
+    pool_include_prefix: bool = False
+    scale_attn_norm: bool = False
+    scale_mlp_norm: bool = False
 
     def __post_init__(self):
         # Every field is converted to its Python type on entry (a frozen dataclass: object.__setattr__).
@@ -188,7 +198,8 @@ class ViTConfig:
         put("norm_eps", as_real("ViTConfig", "norm_eps", self.norm_eps, 0, 1, low_open=True))
         put("skip_lam", as_real("ViTConfig", "skip_lam", self.skip_lam, 0, MAX_RATIO, low_open=True))
         for field in ("distilled", "aux_head", "qkv_bias", "class_token", "no_embed_class", "fc_norm", "norm_pre",
-                      "layer_scale", "patch_bias", "qk_norm"):
+                      "layer_scale", "patch_bias", "qk_norm", "final_norm", "pool_include_prefix", "scale_attn_norm",
+                      "scale_mlp_norm"):
             put(field, as_bool("ViTConfig", field, getattr(self, field)))
         for field, allowed in (("stem", STEMS), ("attention", ATTENTIONS), ("global_pool", POOLS),
                                ("act", ACTIVATIONS)):
@@ -202,7 +213,7 @@ class ViTConfig:
                                      f"got {value!r}")
                 put(field, tuple(as_real("ViTConfig", f"{field}[{i}]", v, low, MAX_RATIO, low_open=low == 0)
                                  for i, v in enumerate(value)))
-        if self.img_size % self.patch_size:
+        if self.img_size % self.patch_size and self.stem != "patch":
             raise ValueError(f"ViTConfig.img_size ({self.img_size}) must be a multiple of patch_size ({self.patch_size})")
         if self.embed_dim % self.num_heads:
             raise ValueError(f"ViTConfig.embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
@@ -221,6 +232,8 @@ class ViTConfig:
                              "global_pool='token'")
         if (self.distilled or self.aux_head) and self.num_classes == 0:
             raise ValueError("ViTConfig: a headless model (num_classes=0) cannot have distilled or aux_head heads")
+        if self.fc_norm and not self.final_norm:
+            raise ValueError("ViTConfig: fc_norm is the final norm after pooling; it needs final_norm=True")
         if self.stem != "patch" and not self.is_plain_block:
             raise ValueError("ViTConfig: LV-ViT's conv stem combines with timm's plain blocks only")
         _check_size_limits(self)
@@ -260,7 +273,8 @@ class ViTConfig:
         layer scale, activation, biases): its flat parameters are the state dict in order."""
         return (self.class_token and not self.reg_tokens and not self.no_embed_class and self.global_pool == "token"
                 and not self.fc_norm and not self.norm_pre and not self.layer_scale and self.act == "gelu"
-                and self.patch_bias and not self.qk_norm and self.num_classes > 0)
+                and self.patch_bias and not self.qk_norm and self.num_classes > 0 and self.final_norm
+                and not self.pool_include_prefix and not self.scale_attn_norm and not self.scale_mlp_norm)
 
     @property
     def proj_size(self) -> int:
@@ -352,6 +366,9 @@ class ViTConfig:
                 for name in ("q_norm", "k_norm"):
                     s[b + f"attn.{name}.weight"] = (hd,)
                     s[b + f"attn.{name}.bias"] = (hd,)
+            if self.scale_attn_norm:
+                s[b + "attn.norm.weight"] = (C,)
+                s[b + "attn.norm.bias"] = (C,)
             s[b + "attn.proj.weight"] = (C, C)
             s[b + "attn.proj.bias"] = (C,)
             if self.layer_scale:
@@ -360,11 +377,14 @@ class ViTConfig:
             s[b + "norm2.bias"] = (C,)
             s[b + "mlp.fc1.weight"] = (H, C)
             s[b + "mlp.fc1.bias"] = (H,)
+            if self.scale_mlp_norm:
+                s[b + "mlp.norm.weight"] = (H,)
+                s[b + "mlp.norm.bias"] = (H,)
             s[b + "mlp.fc2.weight"] = (C, H)
             s[b + "mlp.fc2.bias"] = (C,)
             if self.layer_scale:
                 s[b + "ls2.gamma"] = (C,)
-        if not self.fc_norm:
+        if self.final_norm and not self.fc_norm:
             s["norm.weight"] = (C,)
             s["norm.bias"] = (C,)
         if self.global_pool == "map":

@@ -82,9 +82,11 @@ def _packing(config: ViTConfig) -> list:
                      "mlp.fc2.weight", "mlp.fc2.bias"):
             out.append(entry(b + name, (3 * C,)))
         out += [(b + k, shapes[b + k]) for k in ("ls1.gamma", "ls2.gamma", "attn.q_norm.weight", "attn.q_norm.bias",
-                                                 "attn.k_norm.weight", "attn.k_norm.bias") if b + k in shapes]
+                                                 "attn.k_norm.weight", "attn.k_norm.bias", "attn.norm.weight",
+                                                 "attn.norm.bias", "mlp.norm.weight", "mlp.norm.bias")
+                if b + k in shapes]
     final = "fc_norm" if config.fc_norm else "norm"
-    tail = [f"{final}.weight", f"{final}.bias"]
+    tail = [f"{final}.weight", f"{final}.bias"] if config.final_norm else []
     tail += [k for k in shapes if k.startswith("attn_pool.")]
     tail += [k for k in ("head.weight", "head.bias", "head_dist.weight", "head_dist.bias", "aux_head.weight",
                          "aux_head.bias") if k in shapes]

@@ -34,7 +34,7 @@ __all__ = ["VisionTransformer", "from_vit", "to_vit", "patch_timm_modes"]
 
 class Attention(nn.Module):
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attention: str = "softmax",
-                 qk_norm: bool = False, eps: float = 1e-6):
+                 qk_norm: bool = False, eps: float = 1e-6, scale_norm: bool = False):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
@@ -43,6 +43,7 @@ class Attention(nn.Module):
         # timm's qk_norm: LayerNorm over head_dim of q and k
         self.q_norm = nn.LayerNorm(self.head_dim, eps=eps) if qk_norm else None
         self.k_norm = nn.LayerNorm(self.head_dim, eps=eps) if qk_norm else None
+        self.norm = nn.LayerNorm(dim, eps=eps) if scale_norm else None  # timm's scale_attn_norm
         self.proj = nn.Linear(dim, dim)
         self.attention = attention  # "softmax" or "relu_linear"
 
@@ -50,11 +51,11 @@ class Attention(nn.Module):
         """The branch output; with ``return_probs`` also the softmax probabilities (B, NH, T, T).
         ``reuse_probs`` (modes): apply these probabilities to this layer's V (no q k^T, no softmax)."""
         return _attention_branch(self.qkv, self.proj, self.num_heads, self.attention, x, reuse_probs, return_probs,
-                                 self.q_norm, self.k_norm)
+                                 self.q_norm, self.k_norm, self.norm)
 
 
 def _attention_branch(qkv_layer, proj_layer, num_heads, attention, x, reuse_probs=None, return_probs=False,
-                      q_norm=None, k_norm=None):
+                      q_norm=None, k_norm=None, out_norm=None):
     # softmax attention (optionally returning its probabilities), reuse of given
     # probabilities (only the V third of qkv is computed) and ReLU linear attention
     B, T, C = x.shape
@@ -83,7 +84,10 @@ def _attention_branch(qkv_layer, proj_layer, num_heads, attention, x, reuse_prob
             out = torch.softmax((q * hd ** -0.5) @ k.transpose(-2, -1), dim=-1) @ v
         else:
             out = nn.functional.scaled_dot_product_attention(q, k, v)  # default scale head_dim^-0.5, as timm
-    out = proj_layer(out.transpose(1, 2).reshape(B, T, C))
+    out = out.transpose(1, 2).reshape(B, T, C)
+    if out_norm is not None and not isinstance(out_norm, nn.Identity):
+        out = out_norm(out)
+    out = proj_layer(out)
     return (out, probs) if return_probs else out
 
 
@@ -111,14 +115,15 @@ class LayerScale(nn.Module):
 
 
 class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int, act: str = "gelu"):
+    def __init__(self, dim: int, hidden: int, act: str = "gelu", norm: bool = False, eps: float = 1e-6):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.act = _activation(act)  # exact erf GELU unless the config says otherwise
+        self.norm = nn.LayerNorm(hidden, eps=eps) if norm else nn.Identity()  # timm's scale_mlp_norm
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
+        return self.fc2(self.norm(self.act(self.fc1(x))))
 
 
 class Block(nn.Module):
@@ -126,10 +131,11 @@ class Block(nn.Module):
         super().__init__()
         C = config.embed_dim
         self.norm1 = nn.LayerNorm(C, eps=config.norm_eps)
-        self.attn = Attention(C, config.num_heads, config.qkv_bias, config.attention, config.qk_norm, config.norm_eps)
+        self.attn = Attention(C, config.num_heads, config.qkv_bias, config.attention, config.qk_norm, config.norm_eps,
+                              config.scale_attn_norm)
         self.ls1 = LayerScale(C) if config.layer_scale else nn.Identity()
         self.norm2 = nn.LayerNorm(C, eps=config.norm_eps)
-        self.mlp = Mlp(C, config.mlp_hidden, config.act)
+        self.mlp = Mlp(C, config.mlp_hidden, config.act, config.scale_mlp_norm, config.norm_eps)
         self.ls2 = LayerScale(C) if config.layer_scale else nn.Identity()
         self.skip_lam = float(config.skip_lam)
 
@@ -223,7 +229,7 @@ class VisionTransformer(nn.Module):
         self.patch_embed = ConvStemPatchEmbed(config) if config.stem == "lvvit_conv" else PatchEmbed(config)
         self.norm_pre = nn.LayerNorm(C, eps=config.norm_eps) if config.norm_pre else nn.Identity()
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.depth))
-        self.norm = nn.Identity() if config.fc_norm else nn.LayerNorm(C, eps=config.norm_eps)
+        self.norm = nn.LayerNorm(C, eps=config.norm_eps) if config.final_norm and not config.fc_norm else nn.Identity()
         self.attn_pool = AttentionPool(config) if config.global_pool == "map" else None
         self.fc_norm = nn.LayerNorm(C, eps=config.norm_eps) if config.fc_norm else nn.Identity()
         self.head = nn.Linear(C, K) if K else nn.Identity()
@@ -253,9 +259,11 @@ class VisionTransformer(nn.Module):
         """Logits from the final token map (B, T, C): pooling (timm's ``global_pool``; avg / max /
         avgmax over the patch tokens), ``fc_norm``, the head(s)."""
         pool, n = self.config.global_pool, self.config.num_prefix_tokens
+        if self.config.pool_include_prefix:
+            n = 0
         if pool == "token":
             f = x[:, 0]
-        elif pool == "map":  # over the patch tokens (timm's pool_include_prefix=False)
+        elif pool == "map":  # over the patch tokens unless pool_include_prefix
             f = self.attn_pool(x[:, n:])
         elif pool == "avg":
             f = x[:, n:].mean(dim=1)
@@ -335,7 +343,7 @@ class _TimmBlockModes(nn.Module):
         if attn_active:
             a = _attention_branch(b.attn.qkv, b.attn.proj, b.attn.num_heads, self.attention, b.norm1(x),
                                   reuse_probs, return_probs, getattr(b.attn, "q_norm", None),
-                                  getattr(b.attn, "k_norm", None))
+                                  getattr(b.attn, "k_norm", None), getattr(b.attn, "norm", None))
             if return_probs:
                 a, probs = a
             x = x + dp1(ls1(a))

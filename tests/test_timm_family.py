@@ -33,6 +33,8 @@ SAMPLE = [
     "vit_so150m_patch16_reg4_map_256",
     "vit_medium_patch16_gap_256",
     "vit_small_patch8_224",
+    "beit3_base_patch16_224",  # scale_attn_norm and scale_mlp_norm
+    "test_vit3",  # map pooling over all tokens (pool_include_prefix)
 ]
 TOL = 1e-4
 
@@ -91,7 +93,8 @@ def _check(name, model=None):
     # from the state dict: what the weights do not record passed as overrides
     state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     loaded = pivot.ViT.from_timm(state, num_heads=cfg.num_heads, global_pool=cfg.global_pool, act=cfg.act,
-                                 norm_eps=cfg.norm_eps)
+                                 norm_eps=cfg.norm_eps, img_size=cfg.img_size,
+                                 pool_include_prefix=cfg.pool_include_prefix)
     assert loaded.config.replace(input_mean=None, input_std=None) == cfg.replace(input_mean=None, input_std=None)
     assert np.array_equal(loaded(x.numpy(), threads=2), got)
     # pivot.torch's twin holds timm's keys: it loads the timm weights and computes the same
@@ -124,6 +127,9 @@ CONSTRUCTED = {
     "avgmax_fc_norm": dict(global_pool="avgmax", fc_norm=True),
     "no_patch_bias_norm_pre": dict(pre_norm=True),
     "headless_registers": dict(num_classes=0, reg_tokens=2, no_embed_class=True, init_values=0.1),
+    "no_final_norm_radio_like": dict(final_norm=False, reg_tokens=3, no_embed_class=True, init_values=0.1),
+    "floored_grid": dict(img_size=36),  # 8 px patches: timm's conv floors the grid to 4 x 4
+    "avg_include_prefix": dict(global_pool="avg", pool_include_prefix=True, reg_tokens=1),
 }
 
 

@@ -51,9 +51,10 @@ def linear(x, weight, bias=None) -> np.ndarray:
     return y if bias is None else y + _f64(bias)
 
 
-def attention(x, qkv_w, qkv_b, proj_w, proj_b, num_heads, qk_norm=None, eps=1e-6) -> np.ndarray:
+def attention(x, qkv_w, qkv_b, proj_w, proj_b, num_heads, qk_norm=None, eps=1e-6, out_norm=None) -> np.ndarray:
     """timm Attention.forward on already-normalized tokens x (B, T, C); ``qk_norm``:
-    ``(q_norm.w, q_norm.b, k_norm.w, k_norm.b)`` (LayerNorm over head_dim) or None."""
+    ``(q_norm.w, q_norm.b, k_norm.w, k_norm.b)`` (LayerNorm over head_dim) or None; ``out_norm``:
+    ``(attn.norm.w, attn.norm.b)``, timm's scale_attn_norm before proj, or None."""
     x = _f64(x)
     B, T, C = x.shape
     hd = C // num_heads
@@ -63,6 +64,8 @@ def attention(x, qkv_w, qkv_b, proj_w, proj_b, num_heads, qk_norm=None, eps=1e-6
         q, k = layernorm(q, qk_norm[0], qk_norm[1], eps), layernorm(k, qk_norm[2], qk_norm[3], eps)
     attn = softmax(q @ k.transpose(0, 1, 3, 2) * hd ** -0.5)
     out = (attn @ v).transpose(0, 2, 1, 3).reshape(B, T, C)
+    if out_norm is not None:
+        out = layernorm(out, out_norm[0], out_norm[1], eps)
     return linear(out, proj_w, proj_b)
 
 
@@ -78,9 +81,12 @@ def activation(x, act: str = "gelu") -> np.ndarray:
     raise ValueError(f"unknown activation {act!r}")
 
 
-def mlp(x, fc1_w, fc1_b, fc2_w, fc2_b, act: str = "gelu") -> np.ndarray:
-    """timm Mlp: fc2(act(fc1(x)))."""
-    return linear(activation(linear(x, fc1_w, fc1_b), act), fc2_w, fc2_b)
+def mlp(x, fc1_w, fc1_b, fc2_w, fc2_b, act: str = "gelu", norm=None, eps=1e-6) -> np.ndarray:
+    """timm Mlp: fc2(norm(act(fc1(x)))); ``norm``: ``(mlp.norm.w, mlp.norm.b)`` (scale_mlp_norm) or None."""
+    h = activation(linear(x, fc1_w, fc1_b), act)
+    if norm is not None:
+        h = layernorm(h, norm[0], norm[1], eps)
+    return linear(h, fc2_w, fc2_b)
 
 
 def _block_weights(weights, i):
@@ -93,6 +99,11 @@ def qk_norm_weights(w):
     if "attn.q_norm.weight" not in w:
         return None
     return tuple(w[f"attn.{n}.{p}"] for n in ("q_norm", "k_norm") for p in ("weight", "bias"))
+
+
+def _pair(w, name):
+    """(name.weight, name.bias) when the block has that norm, else None."""
+    return (w[name + ".weight"], w[name + ".bias"]) if name + ".weight" in w else None
 
 
 def block(x, w, num_heads, eps=1e-6, attn_active=True, skip_lam=1.0, act="gelu"):
@@ -110,18 +121,20 @@ def block(x, w, num_heads, eps=1e-6, attn_active=True, skip_lam=1.0, act="gelu")
     if attn_active:
         a = attention(layernorm(x, w["norm1.weight"], w["norm1.bias"], eps), w["attn.qkv.weight"],
                       w.get("attn.qkv.bias"), w["attn.proj.weight"], w["attn.proj.bias"], num_heads,
-                      qk_norm_weights(w), eps)
+                      qk_norm_weights(w), eps, _pair(w, "attn.norm"))
         x = x + a * ls1 / skip_lam
     m = mlp(layernorm(x, w["norm2.weight"], w["norm2.bias"], eps), w["mlp.fc1.weight"], w["mlp.fc1.bias"],
-            w["mlp.fc2.weight"], w["mlp.fc2.bias"], act)
+            w["mlp.fc2.weight"], w["mlp.fc2.bias"], act, _pair(w, "mlp.norm"), eps)
     return x + m * ls2 / skip_lam, a, m
 
 
 def patch_embed(images, weight, bias, patch_size) -> np.ndarray:
-    """Conv2d with kernel = stride = patch_size, flattened to tokens (B, num_patches, C)."""
+    """Conv2d with kernel = stride = patch_size, flattened to tokens (B, num_patches, C); the grid
+    is floored (pixels past the last whole patch are not read)."""
     images = _f64(images)
     B, Cin, S, _ = images.shape
     G, P = S // patch_size, patch_size
+    images = images[:, :, :G * P, :G * P]
     patches = images.reshape(B, Cin, G, P, G, P).transpose(0, 2, 4, 1, 3, 5).reshape(B, G * G, Cin * P * P)
     out = patches @ _f64(weight).reshape(weight.shape[0], -1).T
     return out if bias is None else out + _f64(bias)
@@ -154,7 +167,8 @@ def attention_pool(config: ViTConfig, weights, x) -> np.ndarray:
     """timm's AttentionPoolLatent (``global_pool="map"``) over the patch tokens of x (B, T, C) ->
     (B, C) (timm's default ``pool_include_prefix=False`` leaves the prefix tokens out)."""
     w = {k[len("attn_pool."):]: v for k, v in weights.items() if k.startswith("attn_pool.")}
-    x = x[:, config.num_prefix_tokens:]
+    if not config.pool_include_prefix:
+        x = x[:, config.num_prefix_tokens:]
     B, T, C = x.shape
     nh, hd = config.num_heads, config.head_dim
     q = linear(w["latent"], w["q.weight"], w["q.bias"]).reshape(1, 1, nh, hd).transpose(0, 2, 1, 3)
@@ -170,8 +184,8 @@ def head(config: ViTConfig, weights, x) -> np.ndarray:
     """timm's ``forward_head`` on the final tokens x (B, T, C): norm (before pooling unless
     ``fc_norm``), pooling (``global_pool``, over the patch tokens for avg / max / avgmax),
     fc_norm, the head(s); headless (num_classes 0): the pooled features."""
-    eps, n = config.norm_eps, config.num_prefix_tokens
-    if not config.fc_norm:
+    eps, n = config.norm_eps, 0 if config.pool_include_prefix else config.num_prefix_tokens
+    if config.final_norm and not config.fc_norm:
         x = layernorm(x, weights["norm.weight"], weights["norm.bias"], eps)
     pool = config.global_pool
     if pool == "token":
@@ -190,7 +204,7 @@ def head(config: ViTConfig, weights, x) -> np.ndarray:
         logits = (logits + linear(x[:, 1], weights["head_dist.weight"], weights["head_dist.bias"])) / 2
     if config.aux_head:
         from .lvvit import aux_head_logits
-        logits = logits + aux_head_logits(x[:, n:], weights["aux_head.weight"], weights["aux_head.bias"])
+        logits = logits + aux_head_logits(x[:, config.num_prefix_tokens:], weights["aux_head.weight"], weights["aux_head.bias"])
     return logits
 
 
