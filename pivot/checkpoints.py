@@ -247,11 +247,12 @@ def config_from_timm_module(module) -> ViTConfig:
     pe = module.patch_embed
     if _cls(pe) != "PatchEmbed":
         raise UnsupportedModelError(f"patch embedding {_cls(pe)} (hybrid conv stem): pivot runs timm's PatchEmbed")
-    if _cls(pe.proj) != "Conv2d" or _cls(getattr(pe, "norm", None)) != "Identity" or not getattr(pe, "flatten", True):
+    # dynamic_img_size: timm keeps the (B, H, W, C) grid and resamples pos_embed to the input's grid,
+    # an identity at the model's own image size, the only size pivot runs
+    dynamic = bool(getattr(module, "dynamic_img_size", False))
+    flat = getattr(pe, "flatten", True) or (dynamic and str(getattr(pe, "output_fmt", "")).endswith("NHWC"))
+    if _cls(pe.proj) != "Conv2d" or _cls(getattr(pe, "norm", None)) != "Identity" or not flat:
         raise UnsupportedModelError("patch embedding with a norm or a non-Conv2d projection")
-    if getattr(module, "dynamic_img_size", False) or getattr(pe, "dynamic_img_pad", False) or \
-            getattr(pe, "dynamic_img_size", False):
-        raise UnsupportedModelError("dynamic_img_size")
     if getattr(module, "rope", None) is not None:
         raise UnsupportedModelError("rotary position embeddings (rope)")
     if module.pos_embed is None:
@@ -261,6 +262,8 @@ def config_from_timm_module(module) -> ViTConfig:
     img = _square(pe.img_size, "image size")
     patch = _square(pe.patch_size, "patch size")
     # img % patch != 0: the stride-patch conv floors the grid, as pivot's patch embedding does
+    if img % patch and getattr(pe, "dynamic_img_pad", False):
+        raise UnsupportedModelError(f"dynamic_img_pad (image size {img} padded to a multiple of the patch size {patch})")
     grid = _square(getattr(pe, "grid_size", (img // patch, img // patch)), "patch grid")
     if grid != img // patch or module.pos_embed.shape[1] != grid * grid + (
             0 if getattr(module, "no_embed_class", False) else int(module.num_prefix_tokens)):

@@ -35,6 +35,7 @@ SAMPLE = [
     "vit_small_patch8_224",
     "beit3_base_patch16_224",  # scale_attn_norm and scale_mlp_norm
     "test_vit3",  # map pooling over all tokens (pool_include_prefix)
+    "test_vit2",  # dynamic_img_size (identity at the model's own size), registers, fc_norm
 ]
 TOL = 1e-4
 
