@@ -221,7 +221,7 @@ typedef struct {
     float *logits;            /* (B, K), or (B, C) when K == 0 */
     const float *norm_w, *norm_b, *head_w, *head_b, *head_dist_w, *head_dist_b;
     size_t K;
-    int pool, fc_norm, act, distilled;
+    int pool, fc_norm, act, distilled, rms_norm;
     size_t pool_from;         /* first token that avg / max / map pool: prefix, or 0 with pool_include_prefix */
     const float *map[13];     /* attn_pool: latent, q.{w,b}, kv.{w,b}, proj.{w,b}, norm.{w,b}, fc1.{w,b}, fc2.{w,b} */
     float *pool_tmp;          /* (pool_floats) thread 0's scratch of the pooling head */
@@ -249,6 +249,13 @@ typedef struct {
     const pivot_int8_blocks *int8; /* int8 encoders, or NULL */
     const pivot_qencoder *q;  /* their phases, bound to x once the workspace exists */
 } forward_plan;
+
+/* The model's norm on N rows of n: LayerNorm, or RmsNorm (weight only; b unread). */
+static void norm_rows(const forward_plan *pl, float *out, const float *in, const float *w, const float *b, size_t N,
+                      size_t n, float eps) {
+    if (pl->rms_norm) pivot_rmsnorm_rows(out, in, w, N, n, eps);
+    else pivot_layernorm_rows(out, in, w, b, N, n, eps);
+}
 
 /* Per-thread scratch layout (floats). */
 typedef struct {
@@ -418,8 +425,8 @@ static void qk_norm_rows(const forward_plan *pl, const block_params *bp, float *
     size_t C = pl->C, hd = C / pl->NH;
     for (size_t i = 0; i < m; i++) {
         float *row = q + i * 3 * C;
-        pivot_layernorm_rows(row, row, bp->qn_w, bp->qn_b, pl->NH, hd, pl->eps);
-        pivot_layernorm_rows(row + C, row + C, bp->kn_w, bp->kn_b, pl->NH, hd, pl->eps);
+        norm_rows(pl, row, row, bp->qn_w, bp->qn_b, pl->NH, hd, pl->eps);
+        norm_rows(pl, row + C, row + C, bp->kn_w, bp->kn_b, pl->NH, hd, pl->eps);
     }
 }
 
@@ -433,7 +440,7 @@ static void qkv_rows(const forward_plan *pl, const thread_scratch *s, const bloc
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
         float *q = pl->qkv + r * 3 * C;
         if (bp->qkv_p && first % PIVOT_GEMM_PANEL == 0) { /* packed GEMM, bias fused */
-            pivot_layernorm_rows(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
+            norm_rows(pl, s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
             const float *panels = bp->qkv_p + first * pivot_gemm_padded_k(C); /* panel first / 32 */
             pivot_linear_forward(q + first, NULL, s->xn, NULL, panels, bp->qkv_b + first, m, C, 3 * C - first, C,
                                  3 * C, PIVOT_EPI_STORE, 1.0f);
@@ -441,7 +448,7 @@ static void qkv_rows(const forward_plan *pl, const thread_scratch *s, const bloc
             if (!first && pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) pivot_relu_qk_rows(q, m, C);
             continue;
         }
-        pivot_layernorm_rows(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
+        norm_rows(pl, s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
         if (first) {
             linear_nobias(q + first, s->xn, bp->qkv_w + first * C, m, C, C, C, 3 * C);
             for (size_t i = 0; i < m; i++) add_bias_rows(q + i * 3 * C + first, bp->qkv_b + first, 1, C);
@@ -464,7 +471,7 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
         float *acap = attn_cap ? attn_cap + r * C : NULL, *mcap = mlp_cap ? mlp_cap + r * C : NULL;
         /* scale_attn_norm: the attention output of these rows normalized in place before proj */
         if (active && bp->an_w)
-            pivot_layernorm_rows(pl->attn + r * C, pl->attn + r * C, bp->an_w, bp->an_b, m, C, pl->eps);
+            norm_rows(pl, pl->attn + r * C, pl->attn + r * C, bp->an_w, bp->an_b, m, C, pl->eps);
         if (bp->proj_p) { /* packed GEMMs with bias, GELU and the residual update fused */
             /* layer scale: the branch with its bias, then one pass scales it into the residual */
             if (active && bp->ls1) {
@@ -475,12 +482,12 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
                 pivot_linear_forward(x, acap, pl->attn + r * C, NULL, bp->proj_p, bp->proj_b, m, C, C, C, C,
                                      PIVOT_EPI_RESIDUAL, pl->residual_scale);
             }
-            pivot_layernorm_rows(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
+            norm_rows(pl, s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
             int fused = pl->act == PIVOT_ACT_GELU;
             pivot_linear_forward(s->hidden, NULL, s->xn, NULL, bp->fc1_p, bp->fc1_b, m, C, H, C, H,
                                  fused ? PIVOT_EPI_GELU : PIVOT_EPI_STORE, 1.0f);
             if (!fused) act_rows(s->hidden, NULL, m, H, pl->act);
-            if (bp->mn_w) pivot_layernorm_rows(s->hidden, s->hidden, bp->mn_w, bp->mn_b, m, H, pl->eps);
+            if (bp->mn_w) norm_rows(pl, s->hidden, s->hidden, bp->mn_w, bp->mn_b, m, H, pl->eps);
             if (bp->ls2) {
                 pivot_linear_forward(s->branch, NULL, s->hidden, NULL, bp->fc2_p, bp->fc2_b, m, H, C, H, C,
                                      PIVOT_EPI_STORE, 1.0f);
@@ -495,10 +502,10 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
             linear_nobias(s->branch, pl->attn + r * C, bp->proj_w, m, C, C, C, C);
             bias_capture_residual(x, acap, s->branch, bp->proj_b, bp->ls1, pl->residual_scale, m, C);
         }
-        pivot_layernorm_rows(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
+        norm_rows(pl, s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
         linear_nobias(s->hidden, s->xn, bp->fc1_w, m, C, H, C, H);
         activation_rows(s->hidden, bp->fc1_b, m, H, pl->act);
-        if (bp->mn_w) pivot_layernorm_rows(s->hidden, s->hidden, bp->mn_w, bp->mn_b, m, H, pl->eps);
+        if (bp->mn_w) norm_rows(pl, s->hidden, s->hidden, bp->mn_w, bp->mn_b, m, H, pl->eps);
         linear_nobias(s->branch, s->hidden, bp->fc2_w, m, H, C, H, C);
         bias_capture_residual(x, mcap, s->branch, bp->fc2_b, bp->ls2, pl->residual_scale, m, C);
     }
@@ -535,7 +542,7 @@ static void aux_head_rows(const forward_plan *pl, const thread_scratch *s, int t
     for (size_t i = 0; i < pl->B * K; i++) pmax[i] = -INFINITY;
     for (size_t r = r0; r < r1; r += TILE_ROWS) {
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
-        pivot_layernorm_rows(s->xn, pl->x + r * C, pl->norm_w, pl->norm_b, m, C, pl->eps);
+        norm_rows(pl, s->xn, pl->x + r * C, pl->norm_w, pl->norm_b, m, C, pl->eps);
         linear_nobias(s->hidden, s->xn, pl->aux_w, m, C, K, C, K);
         for (size_t i = 0; i < m; i++) {
             size_t b = (r + i) / T, t = (r + i) % T;
@@ -552,7 +559,7 @@ static void aux_head_rows(const forward_plan *pl, const thread_scratch *s, int t
 static void final_token(const forward_plan *pl, float *out, size_t b, size_t t) {
     const float *row = pl->x + (b * pl->T + t) * pl->C;
     if (pl->fc_norm || !pl->norm_w) memcpy(out, row, pl->C * sizeof(float));
-    else pivot_layernorm_rows(out, row, pl->norm_w, pl->norm_b, 1, pl->C, pl->eps);
+    else norm_rows(pl, out, row, pl->norm_w, pl->norm_b, 1, pl->C, pl->eps);
 }
 
 /* timm's AttentionPoolLatent for image b into out (C): one latent query attends over the final
@@ -584,7 +591,7 @@ static void map_pool(const forward_plan *pl, float *out, size_t b) {
     }
     linear_nobias(y, o, w[5], 1, C, C, C, C);
     add_bias_rows(y, w[6], 1, C);
-    pivot_layernorm_rows(yn, y, w[7], w[8], 1, C, pl->eps);
+    norm_rows(pl, yn, y, w[7], w[8], 1, C, pl->eps);
     linear_nobias(h, yn, w[9], 1, C, H, C, H);
     activation_rows(h, w[10], 1, H, pl->act);
     linear_nobias(out, h, w[11], 1, H, C, H, C);
@@ -627,7 +634,7 @@ static void head_phase(const forward_plan *pl, int nthreads) {
     for (size_t b = 0; b < B; b++) {
         float *f = pl->head_in + b * C;
         pool_image(pl, f, b);
-        if (pl->fc_norm) pivot_layernorm_rows(f, f, pl->norm_w, pl->norm_b, 1, C, pl->eps);
+        if (pl->fc_norm) norm_rows(pl, f, f, pl->norm_w, pl->norm_b, 1, C, pl->eps);
         if (pl->distilled) final_token(pl, pl->head_in + (B + b) * C, b, 1);
     }
     if (!K) {
@@ -671,7 +678,7 @@ static void forward_team(void *arg, pivot_team *tm, int tid, int nthreads) {
         /* norm_pre on this thread's rows, which it keeps through the encoders */
         for (size_t r = r0; pl->norm_pre_w && r < r1; r += TILE_ROWS) {
             size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
-            pivot_layernorm_rows(pl->x + r * pl->C, pl->x + r * pl->C, pl->norm_pre_w, pl->norm_pre_b, m, pl->C,
+            norm_rows(pl, pl->x + r * pl->C, pl->x + r * pl->C, pl->norm_pre_w, pl->norm_pre_b, m, pl->C,
                                  pl->eps);
         }
     }
@@ -1034,7 +1041,7 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
         /* the int8 encoder steps know timm's plain blocks only: refused, not ignored */
         if (attention_kind != PIVOT_ATTENTION_SOFTMAX || extras->probs_capture || !int8->weights || !int8->floats ||
             cfg->layer_scale || cfg->qk_norm || cfg->act != PIVOT_ACT_GELU || cfg->scale_attn_norm ||
-            cfg->scale_mlp_norm)
+            cfg->scale_mlp_norm || cfg->rms_norm)
             return PIVOT_ERR_VALUE;
         if ((st = model_layout(&np, NULL, NULL, NULL, cfg, 0))) return st;
     }
@@ -1065,6 +1072,7 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     pl.pos_prefix = !cfg->no_embed_class;
     pl.pool = cfg->pool;
     pl.fc_norm = cfg->fc_norm;
+    pl.rms_norm = cfg->rms_norm;
     pl.pool_from = cfg->pool_include_prefix ? 0 : pre;
     pl.act = cfg->act;
     pl.distilled = cfg->distilled;

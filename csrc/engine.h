@@ -49,6 +49,7 @@ typedef struct {
     int pool_include_prefix; /* 1: avg / max / avgmax / map pool over the prefix tokens too */
     int scale_attn_norm; /* 1: LayerNorm (C) of the attention output before proj (attn.norm) */
     int scale_mlp_norm;  /* 1: LayerNorm (H) of the MLP's hidden activations before fc2 (mlp.norm) */
+    int rms_norm;        /* 1: every norm is timm's RmsNorm (weight only; the biases in the array are unread) */
 } pivot_vit_config;
 
 enum { PIVOT_ACT_GELU = 0, PIVOT_ACT_GELU_TANH = 1, PIVOT_ACT_QUICK_GELU = 2 };

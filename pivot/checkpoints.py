@@ -183,7 +183,8 @@ def infer_config(state_dict: Mapping, num_heads: int | None = None, **overrides)
                   fc_norm="fc_norm.weight" in state_dict,
                   final_norm="norm.weight" in state_dict or "fc_norm.weight" in state_dict,
                   scale_attn_norm="blocks.0.attn.norm.weight" in state_dict,
-                  scale_mlp_norm="blocks.0.mlp.norm.weight" in state_dict)
+                  scale_mlp_norm="blocks.0.mlp.norm.weight" in state_dict,
+                  norm_layer="layernorm" if "blocks.0.norm1.bias" in state_dict else "rmsnorm")
     fields["global_pool"] = ("map" if "attn_pool.latent" in state_dict else
                              "avg" if fields["fc_norm"] or not (class_token or reg_tokens) else "token")
     if lvvit:
@@ -210,11 +211,15 @@ def _cls(obj) -> str:
 
 
 def _layernorm_eps(norm, what: str):
-    """eps of a timm/torch LayerNorm with weight and bias, None for Identity; anything else is refused."""
+    """eps of a timm/torch LayerNorm with weight and bias or a timm RmsNorm with weight, None for
+    Identity; anything else is refused (config_from_timm_module refuses a mix of the two)."""
     if _cls(norm) == "Identity":
         return None
+    if _cls(norm) == "RmsNorm" and getattr(norm, "weight", None) is not None:
+        return float(norm.eps)
     if _cls(norm) != "LayerNorm" or getattr(norm, "weight", None) is None or getattr(norm, "bias", None) is None:
-        raise UnsupportedModelError(f"{what} is a {_cls(norm)}; pivot runs LayerNorm with weight and bias there")
+        raise UnsupportedModelError(f"{what} is a {_cls(norm)}; pivot runs LayerNorm with weight and bias "
+                                    f"or RmsNorm with weight there")
     return float(norm.eps)
 
 
@@ -331,6 +336,9 @@ def config_from_timm_module(module) -> ViTConfig:
         eps.add(_layernorm_eps(ap.norm, "attn_pool.norm"))
     if len(eps) != 1:
         raise UnsupportedModelError(f"LayerNorms with different eps {sorted(eps)}")
+    kinds = {_cls(m) for m in module.modules() if _cls(m) in ("LayerNorm", "RmsNorm")}
+    if len(kinds) > 1:
+        raise UnsupportedModelError("LayerNorm and RmsNorm mixed in one model")
     head = module.head
     if _cls(head) not in ("Linear", "Identity"):
         raise UnsupportedModelError(f"head {_cls(head)}")
@@ -354,7 +362,8 @@ def config_from_timm_module(module) -> ViTConfig:
                      layer_scale=bool(layer_scale), act=next(iter(acts)), patch_bias=pe.proj.bias is not None,
                      qk_norm=bool(qk_norm), final_norm=fc_norm is not None or norm is not None,
                      pool_include_prefix=bool(getattr(module, "pool_include_prefix", False)) and pool != "token",
-                     scale_attn_norm=bool(attn_norm), scale_mlp_norm=bool(mlp_norm))
+                     scale_attn_norm=bool(attn_norm), scale_mlp_norm=bool(mlp_norm),
+                     norm_layer="rmsnorm" if kinds == {"RmsNorm"} else "layernorm")
 
 
 class _Identity:

@@ -29,6 +29,8 @@ POOLS = ("token", "avg", "max", "avgmax", "map")
 # MLP activations: exact (erf) GELU, tanh-approximated GELU (timm's gelu_tanh), QuickGELU
 # (x * sigmoid(1.702 x), OpenAI CLIP's).
 ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu")
+NORMS = ("layernorm", "rmsnorm")  # ViTConfig.norm_layer: every norm of the model
+
 # Added to the denominator of linear attention: keeps a query row whose phi(Q) phi(K)^T 1 is 0
 # (every ReLU'd product 0) finite (its output is then 0). Small next to typical sums (O(T)).
 LINEAR_ATTENTION_EPS = 1e-6
@@ -102,6 +104,9 @@ def _check_size_limits(config) -> None:
                          f"activations exceed what pivot's C engine addresses")
 
 
+_NORM_NAMES = ("norm_pre", "norm1", "norm2", "q_norm", "k_norm", "norm", "fc_norm")
+
+
 @dataclasses.dataclass(frozen=True)
 class ViTConfig:
     """Shape of a timm-style ``VisionTransformer`` (DeiT family) or of an LV-ViT.
@@ -141,6 +146,8 @@ class ViTConfig:
       (``attn.norm``); ``scale_mlp_norm``: a LayerNorm (hidden) before ``mlp.fc2`` (``mlp.norm``).
     * ``final_norm=False``: no final norm at all (neither ``norm`` nor ``fc_norm``; RADIO).
       ``pool_include_prefix``: avg / max / avgmax / map pool over all tokens, prefix included.
+    * ``norm_layer`` (``NORMS``): every norm is a LayerNorm, or timm's RmsNorm
+      (``x / sqrt(mean(x^2) + eps) * weight``, no ``.bias`` keys).
     * ``img_size`` need not be a multiple of ``patch_size`` (timm's conv floors the grid: the last
       ``img_size % patch_size`` rows and columns of pixels are not read).
     * ``act`` (``ACTIVATIONS``): the MLP's activation. ``patch_bias``: whether
@@ -183,6 +190,7 @@ class ViTConfig:
     pool_include_prefix: bool = False
     scale_attn_norm: bool = False
     scale_mlp_norm: bool = False
+    norm_layer: str = "layernorm"
 
     def __post_init__(self):
         # Every field is converted to its Python type on entry (a frozen dataclass: object.__setattr__).
@@ -202,7 +210,7 @@ class ViTConfig:
                       "scale_mlp_norm"):
             put(field, as_bool("ViTConfig", field, getattr(self, field)))
         for field, allowed in (("stem", STEMS), ("attention", ATTENTIONS), ("global_pool", POOLS),
-                               ("act", ACTIVATIONS)):
+                               ("act", ACTIVATIONS), ("norm_layer", NORMS)):
             if not isinstance(getattr(self, field), str) or getattr(self, field) not in allowed:
                 raise ValueError(f"ViTConfig.{field} must be one of {allowed}, got {getattr(self, field)!r}")
         for field, low in (("input_mean", -MAX_RATIO), ("input_std", 0)):
@@ -274,7 +282,8 @@ class ViTConfig:
         return (self.class_token and not self.reg_tokens and not self.no_embed_class and self.global_pool == "token"
                 and not self.fc_norm and not self.norm_pre and not self.layer_scale and self.act == "gelu"
                 and self.patch_bias and not self.qk_norm and self.num_classes > 0 and self.final_norm
-                and not self.pool_include_prefix and not self.scale_attn_norm and not self.scale_mlp_norm)
+                and not self.pool_include_prefix and not self.scale_attn_norm and not self.scale_mlp_norm
+                and self.norm_layer == "layernorm")
 
     @property
     def proj_size(self) -> int:
@@ -404,6 +413,9 @@ class ViTConfig:
         if self.fc_norm:
             s["fc_norm.weight"] = (C,)
             s["fc_norm.bias"] = (C,)
+        if self.norm_layer == "rmsnorm":  # RmsNorm has a weight only
+            for key in [k for k in s if k.endswith(".bias") and k.split(".")[-2] in _NORM_NAMES]:
+                del s[key]
         if K:
             s["head.weight"] = (K, C)
             s["head.bias"] = (K,)

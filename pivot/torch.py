@@ -34,16 +34,17 @@ __all__ = ["VisionTransformer", "from_vit", "to_vit", "patch_timm_modes"]
 
 class Attention(nn.Module):
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attention: str = "softmax",
-                 qk_norm: bool = False, eps: float = 1e-6, scale_norm: bool = False):
+                 qk_norm: bool = False, eps: float = 1e-6, scale_norm: bool = False, norm_layer=None):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim ** -0.5
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         # timm's qk_norm: LayerNorm over head_dim of q and k
-        self.q_norm = nn.LayerNorm(self.head_dim, eps=eps) if qk_norm else None
-        self.k_norm = nn.LayerNorm(self.head_dim, eps=eps) if qk_norm else None
-        self.norm = nn.LayerNorm(dim, eps=eps) if scale_norm else None  # timm's scale_attn_norm
+        make = norm_layer or (lambda n: nn.LayerNorm(n, eps=eps))
+        self.q_norm = make(self.head_dim) if qk_norm else None
+        self.k_norm = make(self.head_dim) if qk_norm else None
+        self.norm = make(dim) if scale_norm else None  # timm's scale_attn_norm
         self.proj = nn.Linear(dim, dim)
         self.attention = attention  # "softmax" or "relu_linear"
 
@@ -91,6 +92,13 @@ def _attention_branch(qkv_layer, proj_layer, num_heads, attention, x, reuse_prob
     return (out, probs) if return_probs else out
 
 
+def _norm(config: ViTConfig, dim: int) -> nn.Module:
+    """The model's norm layer: LayerNorm, or RmsNorm (``norm_layer="rmsnorm"``, weight only)."""
+    if config.norm_layer == "rmsnorm":
+        return nn.RMSNorm(dim, eps=config.norm_eps)
+    return nn.LayerNorm(dim, eps=config.norm_eps)
+
+
 class QuickGELU(nn.Module):
     """x * sigmoid(1.702 x) (OpenAI CLIP's)."""
 
@@ -115,11 +123,13 @@ class LayerScale(nn.Module):
 
 
 class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int, act: str = "gelu", norm: bool = False, eps: float = 1e-6):
+    def __init__(self, dim: int, hidden: int, act: str = "gelu", norm: bool = False, eps: float = 1e-6,
+                 norm_layer=None):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
         self.act = _activation(act)  # exact erf GELU unless the config says otherwise
-        self.norm = nn.LayerNorm(hidden, eps=eps) if norm else nn.Identity()  # timm's scale_mlp_norm
+        make = norm_layer or (lambda n: nn.LayerNorm(n, eps=eps))
+        self.norm = make(hidden) if norm else nn.Identity()  # timm's scale_mlp_norm
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x):
@@ -130,12 +140,13 @@ class Block(nn.Module):
     def __init__(self, config: ViTConfig):
         super().__init__()
         C = config.embed_dim
-        self.norm1 = nn.LayerNorm(C, eps=config.norm_eps)
+        make = lambda n: _norm(config, n)  # noqa: E731
+        self.norm1 = make(C)
         self.attn = Attention(C, config.num_heads, config.qkv_bias, config.attention, config.qk_norm, config.norm_eps,
-                              config.scale_attn_norm)
+                              config.scale_attn_norm, make)
         self.ls1 = LayerScale(C) if config.layer_scale else nn.Identity()
-        self.norm2 = nn.LayerNorm(C, eps=config.norm_eps)
-        self.mlp = Mlp(C, config.mlp_hidden, config.act, config.scale_mlp_norm, config.norm_eps)
+        self.norm2 = make(C)
+        self.mlp = Mlp(C, config.mlp_hidden, config.act, config.scale_mlp_norm, config.norm_eps, make)
         self.ls2 = LayerScale(C) if config.layer_scale else nn.Identity()
         self.skip_lam = float(config.skip_lam)
 
@@ -165,7 +176,7 @@ class AttentionPool(nn.Module):
         self.q = nn.Linear(C, C)
         self.kv = nn.Linear(C, 2 * C)
         self.proj = nn.Linear(C, C)
-        self.norm = nn.LayerNorm(C, eps=config.norm_eps)
+        self.norm = _norm(config, C)
         self.mlp = Mlp(C, config.mlp_hidden, config.act)
 
     def forward(self, x):
@@ -227,11 +238,11 @@ class VisionTransformer(nn.Module):
         self.reg_token = nn.Parameter(torch.zeros(1, config.reg_tokens, C)) if config.reg_tokens else None
         self.pos_embed = nn.Parameter(torch.zeros(1, config.pos_tokens, C))
         self.patch_embed = ConvStemPatchEmbed(config) if config.stem == "lvvit_conv" else PatchEmbed(config)
-        self.norm_pre = nn.LayerNorm(C, eps=config.norm_eps) if config.norm_pre else nn.Identity()
+        self.norm_pre = _norm(config, C) if config.norm_pre else nn.Identity()
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.depth))
-        self.norm = nn.LayerNorm(C, eps=config.norm_eps) if config.final_norm and not config.fc_norm else nn.Identity()
+        self.norm = _norm(config, C) if config.final_norm and not config.fc_norm else nn.Identity()
         self.attn_pool = AttentionPool(config) if config.global_pool == "map" else None
-        self.fc_norm = nn.LayerNorm(C, eps=config.norm_eps) if config.fc_norm else nn.Identity()
+        self.fc_norm = _norm(config, C) if config.fc_norm else nn.Identity()
         self.head = nn.Linear(C, K) if K else nn.Identity()
         self.head_dist = nn.Linear(C, K) if config.distilled else None
         self.aux_head = nn.Linear(C, K) if config.aux_head else None

@@ -31,6 +31,10 @@ VARIANTS = {
     "map_include_prefix": dict(global_pool="map", pool_include_prefix=True, class_token=False, reg_tokens=1),
     "avg_include_prefix": dict(global_pool="avg", pool_include_prefix=True, fc_norm=True, reg_tokens=2),
     "scale_norms": dict(scale_attn_norm=True, scale_mlp_norm=True, layer_scale=True),
+    "rmsnorm": dict(norm_layer="rmsnorm", reg_tokens=1, global_pool="avg", fc_norm=True, layer_scale=True),
+    "rmsnorm_every_norm": dict(norm_layer="rmsnorm", norm_pre=True, qk_norm=True, scale_attn_norm=True,
+                               scale_mlp_norm=True, global_pool="map"),
+    "rmsnorm_odd_widths": dict(norm_layer="rmsnorm", embed_dim=72, mlp_ratio=2.5, qk_norm=True, scale_mlp_norm=True),
 }
 
 
@@ -112,7 +116,7 @@ def test_save_load_keeps_the_new_fields(tmp_path, images):
 
 
 @pytest.mark.parametrize("fields", [dict(layer_scale=True), dict(scale_attn_norm=True), dict(scale_mlp_norm=True),
-                                    dict(final_norm=False)])
+                                    dict(final_norm=False), dict(norm_layer="rmsnorm")])
 def test_int8_refuses_the_new_fields(fields):
     model, _ = _model(BASE.replace(**fields))
     with pytest.raises(ValueError, match="int8"):
@@ -134,6 +138,7 @@ def test_floored_grid_ignores_the_last_pixels(images):
     (dict(class_token=False), "needs a prefix token"),
     (dict(global_pool="mean"), "global_pool"),
     (dict(act="relu"), "act"),
+    (dict(norm_layer="batchnorm"), "norm_layer"),
     (dict(reg_tokens=-1), "reg_tokens"),
     (dict(distilled=True, global_pool="avg"), "distilled"),
     (dict(fc_norm=True, final_norm=False), "final_norm"),

@@ -36,6 +36,7 @@ SAMPLE = [
     "beit3_base_patch16_224",  # scale_attn_norm and scale_mlp_norm
     "test_vit3",  # map pooling over all tokens (pool_include_prefix)
     "test_vit2",  # dynamic_img_size (identity at the model's own size), registers, fc_norm
+    "test_vit4",  # RmsNorm
 ]
 TOL = 1e-4
 

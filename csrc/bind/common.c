@@ -208,7 +208,8 @@ int pivot_py_model_config(PyObject *config, pivot_model_config *cfg) {
     memset(cfg, 0, sizeof *cfg);
     for (int i = 0; i < 8; i++) /* num_classes may be 0: a headless model */
         if (attr_size(config, sizes[i], i == 3 ? 0 : 1, PY_SSIZE_T_MAX, &v[i])) return -1;
-    int class_token, pool, act, final_norm;
+    static const char *const norms[] = {"layernorm", "rmsnorm"};
+    int class_token, pool, act, final_norm, norm;
     if (attr_bool(config, "class_token", &class_token) || attr_size(config, "reg_tokens", 0, 65536, &reg_tokens) ||
         attr_bool(config, "no_embed_class", &cfg->vit.no_embed_class) ||
         attr_bool(config, "norm_pre", &cfg->vit.norm_pre) || attr_bool(config, "layer_scale", &cfg->vit.layer_scale) ||
@@ -217,10 +218,12 @@ int pivot_py_model_config(PyObject *config, pivot_model_config *cfg) {
         attr_bool(config, "pool_include_prefix", &cfg->vit.pool_include_prefix) ||
         attr_bool(config, "scale_attn_norm", &cfg->vit.scale_attn_norm) ||
         attr_bool(config, "scale_mlp_norm", &cfg->vit.scale_mlp_norm) ||
+        (norm = attr_choice(config, "norm_layer", norms, 2)) < 0 ||
         (pool = attr_choice(config, "global_pool", pools, 5)) < 0 || (act = attr_choice(config, "act", acts, 3)) < 0)
         return -1;
     cfg->vit.no_class_token = !class_token;
     cfg->vit.no_final_norm = !final_norm;
+    cfg->vit.rms_norm = norm == 1;
     cfg->vit.reg_tokens = (size_t)reg_tokens;
     cfg->vit.pool = pool;
     cfg->vit.act = act;
