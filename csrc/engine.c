@@ -76,7 +76,8 @@ static void bias_capture_residual(float *x,           /* (N, C) */
 }
 
 /* x = act(x + bias) in place for the activations other than exact GELU (pivot_gelu_rows):
- * tanh GELU 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) and QuickGELU x sigmoid(1.702 x). */
+ * tanh GELU 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), SiLU x sigmoid(x) and QuickGELU
+ * x sigmoid(1.702 x). */
 PIVOT_MULTIVERSION
 static void act_rows(float *x, const float *bias, size_t N, size_t C, int act) {
     for (size_t n = 0; n < N; n++) {
@@ -85,9 +86,23 @@ static void act_rows(float *x, const float *bias, size_t N, size_t C, int act) {
             float v = r[c] + (bias ? bias[c] : 0.0f);
             if (act == PIVOT_ACT_GELU_TANH)
                 r[c] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+            else if (act == PIVOT_ACT_SILU)
+                r[c] = v / (1.0f + expf(-v));
             else
                 r[c] = v / (1.0f + expf(-1.702f * v));
         }
+    }
+}
+
+/* SwiGLU's gate on N rows of [g | x] (2H wide, fc1's bias already added): act(g) * x, compacted
+ * in place into N contiguous rows of H (row n is written below where rows >= n are read). */
+PIVOT_MULTIVERSION
+static void glu_rows(float *h, size_t N, size_t H, int act) {
+    for (size_t n = 0; n < N; n++) {
+        float *g = h + n * 2 * H, *o = h + n * H;
+        const float *x = g + H;
+        act_rows(g, NULL, 1, H, act);
+        for (size_t c = 0; c < H; c++) o[c] = g[c] * x[c];
     }
 }
 
@@ -157,6 +172,7 @@ typedef struct {
     const float *qn_w, *qn_b, *kn_w, *kn_b; /* (hd) each: q_norm and k_norm, or NULL */
     const float *an_w, *an_b;       /* (C) (C) attn.norm before proj (scale_attn_norm), or NULL */
     const float *mn_w, *mn_b;       /* (H) (H) mlp.norm before fc2 (scale_mlp_norm), or NULL */
+    /* SwiGLU: fc1_w / fc1_b are (2H, C) / (2H), fc1_g's rows then fc1_x's */
     /* packed weights (csrc/gemm.h), all NULL when the call runs OpenBLAS */
     const float *qkv_p, *proj_p, *fc1_p, *fc2_p;
 } block_params;
@@ -167,6 +183,7 @@ typedef struct {
 static const float *block_params_at(block_params *bp, const float *p, size_t C, size_t H, size_t hd,
                                     const pivot_vit_config *cfg) {
     int layer_scale = cfg->layer_scale, qk_norm = cfg->qk_norm;
+    size_t H1 = cfg->swiglu ? 2 * H : H; /* fc1's outputs */
     bp->norm1_w = p; p += C;
     bp->norm1_b = p; p += C;
     bp->qkv_w = p; p += 3 * C * C;
@@ -175,8 +192,8 @@ static const float *block_params_at(block_params *bp, const float *p, size_t C, 
     bp->proj_b = p; p += C;
     bp->norm2_w = p; p += C;
     bp->norm2_b = p; p += C;
-    bp->fc1_w = p; p += H * C;
-    bp->fc1_b = p; p += H;
+    bp->fc1_w = p; p += H1 * C;
+    bp->fc1_b = p; p += H1;
     bp->fc2_w = p; p += C * H;
     bp->fc2_b = p; p += C;
     bp->ls1 = bp->ls2 = bp->qn_w = bp->qn_b = bp->kn_w = bp->kn_b = NULL;
@@ -207,6 +224,7 @@ static const float *block_params_at(block_params *bp, const float *p, size_t C, 
  * threads write in disjoint row ranges between barriers. */
 typedef struct {
     size_t B, T, C, NH, H, D;
+    size_t H1;                /* fc1's outputs: H, or 2H for SwiGLU ([g | x]) */
     float eps;
     const uint8_t *path;      /* (D) */
     const block_params *blocks;
@@ -218,6 +236,7 @@ typedef struct {
     int pos_prefix;           /* 1: pos_embed covers the prefix tokens too (T rows), 0: the patches only */
     const float *patch_p;     /* packed patch_w, or NULL */
     const float *norm_pre_w, *norm_pre_b; /* (C) (C) or NULL */
+    const float *patch_norm_w, *patch_norm_b; /* (C) (C) norm of the patch tokens before pos_embed, or NULL */
     float *logits;            /* (B, K), or (B, C) when K == 0 */
     const float *norm_w, *norm_b, *head_w, *head_b, *head_dist_w, *head_dist_b;
     size_t K;
@@ -270,7 +289,7 @@ static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS 
 /* Sizes of the scratch sub-buffers; all products were checked by plan_workspace. */
 static void scratch_sizes(const forward_plan *pl, size_t *xn, size_t *hidden, size_t *scores) {
     size_t k2 = pl->images ? pl->in_chans * pl->patch * pl->patch : 0;
-    size_t wide = pl->H > k2 ? pl->H : k2;
+    size_t wide = pl->H1 > k2 ? pl->H1 : k2;
     if (pl->aux_w && pl->K > wide) wide = pl->K;
     *xn = round_up(TILE_ROWS * pl->C);
     *hidden = round_up(TILE_ROWS * wide);
@@ -348,7 +367,7 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
     if (pl->images && ((st = pivot_mul_size(&k2, pl->in_chans, pl->patch)) ||
                        (st = pivot_mul_size(&k2, k2, pl->patch))))
         return st;
-    wide = pl->H > k2 ? pl->H : k2;
+    wide = pl->H1 > k2 ? pl->H1 : k2;
     if (pl->aux_w && pl->K > wide) wide = pl->K;
     if ((st = pivot_mul_size(&tmp, TILE_ROWS, pl->C)) || (st = pivot_mul_size(&tmp, TILE_ROWS, wide)) ||
         (st = pivot_mul_size(&tmp, qrows, pl->T)) || (st = pivot_mul_size(&tmp, pl->C, pl->C)))
@@ -415,8 +434,14 @@ static void embed_phase(const forward_plan *pl, int tid, int nthreads) {
         else
             linear_nobias(out, s.hidden, pl->patch_w, m, K2, C, K2, C);
         const float *pos = pl->pos_embed + ((pl->pos_prefix ? pl->prefix : 0) + p0) * C;
-        for (size_t i = 0; i < m; i++)
-            for (size_t c = 0; c < C; c++) out[i * C + c] += pl->patch_b[c] + pos[i * C + c];
+        if (pl->patch_norm_w) { /* timm's embed_norm_layer: proj + bias, norm, then pos_embed */
+            add_bias_rows(out, pl->patch_b, m, C);
+            norm_rows(pl, out, out, pl->patch_norm_w, pl->patch_norm_b, m, C, pl->eps);
+            for (size_t i = 0; i < m * C; i++) out[i] += pos[i];
+        } else {
+            for (size_t i = 0; i < m; i++)
+                for (size_t c = 0; c < C; c++) out[i * C + c] += pl->patch_b[c] + pos[i * C + c];
+        }
     }
 }
 
@@ -483,10 +508,11 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
                                      PIVOT_EPI_RESIDUAL, pl->residual_scale);
             }
             norm_rows(pl, s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
-            int fused = pl->act == PIVOT_ACT_GELU;
-            pivot_linear_forward(s->hidden, NULL, s->xn, NULL, bp->fc1_p, bp->fc1_b, m, C, H, C, H,
+            int fused = pl->act == PIVOT_ACT_GELU && pl->H1 == H;
+            pivot_linear_forward(s->hidden, NULL, s->xn, NULL, bp->fc1_p, bp->fc1_b, m, C, pl->H1, C, pl->H1,
                                  fused ? PIVOT_EPI_GELU : PIVOT_EPI_STORE, 1.0f);
-            if (!fused) act_rows(s->hidden, NULL, m, H, pl->act);
+            if (pl->H1 != H) glu_rows(s->hidden, m, H, pl->act);
+            else if (!fused) act_rows(s->hidden, NULL, m, H, pl->act);
             if (bp->mn_w) norm_rows(pl, s->hidden, s->hidden, bp->mn_w, bp->mn_b, m, H, pl->eps);
             if (bp->ls2) {
                 pivot_linear_forward(s->branch, NULL, s->hidden, NULL, bp->fc2_p, bp->fc2_b, m, H, C, H, C,
@@ -503,8 +529,13 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
             bias_capture_residual(x, acap, s->branch, bp->proj_b, bp->ls1, pl->residual_scale, m, C);
         }
         norm_rows(pl, s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
-        linear_nobias(s->hidden, s->xn, bp->fc1_w, m, C, H, C, H);
-        activation_rows(s->hidden, bp->fc1_b, m, H, pl->act);
+        linear_nobias(s->hidden, s->xn, bp->fc1_w, m, C, pl->H1, C, pl->H1);
+        if (pl->H1 != H) {
+            add_bias_rows(s->hidden, bp->fc1_b, m, pl->H1);
+            glu_rows(s->hidden, m, H, pl->act);
+        } else {
+            activation_rows(s->hidden, bp->fc1_b, m, H, pl->act);
+        }
         if (bp->mn_w) norm_rows(pl, s->hidden, s->hidden, bp->mn_w, bp->mn_b, m, H, pl->eps);
         linear_nobias(s->branch, s->hidden, bp->fc2_w, m, H, C, H, C);
         bias_capture_residual(x, mcap, s->branch, bp->fc2_b, bp->ls2, pl->residual_scale, m, C);
@@ -838,7 +869,7 @@ int pivot_block_forward(float *out, const float *inp, const float *block, size_t
     uint8_t path = attn_active ? 1 : 0;
     forward_plan pl;
     memset(&pl, 0, sizeof pl);
-    pl.B = B; pl.T = T; pl.C = C; pl.NH = NH; pl.H = H; pl.D = 1; pl.eps = eps;
+    pl.B = B; pl.T = T; pl.C = C; pl.NH = NH; pl.H = H; pl.H1 = H; pl.D = 1; pl.eps = eps;
     pl.residual_scale = 1.0f;
     pl.path = &path;
     pl.blocks = &bp;
@@ -855,11 +886,12 @@ static int check_config(const pivot_vit_config *cfg) {
     /* img_size % patch_size pixels at the right and bottom are not read (timm's conv floors the grid) */
     if (cfg->img_size < cfg->patch_size || cfg->embed_dim % cfg->num_heads) return PIVOT_ERR_SHAPE;
     if (!(cfg->norm_eps >= 0.0f)) return PIVOT_ERR_VALUE;
-    if (cfg->act < PIVOT_ACT_GELU || cfg->act > PIVOT_ACT_QUICK_GELU || cfg->pool < PIVOT_POOL_TOKEN ||
+    if (cfg->act < PIVOT_ACT_GELU || cfg->act > PIVOT_ACT_SILU || cfg->pool < PIVOT_POOL_TOKEN ||
         cfg->pool > PIVOT_POOL_MAP || cfg->reg_tokens > 65536)
         return PIVOT_ERR_VALUE;
     size_t pre = pivot_vit_num_prefix(cfg);
     if (cfg->fc_norm && cfg->no_final_norm) return PIVOT_ERR_VALUE;
+    if (cfg->swiglu && (cfg->pool == PIVOT_POOL_MAP || cfg->mlp_hidden > SIZE_MAX / 4)) return PIVOT_ERR_VALUE;
     if ((cfg->pool == PIVOT_POOL_TOKEN && pre == 0) ||
         (cfg->distilled && (cfg->no_class_token || cfg->pool != PIVOT_POOL_TOKEN || cfg->num_classes == 0)))
         return PIVOT_ERR_VALUE;
@@ -908,13 +940,16 @@ static int model_layout(size_t *total, forward_plan *pl, block_params *blocks, c
     pl->pos_embed = take(&w, cfg->no_embed_class ? NP : NP + pre, C);
     pl->patch_w = take(&w, C, k2);
     pl->patch_b = take(&w, C, 1);
+    pl->patch_norm_w = cfg->patch_norm ? take(&w, C, 1) : NULL;
+    pl->patch_norm_b = cfg->patch_norm ? take(&w, C, 1) : NULL;
     pl->norm_pre_w = cfg->norm_pre ? take(&w, C, 1) : NULL;
     pl->norm_pre_b = cfg->norm_pre ? take(&w, C, 1) : NULL;
     if (with_blocks) {
         size_t block;
         if ((st = pivot_block_num_params(&block, C, H))) return st;
         block += (cfg->layer_scale ? 2 * C : 0) + (cfg->qk_norm ? 4 * hd : 0) + (cfg->scale_attn_norm ? 2 * C : 0) +
-                 (cfg->scale_mlp_norm ? 2 * H : 0); /* H*C was checked by pivot_block_num_params */
+                 (cfg->scale_mlp_norm ? 2 * H : 0) + (cfg->swiglu ? H * C + H : 0); /* H*C was checked by
+                                                                                      pivot_block_num_params */
         const float *first = take(&w, block, cfg->depth);
         for (size_t i = 0; blocks && first && i < cfg->depth; i++)
             block_params_at(&blocks[i], first + i * block, C, H, hd, cfg);
@@ -950,9 +985,9 @@ int pivot_vit_num_params(size_t *out, const pivot_vit_config *cfg) {
 static int packed_walk(size_t *size, const float **patch_p, block_params *blocks, const float *packed,
                        const pivot_vit_config *cfg) {
     size_t C = cfg->embed_dim, H = cfg->mlp_hidden, k2 = cfg->in_chans * cfg->patch_size * cfg->patch_size;
-    size_t n_patch, n_qkv, n_proj, n_fc1, n_fc2, block, total;
+    size_t n_patch, n_qkv, n_proj, n_fc1, n_fc2, block, total, H1 = cfg->swiglu ? 2 * H : H;
     if (pivot_gemm_packed_size(&n_patch, C, k2) || pivot_gemm_packed_size(&n_qkv, 3 * C, C) ||
-        pivot_gemm_packed_size(&n_proj, C, C) || pivot_gemm_packed_size(&n_fc1, H, C) ||
+        pivot_gemm_packed_size(&n_proj, C, C) || pivot_gemm_packed_size(&n_fc1, H1, C) ||
         pivot_gemm_packed_size(&n_fc2, C, H))
         return PIVOT_ERR_OVERFLOW;
     block = n_qkv + n_proj; /* each term fits: the sum of four sizes that fit in memory is checked below */
@@ -991,7 +1026,7 @@ int pivot_vit_pack(float *packed, const float *params, const pivot_vit_config *c
     if (!packed || !params) return PIVOT_ERR_VALUE;
     size_t C = cfg->embed_dim, H = cfg->mlp_hidden, D = cfg->depth, G = cfg->img_size / cfg->patch_size;
     size_t T = G * G + pivot_vit_num_prefix(cfg), k2 = cfg->in_chans * cfg->patch_size * cfg->patch_size;
-    if ((st = check_int_sizes(T, C, H)) || k2 > 2147483647u) return st ? st : PIVOT_ERR_OVERFLOW;
+    if ((st = check_int_sizes(T, C, cfg->swiglu ? 2 * H : H)) || k2 > 2147483647u) return st ? st : PIVOT_ERR_OVERFLOW;
     block_params *blocks = (block_params *)calloc(D, sizeof(block_params));
     if (!blocks) return PIVOT_ERR_NOMEM;
     forward_plan pl;
@@ -1003,7 +1038,7 @@ int pivot_vit_pack(float *packed, const float *params, const pivot_vit_config *c
         const block_params *bp = &blocks[i];
         if ((st = pivot_gemm_pack((float *)bp->qkv_p, bp->qkv_w, 3 * C, C)) ||
             (st = pivot_gemm_pack((float *)bp->proj_p, bp->proj_w, C, C)) ||
-            (st = pivot_gemm_pack((float *)bp->fc1_p, bp->fc1_w, H, C)))
+            (st = pivot_gemm_pack((float *)bp->fc1_p, bp->fc1_w, cfg->swiglu ? 2 * H : H, C)))
             break;
         st = pivot_gemm_pack((float *)bp->fc2_p, bp->fc2_w, C, H);
     }
@@ -1041,11 +1076,11 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
         /* the int8 encoder steps know timm's plain blocks only: refused, not ignored */
         if (attention_kind != PIVOT_ATTENTION_SOFTMAX || extras->probs_capture || !int8->weights || !int8->floats ||
             cfg->layer_scale || cfg->qk_norm || cfg->act != PIVOT_ACT_GELU || cfg->scale_attn_norm ||
-            cfg->scale_mlp_norm || cfg->rms_norm)
+            cfg->scale_mlp_norm || cfg->rms_norm || cfg->swiglu || cfg->patch_norm)
             return PIVOT_ERR_VALUE;
         if ((st = model_layout(&np, NULL, NULL, NULL, cfg, 0))) return st;
     }
-    if ((st = pivot_mul_size(&BT, B, T)) || (st = check_int_sizes(BT, C, H)) ||
+    if ((st = pivot_mul_size(&BT, B, T)) || (st = check_int_sizes(BT, C, cfg->swiglu ? 2 * H : H)) ||
         (st = pivot_mul_size(&k2, cfg->in_chans * cfg->patch_size, cfg->patch_size)) ||
         k2 > 2147483647u || cfg->num_classes > 2147483647u)
         return st ? st : PIVOT_ERR_OVERFLOW;
@@ -1064,6 +1099,7 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
         return st;
     }
     pl.B = B; pl.T = T; pl.C = C; pl.NH = cfg->num_heads; pl.H = H; pl.D = D; pl.eps = cfg->norm_eps;
+    pl.H1 = cfg->swiglu ? 2 * H : H;
     pl.path = path;
     pl.blocks = blocks;
     pl.images = images;
@@ -1107,7 +1143,7 @@ int pivot_qvit_blocks_forward(float *x, float *attn_capture, float *mlp_capture,
     pivot_int8_blocks int8 = {weights, floats, per_token, kernel};
     forward_plan pl;
     memset(&pl, 0, sizeof pl);
-    pl.B = B; pl.T = T; pl.C = C; pl.NH = NH; pl.H = H; pl.D = D; pl.eps = eps;
+    pl.B = B; pl.T = T; pl.C = C; pl.NH = NH; pl.H = H; pl.H1 = H; pl.D = D; pl.eps = eps;
     pl.residual_scale = 1.0f;
     pl.path = path;
     pl.attn_capture = attn_capture;

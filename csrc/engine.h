@@ -7,7 +7,7 @@
  *
  * Parameters of a whole model live in ONE flat float array, close to timm's state-dict order:
  * the prefix tokens (NPRE, C) ([cls_token] [dist_token] [reg_token x R]), pos_embed (Tpos, C),
- * patch_embed.proj.{weight,bias}, [norm_pre.{w,b}], per block norm1.{w,b} attn.qkv.{w,b}
+ * patch_embed.proj.{weight,bias}, [patch_embed.norm.{w,b}], [norm_pre.{w,b}], per block norm1.{w,b} attn.qkv.{w,b}
  * attn.proj.{w,b} norm2.{w,b} mlp.fc1.{w,b} mlp.fc2.{w,b} [ls1.gamma ls2.gamma]
  * [attn.q_norm.{w,b} attn.k_norm.{w,b}] [attn.norm.{w,b} (C)] [mlp.norm.{w,b} (H)],
  * the final norm (timm's norm or fc_norm).{w,b} unless no_final_norm,
@@ -50,9 +50,11 @@ typedef struct {
     int scale_attn_norm; /* 1: LayerNorm (C) of the attention output before proj (attn.norm) */
     int scale_mlp_norm;  /* 1: LayerNorm (H) of the MLP's hidden activations before fc2 (mlp.norm) */
     int rms_norm;        /* 1: every norm is timm's RmsNorm (weight only; the biases in the array are unread) */
+    int swiglu;          /* 1: timm's SwiGLU MLP: fc2(act(fc1_g x) * fc1_x x); fc1 is (2H, C) = [fc1_g; fc1_x] */
+    int patch_norm;      /* 1: a norm of the patch tokens before pos_embed (timm's embed_norm_layer) */
 } pivot_vit_config;
 
-enum { PIVOT_ACT_GELU = 0, PIVOT_ACT_GELU_TANH = 1, PIVOT_ACT_QUICK_GELU = 2 };
+enum { PIVOT_ACT_GELU = 0, PIVOT_ACT_GELU_TANH = 1, PIVOT_ACT_QUICK_GELU = 2, PIVOT_ACT_SILU = 3 };
 /* Pooling of the final tokens: the first token, or over the patch tokens (all tokens with
  * pool_include_prefix) (avg, max, 0.5 * (avg + max), and timm's AttentionPoolLatent: one latent
  * query over them). */

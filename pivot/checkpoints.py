@@ -162,9 +162,11 @@ def infer_config(state_dict: Mapping, num_heads: int | None = None, **overrides)
             raise ValueError(f"head.weight has shape {head}, expected (num_classes, {embed_dim})")
         num_classes = head[0]
 
-    fc1 = _shape(state_dict, "blocks.0.mlp.fc1.weight", "it gives the MLP ratio")
+    swiglu = "blocks.0.mlp.fc1_g.weight" in state_dict
+    fc1_key = "blocks.0.mlp.fc1_g.weight" if swiglu else "blocks.0.mlp.fc1.weight"
+    fc1 = _shape(state_dict, fc1_key, "it gives the MLP ratio")
     if len(fc1) != 2 or fc1[1] != embed_dim or fc1[0] < 1:
-        raise ValueError(f"blocks.0.mlp.fc1.weight has shape {fc1}, expected (hidden, {embed_dim})")
+        raise ValueError(f"{fc1_key} has shape {fc1}, expected (hidden, {embed_dim})")
     mlp_ratio = fc1[0] / embed_dim
     # ViTConfig.mlp_hidden is int(embed_dim * mlp_ratio); step past rounding that would lose one.
     while int(embed_dim * mlp_ratio) < fc1[0]:
@@ -184,7 +186,10 @@ def infer_config(state_dict: Mapping, num_heads: int | None = None, **overrides)
                   final_norm="norm.weight" in state_dict or "fc_norm.weight" in state_dict,
                   scale_attn_norm="blocks.0.attn.norm.weight" in state_dict,
                   scale_mlp_norm="blocks.0.mlp.norm.weight" in state_dict,
-                  norm_layer="layernorm" if "blocks.0.norm1.bias" in state_dict else "rmsnorm")
+                  norm_layer="layernorm" if "blocks.0.norm1.bias" in state_dict else "rmsnorm",
+                  proj_bias="blocks.0.attn.proj.bias" in state_dict, patch_norm="patch_embed.norm.weight" in state_dict)
+    if swiglu:  # timm's SwiGLU gates with SiLU unless act= says otherwise
+        fields.update(mlp_layer="swiglu", act="silu")
     fields["global_pool"] = ("map" if "attn_pool.latent" in state_dict else
                              "avg" if fields["fc_norm"] or not (class_token or reg_tokens) else "token")
     if lvvit:
@@ -231,6 +236,8 @@ def _activation(act, what: str) -> str:
         return "gelu_tanh"
     if name == "QuickGELU":
         return "quick_gelu"
+    if name == "SiLU":
+        return "silu"
     raise UnsupportedModelError(f"{what} activation {name}; pivot runs {', '.join(ACTIVATIONS)}")
 
 
@@ -256,8 +263,9 @@ def config_from_timm_module(module) -> ViTConfig:
     # an identity at the model's own image size, the only size pivot runs
     dynamic = bool(getattr(module, "dynamic_img_size", False))
     flat = getattr(pe, "flatten", True) or (dynamic and str(getattr(pe, "output_fmt", "")).endswith("NHWC"))
-    if _cls(pe.proj) != "Conv2d" or _cls(getattr(pe, "norm", None)) != "Identity" or not flat:
-        raise UnsupportedModelError("patch embedding with a norm or a non-Conv2d projection")
+    if _cls(pe.proj) != "Conv2d" or not flat:
+        raise UnsupportedModelError("patch embedding with a non-Conv2d projection or another output layout")
+    patch_norm = _layernorm_eps(getattr(pe, "norm", None) or _Identity(), "patch_embed.norm")
     if getattr(module, "rope", None) is not None:
         raise UnsupportedModelError("rotary position embeddings (rope)")
     if module.pos_embed is None:
@@ -278,6 +286,8 @@ def config_from_timm_module(module) -> ViTConfig:
     C = int(module.embed_dim)
     blocks = list(module.blocks)
     eps, acts, hidden = set(), set(), set()
+    if patch_norm is not None:
+        eps.add(patch_norm)
     layer_scale = qk_norm = qkv_bias = None
     for i, blk in enumerate(blocks):
         where = f"blocks.{i}"
@@ -286,13 +296,18 @@ def config_from_timm_module(module) -> ViTConfig:
         attn, mlp = blk.attn, blk.mlp
         if _cls(attn) != "Attention":
             raise UnsupportedModelError(f"{where}.attn is a {_cls(attn)}; pivot runs timm's Attention")
-        if _cls(mlp) != "Mlp":
-            raise UnsupportedModelError(f"{where}.mlp is a {_cls(mlp)} (e.g. SwiGLU); pivot runs timm's Mlp")
+        if _cls(mlp) not in ("Mlp", "SwiGLU"):
+            raise UnsupportedModelError(f"{where}.mlp is a {_cls(mlp)}; pivot runs timm's Mlp and SwiGLU")
+        swiglu = _cls(mlp) == "SwiGLU"
+        fc1s = (mlp.fc1_g, mlp.fc1_x) if swiglu else (mlp.fc1,)
+        if swiglu and mlp.fc1_x.weight.shape != mlp.fc1_g.weight.shape:
+            raise UnsupportedModelError(f"{where}.mlp: SwiGLU with fc1_g and fc1_x of different shapes")
         an = _layernorm_eps(getattr(attn, "norm", None) or _Identity(), f"{where}.attn.norm (scale_attn_norm)")
         mn = _layernorm_eps(getattr(mlp, "norm", None) or _Identity(), f"{where}.mlp.norm (scale_mlp_norm)")
         eps.update(e for e in (an, mn) if e is not None)
-        if attn.proj.bias is None or mlp.fc1.bias is None or mlp.fc2.bias is None:
-            raise UnsupportedModelError(f"{where}: attention proj or MLP without bias")
+        biases = {layer.bias is not None for layer in (attn.proj, *fc1s, mlp.fc2)}
+        if len(biases) != 1:
+            raise UnsupportedModelError(f"{where}: attention proj and MLP linears not all with or all without bias")
         for n in ("norm1", "norm2"):
             e = _layernorm_eps(getattr(blk, n), f"{where}.{n}")
             if e is None:
@@ -301,20 +316,21 @@ def config_from_timm_module(module) -> ViTConfig:
         qn = [_layernorm_eps(getattr(attn, n), f"{where}.attn.{n}") for n in ("q_norm", "k_norm")]
         eps.update(e for e in qn if e is not None)
         flags = (_cls(blk.ls1) == "LayerScale", qn[0] is not None, attn.qkv.bias is not None, an is not None,
-                 mn is not None)
+                 mn is not None, swiglu, biases == {True})
         for n in ("ls1", "ls2"):
             if _cls(getattr(blk, n)) not in ("LayerScale", "Identity"):
                 raise UnsupportedModelError(f"{where}.{n} is a {_cls(getattr(blk, n))}")
         if (_cls(blk.ls2) == "LayerScale") != flags[0] or (qn[1] is None) != (qn[0] is None):
             raise UnsupportedModelError(f"{where}: layer scale or qk_norm on one branch only")
         if layer_scale is None:
-            layer_scale, qk_norm, qkv_bias, attn_norm, mlp_norm = flags
-        elif (layer_scale, qk_norm, qkv_bias, attn_norm, mlp_norm) != flags:
-            raise UnsupportedModelError("blocks that differ in layer scale, qk_norm, qkv bias or scale norms")
+            layer_scale, qk_norm, qkv_bias, attn_norm, mlp_norm, mlp_swiglu, proj_bias = flags
+        elif (layer_scale, qk_norm, qkv_bias, attn_norm, mlp_norm, mlp_swiglu, proj_bias) != flags:
+            raise UnsupportedModelError("blocks that differ in layer scale, qk_norm, qkv bias, scale norms, MLP "
+                                        "class or biases")
         if int(attn.num_heads) != int(blocks[0].attn.num_heads) or abs(float(attn.scale) - attn.head_dim ** -0.5) > 1e-12:
             raise UnsupportedModelError(f"{where}: attention with another head count or scale")
         acts.add(_activation(mlp.act, f"{where}.mlp"))
-        hidden.add(int(mlp.fc1.out_features))
+        hidden.add(int(fc1s[0].out_features))
     if len(acts) != 1 or len(hidden) != 1:
         raise UnsupportedModelError("blocks that differ in MLP activation or width")
     fc_norm = _layernorm_eps(module.fc_norm, "fc_norm")
@@ -327,6 +343,8 @@ def config_from_timm_module(module) -> ViTConfig:
     if pool not in ("token", "avg", "max", "avgmax", "map"):
         raise UnsupportedModelError(f"global_pool {pool!r}")
     attn_pool = getattr(module, "attn_pool", None)
+    if pool == "map" and mlp_swiglu:
+        raise UnsupportedModelError("SwiGLU blocks with an attention-pooling head (map)")
     if pool == "map":
         ap = attn_pool
         if (_cls(ap) != "AttentionPoolLatent" or ap.latent_len != 1 or ap.pos_embed is not None or
@@ -363,7 +381,9 @@ def config_from_timm_module(module) -> ViTConfig:
                      qk_norm=bool(qk_norm), final_norm=fc_norm is not None or norm is not None,
                      pool_include_prefix=bool(getattr(module, "pool_include_prefix", False)) and pool != "token",
                      scale_attn_norm=bool(attn_norm), scale_mlp_norm=bool(mlp_norm),
-                     norm_layer="rmsnorm" if kinds == {"RmsNorm"} else "layernorm")
+                     norm_layer="rmsnorm" if kinds == {"RmsNorm"} else "layernorm",
+                     mlp_layer="swiglu" if mlp_swiglu else "mlp", proj_bias=bool(proj_bias),
+                     patch_norm=patch_norm is not None)
 
 
 class _Identity:

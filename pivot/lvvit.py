@@ -66,7 +66,7 @@ def _packing(config: ViTConfig) -> list:
     """``[(key or None, shape)]`` in the order of the model's flat array (csrc/engine.h's layout);
     None = zeros for a bias the model does not have (qkv, patch embedding, RmsNorm's norms)."""
     shapes = config.weight_shapes()
-    full = config.replace(norm_layer="layernorm").weight_shapes() if config.norm_layer != "layernorm" else shapes
+    full = config.replace(norm_layer="layernorm", proj_bias=True).weight_shapes()
     C = config.embed_dim
 
     def entry(key, zero_shape=None):
@@ -77,12 +77,13 @@ def _packing(config: ViTConfig) -> list:
 
     out = present(("cls_token", "dist_token", "reg_token", "pos_embed", "patch_embed.proj.weight"))
     out.append(entry("patch_embed.proj.bias", (C,)))
-    out += present(("norm_pre.weight", "norm_pre.bias"))
+    out += present(("patch_embed.norm.weight", "patch_embed.norm.bias", "norm_pre.weight", "norm_pre.bias"))
+    fc1 = (("mlp.fc1_g.weight", "mlp.fc1_x.weight", "mlp.fc1_g.bias", "mlp.fc1_x.bias") if config.mlp_layer == "swiglu"
+           else ("mlp.fc1.weight", "mlp.fc1.bias"))  # the engine's fc1: (2H, C) [g; x] for SwiGLU
     for i in range(config.depth):
         b = f"blocks.{i}."
         for name in ("norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
-                     "attn.proj.bias", "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias",
-                     "mlp.fc2.weight", "mlp.fc2.bias"):
+                     "attn.proj.bias", "norm2.weight", "norm2.bias") + fc1 + ("mlp.fc2.weight", "mlp.fc2.bias"):
             out.append(entry(b + name, (3 * C,) if name == "attn.qkv.bias" else None))
         out += present(b + k for k in ("ls1.gamma", "ls2.gamma", "attn.q_norm.weight", "attn.q_norm.bias",
                                        "attn.k_norm.weight", "attn.k_norm.bias", "attn.norm.weight",

@@ -404,7 +404,7 @@ def flops(model_or_config, path=None) -> int:
         attention = T * C * 3 * C + 2 * T * C * (c.head_dim + 1) + T * C * C
     reuse = T * C * C + T * T * C + T * C * C                           # v, probs x v, proj
     macs += int((path == 1).sum()) * attention + int((path == 2).sum()) * reuse
-    macs += c.depth * 2 * T * C * H                                     # every MLP
+    macs += c.depth * (3 if c.mlp_layer == "swiglu" else 2) * T * C * H  # every MLP (SwiGLU: fc1_g, fc1_x, fc2)
     macs += (2 if c.distilled else 1) * C * c.num_classes               # head(s) (none when headless)
     if c.global_pool == "map":                                          # attention-pooling head
         Tp = T if c.pool_include_prefix else c.num_patches              # the tokens it attends over

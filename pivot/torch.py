@@ -108,7 +108,7 @@ class QuickGELU(nn.Module):
 
 def _activation(act: str) -> nn.Module:
     return {"gelu": lambda: nn.GELU(), "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
-            "quick_gelu": QuickGELU}[act]()
+            "quick_gelu": QuickGELU, "silu": lambda: nn.SiLU()}[act]()
 
 
 class LayerScale(nn.Module):
@@ -124,16 +124,32 @@ class LayerScale(nn.Module):
 
 class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int, act: str = "gelu", norm: bool = False, eps: float = 1e-6,
-                 norm_layer=None):
+                 norm_layer=None, bias: bool = True):
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
+        self.fc1 = nn.Linear(dim, hidden, bias=bias)
         self.act = _activation(act)  # exact erf GELU unless the config says otherwise
         make = norm_layer or (lambda n: nn.LayerNorm(n, eps=eps))
         self.norm = make(hidden) if norm else nn.Identity()  # timm's scale_mlp_norm
-        self.fc2 = nn.Linear(hidden, dim)
+        self.fc2 = nn.Linear(hidden, dim, bias=bias)
 
     def forward(self, x):
         return self.fc2(self.norm(self.act(self.fc1(x))))
+
+
+class SwiGLU(nn.Module):
+    """timm's SwiGLU: fc2(norm(act(fc1_g(x)) * fc1_x(x)))."""
+
+    def __init__(self, dim: int, hidden: int, act: str = "silu", norm: bool = False, bias: bool = True,
+                 norm_layer=None):
+        super().__init__()
+        self.fc1_g = nn.Linear(dim, hidden, bias=bias)
+        self.fc1_x = nn.Linear(dim, hidden, bias=bias)
+        self.act = _activation(act)
+        self.norm = norm_layer(hidden) if norm else nn.Identity()
+        self.fc2 = nn.Linear(hidden, dim, bias=bias)
+
+    def forward(self, x):
+        return self.fc2(self.norm(self.act(self.fc1_g(x)) * self.fc1_x(x)))
 
 
 class Block(nn.Module):
@@ -146,7 +162,13 @@ class Block(nn.Module):
                               config.scale_attn_norm, make)
         self.ls1 = LayerScale(C) if config.layer_scale else nn.Identity()
         self.norm2 = make(C)
-        self.mlp = Mlp(C, config.mlp_hidden, config.act, config.scale_mlp_norm, config.norm_eps, make)
+        if config.mlp_layer == "swiglu":
+            self.mlp = SwiGLU(C, config.mlp_hidden, config.act, config.scale_mlp_norm, config.proj_bias, make)
+        else:
+            self.mlp = Mlp(C, config.mlp_hidden, config.act, config.scale_mlp_norm, config.norm_eps, make,
+                           config.proj_bias)
+        if not config.proj_bias:
+            self.attn.proj = nn.Linear(C, C, bias=False)
         self.ls2 = LayerScale(C) if config.layer_scale else nn.Identity()
         self.skip_lam = float(config.skip_lam)
 
@@ -195,9 +217,10 @@ class PatchEmbed(nn.Module):
         super().__init__()
         self.proj = nn.Conv2d(config.in_chans, config.embed_dim, config.patch_size, stride=config.patch_size,
                               bias=config.patch_bias)
+        self.norm = _norm(config, config.embed_dim) if config.patch_norm else nn.Identity()
 
     def forward(self, x):
-        return self.proj(x).flatten(2).transpose(1, 2)
+        return self.norm(self.proj(x).flatten(2).transpose(1, 2))
 
 
 class ConvStemPatchEmbed(nn.Module):

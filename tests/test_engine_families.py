@@ -34,6 +34,10 @@ VARIANTS = {
     "rmsnorm": dict(norm_layer="rmsnorm", reg_tokens=1, global_pool="avg", fc_norm=True, layer_scale=True),
     "rmsnorm_every_norm": dict(norm_layer="rmsnorm", norm_pre=True, qk_norm=True, scale_attn_norm=True,
                                scale_mlp_norm=True, global_pool="map"),
+    "aimv2_like": dict(norm_layer="rmsnorm", mlp_layer="swiglu", act="silu", proj_bias=False, qkv_bias=False,
+                       patch_norm=True, class_token=False, global_pool="avg", mlp_ratio=2.75),
+    "swiglu_bias_norm": dict(mlp_layer="swiglu", act="silu", scale_mlp_norm=True, layer_scale=True),
+    "silu_patch_norm": dict(act="silu", patch_norm=True, proj_bias=False),
     "rmsnorm_odd_widths": dict(norm_layer="rmsnorm", embed_dim=72, mlp_ratio=2.5, qk_norm=True, scale_mlp_norm=True),
 }
 
@@ -116,7 +120,8 @@ def test_save_load_keeps_the_new_fields(tmp_path, images):
 
 
 @pytest.mark.parametrize("fields", [dict(layer_scale=True), dict(scale_attn_norm=True), dict(scale_mlp_norm=True),
-                                    dict(final_norm=False), dict(norm_layer="rmsnorm")])
+                                    dict(final_norm=False), dict(norm_layer="rmsnorm"),
+                                    dict(mlp_layer="swiglu", act="silu"), dict(patch_norm=True), dict(proj_bias=False)])
 def test_int8_refuses_the_new_fields(fields):
     model, _ = _model(BASE.replace(**fields))
     with pytest.raises(ValueError, match="int8"):
@@ -139,6 +144,8 @@ def test_floored_grid_ignores_the_last_pixels(images):
     (dict(global_pool="mean"), "global_pool"),
     (dict(act="relu"), "act"),
     (dict(norm_layer="batchnorm"), "norm_layer"),
+    (dict(mlp_layer="glu"), "mlp_layer"),
+    (dict(mlp_layer="swiglu", global_pool="map"), "swiglu"),
     (dict(reg_tokens=-1), "reg_tokens"),
     (dict(distilled=True, global_pool="avg"), "distilled"),
     (dict(fc_norm=True, final_norm=False), "final_norm"),

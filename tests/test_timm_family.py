@@ -132,7 +132,19 @@ CONSTRUCTED = {
     "no_final_norm_radio_like": dict(final_norm=False, reg_tokens=3, no_embed_class=True, init_values=0.1),
     "floored_grid": dict(img_size=36),  # 8 px patches: timm's conv floors the grid to 4 x 4
     "avg_include_prefix": dict(global_pool="avg", pool_include_prefix=True, reg_tokens=1),
+    "aimv2_like": "aimv2",  # RmsNorm (patch embedding too), SwiGLU, no proj / MLP / qkv bias
 }
+
+
+def _constructed_kwargs(name):
+    kwargs = CONSTRUCTED[name]
+    if kwargs == "aimv2":
+        from functools import partial
+        from timm.layers import RmsNorm, SwiGLU
+        kwargs = dict(class_token=False, fc_norm=False, mlp_ratio=2.75, global_pool="avg", qkv_bias=False,
+                      proj_bias=False, act_layer="silu", norm_layer=partial(RmsNorm, eps=1e-5),
+                      embed_norm_layer=partial(RmsNorm, eps=1e-5), mlp_layer=SwiGLU)
+    return kwargs
 
 
 @pytest.mark.parametrize("name", sorted(CONSTRUCTED))
@@ -140,7 +152,7 @@ def test_timm_constructed_features_match(name):
     from timm.models.vision_transformer import VisionTransformer
     torch.manual_seed(0)
     kwargs = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4, num_classes=10)
-    kwargs.update(CONSTRUCTED[name])
+    kwargs.update(_constructed_kwargs(name))
     model = VisionTransformer(**kwargs).eval()
     with torch.no_grad():
         for key, p in model.named_parameters():

@@ -14,7 +14,7 @@ import numpy as np
 from ..config import ViTConfig, normalize_path
 
 __all__ = [
-    "layernorm", "rmsnorm", "norm", "gelu", "activation", "softmax", "linear", "attention", "mlp", "block", "patch_embed",
+    "layernorm", "rmsnorm", "norm", "gelu", "swiglu", "activation", "softmax", "linear", "attention", "mlp", "block", "patch_embed",
     "embed_tokens", "attention_pool", "head", "forward", "forward_branches",
 ]
 
@@ -89,12 +89,22 @@ def activation(x, act: str = "gelu") -> np.ndarray:
         return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
     if act == "quick_gelu":
         return x / (1.0 + np.exp(-1.702 * x))
+    if act == "silu":
+        return x / (1.0 + np.exp(-x))
     raise ValueError(f"unknown activation {act!r}")
 
 
 def mlp(x, fc1_w, fc1_b, fc2_w, fc2_b, act: str = "gelu", hidden_norm=None, eps=1e-6) -> np.ndarray:
     """timm Mlp: fc2(norm(act(fc1(x)))); ``hidden_norm``: ``(mlp.norm.w, mlp.norm.b)`` (scale_mlp_norm) or None."""
     h = activation(linear(x, fc1_w, fc1_b), act)
+    if hidden_norm is not None:
+        h = norm(h, hidden_norm[0], hidden_norm[1], eps)
+    return linear(h, fc2_w, fc2_b)
+
+
+def swiglu(x, g_w, g_b, x_w, x_b, fc2_w, fc2_b, act: str = "silu", hidden_norm=None, eps=1e-6) -> np.ndarray:
+    """timm SwiGLU: fc2(norm(act(fc1_g(x)) * fc1_x(x)))."""
+    h = activation(linear(x, g_w, g_b), act) * linear(x, x_w, x_b)
     if hidden_norm is not None:
         h = norm(h, hidden_norm[0], hidden_norm[1], eps)
     return linear(h, fc2_w, fc2_b)
@@ -131,11 +141,16 @@ def block(x, w, num_heads, eps=1e-6, attn_active=True, skip_lam=1.0, act="gelu")
     ls1, ls2 = (_f64(w[k]) if k in w else 1.0 for k in ("ls1.gamma", "ls2.gamma"))
     if attn_active:
         a = attention(norm(x, w["norm1.weight"], w.get("norm1.bias"), eps), w["attn.qkv.weight"],
-                      w.get("attn.qkv.bias"), w["attn.proj.weight"], w["attn.proj.bias"], num_heads,
+                      w.get("attn.qkv.bias"), w["attn.proj.weight"], w.get("attn.proj.bias"), num_heads,
                       qk_norm_weights(w), eps, _pair(w, "attn.norm"))
         x = x + a * ls1 / skip_lam
-    m = mlp(norm(x, w["norm2.weight"], w.get("norm2.bias"), eps), w["mlp.fc1.weight"], w["mlp.fc1.bias"],
-            w["mlp.fc2.weight"], w["mlp.fc2.bias"], act, _pair(w, "mlp.norm"), eps)
+    h = norm(x, w["norm2.weight"], w.get("norm2.bias"), eps)
+    if "mlp.fc1_g.weight" in w:
+        m = swiglu(h, w["mlp.fc1_g.weight"], w.get("mlp.fc1_g.bias"), w["mlp.fc1_x.weight"], w.get("mlp.fc1_x.bias"),
+                   w["mlp.fc2.weight"], w.get("mlp.fc2.bias"), act, _pair(w, "mlp.norm"), eps)
+    else:
+        m = mlp(h, w["mlp.fc1.weight"], w.get("mlp.fc1.bias"), w["mlp.fc2.weight"], w.get("mlp.fc2.bias"), act,
+                _pair(w, "mlp.norm"), eps)
     return x + m * ls2 / skip_lam, a, m
 
 
@@ -162,6 +177,8 @@ def embed_tokens(config: ViTConfig, weights, images) -> np.ndarray:
         images = conv_stem(images, weights)
     x = patch_embed(images, weights["patch_embed.proj.weight"], weights.get("patch_embed.proj.bias"),
                     config.proj_kernel)
+    if config.patch_norm:
+        x = norm(x, weights["patch_embed.norm.weight"], weights.get("patch_embed.norm.bias"), config.norm_eps)
     prefix = [np.broadcast_to(_f64(weights[k]), (B, weights[k].shape[1], C))
               for k in ("cls_token", "dist_token", "reg_token") if k in weights]
     pos = _f64(weights["pos_embed"])
