@@ -209,7 +209,8 @@ class ViT:
                    f"qkv_bias={c.qkv_bias}, ")
                 + "".join(f"{f}={getattr(c, f)!r}, " for f in ("class_token", "reg_tokens", "no_embed_class",
                           "global_pool", "fc_norm", "norm_pre", "layer_scale", "act", "patch_bias", "qk_norm",
-                          "final_norm", "pool_include_prefix", "scale_attn_norm", "scale_mlp_norm")
+                          "final_norm", "pool_include_prefix", "scale_attn_norm", "scale_mlp_norm", "norm_layer",
+                          "mlp_layer", "proj_bias", "patch_norm")
                           if getattr(c, f) != getattr(ViTConfig, f))
                 + f"params={self.num_params / 1e6:.2f}M, "
                 f"path={_path_text(self._path)} ({active}/{c.depth} attentions active), "
