@@ -76,7 +76,8 @@ static void bias_capture_residual(float *x,           /* (N, C) */
 }
 
 /* x = act(x + bias) in place for the activations other than exact GELU (pivot_gelu_rows):
- * tanh GELU 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) and QuickGELU x sigmoid(1.702 x). */
+ * tanh GELU 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), SiLU x sigmoid(x) and QuickGELU
+ * x sigmoid(1.702 x). */
 PIVOT_MULTIVERSION
 static void act_rows(float *x, const float *bias, size_t N, size_t C, int act) {
     for (size_t n = 0; n < N; n++) {
@@ -85,9 +86,23 @@ static void act_rows(float *x, const float *bias, size_t N, size_t C, int act) {
             float v = r[c] + (bias ? bias[c] : 0.0f);
             if (act == PIVOT_ACT_GELU_TANH)
                 r[c] = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+            else if (act == PIVOT_ACT_SILU)
+                r[c] = v / (1.0f + expf(-v));
             else
                 r[c] = v / (1.0f + expf(-1.702f * v));
         }
+    }
+}
+
+/* SwiGLU's gate on N rows of [g | x] (2H wide, fc1's bias already added): act(g) * x, compacted
+ * in place into N contiguous rows of H (row n is written below where rows >= n are read). */
+PIVOT_MULTIVERSION
+static void glu_rows(float *h, size_t N, size_t H, int act) {
+    for (size_t n = 0; n < N; n++) {
+        float *g = h + n * 2 * H, *o = h + n * H;
+        const float *x = g + H;
+        act_rows(g, NULL, 1, H, act);
+        for (size_t c = 0; c < H; c++) o[c] = g[c] * x[c];
     }
 }
 
@@ -155,14 +170,20 @@ typedef struct {
     const float *fc2_w, *fc2_b;     /* (C, H) (C) */
     const float *ls1, *ls2;         /* (C) (C) layer scale, or NULL */
     const float *qn_w, *qn_b, *kn_w, *kn_b; /* (hd) each: q_norm and k_norm, or NULL */
+    const float *an_w, *an_b;       /* (C) (C) attn.norm before proj (scale_attn_norm), or NULL */
+    const float *mn_w, *mn_b;       /* (H) (H) mlp.norm before fc2 (scale_mlp_norm), or NULL */
+    /* SwiGLU: fc1_w / fc1_b are (2H, C) / (2H), fc1_g's rows then fc1_x's */
     /* packed weights (csrc/gemm.h), all NULL when the call runs OpenBLAS */
     const float *qkv_p, *proj_p, *fc1_p, *fc2_p;
 } block_params;
 
-/* Points bp at the 12 tensors of a block packed in timm order, then the layer scales and the
- * q/k norms when the config has them; returns the pointer past them. */
+/* Points bp at the 12 tensors of a block packed in timm order, then the layer scales, the q/k
+ * norms and the attention-output and MLP-hidden norms when the config has them; returns the
+ * pointer past them. */
 static const float *block_params_at(block_params *bp, const float *p, size_t C, size_t H, size_t hd,
-                                    int layer_scale, int qk_norm) {
+                                    const pivot_vit_config *cfg) {
+    int layer_scale = cfg->layer_scale, qk_norm = cfg->qk_norm;
+    size_t H1 = cfg->swiglu ? 2 * H : H; /* fc1's outputs */
     bp->norm1_w = p; p += C;
     bp->norm1_b = p; p += C;
     bp->qkv_w = p; p += 3 * C * C;
@@ -171,8 +192,8 @@ static const float *block_params_at(block_params *bp, const float *p, size_t C, 
     bp->proj_b = p; p += C;
     bp->norm2_w = p; p += C;
     bp->norm2_b = p; p += C;
-    bp->fc1_w = p; p += H * C;
-    bp->fc1_b = p; p += H;
+    bp->fc1_w = p; p += H1 * C;
+    bp->fc1_b = p; p += H1;
     bp->fc2_w = p; p += C * H;
     bp->fc2_b = p; p += C;
     bp->ls1 = bp->ls2 = bp->qn_w = bp->qn_b = bp->kn_w = bp->kn_b = NULL;
@@ -186,6 +207,15 @@ static const float *block_params_at(block_params *bp, const float *p, size_t C, 
         bp->kn_w = p; p += hd;
         bp->kn_b = p; p += hd;
     }
+    bp->an_w = bp->an_b = bp->mn_w = bp->mn_b = NULL;
+    if (cfg->scale_attn_norm) {
+        bp->an_w = p; p += C;
+        bp->an_b = p; p += C;
+    }
+    if (cfg->scale_mlp_norm) {
+        bp->mn_w = p; p += H;
+        bp->mn_b = p; p += H;
+    }
     bp->qkv_p = bp->proj_p = bp->fc1_p = bp->fc2_p = NULL; /* set by packed_layout */
     return p;
 }
@@ -194,6 +224,7 @@ static const float *block_params_at(block_params *bp, const float *p, size_t C, 
  * threads write in disjoint row ranges between barriers. */
 typedef struct {
     size_t B, T, C, NH, H, D;
+    size_t H1;                /* fc1's outputs: H, or 2H for SwiGLU ([g | x]) */
     float eps;
     const uint8_t *path;      /* (D) */
     const block_params *blocks;
@@ -205,10 +236,12 @@ typedef struct {
     int pos_prefix;           /* 1: pos_embed covers the prefix tokens too (T rows), 0: the patches only */
     const float *patch_p;     /* packed patch_w, or NULL */
     const float *norm_pre_w, *norm_pre_b; /* (C) (C) or NULL */
+    const float *patch_norm_w, *patch_norm_b; /* (C) (C) norm of the patch tokens before pos_embed, or NULL */
     float *logits;            /* (B, K), or (B, C) when K == 0 */
     const float *norm_w, *norm_b, *head_w, *head_b, *head_dist_w, *head_dist_b;
     size_t K;
-    int pool, fc_norm, act, distilled;
+    int pool, fc_norm, act, distilled, rms_norm;
+    size_t pool_from;         /* first token that avg / max / map pool: prefix, or 0 with pool_include_prefix */
     const float *map[13];     /* attn_pool: latent, q.{w,b}, kv.{w,b}, proj.{w,b}, norm.{w,b}, fc1.{w,b}, fc2.{w,b} */
     float *pool_tmp;          /* (pool_floats) thread 0's scratch of the pooling head */
     float residual_scale;     /* 1 / skip_lam: x += branch * residual_scale (1 for timm) */
@@ -237,6 +270,13 @@ typedef struct {
     const pivot_qencoder *q;  /* their phases, bound to x once the workspace exists */
 } forward_plan;
 
+/* The model's norm on N rows of n: LayerNorm, or RmsNorm (weight only; b unread). */
+static void norm_rows(const forward_plan *pl, float *out, const float *in, const float *w, const float *b, size_t N,
+                      size_t n, float eps) {
+    if (pl->rms_norm) pivot_rmsnorm_rows(out, in, w, N, n, eps);
+    else pivot_layernorm_rows(out, in, w, b, N, n, eps);
+}
+
 /* Per-thread scratch layout (floats). */
 typedef struct {
     float *xn;      /* (TILE_ROWS, C) */
@@ -250,7 +290,7 @@ static size_t round_up(size_t n) { return (n + ALIGN_FLOATS - 1) / ALIGN_FLOATS 
 /* Sizes of the scratch sub-buffers; all products were checked by plan_workspace. */
 static void scratch_sizes(const forward_plan *pl, size_t *xn, size_t *hidden, size_t *scores) {
     size_t k2 = pl->images ? pl->in_chans * pl->patch * pl->patch : 0;
-    size_t wide = pl->H > k2 ? pl->H : k2;
+    size_t wide = pl->H1 > k2 ? pl->H1 : k2;
     if (pl->aux_w && pl->K > wide) wide = pl->K;
     *xn = round_up(TILE_ROWS * pl->C);
     *hidden = round_up(TILE_ROWS * wide);
@@ -329,7 +369,7 @@ static int plan_workspace(forward_plan *pl, int threads, float **workspace, size
     if (pl->images && ((st = pivot_mul_size(&k2, pl->in_chans, pl->patch)) ||
                        (st = pivot_mul_size(&k2, k2, pl->patch))))
         return st;
-    wide = pl->H > k2 ? pl->H : k2;
+    wide = pl->H1 > k2 ? pl->H1 : k2;
     if (pl->aux_w && pl->K > wide) wide = pl->K;
     if ((st = pivot_mul_size(&tmp, TILE_ROWS, pl->C)) || (st = pivot_mul_size(&tmp, TILE_ROWS, wide)) ||
         (st = pivot_mul_size(&tmp, qrows, pl->T)) || (st = pivot_mul_size(&tmp, pl->C, pl->C)))
@@ -396,8 +436,14 @@ static void embed_phase(const forward_plan *pl, int tid, int nthreads) {
         else
             linear_nobias(out, s.hidden, pl->patch_w, m, K2, C, K2, C);
         const float *pos = pl->pos_embed + ((pl->pos_prefix ? pl->prefix : 0) + p0) * C;
-        for (size_t i = 0; i < m; i++)
-            for (size_t c = 0; c < C; c++) out[i * C + c] += pl->patch_b[c] + pos[i * C + c];
+        if (pl->patch_norm_w) { /* timm's embed_norm_layer: proj + bias, norm, then pos_embed */
+            add_bias_rows(out, pl->patch_b, m, C);
+            norm_rows(pl, out, out, pl->patch_norm_w, pl->patch_norm_b, m, C, pl->eps);
+            for (size_t i = 0; i < m * C; i++) out[i] += pos[i];
+        } else {
+            for (size_t i = 0; i < m; i++)
+                for (size_t c = 0; c < C; c++) out[i * C + c] += pl->patch_b[c] + pos[i * C + c];
+        }
     }
 }
 
@@ -406,8 +452,8 @@ static void qk_norm_rows(const forward_plan *pl, const block_params *bp, float *
     size_t C = pl->C, hd = C / pl->NH;
     for (size_t i = 0; i < m; i++) {
         float *row = q + i * 3 * C;
-        pivot_layernorm_rows(row, row, bp->qn_w, bp->qn_b, pl->NH, hd, pl->eps);
-        pivot_layernorm_rows(row + C, row + C, bp->kn_w, bp->kn_b, pl->NH, hd, pl->eps);
+        norm_rows(pl, row, row, bp->qn_w, bp->qn_b, pl->NH, hd, pl->eps);
+        norm_rows(pl, row + C, row + C, bp->kn_w, bp->kn_b, pl->NH, hd, pl->eps);
     }
 }
 
@@ -420,7 +466,7 @@ static void qkv_rows(const forward_plan *pl, const thread_scratch *s, const bloc
     for (size_t r = r0; r < r1; r += TILE_ROWS) {
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
         float *q = pl->qkv + r * 3 * C;
-        pivot_layernorm_rows(s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
+        norm_rows(pl, s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
         if (in_cap) memcpy(in_cap + r * C, s->xn, m * C * sizeof(float));
         if (bp->qkv_p && first % PIVOT_GEMM_PANEL == 0) { /* packed GEMM, bias fused */
             const float *panels = bp->qkv_p + first * pivot_gemm_padded_k(C); /* panel first / 32 */
@@ -450,6 +496,9 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
         float *x = pl->x + r * C;
         float *acap = attn_cap ? attn_cap + r * C : NULL, *mcap = mlp_cap ? mlp_cap + r * C : NULL;
+        /* scale_attn_norm: the attention output of these rows normalized in place before proj */
+        if (active && bp->an_w)
+            norm_rows(pl, pl->attn + r * C, pl->attn + r * C, bp->an_w, bp->an_b, m, C, pl->eps);
         if (lin) memcpy(lin->proj_in + (i * BT + r) * C, pl->attn + r * C, m * C * sizeof(float));
         if (bp->proj_p) { /* packed GEMMs with bias, GELU and the residual update fused */
             /* layer scale: the branch with its bias, then one pass scales it into the residual */
@@ -461,19 +510,27 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
                 pivot_linear_forward(x, acap, pl->attn + r * C, NULL, bp->proj_p, bp->proj_b, m, C, C, C, C,
                                      PIVOT_EPI_RESIDUAL, pl->residual_scale);
             }
-            pivot_layernorm_rows(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
-            int fused = pl->act == PIVOT_ACT_GELU;
-            pivot_linear_forward(s->hidden, NULL, s->xn, NULL, bp->fc1_p, bp->fc1_b, m, C, H, C, H,
+            norm_rows(pl, s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
+            int fused = pl->act == PIVOT_ACT_GELU && pl->H1 == H;
+            pivot_linear_forward(s->hidden, NULL, s->xn, NULL, bp->fc1_p, bp->fc1_b, m, C, pl->H1, C, pl->H1,
                                  fused ? PIVOT_EPI_GELU : PIVOT_EPI_STORE, 1.0f);
-            if (!fused) act_rows(s->hidden, NULL, m, H, pl->act);
+            if (pl->H1 != H) glu_rows(s->hidden, m, H, pl->act);
+            else if (!fused) act_rows(s->hidden, NULL, m, H, pl->act);
+            if (bp->mn_w) norm_rows(pl, s->hidden, s->hidden, bp->mn_w, bp->mn_b, m, H, pl->eps);
         } else {
             if (active) {
                 linear_nobias(s->branch, pl->attn + r * C, bp->proj_w, m, C, C, C, C);
                 bias_capture_residual(x, acap, s->branch, bp->proj_b, bp->ls1, pl->residual_scale, m, C);
             }
-            pivot_layernorm_rows(s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
-            linear_nobias(s->hidden, s->xn, bp->fc1_w, m, C, H, C, H);
-            activation_rows(s->hidden, bp->fc1_b, m, H, pl->act);
+            norm_rows(pl, s->xn, x, bp->norm2_w, bp->norm2_b, m, C, pl->eps);
+            linear_nobias(s->hidden, s->xn, bp->fc1_w, m, C, pl->H1, C, pl->H1);
+            if (pl->H1 != H) {
+                add_bias_rows(s->hidden, bp->fc1_b, m, pl->H1);
+                glu_rows(s->hidden, m, H, pl->act);
+            } else {
+                activation_rows(s->hidden, bp->fc1_b, m, H, pl->act);
+            }
+            if (bp->mn_w) norm_rows(pl, s->hidden, s->hidden, bp->mn_w, bp->mn_b, m, H, pl->eps);
         }
         if (lin) {
             memcpy(lin->fc1_in + (i * BT + r) * C, s->xn, m * C * sizeof(float));
@@ -526,7 +583,7 @@ static void aux_head_rows(const forward_plan *pl, const thread_scratch *s, int t
     for (size_t i = 0; i < pl->B * K; i++) pmax[i] = -INFINITY;
     for (size_t r = r0; r < r1; r += TILE_ROWS) {
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
-        pivot_layernorm_rows(s->xn, pl->x + r * C, pl->norm_w, pl->norm_b, m, C, pl->eps);
+        norm_rows(pl, s->xn, pl->x + r * C, pl->norm_w, pl->norm_b, m, C, pl->eps);
         linear_nobias(s->hidden, s->xn, pl->aux_w, m, C, K, C, K);
         for (size_t i = 0; i < m; i++) {
             size_t b = (r + i) / T, t = (r + i) % T;
@@ -539,22 +596,22 @@ static void aux_head_rows(const forward_plan *pl, const thread_scratch *s, int t
 }
 
 /* Row t of image b's final tokens into out: normalized by the final norm unless it runs after
- * pooling (fc_norm). */
+ * pooling (fc_norm) or there is none. */
 static void final_token(const forward_plan *pl, float *out, size_t b, size_t t) {
     const float *row = pl->x + (b * pl->T + t) * pl->C;
-    if (pl->fc_norm) memcpy(out, row, pl->C * sizeof(float));
-    else pivot_layernorm_rows(out, row, pl->norm_w, pl->norm_b, 1, pl->C, pl->eps);
+    if (pl->fc_norm || !pl->norm_w) memcpy(out, row, pl->C * sizeof(float));
+    else norm_rows(pl, out, row, pl->norm_w, pl->norm_b, 1, pl->C, pl->eps);
 }
 
 /* timm's AttentionPoolLatent for image b into out (C): one latent query attends over the final
- * patch tokens (k, v = kv(tokens); the prefix tokens are left out, as timm's default
- * pool_include_prefix=False), per head softmax(q k^T hd^-0.5) v, proj, then y + mlp(norm(y)). */
+ * patch tokens (k, v = kv(tokens); the prefix tokens are left out unless pool_include_prefix),
+ * per head softmax(q k^T hd^-0.5) v, proj, then y + mlp(norm(y)). */
 static void map_pool(const forward_plan *pl, float *out, size_t b) {
-    size_t C = pl->C, T = pl->T - pl->prefix, H = pl->H, NH = pl->NH, hd = C / NH;
+    size_t C = pl->C, T = pl->T - pl->pool_from, H = pl->H, NH = pl->NH, hd = C / NH;
     const float *const *w = pl->map; /* latent, q, kv, proj, norm, fc1, fc2 (weight, bias pairs) */
     float *xn = pl->pool_tmp, *kv = xn + T * C, *q = kv + T * 2 * C, *sc = q + C, *o = sc + T, *y = o + C,
           *yn = y + C, *h = yn + C;
-    for (size_t t = 0; t < T; t++) final_token(pl, xn + t * C, b, pl->prefix + t);
+    for (size_t t = 0; t < T; t++) final_token(pl, xn + t * C, b, pl->pool_from + t);
     linear_nobias(kv, xn, w[3], T, C, 2 * C, C, 2 * C);
     add_bias_rows(kv, w[4], T, 2 * C);
     linear_nobias(q, w[0], w[1], 1, C, C, C, C);
@@ -575,7 +632,7 @@ static void map_pool(const forward_plan *pl, float *out, size_t b) {
     }
     linear_nobias(y, o, w[5], 1, C, C, C, C);
     add_bias_rows(y, w[6], 1, C);
-    pivot_layernorm_rows(yn, y, w[7], w[8], 1, C, pl->eps);
+    norm_rows(pl, yn, y, w[7], w[8], 1, C, pl->eps);
     linear_nobias(h, yn, w[9], 1, C, H, C, H);
     activation_rows(h, w[10], 1, H, pl->act);
     linear_nobias(out, h, w[11], 1, H, C, H, C);
@@ -592,12 +649,12 @@ static void pool_image(const forward_plan *pl, float *out, size_t b) {
         map_pool(pl, out, b);
     } else {
         float *row = pl->pool_tmp, *mx = pl->pool_tmp + C;
-        size_t n = pl->T - pl->prefix;
+        size_t n = pl->T - pl->pool_from;
         for (size_t c = 0; c < C; c++) {
             out[c] = 0.0f;
             mx[c] = -INFINITY;
         }
-        for (size_t t = pl->prefix; t < pl->T; t++) {
+        for (size_t t = pl->pool_from; t < pl->T; t++) {
             final_token(pl, row, b, t);
             for (size_t c = 0; c < C; c++) {
                 out[c] += row[c];
@@ -618,7 +675,7 @@ static void head_phase(const forward_plan *pl, int nthreads) {
     for (size_t b = 0; b < B; b++) {
         float *f = pl->head_in + b * C;
         pool_image(pl, f, b);
-        if (pl->fc_norm) pivot_layernorm_rows(f, f, pl->norm_w, pl->norm_b, 1, C, pl->eps);
+        if (pl->fc_norm) norm_rows(pl, f, f, pl->norm_w, pl->norm_b, 1, C, pl->eps);
         if (pl->distilled) final_token(pl, pl->head_in + (B + b) * C, b, 1);
     }
     if (!K) {
@@ -662,7 +719,7 @@ static void forward_team(void *arg, pivot_team *tm, int tid, int nthreads) {
         /* norm_pre on this thread's rows, which it keeps through the encoders */
         for (size_t r = r0; pl->norm_pre_w && r < r1; r += TILE_ROWS) {
             size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
-            pivot_layernorm_rows(pl->x + r * pl->C, pl->x + r * pl->C, pl->norm_pre_w, pl->norm_pre_b, m, pl->C,
+            norm_rows(pl, pl->x + r * pl->C, pl->x + r * pl->C, pl->norm_pre_w, pl->norm_pre_b, m, pl->C,
                                  pl->eps);
         }
     }
@@ -824,11 +881,13 @@ int pivot_block_forward(float *out, const float *inp, const float *block, size_t
         return st;
     if (attn_active > 1) return PIVOT_ERR_VALUE; /* reuse needs an earlier encoder's probabilities */
     block_params bp;
-    block_params_at(&bp, block, C, H, C / NH, 0, 0);
+    pivot_vit_config plain;
+    memset(&plain, 0, sizeof plain); /* timm's plain block */
+    block_params_at(&bp, block, C, H, C / NH, &plain);
     uint8_t path = attn_active ? 1 : 0;
     forward_plan pl;
     memset(&pl, 0, sizeof pl);
-    pl.B = B; pl.T = T; pl.C = C; pl.NH = NH; pl.H = H; pl.D = 1; pl.eps = eps;
+    pl.B = B; pl.T = T; pl.C = C; pl.NH = NH; pl.H = H; pl.H1 = H; pl.D = 1; pl.eps = eps;
     pl.residual_scale = 1.0f;
     pl.path = &path;
     pl.blocks = &bp;
@@ -842,12 +901,15 @@ static int check_config(const pivot_vit_config *cfg) {
     if (cfg->img_size == 0 || cfg->patch_size == 0 || cfg->in_chans == 0 || cfg->embed_dim == 0 ||
         cfg->depth == 0 || cfg->num_heads == 0 || cfg->mlp_hidden == 0)
         return PIVOT_ERR_VALUE;
-    if (cfg->img_size % cfg->patch_size || cfg->embed_dim % cfg->num_heads) return PIVOT_ERR_SHAPE;
+    /* img_size % patch_size pixels at the right and bottom are not read (timm's conv floors the grid) */
+    if (cfg->img_size < cfg->patch_size || cfg->embed_dim % cfg->num_heads) return PIVOT_ERR_SHAPE;
     if (!(cfg->norm_eps >= 0.0f)) return PIVOT_ERR_VALUE;
-    if (cfg->act < PIVOT_ACT_GELU || cfg->act > PIVOT_ACT_QUICK_GELU || cfg->pool < PIVOT_POOL_TOKEN ||
+    if (cfg->act < PIVOT_ACT_GELU || cfg->act > PIVOT_ACT_SILU || cfg->pool < PIVOT_POOL_TOKEN ||
         cfg->pool > PIVOT_POOL_MAP || cfg->reg_tokens > 65536)
         return PIVOT_ERR_VALUE;
     size_t pre = pivot_vit_num_prefix(cfg);
+    if (cfg->fc_norm && cfg->no_final_norm) return PIVOT_ERR_VALUE;
+    if (cfg->swiglu && (cfg->pool == PIVOT_POOL_MAP || cfg->mlp_hidden > SIZE_MAX / 4)) return PIVOT_ERR_VALUE;
     if ((cfg->pool == PIVOT_POOL_TOKEN && pre == 0) ||
         (cfg->distilled && (cfg->no_class_token || cfg->pool != PIVOT_POOL_TOKEN || cfg->num_classes == 0)))
         return PIVOT_ERR_VALUE;
@@ -896,18 +958,22 @@ static int model_layout(size_t *total, forward_plan *pl, block_params *blocks, c
     pl->pos_embed = take(&w, cfg->no_embed_class ? NP : NP + pre, C);
     pl->patch_w = take(&w, C, k2);
     pl->patch_b = take(&w, C, 1);
+    pl->patch_norm_w = cfg->patch_norm ? take(&w, C, 1) : NULL;
+    pl->patch_norm_b = cfg->patch_norm ? take(&w, C, 1) : NULL;
     pl->norm_pre_w = cfg->norm_pre ? take(&w, C, 1) : NULL;
     pl->norm_pre_b = cfg->norm_pre ? take(&w, C, 1) : NULL;
     if (with_blocks) {
         size_t block;
         if ((st = pivot_block_num_params(&block, C, H))) return st;
-        block += (cfg->layer_scale ? 2 * C : 0) + (cfg->qk_norm ? 4 * hd : 0);
+        block += (cfg->layer_scale ? 2 * C : 0) + (cfg->qk_norm ? 4 * hd : 0) + (cfg->scale_attn_norm ? 2 * C : 0) +
+                 (cfg->scale_mlp_norm ? 2 * H : 0) + (cfg->swiglu ? H * C + H : 0); /* H*C was checked by
+                                                                                      pivot_block_num_params */
         const float *first = take(&w, block, cfg->depth);
         for (size_t i = 0; blocks && first && i < cfg->depth; i++)
-            block_params_at(&blocks[i], first + i * block, C, H, hd, cfg->layer_scale, cfg->qk_norm);
+            block_params_at(&blocks[i], first + i * block, C, H, hd, cfg);
     }
-    pl->norm_w = take(&w, C, 1);
-    pl->norm_b = take(&w, C, 1);
+    pl->norm_w = cfg->no_final_norm ? NULL : take(&w, C, 1);
+    pl->norm_b = cfg->no_final_norm ? NULL : take(&w, C, 1);
     memset(pl->map, 0, sizeof pl->map);
     if (cfg->pool == PIVOT_POOL_MAP) {
         size_t sizes[13][2] = {{C, 1}, {C, C}, {C, 1}, {2 * C, C}, {2 * C, 1}, {C, C}, {C, 1},
@@ -937,9 +1003,9 @@ int pivot_vit_num_params(size_t *out, const pivot_vit_config *cfg) {
 static int packed_walk(size_t *size, const float **patch_p, block_params *blocks, const float *packed,
                        const pivot_vit_config *cfg) {
     size_t C = cfg->embed_dim, H = cfg->mlp_hidden, k2 = cfg->in_chans * cfg->patch_size * cfg->patch_size;
-    size_t n_patch, n_qkv, n_proj, n_fc1, n_fc2, block, total;
+    size_t n_patch, n_qkv, n_proj, n_fc1, n_fc2, block, total, H1 = cfg->swiglu ? 2 * H : H;
     if (pivot_gemm_packed_size(&n_patch, C, k2) || pivot_gemm_packed_size(&n_qkv, 3 * C, C) ||
-        pivot_gemm_packed_size(&n_proj, C, C) || pivot_gemm_packed_size(&n_fc1, H, C) ||
+        pivot_gemm_packed_size(&n_proj, C, C) || pivot_gemm_packed_size(&n_fc1, H1, C) ||
         pivot_gemm_packed_size(&n_fc2, C, H))
         return PIVOT_ERR_OVERFLOW;
     block = n_qkv + n_proj; /* each term fits: the sum of four sizes that fit in memory is checked below */
@@ -978,7 +1044,7 @@ int pivot_vit_pack(float *packed, const float *params, const pivot_vit_config *c
     if (!packed || !params) return PIVOT_ERR_VALUE;
     size_t C = cfg->embed_dim, H = cfg->mlp_hidden, D = cfg->depth, G = cfg->img_size / cfg->patch_size;
     size_t T = G * G + pivot_vit_num_prefix(cfg), k2 = cfg->in_chans * cfg->patch_size * cfg->patch_size;
-    if ((st = check_int_sizes(T, C, H)) || k2 > 2147483647u) return st ? st : PIVOT_ERR_OVERFLOW;
+    if ((st = check_int_sizes(T, C, cfg->swiglu ? 2 * H : H)) || k2 > 2147483647u) return st ? st : PIVOT_ERR_OVERFLOW;
     block_params *blocks = (block_params *)calloc(D, sizeof(block_params));
     if (!blocks) return PIVOT_ERR_NOMEM;
     forward_plan pl;
@@ -990,7 +1056,7 @@ int pivot_vit_pack(float *packed, const float *params, const pivot_vit_config *c
         const block_params *bp = &blocks[i];
         if ((st = pivot_gemm_pack((float *)bp->qkv_p, bp->qkv_w, 3 * C, C)) ||
             (st = pivot_gemm_pack((float *)bp->proj_p, bp->proj_w, C, C)) ||
-            (st = pivot_gemm_pack((float *)bp->fc1_p, bp->fc1_w, H, C)))
+            (st = pivot_gemm_pack((float *)bp->fc1_p, bp->fc1_w, cfg->swiglu ? 2 * H : H, C)))
             break;
         st = pivot_gemm_pack((float *)bp->fc2_p, bp->fc2_w, C, H);
     }
@@ -1031,11 +1097,12 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     if (int8) { /* params without the blocks; int8 attention is softmax, its residual adds unscaled */
         /* the int8 encoder steps know timm's plain blocks only: refused, not ignored */
         if (attention_kind != PIVOT_ATTENTION_SOFTMAX || extras->skip_lam != 1.0f || !int8->weights || !int8->floats ||
-            cfg->layer_scale || cfg->qk_norm || cfg->act != PIVOT_ACT_GELU)
+            cfg->layer_scale || cfg->qk_norm || cfg->act != PIVOT_ACT_GELU || cfg->scale_attn_norm ||
+            cfg->scale_mlp_norm || cfg->rms_norm || cfg->swiglu || cfg->patch_norm)
             return PIVOT_ERR_VALUE;
         if ((st = model_layout(&np, NULL, NULL, NULL, cfg, 0))) return st;
     }
-    if ((st = pivot_mul_size(&BT, B, T)) || (st = check_int_sizes(BT, C, H)) ||
+    if ((st = pivot_mul_size(&BT, B, T)) || (st = check_int_sizes(BT, C, cfg->swiglu ? 2 * H : H)) ||
         (st = pivot_mul_size(&k2, cfg->in_chans * cfg->patch_size, cfg->patch_size)) ||
         k2 > 2147483647u || cfg->num_classes > 2147483647u)
         return st ? st : PIVOT_ERR_OVERFLOW;
@@ -1054,6 +1121,7 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
         return st;
     }
     pl.B = B; pl.T = T; pl.C = C; pl.NH = cfg->num_heads; pl.H = H; pl.D = D; pl.eps = cfg->norm_eps;
+    pl.H1 = cfg->swiglu ? 2 * H : H;
     pl.path = path;
     pl.blocks = blocks;
     pl.images = images;
@@ -1062,6 +1130,8 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     pl.pos_prefix = !cfg->no_embed_class;
     pl.pool = cfg->pool;
     pl.fc_norm = cfg->fc_norm;
+    pl.rms_norm = cfg->rms_norm;
+    pl.pool_from = cfg->pool_include_prefix ? 0 : pre;
     pl.act = cfg->act;
     pl.distilled = cfg->distilled;
     pl.logits = logits;

@@ -7,9 +7,10 @@
  *
  * Parameters of a whole model live in ONE flat float array, close to timm's state-dict order:
  * the prefix tokens (NPRE, C) ([cls_token] [dist_token] [reg_token x R]), pos_embed (Tpos, C),
- * patch_embed.proj.{weight,bias}, [norm_pre.{w,b}], per block norm1.{w,b} attn.qkv.{w,b}
+ * patch_embed.proj.{weight,bias}, [patch_embed.norm.{w,b}], [norm_pre.{w,b}], per block norm1.{w,b} attn.qkv.{w,b}
  * attn.proj.{w,b} norm2.{w,b} mlp.fc1.{w,b} mlp.fc2.{w,b} [ls1.gamma ls2.gamma]
- * [attn.q_norm.{w,b} attn.k_norm.{w,b}], the final norm (timm's norm or fc_norm).{w,b},
+ * [attn.q_norm.{w,b} attn.k_norm.{w,b}] [attn.norm.{w,b} (C)] [mlp.norm.{w,b} (H)],
+ * the final norm (timm's norm or fc_norm).{w,b} unless no_final_norm,
  * [attn_pool: latent (C), q.{w,b}, kv.{w,b}, proj.{w,b}, norm.{w,b}, mlp.fc1.{w,b}, mlp.fc2.{w,b}],
  * [head.{w,b}] (K > 0), [head_dist.{w,b}]. Absent biases (qkv, patch) are zeros in the array.
  * A zero-initialized field of pivot_vit_config means DeiT's choice. */
@@ -44,11 +45,19 @@ typedef struct {
     int act;             /* PIVOT_ACT_* of the MLPs */
     int pool;            /* PIVOT_POOL_* */
     int fc_norm;         /* 1: the final norm runs after pooling (timm's fc_norm) instead of before */
+    int no_final_norm;   /* 1: no final norm at all (timm's final_norm=False) */
+    int pool_include_prefix; /* 1: avg / max / avgmax / map pool over the prefix tokens too */
+    int scale_attn_norm; /* 1: LayerNorm (C) of the attention output before proj (attn.norm) */
+    int scale_mlp_norm;  /* 1: LayerNorm (H) of the MLP's hidden activations before fc2 (mlp.norm) */
+    int rms_norm;        /* 1: every norm is timm's RmsNorm (weight only; the biases in the array are unread) */
+    int swiglu;          /* 1: timm's SwiGLU MLP: fc2(act(fc1_g x) * fc1_x x); fc1 is (2H, C) = [fc1_g; fc1_x] */
+    int patch_norm;      /* 1: a norm of the patch tokens before pos_embed (timm's embed_norm_layer) */
 } pivot_vit_config;
 
-enum { PIVOT_ACT_GELU = 0, PIVOT_ACT_GELU_TANH = 1, PIVOT_ACT_QUICK_GELU = 2 };
-/* Pooling of the final tokens: the first token, or over the patch tokens only (avg, max,
- * 0.5 * (avg + max), and timm's AttentionPoolLatent: one latent query over the patch tokens). */
+enum { PIVOT_ACT_GELU = 0, PIVOT_ACT_GELU_TANH = 1, PIVOT_ACT_QUICK_GELU = 2, PIVOT_ACT_SILU = 3 };
+/* Pooling of the final tokens: the first token, or over the patch tokens (all tokens with
+ * pool_include_prefix) (avg, max, 0.5 * (avg + max), and timm's AttentionPoolLatent: one latent
+ * query over them). */
 enum { PIVOT_POOL_TOKEN = 0, PIVOT_POOL_AVG = 1, PIVOT_POOL_MAX = 2, PIVOT_POOL_AVGMAX = 3, PIVOT_POOL_MAP = 4 };
 
 /* Tokens before the patches (cls, dist, registers). */

@@ -176,7 +176,8 @@ int pivot_model_engine_config(pivot_vit_config *t, const pivot_model_config *cfg
     if (!cfg) return PIVOT_ERR_VALUE;
     *t = cfg->vit;
     if (cfg->stem_channels) {
-        if (cfg->vit.img_size % 2 || cfg->vit.patch_size % 2) return PIVOT_ERR_SHAPE;
+        if (cfg->vit.img_size % 2 || cfg->vit.patch_size % 2 || cfg->vit.img_size % cfg->vit.patch_size)
+            return PIVOT_ERR_SHAPE;
         t->img_size = cfg->vit.img_size / 2;
         t->patch_size = cfg->vit.patch_size / 2;
         t->in_chans = cfg->stem_channels;

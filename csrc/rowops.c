@@ -30,6 +30,18 @@ static void layernorm_ref(float *out, const float *inp, const float *weight, con
     }
 }
 
+/* RmsNorm: y = x / sqrt(mean(x^2) + eps) * weight; the sum of squares in double. */
+static void rmsnorm_ref(float *out, const float *inp, const float *weight, size_t N, size_t C, float eps) {
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        float *y = out + n * C;
+        double sq = 0.0;
+        for (size_t c = 0; c < C; c++) sq += (double)x[c] * (double)x[c];
+        float r = (float)(1.0 / sqrt(sq / (double)C + (double)eps));
+        for (size_t c = 0; c < C; c++) y[c] = x[c] * r * weight[c];
+    }
+}
+
 PIVOT_MULTIVERSION
 static void softmax_ref(float *x, size_t N, size_t C, size_t ld) {
     enum { LANES = 16 }; /* partial max/sum lanes: the compiler vectorizes these reductions */
@@ -114,6 +126,23 @@ PIVOT_AVX2 static void layernorm_avx2(float *out, const float *inp, const float 
         for (size_t c = 0; c < C; c += 8) {
             __m256 d = _mm256_mul_ps(_mm256_sub_ps(avx2_load(x + c, C - c, 0.0f), m), r);
             __m256 v = _mm256_fmadd_ps(d, avx2_load(weight + c, C - c, 0.0f), avx2_load(bias + c, C - c, 0.0f));
+            avx2_store(y + c, C - c, v);
+        }
+    }
+}
+
+PIVOT_AVX2 static void rmsnorm_avx2(float *out, const float *inp, const float *weight, size_t N, size_t C, float eps) {
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        float *y = out + n * C;
+        __m256 vsq = _mm256_setzero_ps();
+        for (size_t c = 0; c < C; c += 8) {
+            __m256 v = avx2_load(x + c, C - c, 0.0f);
+            vsq = _mm256_fmadd_ps(v, v, vsq);
+        }
+        __m256 r = _mm256_set1_ps((float)(1.0 / sqrt((double)avx2_hsum(vsq) / (double)C + (double)eps)));
+        for (size_t c = 0; c < C; c += 8) {
+            __m256 v = _mm256_mul_ps(_mm256_mul_ps(avx2_load(x + c, C - c, 0.0f), r), avx2_load(weight + c, C - c, 0.0f));
             avx2_store(y + c, C - c, v);
         }
     }
@@ -214,6 +243,24 @@ PIVOT_AVX512 static void layernorm_avx512(float *out, const float *inp, const fl
         }
     }
 }
+PIVOT_AVX512 static void rmsnorm_avx512(float *out, const float *inp, const float *weight, size_t N, size_t C,
+                                        float eps) {
+    for (size_t n = 0; n < N; n++) {
+        const float *x = inp + n * C;
+        float *y = out + n * C;
+        __m512 vsq = _mm512_setzero_ps();
+        for (size_t c = 0; c < C; c += 16) {
+            __m512 v = _mm512_maskz_loadu_ps(tail_mask(C - c), x + c);
+            vsq = _mm512_fmadd_ps(v, v, vsq);
+        }
+        __m512 r = _mm512_set1_ps((float)(1.0 / sqrt((double)_mm512_reduce_add_ps(vsq) / (double)C + (double)eps)));
+        for (size_t c = 0; c < C; c += 16) {
+            __mmask16 k = tail_mask(C - c);
+            __m512 v = _mm512_mul_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + c), r), _mm512_maskz_loadu_ps(k, weight + c));
+            _mm512_mask_storeu_ps(y + c, k, v);
+        }
+    }
+}
 #endif /* PIVOT_X86_BUILD */
 
 /* ------------------------------------------------------------------ dispatch */
@@ -226,6 +273,15 @@ void pivot_layernorm_rows(float *out, const float *inp, const float *weight, con
     if (level >= PIVOT_SIMD_AVX2) { layernorm_avx2(out, inp, weight, bias, N, C, eps); return; }
 #endif
     layernorm_ref(out, inp, weight, bias, N, C, eps);
+}
+
+void pivot_rmsnorm_rows(float *out, const float *inp, const float *weight, size_t N, size_t C, float eps) {
+#if PIVOT_X86_BUILD
+    int level = pivot_simd_level();
+    if (level >= PIVOT_SIMD_AVX512) { rmsnorm_avx512(out, inp, weight, N, C, eps); return; }
+    if (level >= PIVOT_SIMD_AVX2) { rmsnorm_avx2(out, inp, weight, N, C, eps); return; }
+#endif
+    rmsnorm_ref(out, inp, weight, N, C, eps);
 }
 
 void pivot_softmax_rows(float *x, size_t N, size_t C, size_t ld) {

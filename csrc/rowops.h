@@ -18,6 +18,12 @@ void pivot_layernorm_rows(float *out,          /* (N, C) */
                           const float *bias,   /* (C) */
                           size_t N, size_t C, float eps);
 
+/* timm's RmsNorm: out = x / sqrt(mean(x^2) + eps) * weight per row (in place allowed). */
+void pivot_rmsnorm_rows(float *out,          /* (N, C) */
+                        const float *inp,    /* (N, C) */
+                        const float *weight, /* (C) */
+                        size_t N, size_t C, float eps);
+
 /* Softmax in place over rows of length C with stride ld, the row maximum subtracted, exp as
  * fast_math.h's exp_fast. A NaN anywhere in a row makes the row NaN. */
 void pivot_softmax_rows(float *x, /* (N, ld) */

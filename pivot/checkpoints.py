@@ -162,9 +162,11 @@ def infer_config(state_dict: Mapping, num_heads: int | None = None, **overrides)
             raise ValueError(f"head.weight has shape {head}, expected (num_classes, {embed_dim})")
         num_classes = head[0]
 
-    fc1 = _shape(state_dict, "blocks.0.mlp.fc1.weight", "it gives the MLP ratio")
+    swiglu = "blocks.0.mlp.fc1_g.weight" in state_dict
+    fc1_key = "blocks.0.mlp.fc1_g.weight" if swiglu else "blocks.0.mlp.fc1.weight"
+    fc1 = _shape(state_dict, fc1_key, "it gives the MLP ratio")
     if len(fc1) != 2 or fc1[1] != embed_dim or fc1[0] < 1:
-        raise ValueError(f"blocks.0.mlp.fc1.weight has shape {fc1}, expected (hidden, {embed_dim})")
+        raise ValueError(f"{fc1_key} has shape {fc1}, expected (hidden, {embed_dim})")
     mlp_ratio = fc1[0] / embed_dim
     # ViTConfig.mlp_hidden is int(embed_dim * mlp_ratio); step past rounding that would lose one.
     while int(embed_dim * mlp_ratio) < fc1[0]:
@@ -180,7 +182,14 @@ def infer_config(state_dict: Mapping, num_heads: int | None = None, **overrides)
     fields.update(class_token=class_token, reg_tokens=reg_tokens, no_embed_class=no_embed_class,
                   patch_bias="patch_embed.proj.bias" in state_dict, norm_pre="norm_pre.weight" in state_dict,
                   layer_scale="blocks.0.ls1.gamma" in state_dict, qk_norm="blocks.0.attn.q_norm.weight" in state_dict,
-                  fc_norm="fc_norm.weight" in state_dict)
+                  fc_norm="fc_norm.weight" in state_dict,
+                  final_norm="norm.weight" in state_dict or "fc_norm.weight" in state_dict,
+                  scale_attn_norm="blocks.0.attn.norm.weight" in state_dict,
+                  scale_mlp_norm="blocks.0.mlp.norm.weight" in state_dict,
+                  norm_layer="layernorm" if "blocks.0.norm1.bias" in state_dict else "rmsnorm",
+                  proj_bias="blocks.0.attn.proj.bias" in state_dict, patch_norm="patch_embed.norm.weight" in state_dict)
+    if swiglu:  # timm's SwiGLU gates with SiLU unless act= says otherwise
+        fields.update(mlp_layer="swiglu", act="silu")
     fields["global_pool"] = ("map" if "attn_pool.latent" in state_dict else
                              "avg" if fields["fc_norm"] or not (class_token or reg_tokens) else "token")
     if lvvit:
@@ -207,11 +216,15 @@ def _cls(obj) -> str:
 
 
 def _layernorm_eps(norm, what: str):
-    """eps of a timm/torch LayerNorm with weight and bias, None for Identity; anything else is refused."""
+    """eps of a timm/torch LayerNorm with weight and bias or a timm RmsNorm with weight, None for
+    Identity; anything else is refused (config_from_timm_module refuses a mix of the two)."""
     if _cls(norm) == "Identity":
         return None
+    if _cls(norm) == "RmsNorm" and getattr(norm, "weight", None) is not None:
+        return float(norm.eps)
     if _cls(norm) != "LayerNorm" or getattr(norm, "weight", None) is None or getattr(norm, "bias", None) is None:
-        raise UnsupportedModelError(f"{what} is a {_cls(norm)}; pivot runs LayerNorm with weight and bias there")
+        raise UnsupportedModelError(f"{what} is a {_cls(norm)}; pivot runs LayerNorm with weight and bias "
+                                    f"or RmsNorm with weight there")
     return float(norm.eps)
 
 
@@ -223,6 +236,8 @@ def _activation(act, what: str) -> str:
         return "gelu_tanh"
     if name == "QuickGELU":
         return "quick_gelu"
+    if name == "SiLU":
+        return "silu"
     raise UnsupportedModelError(f"{what} activation {name}; pivot runs {', '.join(ACTIVATIONS)}")
 
 
@@ -244,10 +259,13 @@ def config_from_timm_module(module) -> ViTConfig:
     pe = module.patch_embed
     if _cls(pe) != "PatchEmbed":
         raise UnsupportedModelError(f"patch embedding {_cls(pe)} (hybrid conv stem): pivot runs timm's PatchEmbed")
-    if _cls(pe.proj) != "Conv2d" or _cls(getattr(pe, "norm", None)) != "Identity" or not getattr(pe, "flatten", True):
-        raise UnsupportedModelError("patch embedding with a norm or a non-Conv2d projection")
-    if getattr(module, "dynamic_img_size", False) or getattr(pe, "dynamic_img_pad", False):
-        raise UnsupportedModelError("dynamic_img_size")
+    # dynamic_img_size: timm keeps the (B, H, W, C) grid and resamples pos_embed to the input's grid,
+    # an identity at the model's own image size, the only size pivot runs
+    dynamic = bool(getattr(module, "dynamic_img_size", False))
+    flat = getattr(pe, "flatten", True) or (dynamic and str(getattr(pe, "output_fmt", "")).endswith("NHWC"))
+    if _cls(pe.proj) != "Conv2d" or not flat:
+        raise UnsupportedModelError("patch embedding with a non-Conv2d projection or another output layout")
+    patch_norm = _layernorm_eps(getattr(pe, "norm", None) or _Identity(), "patch_embed.norm")
     if getattr(module, "rope", None) is not None:
         raise UnsupportedModelError("rotary position embeddings (rope)")
     if module.pos_embed is None:
@@ -256,13 +274,20 @@ def config_from_timm_module(module) -> ViTConfig:
         raise UnsupportedModelError("position embedding of another shape")
     img = _square(pe.img_size, "image size")
     patch = _square(pe.patch_size, "patch size")
-    if img % patch:
-        raise UnsupportedModelError(f"image size {img} not a multiple of the patch size {patch} (cropped patches)")
+    # img % patch != 0: the stride-patch conv floors the grid, as pivot's patch embedding does
+    if img % patch and getattr(pe, "dynamic_img_pad", False):
+        raise UnsupportedModelError(f"dynamic_img_pad (image size {img} padded to a multiple of the patch size {patch})")
+    grid = _square(getattr(pe, "grid_size", (img // patch, img // patch)), "patch grid")
+    if grid != img // patch or module.pos_embed.shape[1] != grid * grid + (
+            0 if getattr(module, "no_embed_class", False) else int(module.num_prefix_tokens)):
+        raise UnsupportedModelError(f"patch grid {grid} of a {img} px image in {patch} px patches")
     if pe.proj.stride != pe.proj.kernel_size or pe.proj.padding not in ((0, 0), 0, "valid"):
         raise UnsupportedModelError("patch embedding with overlapping patches or padding")
     C = int(module.embed_dim)
     blocks = list(module.blocks)
     eps, acts, hidden = set(), set(), set()
+    if patch_norm is not None:
+        eps.add(patch_norm)
     layer_scale = qk_norm = qkv_bias = None
     for i, blk in enumerate(blocks):
         where = f"blocks.{i}"
@@ -271,14 +296,18 @@ def config_from_timm_module(module) -> ViTConfig:
         attn, mlp = blk.attn, blk.mlp
         if _cls(attn) != "Attention":
             raise UnsupportedModelError(f"{where}.attn is a {_cls(attn)}; pivot runs timm's Attention")
-        if _cls(mlp) != "Mlp":
-            raise UnsupportedModelError(f"{where}.mlp is a {_cls(mlp)} (e.g. SwiGLU); pivot runs timm's Mlp")
-        if _cls(getattr(attn, "norm", None) or _Identity) != "Identity":
-            raise UnsupportedModelError(f"{where}.attn.norm (scale_attn_norm)")
-        if _cls(getattr(mlp, "norm", None) or _Identity) != "Identity":
-            raise UnsupportedModelError(f"{where}.mlp.norm (scale_mlp_norm)")
-        if attn.proj.bias is None or mlp.fc1.bias is None or mlp.fc2.bias is None:
-            raise UnsupportedModelError(f"{where}: attention proj or MLP without bias")
+        if _cls(mlp) not in ("Mlp", "SwiGLU"):
+            raise UnsupportedModelError(f"{where}.mlp is a {_cls(mlp)}; pivot runs timm's Mlp and SwiGLU")
+        swiglu = _cls(mlp) == "SwiGLU"
+        fc1s = (mlp.fc1_g, mlp.fc1_x) if swiglu else (mlp.fc1,)
+        if swiglu and mlp.fc1_x.weight.shape != mlp.fc1_g.weight.shape:
+            raise UnsupportedModelError(f"{where}.mlp: SwiGLU with fc1_g and fc1_x of different shapes")
+        an = _layernorm_eps(getattr(attn, "norm", None) or _Identity(), f"{where}.attn.norm (scale_attn_norm)")
+        mn = _layernorm_eps(getattr(mlp, "norm", None) or _Identity(), f"{where}.mlp.norm (scale_mlp_norm)")
+        eps.update(e for e in (an, mn) if e is not None)
+        biases = {layer.bias is not None for layer in (attn.proj, *fc1s, mlp.fc2)}
+        if len(biases) != 1:
+            raise UnsupportedModelError(f"{where}: attention proj and MLP linears not all with or all without bias")
         for n in ("norm1", "norm2"):
             e = _layernorm_eps(getattr(blk, n), f"{where}.{n}")
             if e is None:
@@ -286,34 +315,36 @@ def config_from_timm_module(module) -> ViTConfig:
             eps.add(e)
         qn = [_layernorm_eps(getattr(attn, n), f"{where}.attn.{n}") for n in ("q_norm", "k_norm")]
         eps.update(e for e in qn if e is not None)
-        flags = (_cls(blk.ls1) == "LayerScale", qn[0] is not None, attn.qkv.bias is not None)
+        flags = (_cls(blk.ls1) == "LayerScale", qn[0] is not None, attn.qkv.bias is not None, an is not None,
+                 mn is not None, swiglu, biases == {True})
         for n in ("ls1", "ls2"):
             if _cls(getattr(blk, n)) not in ("LayerScale", "Identity"):
                 raise UnsupportedModelError(f"{where}.{n} is a {_cls(getattr(blk, n))}")
         if (_cls(blk.ls2) == "LayerScale") != flags[0] or (qn[1] is None) != (qn[0] is None):
             raise UnsupportedModelError(f"{where}: layer scale or qk_norm on one branch only")
         if layer_scale is None:
-            layer_scale, qk_norm, qkv_bias = flags
-        elif (layer_scale, qk_norm, qkv_bias) != flags:
-            raise UnsupportedModelError("blocks that differ in layer scale, qk_norm or qkv bias")
+            layer_scale, qk_norm, qkv_bias, attn_norm, mlp_norm, mlp_swiglu, proj_bias = flags
+        elif (layer_scale, qk_norm, qkv_bias, attn_norm, mlp_norm, mlp_swiglu, proj_bias) != flags:
+            raise UnsupportedModelError("blocks that differ in layer scale, qk_norm, qkv bias, scale norms, MLP "
+                                        "class or biases")
         if int(attn.num_heads) != int(blocks[0].attn.num_heads) or abs(float(attn.scale) - attn.head_dim ** -0.5) > 1e-12:
             raise UnsupportedModelError(f"{where}: attention with another head count or scale")
         acts.add(_activation(mlp.act, f"{where}.mlp"))
-        hidden.add(int(mlp.fc1.out_features))
+        hidden.add(int(fc1s[0].out_features))
     if len(acts) != 1 or len(hidden) != 1:
         raise UnsupportedModelError("blocks that differ in MLP activation or width")
     fc_norm = _layernorm_eps(module.fc_norm, "fc_norm")
     norm = _layernorm_eps(module.norm, "norm")
     norm_pre = _layernorm_eps(module.norm_pre, "norm_pre")
-    if (fc_norm is None) == (norm is None):
-        raise UnsupportedModelError("final norm: pivot runs exactly one of norm (before pooling) and fc_norm (after)")
+    if fc_norm is not None and norm is not None:
+        raise UnsupportedModelError("final norm: pivot runs at most one of norm (before pooling) and fc_norm (after)")
     eps.update(e for e in (fc_norm, norm, norm_pre) if e is not None)
     pool = module.global_pool
-    if getattr(module, "pool_include_prefix", False):
-        raise UnsupportedModelError("pool_include_prefix (pooling over the prefix tokens too)")
     if pool not in ("token", "avg", "max", "avgmax", "map"):
         raise UnsupportedModelError(f"global_pool {pool!r}")
     attn_pool = getattr(module, "attn_pool", None)
+    if pool == "map" and mlp_swiglu:
+        raise UnsupportedModelError("SwiGLU blocks with an attention-pooling head (map)")
     if pool == "map":
         ap = attn_pool
         if (_cls(ap) != "AttentionPoolLatent" or ap.latent_len != 1 or ap.pos_embed is not None or
@@ -323,6 +354,9 @@ def config_from_timm_module(module) -> ViTConfig:
         eps.add(_layernorm_eps(ap.norm, "attn_pool.norm"))
     if len(eps) != 1:
         raise UnsupportedModelError(f"LayerNorms with different eps {sorted(eps)}")
+    kinds = {_cls(m) for m in module.modules() if _cls(m) in ("LayerNorm", "RmsNorm")}
+    if len(kinds) > 1:
+        raise UnsupportedModelError("LayerNorm and RmsNorm mixed in one model")
     head = module.head
     if _cls(head) not in ("Linear", "Identity"):
         raise UnsupportedModelError(f"head {_cls(head)}")
@@ -344,7 +378,12 @@ def config_from_timm_module(module) -> ViTConfig:
                      reg_tokens=int(module.num_reg_tokens), no_embed_class=bool(module.no_embed_class),
                      global_pool=pool, fc_norm=fc_norm is not None, norm_pre=norm_pre is not None,
                      layer_scale=bool(layer_scale), act=next(iter(acts)), patch_bias=pe.proj.bias is not None,
-                     qk_norm=bool(qk_norm))
+                     qk_norm=bool(qk_norm), final_norm=fc_norm is not None or norm is not None,
+                     pool_include_prefix=bool(getattr(module, "pool_include_prefix", False)) and pool != "token",
+                     scale_attn_norm=bool(attn_norm), scale_mlp_norm=bool(mlp_norm),
+                     norm_layer="rmsnorm" if kinds == {"RmsNorm"} else "layernorm",
+                     mlp_layer="swiglu" if mlp_swiglu else "mlp", proj_bias=bool(proj_bias),
+                     patch_norm=patch_norm is not None)
 
 
 class _Identity:

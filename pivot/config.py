@@ -28,7 +28,10 @@ ATTENTIONS = ("softmax", "relu_linear")
 POOLS = ("token", "avg", "max", "avgmax", "map")
 # MLP activations: exact (erf) GELU, tanh-approximated GELU (timm's gelu_tanh), QuickGELU
 # (x * sigmoid(1.702 x), OpenAI CLIP's).
-ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu")
+ACTIVATIONS = ("gelu", "gelu_tanh", "quick_gelu", "silu")
+MLPS = ("mlp", "swiglu")  # ViTConfig.mlp_layer: timm's Mlp, or SwiGLU (fc1_g, fc1_x, act(g) * x, fc2)
+NORMS = ("layernorm", "rmsnorm")  # ViTConfig.norm_layer: every norm of the model
+
 # Added to the denominator of linear attention: keeps a query row whose phi(Q) phi(K)^T 1 is 0
 # (every ReLU'd product 0) finite (its output is then 0). Small next to typical sums (O(T)).
 LINEAR_ATTENTION_EPS = 1e-6
@@ -102,6 +105,9 @@ def _check_size_limits(config) -> None:
                          f"activations exceed what pivot's C engine addresses")
 
 
+_NORM_NAMES = ("norm_pre", "norm1", "norm2", "q_norm", "k_norm", "norm", "fc_norm")
+
+
 @dataclasses.dataclass(frozen=True)
 class ViTConfig:
     """Shape of a timm-style ``VisionTransformer`` (DeiT family) or of an LV-ViT.
@@ -137,6 +143,18 @@ class ViTConfig:
       instead of before it (``norm.*``). ``norm_pre``: a LayerNorm after the position embedding.
     * ``layer_scale``: each branch is multiplied by ``blocks.i.ls1.gamma`` / ``ls2.gamma`` before
       the residual add. ``qk_norm``: LayerNorm of q and k per head (``attn.q_norm``, ``attn.k_norm``).
+      ``scale_attn_norm``: a LayerNorm (C) of the attention output before ``attn.proj``
+      (``attn.norm``); ``scale_mlp_norm``: a LayerNorm (hidden) before ``mlp.fc2`` (``mlp.norm``).
+    * ``final_norm=False``: no final norm at all (neither ``norm`` nor ``fc_norm``; RADIO).
+      ``pool_include_prefix``: avg / max / avgmax / map pool over all tokens, prefix included.
+    * ``norm_layer`` (``NORMS``): every norm is a LayerNorm, or timm's RmsNorm
+      (``x / sqrt(mean(x^2) + eps) * weight``, no ``.bias`` keys).
+    * ``mlp_layer`` (``MLPS``): timm's ``Mlp`` or ``SwiGLU`` (``fc2(act(fc1_g(x)) * fc1_x(x))``,
+      ``act`` usually ``"silu"``); ``proj_bias=False``: ``attn.proj`` and the MLP's linears have no
+      bias; ``patch_norm``: a norm of the patch tokens before the position embedding
+      (``patch_embed.norm``, timm's ``embed_norm_layer``).
+    * ``img_size`` need not be a multiple of ``patch_size`` (timm's conv floors the grid: the last
+      ``img_size % patch_size`` rows and columns of pixels are not read).
     * ``act`` (``ACTIVATIONS``): the MLP's activation. ``patch_bias``: whether
       ``patch_embed.proj`` has a bias. ``num_classes=0``: headless, the output is the pooled
       (normalized) features, ``embed_dim`` wide.
@@ -173,6 +191,14 @@ class ViTConfig:
     act: str = "gelu"
     patch_bias: bool = True
     qk_norm: bool = False
+    final_norm: bool = True
+    pool_include_prefix: bool = False
+    scale_attn_norm: bool = False
+    scale_mlp_norm: bool = False
+    norm_layer: str = "layernorm"
+    mlp_layer: str = "mlp"
+    proj_bias: bool = True
+    patch_norm: bool = False
 
     def __post_init__(self):
         # Every field is converted to its Python type on entry (a frozen dataclass: object.__setattr__).
@@ -188,10 +214,11 @@ class ViTConfig:
         put("norm_eps", as_real("ViTConfig", "norm_eps", self.norm_eps, 0, 1, low_open=True))
         put("skip_lam", as_real("ViTConfig", "skip_lam", self.skip_lam, 0, MAX_RATIO, low_open=True))
         for field in ("distilled", "aux_head", "qkv_bias", "class_token", "no_embed_class", "fc_norm", "norm_pre",
-                      "layer_scale", "patch_bias", "qk_norm"):
+                      "layer_scale", "patch_bias", "qk_norm", "final_norm", "pool_include_prefix", "scale_attn_norm",
+                      "scale_mlp_norm", "proj_bias", "patch_norm"):
             put(field, as_bool("ViTConfig", field, getattr(self, field)))
         for field, allowed in (("stem", STEMS), ("attention", ATTENTIONS), ("global_pool", POOLS),
-                               ("act", ACTIVATIONS)):
+                               ("act", ACTIVATIONS), ("norm_layer", NORMS), ("mlp_layer", MLPS)):
             if not isinstance(getattr(self, field), str) or getattr(self, field) not in allowed:
                 raise ValueError(f"ViTConfig.{field} must be one of {allowed}, got {getattr(self, field)!r}")
         for field, low in (("input_mean", -MAX_RATIO), ("input_std", 0)):
@@ -202,7 +229,7 @@ class ViTConfig:
                                      f"got {value!r}")
                 put(field, tuple(as_real("ViTConfig", f"{field}[{i}]", v, low, MAX_RATIO, low_open=low == 0)
                                  for i, v in enumerate(value)))
-        if self.img_size % self.patch_size:
+        if self.img_size % self.patch_size and self.stem != "patch":
             raise ValueError(f"ViTConfig.img_size ({self.img_size}) must be a multiple of patch_size ({self.patch_size})")
         if self.embed_dim % self.num_heads:
             raise ValueError(f"ViTConfig.embed_dim ({self.embed_dim}) must be divisible by num_heads ({self.num_heads})")
@@ -221,6 +248,11 @@ class ViTConfig:
                              "global_pool='token'")
         if (self.distilled or self.aux_head) and self.num_classes == 0:
             raise ValueError("ViTConfig: a headless model (num_classes=0) cannot have distilled or aux_head heads")
+        if self.mlp_layer == "swiglu" and self.global_pool == "map":
+            raise ValueError("ViTConfig: mlp_layer='swiglu' with global_pool='map' is not supported (the pooling "
+                             "head's MLP is timm's Mlp)")
+        if self.fc_norm and not self.final_norm:
+            raise ValueError("ViTConfig: fc_norm is the final norm after pooling; it needs final_norm=True")
         if self.stem != "patch" and not self.is_plain_block:
             raise ValueError("ViTConfig: LV-ViT's conv stem combines with timm's plain blocks only")
         _check_size_limits(self)
@@ -271,7 +303,10 @@ class ViTConfig:
         layer scale, activation, biases): its flat parameters are the state dict in order."""
         return (self.class_token and not self.reg_tokens and not self.no_embed_class and self.global_pool == "token"
                 and not self.fc_norm and not self.norm_pre and not self.layer_scale and self.act == "gelu"
-                and self.patch_bias and not self.qk_norm and self.num_classes > 0)
+                and self.patch_bias and not self.qk_norm and self.num_classes > 0 and self.final_norm
+                and not self.pool_include_prefix and not self.scale_attn_norm and not self.scale_mlp_norm
+                and self.norm_layer == "layernorm" and self.mlp_layer == "mlp" and self.proj_bias
+                and not self.patch_norm)
 
     @property
     def proj_size(self) -> int:
@@ -348,6 +383,9 @@ class ViTConfig:
         s["patch_embed.proj.weight"] = (C, self.proj_in_chans, P, P)
         if self.patch_bias:
             s["patch_embed.proj.bias"] = (C,)
+        if self.patch_norm:
+            s["patch_embed.norm.weight"] = (C,)
+            s["patch_embed.norm.bias"] = (C,)
         if self.norm_pre:
             s["norm_pre.weight"] = (C,)
             s["norm_pre.bias"] = (C,)
@@ -363,19 +401,26 @@ class ViTConfig:
                 for name in ("q_norm", "k_norm"):
                     s[b + f"attn.{name}.weight"] = (hd,)
                     s[b + f"attn.{name}.bias"] = (hd,)
+            if self.scale_attn_norm:
+                s[b + "attn.norm.weight"] = (C,)
+                s[b + "attn.norm.bias"] = (C,)
             s[b + "attn.proj.weight"] = (C, C)
             s[b + "attn.proj.bias"] = (C,)
             if self.layer_scale:
                 s[b + "ls1.gamma"] = (C,)
             s[b + "norm2.weight"] = (C,)
             s[b + "norm2.bias"] = (C,)
-            s[b + "mlp.fc1.weight"] = (H, C)
-            s[b + "mlp.fc1.bias"] = (H,)
+            for fc1 in (("fc1_g", "fc1_x") if self.mlp_layer == "swiglu" else ("fc1",)):
+                s[b + f"mlp.{fc1}.weight"] = (H, C)
+                s[b + f"mlp.{fc1}.bias"] = (H,)
+            if self.scale_mlp_norm:
+                s[b + "mlp.norm.weight"] = (H,)
+                s[b + "mlp.norm.bias"] = (H,)
             s[b + "mlp.fc2.weight"] = (C, H)
             s[b + "mlp.fc2.bias"] = (C,)
             if self.layer_scale:
                 s[b + "ls2.gamma"] = (C,)
-        if not self.fc_norm:
+        if self.final_norm and not self.fc_norm:
             s["norm.weight"] = (C,)
             s["norm.bias"] = (C,)
         if self.global_pool == "map":
@@ -395,6 +440,13 @@ class ViTConfig:
         if self.fc_norm:
             s["fc_norm.weight"] = (C,)
             s["fc_norm.bias"] = (C,)
+        if not self.proj_bias:
+            for i in range(self.depth):
+                for key in ("attn.proj.bias", "mlp.fc1.bias", "mlp.fc1_g.bias", "mlp.fc1_x.bias", "mlp.fc2.bias"):
+                    s.pop(f"blocks.{i}.{key}", None)
+        if self.norm_layer == "rmsnorm":  # RmsNorm has a weight only
+            for key in [k for k in s if k.endswith(".bias") and k.split(".")[-2] in _NORM_NAMES]:
+                del s[key]
         if K:
             s["head.weight"] = (K, C)
             s["head.bias"] = (K,)

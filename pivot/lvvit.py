@@ -64,31 +64,35 @@ def stem_keys(config: ViTConfig) -> list:
 
 def _packing(config: ViTConfig) -> list:
     """``[(key or None, shape)]`` in the order of the model's flat array (csrc/engine.h's layout);
-    None = a zero bias the model does not have (qkv, patch embedding)."""
+    None = zeros for a bias the model does not have (qkv, patch embedding, RmsNorm's norms)."""
     shapes = config.weight_shapes()
+    full = config.replace(norm_layer="layernorm", proj_bias=True).weight_shapes()
     C = config.embed_dim
 
     def entry(key, zero_shape=None):
-        return (key, shapes[key]) if key in shapes else (None, zero_shape)
+        return (key, shapes[key]) if key in shapes else (None, zero_shape or full[key])
 
-    out = [(k, shapes[k]) for k in ("cls_token", "dist_token", "reg_token", "pos_embed", "patch_embed.proj.weight")
-           if k in shapes]
+    def present(keys):
+        return [entry(k) for k in keys if k in full]
+
+    out = present(("cls_token", "dist_token", "reg_token", "pos_embed", "patch_embed.proj.weight"))
     out.append(entry("patch_embed.proj.bias", (C,)))
-    out += [(k, shapes[k]) for k in ("norm_pre.weight", "norm_pre.bias") if k in shapes]
+    out += present(("patch_embed.norm.weight", "patch_embed.norm.bias", "norm_pre.weight", "norm_pre.bias"))
+    fc1 = (("mlp.fc1_g.weight", "mlp.fc1_x.weight", "mlp.fc1_g.bias", "mlp.fc1_x.bias") if config.mlp_layer == "swiglu"
+           else ("mlp.fc1.weight", "mlp.fc1.bias"))  # the engine's fc1: (2H, C) [g; x] for SwiGLU
     for i in range(config.depth):
         b = f"blocks.{i}."
         for name in ("norm1.weight", "norm1.bias", "attn.qkv.weight", "attn.qkv.bias", "attn.proj.weight",
-                     "attn.proj.bias", "norm2.weight", "norm2.bias", "mlp.fc1.weight", "mlp.fc1.bias",
-                     "mlp.fc2.weight", "mlp.fc2.bias"):
-            out.append(entry(b + name, (3 * C,)))
-        out += [(b + k, shapes[b + k]) for k in ("ls1.gamma", "ls2.gamma", "attn.q_norm.weight", "attn.q_norm.bias",
-                                                 "attn.k_norm.weight", "attn.k_norm.bias") if b + k in shapes]
+                     "attn.proj.bias", "norm2.weight", "norm2.bias") + fc1 + ("mlp.fc2.weight", "mlp.fc2.bias"):
+            out.append(entry(b + name, (3 * C,) if name == "attn.qkv.bias" else None))
+        out += present(b + k for k in ("ls1.gamma", "ls2.gamma", "attn.q_norm.weight", "attn.q_norm.bias",
+                                       "attn.k_norm.weight", "attn.k_norm.bias", "attn.norm.weight",
+                                       "attn.norm.bias", "mlp.norm.weight", "mlp.norm.bias"))
     final = "fc_norm" if config.fc_norm else "norm"
-    tail = [f"{final}.weight", f"{final}.bias"]
-    tail += [k for k in shapes if k.startswith("attn_pool.")]
-    tail += [k for k in ("head.weight", "head.bias", "head_dist.weight", "head_dist.bias", "aux_head.weight",
-                         "aux_head.bias") if k in shapes]
-    out += [(k, shapes[k]) for k in tail + stem_keys(config)]
+    tail = [f"{final}.weight", f"{final}.bias"] if config.final_norm else []
+    tail += [k for k in full if k.startswith("attn_pool.")]
+    tail += ["head.weight", "head.bias", "head_dist.weight", "head_dist.bias", "aux_head.weight", "aux_head.bias"]
+    out += present(tail + stem_keys(config))
     return out
 
 

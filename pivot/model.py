@@ -280,7 +280,9 @@ class ViT:
                 + ("" if not c.has_lvvit_features and c.qkv_bias else f"stem={c.stem}, skip_lam={c.skip_lam}, aux_head={c.aux_head}, "
                    f"qkv_bias={c.qkv_bias}, ")
                 + "".join(f"{f}={getattr(c, f)!r}, " for f in ("class_token", "reg_tokens", "no_embed_class",
-                          "global_pool", "fc_norm", "norm_pre", "layer_scale", "act", "patch_bias", "qk_norm")
+                          "global_pool", "fc_norm", "norm_pre", "layer_scale", "act", "patch_bias", "qk_norm",
+                          "final_norm", "pool_include_prefix", "scale_attn_norm", "scale_mlp_norm", "norm_layer",
+                          "mlp_layer", "proj_bias", "patch_norm")
                           if getattr(c, f) != getattr(ViTConfig, f))
                 + f"params={self.num_params / 1e6:.2f}M, precision={self.precision}"
                 + ("" if self._quant is None else f" ({self._quant.describe()})") + ", "
@@ -495,10 +497,11 @@ def flops(model_or_config, path=None) -> int:
         attention = T * C * 3 * C + 2 * T * C * (c.head_dim + 1) + T * C * C
     reuse = T * C * C + T * T * C + T * C * C                           # v, probs x v, proj
     macs += int((path == 1).sum()) * attention + int((path == 2).sum()) * reuse
-    macs += c.depth * 2 * T * C * H                                     # every MLP
+    macs += c.depth * (3 if c.mlp_layer == "swiglu" else 2) * T * C * H  # every MLP (SwiGLU: fc1_g, fc1_x, fc2)
     macs += (2 if c.distilled else 1) * C * c.num_classes               # head(s) (none when headless)
     if c.global_pool == "map":                                          # attention-pooling head
-        macs += T * C * 2 * C + 2 * C * C + 2 * T * C + 2 * C * H        # kv, q + proj, q k^T + p v, mlp
+        Tp = T if c.pool_include_prefix else c.num_patches              # the tokens it attends over
+        macs += Tp * C * 2 * C + 2 * C * C + 2 * Tp * C + 2 * C * H      # kv, q + proj, q k^T + p v, mlp
     if c.aux_head:
         macs += c.num_patches * C * c.num_classes                       # aux head on every patch
     return 2 * int(macs)

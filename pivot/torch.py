@@ -34,15 +34,17 @@ __all__ = ["VisionTransformer", "from_vit", "to_vit", "patch_timm_modes"]
 
 class Attention(nn.Module):
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, attention: str = "softmax",
-                 qk_norm: bool = False, eps: float = 1e-6):
+                 qk_norm: bool = False, eps: float = 1e-6, scale_norm: bool = False, norm_layer=None):
         super().__init__()
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim ** -0.5
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         # timm's qk_norm: LayerNorm over head_dim of q and k
-        self.q_norm = nn.LayerNorm(self.head_dim, eps=eps) if qk_norm else None
-        self.k_norm = nn.LayerNorm(self.head_dim, eps=eps) if qk_norm else None
+        make = norm_layer or (lambda n: nn.LayerNorm(n, eps=eps))
+        self.q_norm = make(self.head_dim) if qk_norm else None
+        self.k_norm = make(self.head_dim) if qk_norm else None
+        self.norm = make(dim) if scale_norm else None  # timm's scale_attn_norm
         self.proj = nn.Linear(dim, dim)
         self.attention = attention  # "softmax" or "relu_linear"
 
@@ -50,11 +52,11 @@ class Attention(nn.Module):
         """The branch output; with ``return_probs`` also the softmax probabilities (B, NH, T, T).
         ``reuse_probs`` (modes): apply these probabilities to this layer's V (no q k^T, no softmax)."""
         return _attention_branch(self.qkv, self.proj, self.num_heads, self.attention, x, reuse_probs, return_probs,
-                                 self.q_norm, self.k_norm)
+                                 self.q_norm, self.k_norm, self.norm)
 
 
 def _attention_branch(qkv_layer, proj_layer, num_heads, attention, x, reuse_probs=None, return_probs=False,
-                      q_norm=None, k_norm=None):
+                      q_norm=None, k_norm=None, out_norm=None):
     # softmax attention (optionally returning its probabilities), reuse of given
     # probabilities (only the V third of qkv is computed) and ReLU linear attention
     B, T, C = x.shape
@@ -83,8 +85,18 @@ def _attention_branch(qkv_layer, proj_layer, num_heads, attention, x, reuse_prob
             out = torch.softmax((q * hd ** -0.5) @ k.transpose(-2, -1), dim=-1) @ v
         else:
             out = nn.functional.scaled_dot_product_attention(q, k, v)  # default scale head_dim^-0.5, as timm
-    out = proj_layer(out.transpose(1, 2).reshape(B, T, C))
+    out = out.transpose(1, 2).reshape(B, T, C)
+    if out_norm is not None and not isinstance(out_norm, nn.Identity):
+        out = out_norm(out)
+    out = proj_layer(out)
     return (out, probs) if return_probs else out
+
+
+def _norm(config: ViTConfig, dim: int) -> nn.Module:
+    """The model's norm layer: LayerNorm, or RmsNorm (``norm_layer="rmsnorm"``, weight only)."""
+    if config.norm_layer == "rmsnorm":
+        return nn.RMSNorm(dim, eps=config.norm_eps)
+    return nn.LayerNorm(dim, eps=config.norm_eps)
 
 
 class QuickGELU(nn.Module):
@@ -96,7 +108,7 @@ class QuickGELU(nn.Module):
 
 def _activation(act: str) -> nn.Module:
     return {"gelu": lambda: nn.GELU(), "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
-            "quick_gelu": QuickGELU}[act]()
+            "quick_gelu": QuickGELU, "silu": lambda: nn.SiLU()}[act]()
 
 
 class LayerScale(nn.Module):
@@ -111,25 +123,52 @@ class LayerScale(nn.Module):
 
 
 class Mlp(nn.Module):
-    def __init__(self, dim: int, hidden: int, act: str = "gelu"):
+    def __init__(self, dim: int, hidden: int, act: str = "gelu", norm: bool = False, eps: float = 1e-6,
+                 norm_layer=None, bias: bool = True):
         super().__init__()
-        self.fc1 = nn.Linear(dim, hidden)
+        self.fc1 = nn.Linear(dim, hidden, bias=bias)
         self.act = _activation(act)  # exact erf GELU unless the config says otherwise
-        self.fc2 = nn.Linear(hidden, dim)
+        make = norm_layer or (lambda n: nn.LayerNorm(n, eps=eps))
+        self.norm = make(hidden) if norm else nn.Identity()  # timm's scale_mlp_norm
+        self.fc2 = nn.Linear(hidden, dim, bias=bias)
 
     def forward(self, x):
-        return self.fc2(self.act(self.fc1(x)))
+        return self.fc2(self.norm(self.act(self.fc1(x))))
+
+
+class SwiGLU(nn.Module):
+    """timm's SwiGLU: fc2(norm(act(fc1_g(x)) * fc1_x(x)))."""
+
+    def __init__(self, dim: int, hidden: int, act: str = "silu", norm: bool = False, bias: bool = True,
+                 norm_layer=None):
+        super().__init__()
+        self.fc1_g = nn.Linear(dim, hidden, bias=bias)
+        self.fc1_x = nn.Linear(dim, hidden, bias=bias)
+        self.act = _activation(act)
+        self.norm = norm_layer(hidden) if norm else nn.Identity()
+        self.fc2 = nn.Linear(hidden, dim, bias=bias)
+
+    def forward(self, x):
+        return self.fc2(self.norm(self.act(self.fc1_g(x)) * self.fc1_x(x)))
 
 
 class Block(nn.Module):
     def __init__(self, config: ViTConfig):
         super().__init__()
         C = config.embed_dim
-        self.norm1 = nn.LayerNorm(C, eps=config.norm_eps)
-        self.attn = Attention(C, config.num_heads, config.qkv_bias, config.attention, config.qk_norm, config.norm_eps)
+        make = lambda n: _norm(config, n)  # noqa: E731
+        self.norm1 = make(C)
+        self.attn = Attention(C, config.num_heads, config.qkv_bias, config.attention, config.qk_norm, config.norm_eps,
+                              config.scale_attn_norm, make)
         self.ls1 = LayerScale(C) if config.layer_scale else nn.Identity()
-        self.norm2 = nn.LayerNorm(C, eps=config.norm_eps)
-        self.mlp = Mlp(C, config.mlp_hidden, config.act)
+        self.norm2 = make(C)
+        if config.mlp_layer == "swiglu":
+            self.mlp = SwiGLU(C, config.mlp_hidden, config.act, config.scale_mlp_norm, config.proj_bias, make)
+        else:
+            self.mlp = Mlp(C, config.mlp_hidden, config.act, config.scale_mlp_norm, config.norm_eps, make,
+                           config.proj_bias)
+        if not config.proj_bias:
+            self.attn.proj = nn.Linear(C, C, bias=False)
         self.ls2 = LayerScale(C) if config.layer_scale else nn.Identity()
         self.skip_lam = float(config.skip_lam)
 
@@ -159,7 +198,7 @@ class AttentionPool(nn.Module):
         self.q = nn.Linear(C, C)
         self.kv = nn.Linear(C, 2 * C)
         self.proj = nn.Linear(C, C)
-        self.norm = nn.LayerNorm(C, eps=config.norm_eps)
+        self.norm = _norm(config, C)
         self.mlp = Mlp(C, config.mlp_hidden, config.act)
 
     def forward(self, x):
@@ -178,9 +217,10 @@ class PatchEmbed(nn.Module):
         super().__init__()
         self.proj = nn.Conv2d(config.in_chans, config.embed_dim, config.patch_size, stride=config.patch_size,
                               bias=config.patch_bias)
+        self.norm = _norm(config, config.embed_dim) if config.patch_norm else nn.Identity()
 
     def forward(self, x):
-        return self.proj(x).flatten(2).transpose(1, 2)
+        return self.norm(self.proj(x).flatten(2).transpose(1, 2))
 
 
 class ConvStemPatchEmbed(nn.Module):
@@ -221,11 +261,11 @@ class VisionTransformer(nn.Module):
         self.reg_token = nn.Parameter(torch.zeros(1, config.reg_tokens, C)) if config.reg_tokens else None
         self.pos_embed = nn.Parameter(torch.zeros(1, config.pos_tokens, C))
         self.patch_embed = ConvStemPatchEmbed(config) if config.stem == "lvvit_conv" else PatchEmbed(config)
-        self.norm_pre = nn.LayerNorm(C, eps=config.norm_eps) if config.norm_pre else nn.Identity()
+        self.norm_pre = _norm(config, C) if config.norm_pre else nn.Identity()
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.depth))
-        self.norm = nn.Identity() if config.fc_norm else nn.LayerNorm(C, eps=config.norm_eps)
+        self.norm = _norm(config, C) if config.final_norm and not config.fc_norm else nn.Identity()
         self.attn_pool = AttentionPool(config) if config.global_pool == "map" else None
-        self.fc_norm = nn.LayerNorm(C, eps=config.norm_eps) if config.fc_norm else nn.Identity()
+        self.fc_norm = _norm(config, C) if config.fc_norm else nn.Identity()
         self.head = nn.Linear(C, K) if K else nn.Identity()
         self.head_dist = nn.Linear(C, K) if config.distilled else None
         self.aux_head = nn.Linear(C, K) if config.aux_head else None
@@ -253,9 +293,11 @@ class VisionTransformer(nn.Module):
         """Logits from the final token map (B, T, C): pooling (timm's ``global_pool``; avg / max /
         avgmax over the patch tokens), ``fc_norm``, the head(s)."""
         pool, n = self.config.global_pool, self.config.num_prefix_tokens
+        if self.config.pool_include_prefix:
+            n = 0
         if pool == "token":
             f = x[:, 0]
-        elif pool == "map":  # over the patch tokens (timm's pool_include_prefix=False)
+        elif pool == "map":  # over the patch tokens unless pool_include_prefix
             f = self.attn_pool(x[:, n:])
         elif pool == "avg":
             f = x[:, n:].mean(dim=1)
@@ -335,7 +377,7 @@ class _TimmBlockModes(nn.Module):
         if attn_active:
             a = _attention_branch(b.attn.qkv, b.attn.proj, b.attn.num_heads, self.attention, b.norm1(x),
                                   reuse_probs, return_probs, getattr(b.attn, "q_norm", None),
-                                  getattr(b.attn, "k_norm", None))
+                                  getattr(b.attn, "k_norm", None), getattr(b.attn, "norm", None))
             if return_probs:
                 a, probs = a
             x = x + dp1(ls1(a))

@@ -33,6 +33,10 @@ SAMPLE = [
     "vit_so150m_patch16_reg4_map_256",
     "vit_medium_patch16_gap_256",
     "vit_small_patch8_224",
+    "beit3_base_patch16_224",  # scale_attn_norm and scale_mlp_norm
+    "test_vit3",  # map pooling over all tokens (pool_include_prefix)
+    "test_vit2",  # dynamic_img_size (identity at the model's own size), registers, fc_norm
+    "test_vit4",  # RmsNorm
 ]
 TOL = 1e-4
 
@@ -91,7 +95,8 @@ def _check(name, model=None):
     # from the state dict: what the weights do not record passed as overrides
     state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
     loaded = pivot.ViT.from_timm(state, num_heads=cfg.num_heads, global_pool=cfg.global_pool, act=cfg.act,
-                                 norm_eps=cfg.norm_eps)
+                                 norm_eps=cfg.norm_eps, img_size=cfg.img_size,
+                                 pool_include_prefix=cfg.pool_include_prefix)
     assert loaded.config.replace(input_mean=None, input_std=None) == cfg.replace(input_mean=None, input_std=None)
     assert np.array_equal(loaded(x.numpy(), threads=2), got)
     # pivot.torch's twin holds timm's keys: it loads the timm weights and computes the same
@@ -124,7 +129,22 @@ CONSTRUCTED = {
     "avgmax_fc_norm": dict(global_pool="avgmax", fc_norm=True),
     "no_patch_bias_norm_pre": dict(pre_norm=True),
     "headless_registers": dict(num_classes=0, reg_tokens=2, no_embed_class=True, init_values=0.1),
+    "no_final_norm_radio_like": dict(final_norm=False, reg_tokens=3, no_embed_class=True, init_values=0.1),
+    "floored_grid": dict(img_size=36),  # 8 px patches: timm's conv floors the grid to 4 x 4
+    "avg_include_prefix": dict(global_pool="avg", pool_include_prefix=True, reg_tokens=1),
+    "aimv2_like": "aimv2",  # RmsNorm (patch embedding too), SwiGLU, no proj / MLP / qkv bias
 }
+
+
+def _constructed_kwargs(name):
+    kwargs = CONSTRUCTED[name]
+    if kwargs == "aimv2":
+        from functools import partial
+        from timm.layers import RmsNorm, SwiGLU
+        kwargs = dict(class_token=False, fc_norm=False, mlp_ratio=2.75, global_pool="avg", qkv_bias=False,
+                      proj_bias=False, act_layer="silu", norm_layer=partial(RmsNorm, eps=1e-5),
+                      embed_norm_layer=partial(RmsNorm, eps=1e-5), mlp_layer=SwiGLU)
+    return kwargs
 
 
 @pytest.mark.parametrize("name", sorted(CONSTRUCTED))
@@ -132,7 +152,7 @@ def test_timm_constructed_features_match(name):
     from timm.models.vision_transformer import VisionTransformer
     torch.manual_seed(0)
     kwargs = dict(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=4, num_classes=10)
-    kwargs.update(CONSTRUCTED[name])
+    kwargs.update(_constructed_kwargs(name))
     model = VisionTransformer(**kwargs).eval()
     with torch.no_grad():
         for key, p in model.named_parameters():

@@ -204,19 +204,30 @@ int pivot_py_model_config(PyObject *config, pivot_model_config *cfg) {
     static const char *const stems[] = {"patch", "lvvit_conv"};
     static const char *const kinds[] = {"softmax", "relu_linear"};
     static const char *const pools[] = {"token", "avg", "max", "avgmax", "map"};
-    static const char *const acts[] = {"gelu", "gelu_tanh", "quick_gelu"};
+    static const char *const acts[] = {"gelu", "gelu_tanh", "quick_gelu", "silu"};
+    static const char *const mlps[] = {"mlp", "swiglu"};
     Py_ssize_t v[8], stem_channels, reg_tokens;
     memset(cfg, 0, sizeof *cfg);
     for (int i = 0; i < 8; i++) /* num_classes may be 0: a headless model */
         if (attr_size(config, sizes[i], i == 3 ? 0 : 1, PY_SSIZE_T_MAX, &v[i])) return -1;
-    int class_token, pool, act;
+    static const char *const norms[] = {"layernorm", "rmsnorm"};
+    int class_token, pool, act, final_norm, norm, mlp;
     if (attr_bool(config, "class_token", &class_token) || attr_size(config, "reg_tokens", 0, 65536, &reg_tokens) ||
         attr_bool(config, "no_embed_class", &cfg->vit.no_embed_class) ||
         attr_bool(config, "norm_pre", &cfg->vit.norm_pre) || attr_bool(config, "layer_scale", &cfg->vit.layer_scale) ||
         attr_bool(config, "qk_norm", &cfg->vit.qk_norm) || attr_bool(config, "fc_norm", &cfg->vit.fc_norm) ||
-        (pool = attr_choice(config, "global_pool", pools, 5)) < 0 || (act = attr_choice(config, "act", acts, 3)) < 0)
+        attr_bool(config, "final_norm", &final_norm) ||
+        attr_bool(config, "pool_include_prefix", &cfg->vit.pool_include_prefix) ||
+        attr_bool(config, "scale_attn_norm", &cfg->vit.scale_attn_norm) ||
+        attr_bool(config, "scale_mlp_norm", &cfg->vit.scale_mlp_norm) ||
+        (norm = attr_choice(config, "norm_layer", norms, 2)) < 0 ||
+        (pool = attr_choice(config, "global_pool", pools, 5)) < 0 || (act = attr_choice(config, "act", acts, 4)) < 0 ||
+        (mlp = attr_choice(config, "mlp_layer", mlps, 2)) < 0 || attr_bool(config, "patch_norm", &cfg->vit.patch_norm))
         return -1;
     cfg->vit.no_class_token = !class_token;
+    cfg->vit.no_final_norm = !final_norm;
+    cfg->vit.rms_norm = norm == 1;
+    cfg->vit.swiglu = mlp == 1;
     cfg->vit.reg_tokens = (size_t)reg_tokens;
     cfg->vit.pool = pool;
     cfg->vit.act = act;
