@@ -291,3 +291,15 @@ def test_delay_breakdown_plot():
         pivot.plot.delay_breakdown([sim.simulate(DEIT_S)], labels=["a", "b"])
     with pytest.raises(TypeError, match="SimReport or PairReport"):
         pivot.plot.delay_breakdown([1.0])
+
+
+def test_simulator_takes_the_timm_fields_it_models_and_refuses_the_others():
+    base = pivot.ViTConfig(img_size=32, patch_size=8, embed_dim=64, depth=2, num_heads=2)
+    # prefix tokens count through the token count; avg pooling without a class token simulates
+    regs = pivot.sim.simulate(base.replace(reg_tokens=4))
+    assert regs.delay_ms > pivot.sim.simulate(base).delay_ms
+    assert pivot.sim.simulate(base.replace(class_token=False, global_pool="avg")).delay_ms > 0
+    for fields, what in ((dict(mlp_layer="swiglu", act="silu"), "swiglu"), (dict(num_classes=0), "headless"),
+                         (dict(global_pool="map"), "map")):
+        with pytest.raises(ValueError, match=what):
+            pivot.sim.simulate(base.replace(**fields))

@@ -58,6 +58,9 @@ def _c_rows(hw, config, path_arr, batch, entropy) -> dict:
     if config.num_classes == 0 or config.global_pool == "map":
         raise ValueError("the simulator models a classifier head on pooled tokens: headless models "
                          "(num_classes=0) and the attention-pooling head (global_pool='map') are not simulated")
+    if config.mlp_layer != "mlp":
+        raise ValueError(f"the simulator models timm's Mlp (fc1, GELU, fc2): mlp_layer={config.mlp_layer!r} "
+                         "(three GEMMs and a gate) is not simulated")
     stem = None
     if config.stem == "lvvit_conv":
         from ..lvvit import stem_gemm_shapes

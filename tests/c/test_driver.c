@@ -128,7 +128,9 @@ static void test_vit(void) {
     CHECK(pivot_vit_forward(logits, NULL, NULL, img, params, NULL, path, B, 1) != PIVOT_OK);
     /* configs that are wrong or whose size products overflow */
     pivot_vit_config bad = cfg;
-    bad.patch_size = 3;
+    bad.patch_size = bad.img_size + 1; /* a patch larger than the image: no patch (a floored grid is fine) */
+    CHECK(pivot_vit_num_params(&np, &bad) != PIVOT_OK);
+    bad.patch_size = 0;
     CHECK(pivot_vit_num_params(&np, &bad) != PIVOT_OK);
     bad = cfg;
     bad.num_heads = 0;
