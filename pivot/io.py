@@ -297,16 +297,27 @@ def write_safetensors_as_given(path, arrays: Mapping[str, np.ndarray], metadata:
     header_bytes = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     header_bytes += b" " * (-len(header_bytes) % 8)
 
+    def write(f):
+        f.write(len(header_bytes).to_bytes(8, "little"))
+        f.write(header_bytes)
+        for name in sorted(arrays):
+            f.write(memoryview(np.ascontiguousarray(arrays[name]).reshape(-1).view(np.uint8)))
+
+    write_atomically(path, write)
+
+
+def write_atomically(path: str, write) -> None:
+    """Calls ``write(f)`` on a new binary temporary file next to ``path``, syncs it and renames it
+    over ``path``: a reader sees the old file or the new one, never half of one (a crash leaves
+    no half file), and a link at ``path`` is replaced, never followed. The one atomic writer of
+    pivot's weight files and SCALE-Sim files."""
     directory = os.path.dirname(os.path.abspath(path))
     temp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     # os.open with mode 0o666 so the final file gets the umask's usual permissions.
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(len(header_bytes).to_bytes(8, "little"))
-            f.write(header_bytes)
-            for name in sorted(arrays):
-                f.write(memoryview(np.ascontiguousarray(arrays[name]).reshape(-1).view(np.uint8)))
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(temp, path)

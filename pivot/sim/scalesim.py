@@ -12,7 +12,7 @@ import re
 
 from .. import _validate
 from ..config import ViTConfig
-from ..io import open_regular_file
+from ..io import open_regular_file, write_atomically
 from .hardware import DATAFLOWS, ZCU102, HardwareConfig, check_hardware
 from .simulation import GemmLayer, _gemm_items, simulate
 
@@ -54,22 +54,8 @@ def _csv_name(name: str) -> str:
 
 
 def _write_atomic(path: str, text: str) -> None:
-    """Writes ``text`` to a new temporary file next to ``path`` and renames it over ``path``: a
-    reader sees the old file or the new one, never half of one, and a link at ``path`` is replaced,
-    never followed."""
-    directory = os.path.dirname(os.path.abspath(path))
-    temp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
+    """``text`` as UTF-8 (newlines as given) through pivot's one atomic writer."""
+    write_atomically(path, lambda f: f.write(text.encode("utf-8")))
 
 
 def read_scalesim_config(path, base: HardwareConfig = ZCU102) -> HardwareConfig:
