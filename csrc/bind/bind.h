@@ -57,6 +57,12 @@ int pivot_py_int8_kernel(int kernel);
 /* A new uninitialized float32 array, or NULL with MemoryError. */
 PyArrayObject *pivot_py_new_f32(int ndim, npy_intp *dims);
 
+/* Attributes read by name: a new reference, a bool, an index into `choices`; NULL or -1 with an
+ * exception naming `owner` ("config" or "hw") and the attribute. */
+PyObject *pivot_py_attr(PyObject *obj, const char *owner, const char *name);
+int pivot_py_attr_bool(PyObject *obj, const char *owner, const char *name, int *out);
+int pivot_py_attr_choice(PyObject *obj, const char *owner, const char *name, const char *const *choices, int n);
+
 /* Reads a pivot.ViTConfig (any object with its attributes) into the C model config: img_size,
  * patch_size, in_chans, num_classes, embed_dim, depth, num_heads, mlp_hidden, distilled, norm_eps,
  * stem ("patch" or "lvvit_conv"), stem_channels, skip_lam, aux_head, attention ("softmax" or

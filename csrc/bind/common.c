@@ -137,16 +137,44 @@ int pivot_py_int8_kernel(int kernel) {
     return 0;
 }
 
-/* New reference to attribute `name` of a config, or NULL with a TypeError when it has none. */
-static PyObject *config_attr(PyObject *obj, const char *name) {
+/* New reference to attribute `name` of obj, or NULL with a TypeError naming `owner` ("config", a
+ * pivot.ViTConfig, or "hw", a pivot.sim.HardwareConfig) and the attribute. */
+PyObject *pivot_py_attr(PyObject *obj, const char *owner, const char *name) {
     PyObject *v = PyObject_GetAttrString(obj, name);
     if (!v && PyErr_ExceptionMatches(PyExc_AttributeError)) {
         PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "config must be a pivot.ViTConfig, got %s (no attribute %s)",
+        PyErr_Format(PyExc_TypeError, "%s must be a %s, got %s (no attribute %s)", owner,
+                     strcmp(owner, "hw") == 0 ? "pivot.sim.HardwareConfig" : "pivot.ViTConfig",
                      Py_TYPE(obj)->tp_name, name);
     }
     return v;
 }
+
+int pivot_py_attr_bool(PyObject *obj, const char *owner, const char *name, int *out) {
+    PyObject *v = pivot_py_attr(obj, owner, name);
+    if (!v) return -1;
+    int b = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    if (b < 0) return -1;
+    *out = b;
+    return 0;
+}
+
+int pivot_py_attr_choice(PyObject *obj, const char *owner, const char *name, const char *const *choices, int n) {
+    PyObject *v = pivot_py_attr(obj, owner, name);
+    if (!v) return -1;
+    const char *s = PyUnicode_Check(v) ? PyUnicode_AsUTF8(v) : NULL;
+    for (int i = 0; s && i < n; i++)
+        if (strcmp(s, choices[i]) == 0) {
+            Py_DECREF(v);
+            return i;
+        }
+    if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "%s.%s: unknown value %R", owner, name, v);
+    Py_DECREF(v);
+    return -1;
+}
+
+static PyObject *config_attr(PyObject *obj, const char *name) { return pivot_py_attr(obj, "config", name); }
 
 /* Reads attribute `name` of obj as a Py_ssize_t in [lo, hi]. */
 static int attr_size(PyObject *obj, const char *name, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t *out) {
@@ -173,29 +201,10 @@ static int attr_float(PyObject *obj, const char *name, float *out) {
     return 0;
 }
 
-static int attr_bool(PyObject *obj, const char *name, int *out) {
-    PyObject *v = config_attr(obj, name);
-    if (!v) return -1;
-    int b = PyObject_IsTrue(v);
-    Py_DECREF(v);
-    if (b < 0) return -1;
-    *out = b;
-    return 0;
-}
+static int attr_bool(PyObject *obj, const char *name, int *out) { return pivot_py_attr_bool(obj, "config", name, out); }
 
-/* Index of attribute `name` (a str) in choices, or -1 with a ValueError. */
 static int attr_choice(PyObject *obj, const char *name, const char *const *choices, int n) {
-    PyObject *v = config_attr(obj, name);
-    if (!v) return -1;
-    const char *s = PyUnicode_Check(v) ? PyUnicode_AsUTF8(v) : NULL;
-    for (int i = 0; s && i < n; i++)
-        if (strcmp(s, choices[i]) == 0) {
-            Py_DECREF(v);
-            return i;
-        }
-    if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "config.%s: unknown value %R", name, v);
-    Py_DECREF(v);
-    return -1;
+    return pivot_py_attr_choice(obj, "config", name, choices, n);
 }
 
 int pivot_py_model_config(PyObject *config, pivot_model_config *cfg) {

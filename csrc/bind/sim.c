@@ -39,21 +39,9 @@ static const char *const total_names[PIVOT_SIM_TOT_FIELDS] = {
 
 /* ------------------------------------------------------------------ reading objects by attribute */
 
-/* New reference to attribute `name` of obj, or NULL with a TypeError naming `owner` and the attribute. */
-static PyObject *sim_attr(PyObject *obj, const char *owner, const char *name) {
-    PyObject *v = PyObject_GetAttrString(obj, name);
-    if (!v && PyErr_ExceptionMatches(PyExc_AttributeError)) {
-        PyErr_Clear();
-        PyErr_Format(PyExc_TypeError, "%s must be a %s, got %s (no attribute %s)", owner,
-                     strcmp(owner, "hw") == 0 ? "pivot.sim.HardwareConfig" : "pivot.ViTConfig",
-                     Py_TYPE(obj)->tp_name, name);
-    }
-    return v;
-}
-
 /* Attribute `name` of obj as an integer (not a bool) in [lo, hi]. */
 static int sim_attr_i64(PyObject *obj, const char *owner, const char *name, int64_t lo, int64_t hi, int64_t *out) {
-    PyObject *v = sim_attr(obj, owner, name);
+    PyObject *v = pivot_py_attr(obj, owner, name);
     if (!v) return -1;
     if (PyBool_Check(v) || !PyLong_Check(v)) {
         PyErr_Format(PyExc_TypeError, "%s.%s must be an int, got %s", owner, name, Py_TYPE(v)->tp_name);
@@ -74,7 +62,7 @@ static int sim_attr_i64(PyObject *obj, const char *owner, const char *name, int6
 
 /* Attribute `name` of obj as a double (a Python float or int; range checks are pivot_sim_check_hw's). */
 static int sim_attr_f64(PyObject *obj, const char *owner, const char *name, double *out) {
-    PyObject *v = sim_attr(obj, owner, name);
+    PyObject *v = pivot_py_attr(obj, owner, name);
     if (!v) return -1;
     if (PyBool_Check(v) || !(PyFloat_Check(v) || PyLong_Check(v))) {
         PyErr_Format(PyExc_TypeError, "%s.%s must be a number, got %s", owner, name, Py_TYPE(v)->tp_name);
@@ -88,30 +76,6 @@ static int sim_attr_f64(PyObject *obj, const char *owner, const char *name, doub
     return 0;
 }
 
-static int sim_attr_bool(PyObject *obj, const char *owner, const char *name, int *out) {
-    PyObject *v = sim_attr(obj, owner, name);
-    if (!v) return -1;
-    int b = PyObject_IsTrue(v);
-    Py_DECREF(v);
-    if (b < 0) return -1;
-    *out = b;
-    return 0;
-}
-
-/* Index of attribute `name` (a str) in choices, or -1 with a ValueError. */
-static int sim_attr_choice(PyObject *obj, const char *owner, const char *name, const char *const *choices, int n) {
-    PyObject *v = sim_attr(obj, owner, name);
-    if (!v) return -1;
-    const char *s = PyUnicode_Check(v) ? PyUnicode_AsUTF8(v) : NULL;
-    for (int i = 0; s && i < n; i++)
-        if (strcmp(s, choices[i]) == 0) {
-            Py_DECREF(v);
-            return i;
-        }
-    if (!PyErr_Occurred()) PyErr_Format(PyExc_ValueError, "%s.%s: unknown value %R", owner, name, v);
-    Py_DECREF(v);
-    return -1;
-}
 
 /* Fills a pivot_sim_hw from a pivot.sim.HardwareConfig, read by attribute name, in SI units. The
  * operand width scales the word size (bits / 8), the energy per MAC ((bits / 8)^2) and per SRAM
@@ -132,7 +96,7 @@ static int sim_read_hw(PyObject *obj, pivot_sim_hw *hw) {
         sim_attr_i64(obj, "hw", "array_cols", 1, INT64_MAX, &hw->array_cols) ||
         sim_attr_i64(obj, "hw", "operand_bits", 1, 1024, &operand_bits))
         return -1;
-    if ((hw->dataflow = sim_attr_choice(obj, "hw", "dataflow", dataflows, 3)) < 0) return -1;
+    if ((hw->dataflow = pivot_py_attr_choice(obj, "hw", "dataflow", dataflows, 3)) < 0) return -1;
     for (int i = 0; i < N_REALS; i++)
         if (sim_attr_f64(obj, "hw", reals[i], &r[i])) return -1;
     const double bits = (double)operand_bits / 8.0;
@@ -178,10 +142,10 @@ static int sim_read_model(PyObject *obj, pivot_sim_vit *vit, pivot_sim_layers *l
         if (sim_attr_i64(obj, "config", sizes[i], 1, INT64_MAX, fields[i])) return -1;
     if (sim_attr_i64(obj, "config", "proj_in_chans", 1, INT64_MAX, &in_chans) ||
         sim_attr_i64(obj, "config", "proj_kernel", 1, INT64_MAX, &kernel) ||
-        sim_attr_bool(obj, "config", "distilled", &distilled) || sim_attr_bool(obj, "config", "aux_head", &aux_head))
+        pivot_py_attr_bool(obj, "config", "distilled", &distilled) || pivot_py_attr_bool(obj, "config", "aux_head", &aux_head))
         return -1;
-    if ((stem = sim_attr_choice(obj, "config", "stem", stems, 2)) < 0 ||
-        (kind = sim_attr_choice(obj, "config", "attention", kinds, 2)) < 0)
+    if ((stem = pivot_py_attr_choice(obj, "config", "stem", stems, 2)) < 0 ||
+        (kind = pivot_py_attr_choice(obj, "config", "attention", kinds, 2)) < 0)
         return -1;
     if (kernel > INT64_MAX / kernel || in_chans > INT64_MAX / (kernel * kernel)) {
         PyErr_SetString(PyExc_OverflowError, "config: proj_in_chans * proj_kernel^2 overflows");
