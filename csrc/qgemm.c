@@ -81,28 +81,99 @@ int pivot_int8_packed_bytes(size_t *out, size_t N, size_t K) {
     return PIVOT_OK;
 }
 
+/* Column sums (PANEL) and largest |w| of one packed panel, Kp bytes deep. */
+static void panel_sums(int32_t *sums, int32_t *wmax, const int8_t *panel, size_t Kp) {
+    int32_t big = 0;
+    {
+#if PIVOT_X86_BUILD
+        /* SSE2 (x86-64 baseline): a 16-byte quarter of a step is 4 columns x 4 k; bytes widen to
+         * int16 and vpmaddwd by ones leaves (k0+k1, k2+k3) of two columns per half */
+        __m128i acc[4][2], hi8 = _mm_setzero_si128(), lo8 = _mm_set1_epi8((char)0xFF);
+        const __m128i ones = _mm_set1_epi16(1), flip = _mm_set1_epi8((char)0x80);
+        for (int q = 0; q < 4; q++) acc[q][0] = acc[q][1] = _mm_setzero_si128();
+        for (size_t k4 = 0; k4 < Kp / 4; k4++)
+            for (int q = 0; q < 4; q++) {
+                __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(panel + k4 * 4 * PANEL + 16 * q));
+                __m128i lo = _mm_srai_epi16(_mm_unpacklo_epi8(x, x), 8), hi = _mm_srai_epi16(_mm_unpackhi_epi8(x, x), 8);
+                acc[q][0] = _mm_add_epi32(acc[q][0], _mm_madd_epi16(lo, ones));
+                acc[q][1] = _mm_add_epi32(acc[q][1], _mm_madd_epi16(hi, ones));
+                __m128i u = _mm_xor_si128(x, flip); /* signed order as unsigned */
+                hi8 = _mm_max_epu8(hi8, u);
+                lo8 = _mm_min_epu8(lo8, u);
+            }
+        for (int q = 0; q < 4; q++)
+            for (int h = 0; h < 2; h++) {
+                int32_t l[4];
+                _mm_storeu_si128((__m128i *)(void *)l, acc[q][h]);
+                sums[4 * q + 2 * h] = l[0] + l[1];
+                sums[4 * q + 2 * h + 1] = l[2] + l[3];
+            }
+        uint8_t mx[16], mn[16];
+        _mm_storeu_si128((__m128i *)(void *)mx, hi8);
+        _mm_storeu_si128((__m128i *)(void *)mn, lo8);
+        for (int i = 0; i < 16; i++) {
+            int32_t a = (int32_t)mx[i] - 128, b = 128 - (int32_t)mn[i];
+            big = a > big ? a : big;
+            big = b > big ? b : big;
+        }
+#else
+        for (int c = 0; c < PANEL; c++) sums[c] = 0;
+        for (size_t k4 = 0; k4 < Kp / 4; k4++)
+            for (int c = 0; c < PANEL; c++)
+                for (int i = 0; i < 4; i++) {
+                    int32_t v = panel[(k4 * PANEL + (size_t)c) * 4 + (size_t)i];
+                    sums[c] += v;
+                    big = v > big ? v : (-v > big ? -v : big);
+                }
+#endif
+    }
+    *wmax = big;
+}
+
 static void pack_unchecked(int8_t *packed, const int8_t *w, size_t N, size_t K, size_t sn, size_t sk) {
-    size_t Np = round_up(N, PANEL), Kp = round_up(K, 4);
+    size_t Np = round_up(N, PANEL), Kp = round_up(K, 4), K4 = K / 4;
     memset(packed, 0, Np * Kp);
-    int32_t colsum[PANEL], wmax = 0;
-    int8_t *sums = packed + Np * Kp;
     for (size_t p = 0; p < Np / PANEL; p++) {
         int8_t *panel = packed + p * PANEL * Kp;
-        for (int c = 0; c < PANEL; c++) colsum[c] = 0;
-        for (int c = 0; c < PANEL; c++) {
-            size_t n = p * PANEL + (size_t)c;
-            if (n >= N) break;
-            const int8_t *row = w + n * sn;
-            for (size_t k = 0; k < K; k++) {
-                int8_t v = row[k * sk];
-                panel[((k / 4) * PANEL + (size_t)c) * 4 + k % 4] = v;
-                colsum[c] += v;
-                wmax = v < -wmax ? -v : (v > wmax ? v : wmax);
+        size_t n0 = p * PANEL, cols = N - n0 < PANEL ? N - n0 : PANEL, k0 = 0;
+        if (sk == 1) { /* rows contiguous along k (weights, attention's K): 4-byte groups */
+            for (size_t c = 0; c < cols; c++) {
+                const int8_t *row = w + (n0 + c) * sn;
+                for (size_t k4 = 0; k4 < K4; k4++) memcpy(panel + (k4 * PANEL + c) * 4, row + 4 * k4, 4);
             }
+            k0 = 4 * K4;
         }
-        memcpy(sums + p * PANEL * sizeof(int32_t), colsum, sizeof colsum);
+#if PIVOT_X86_BUILD
+        else if (sn == 1 && cols == PANEL) { /* columns contiguous (attention's V^T): 4 x 16 byte transposes */
+            for (size_t k4 = 0; k4 < K4; k4++) {
+                const int8_t *r = w + 4 * k4 * sk + n0;
+                __m128i a = _mm_loadu_si128((const __m128i *)(const void *)r);
+                __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(r + sk));
+                __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(r + 2 * sk));
+                __m128i d = _mm_loadu_si128((const __m128i *)(const void *)(r + 3 * sk));
+                __m128i ab0 = _mm_unpacklo_epi8(a, b), ab1 = _mm_unpackhi_epi8(a, b);
+                __m128i cd0 = _mm_unpacklo_epi8(c, d), cd1 = _mm_unpackhi_epi8(c, d);
+                __m128i *o = (__m128i *)(void *)(panel + k4 * 4 * PANEL);
+                _mm_storeu_si128(o, _mm_unpacklo_epi16(ab0, cd0));
+                _mm_storeu_si128(o + 1, _mm_unpackhi_epi16(ab0, cd0));
+                _mm_storeu_si128(o + 2, _mm_unpacklo_epi16(ab1, cd1));
+                _mm_storeu_si128(o + 3, _mm_unpackhi_epi16(ab1, cd1));
+            }
+            k0 = 4 * K4;
+        }
+#endif
+        for (size_t c = 0; c < cols; c++) /* what the fast paths left: the K tail, or everything */
+            for (size_t k = k0; k < K; k++) panel[((k / 4) * PANEL + c) * 4 + k % 4] = w[(n0 + c) * sn + k * sk];
     }
-    memcpy(sums + Np * sizeof(int32_t), &wmax, sizeof wmax);
+    int32_t sums[PANEL], wmax = 0;
+    int8_t *tail = packed + Np * Kp;
+    for (size_t p = 0; p < Np / PANEL; p++) { /* column sums in PANEL-sized steps: tail may be unaligned */
+        int32_t big;
+        panel_sums(sums, &big, packed + p * PANEL * Kp, Kp);
+        memcpy(tail + p * PANEL * sizeof(int32_t), sums, sizeof sums);
+        wmax = big > wmax ? big : wmax;
+    }
+    memcpy(tail + Np * sizeof(int32_t), &wmax, sizeof wmax);
 }
 
 int pivot_int8_pack(int8_t *packed, const int8_t *w, size_t N, size_t K, size_t stride_n, size_t stride_k) {
@@ -300,9 +371,12 @@ static tile_fn tile_for(int kernel) {
 
 typedef pivot_int8_epilogue epilogue;
 
+/* The epilogue of a tile (mr rows of acc, ncols <= TILE_NP * PANEL columns): acc - zp[r] *
+ * colsum[c], stored as int32 or dequantized as float(that) * (row_scale[r] * col_scale[c]) (+
+ * bias[c]), a multiply then an add (no FMA: every level gives the portable bits). */
 PIVOT_MULTIVERSION
-static void apply_epilogue(const int32_t *acc, int mr, size_t ncols, size_t m0, size_t n0, const int32_t *zp,
-                           const int32_t *colsum, const epilogue *e) {
+static void apply_epilogue_portable(const int32_t *acc, int mr, size_t ncols, size_t m0, size_t n0,
+                                    const int32_t *zp, const int32_t *colsum, const epilogue *e) {
     for (int r = 0; r < mr; r++) {
         const int32_t *ar = acc + (size_t)r * TILE_NP * PANEL;
         int32_t z = zp[r];
@@ -326,6 +400,58 @@ static void apply_epilogue(const int32_t *acc, int mr, size_t ncols, size_t m0, 
             }
         }
     }
+}
+
+#if PIVOT_X86_BUILD
+__attribute__((target("avx512f"))) static void apply_epilogue_avx512(const int32_t *acc, int mr, size_t ncols,
+                                                                     size_t m0, size_t n0, const int32_t *zp,
+                                                                     const int32_t *colsum, const epilogue *e) {
+    enum { V = TILE_NP * PANEL / 16 };
+    __mmask16 m[V];
+    __m512i cs_i[V];
+    __m512 cs[V], b[V];
+    for (int v = 0; v < V; v++) {
+        size_t c = (size_t)v * 16, left = ncols > c ? ncols - c : 0;
+        m[v] = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+        cs_i[v] = _mm512_maskz_loadu_epi32(m[v], colsum + c);
+        cs[v] = e->out_i32 ? _mm512_setzero_ps()
+                : e->col_scale_scalar ? _mm512_set1_ps(e->col_scale[0])
+                : _mm512_maskz_loadu_ps(m[v], e->col_scale + n0 + c);
+        b[v] = e->bias && !e->out_i32 && !e->col_scale_scalar ? _mm512_maskz_loadu_ps(m[v], e->bias + n0 + c)
+                                                               : _mm512_setzero_ps();
+    }
+    for (int r = 0; r < mr; r++) {
+        const int32_t *ar = acc + (size_t)r * TILE_NP * PANEL;
+        __m512i z = _mm512_set1_epi32(zp[r]);
+        if (e->out_i32) {
+            int32_t *o = e->out_i32 + (m0 + (size_t)r) * e->ldo + n0;
+            for (int v = 0; v < V; v++)
+                if (m[v]) _mm512_mask_storeu_epi32(o + 16 * v, m[v], _mm512_sub_epi32(_mm512_loadu_si512(ar + 16 * v),
+                                                                                       _mm512_mullo_epi32(z, cs_i[v])));
+            continue;
+        }
+        float *o = e->out + (m0 + (size_t)r) * e->ldo + n0;
+        __m512 rs = _mm512_set1_ps(e->row_scale[r]);
+        for (int v = 0; v < V; v++) {
+            if (!m[v]) continue;
+            __m512 x = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_loadu_si512(ar + 16 * v), _mm512_mullo_epi32(z, cs_i[v])));
+            __m512 y = _mm512_mul_ps(x, _mm512_mul_ps(rs, cs[v]));
+            if (e->bias && !e->col_scale_scalar) y = _mm512_add_ps(y, b[v]);
+            _mm512_mask_storeu_ps(o + 16 * v, m[v], y);
+        }
+    }
+}
+#endif
+
+static void apply_epilogue(const int32_t *acc, int mr, size_t ncols, size_t m0, size_t n0, const int32_t *zp,
+                           const int32_t *colsum, const epilogue *e) {
+#if PIVOT_X86_BUILD
+    if (pivot_simd_level() >= PIVOT_SIMD_AVX512) {
+        apply_epilogue_avx512(acc, mr, ncols, m0, n0, zp, colsum, e);
+        return;
+    }
+#endif
+    apply_epilogue_portable(acc, mr, ncols, m0, n0, zp, colsum, e);
 }
 
 #if QUANT_HAVE_AMX
@@ -481,28 +607,87 @@ int pivot_int8_gemm(int32_t *out, const uint8_t *a, const int32_t *zero_point, c
 
 /* Round half to even for |v| <= 2^22 without libm (the default build has no SSE4.1 roundss):
  * adding 1.5 * 2^23 leaves the rounded value in the mantissa's low bits. */
-static inline int32_t quant_code(float x, float inv, int32_t zp) {
+static inline int32_t quant_code(float x, float inv, int32_t zp, int32_t lo, int32_t hi) {
     float v = x * inv;
     v = v == v ? v : 0.0f;
     v = v > 512.0f ? 512.0f : v;
     v = v < -512.0f ? -512.0f : v;
     v = (v + 12582912.0f) - 12582912.0f;
     int32_t q = (int32_t)v + zp;
-    return q < 0 ? 0 : (q > 255 ? 255 : q);
+    return q < lo ? lo : (q > hi ? hi : q);
 }
 
-PIVOT_MULTIVERSION
+/* The row quantizers' one formula: byte c = clamp(rint(x[c] * inv) + zp, lo, hi) (NaN -> 0 before
+ * the zero point, |x * inv| clamped to 512 first); u8 codes are (zp, 0, 255), symmetric s8 ones
+ * (0, -127, 127). Portable, AVX2 and AVX-512 versions by the SIMD level give the same bytes (the
+ * vector ones round with the explicit nearest-even mode, not MXCSR's). */
+static void quantize_codes_portable(uint8_t *out, const float *x, float inv, int32_t zp, int32_t lo, int32_t hi,
+                                    size_t C) {
+    for (size_t c = 0; c < C; c++) out[c] = (uint8_t)quant_code(x[c], inv, zp, lo, hi);
+}
+
+#if PIVOT_X86_BUILD
+__attribute__((target("avx512f,avx512bw"))) static void quantize_codes_avx512(uint8_t *out, const float *x, float inv,
+                                                                              int32_t zp, int32_t lo, int32_t hi,
+                                                                              size_t C) {
+    const __m512 vinv = _mm512_set1_ps(inv), big = _mm512_set1_ps(512.0f), nbig = _mm512_set1_ps(-512.0f);
+    const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi);
+    for (size_t c = 0; c < C; c += 16) {
+        __mmask16 m = C - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - c)) - 1u);
+        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + c), vinv);
+        v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
+        v = _mm512_min_ps(_mm512_max_ps(v, nbig), big);
+        __m512i q = _mm512_add_epi32(_mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vzp);
+        q = _mm512_min_epi32(_mm512_max_epi32(q, vlo), vhi);
+        _mm512_mask_cvtepi32_storeu_epi8(out + c, m, q);
+    }
+}
+
+__attribute__((target("avx2"))) static void quantize_codes_avx2(uint8_t *out, const float *x, float inv, int32_t zp, int32_t lo,
+                                                  int32_t hi, size_t C) {
+    const __m256 vinv = _mm256_set1_ps(inv), big = _mm256_set1_ps(512.0f), nbig = _mm256_set1_ps(-512.0f);
+    const __m256i vzp = _mm256_set1_epi32(zp), vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(hi);
+    /* byte 0 of each int32 to the front of its 128-bit lane, then the two lanes' first dwords together */
+    const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1,
+                                          -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
+    const __m256i join = _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1);
+    size_t c = 0;
+    for (; c + 8 <= C; c += 8) {
+        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + c), vinv);
+        v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
+        v = _mm256_min_ps(_mm256_max_ps(v, nbig), big);
+        v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256i q = _mm256_add_epi32(_mm256_cvttps_epi32(v), vzp);
+        q = _mm256_min_epi32(_mm256_max_epi32(q, vlo), vhi);
+        q = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(q, pick), join);
+        _mm_storel_epi64((__m128i *)(void *)(out + c), _mm256_castsi256_si128(q));
+    }
+    if (c < C) quantize_codes_portable(out + c, x + c, inv, zp, lo, hi, C - c);
+}
+#endif
+
+static void quantize_codes(uint8_t *out, const float *x, float inv, int32_t zp, int32_t lo, int32_t hi, size_t C) {
+#if PIVOT_X86_BUILD
+    int level = pivot_simd_level();
+    if (level >= PIVOT_SIMD_AVX512) {
+        quantize_codes_avx512(out, x, inv, zp, lo, hi, C);
+        return;
+    }
+    if (level >= PIVOT_SIMD_AVX2) {
+        quantize_codes_avx2(out, x, inv, zp, lo, hi, C);
+        return;
+    }
+#endif
+    quantize_codes_portable(out, x, inv, zp, lo, hi, C);
+}
+
 void pivot_int8_quantize_row(uint8_t *out, const float *x, float inv, int32_t zp, size_t C) {
-    for (size_t c = 0; c < C; c++) out[c] = (uint8_t)quant_code(x[c], inv, zp);
+    quantize_codes(out, x, inv, zp, 0, 255, C);
 }
 
 /* int8 symmetric: clamp(rint(x * inv), -127, 127), stored as int8. */
-PIVOT_MULTIVERSION
 void pivot_int8_quantize_row_s8(int8_t *out, const float *x, float inv, size_t C) {
-    for (size_t c = 0; c < C; c++) {
-        int32_t q = quant_code(x[c], inv, 128) - 128;
-        out[c] = (int8_t)(q < -127 ? -127 : q);
-    }
+    quantize_codes((uint8_t *)out, x, inv, 0, -127, 127, C);
 }
 
 /* Per-row dynamic range -> scale, zero point (see quant.h). */
@@ -519,7 +704,7 @@ void pivot_int8_row_params(float *scale, float *inv, int32_t *zp, const float *x
     float is = 1.0f / s;
     *scale = s;
     *inv = is;
-    *zp = quant_code(-lo, is, 0);
+    *zp = quant_code(-lo, is, 0, 0, 255);
 }
 
 int pivot_quantize_u8(uint8_t *out, const float *x, const float *inv_scale, const int32_t *zp, size_t N, size_t C,
@@ -533,6 +718,16 @@ int pivot_quantize_u8(uint8_t *out, const float *x, const float *inv_scale, cons
         if (zp[n] < 0 || zp[n] > 255 || !isfinite(inv_scale[n])) return PIVOT_ERR_VALUE;
     for (size_t n = 0; n < N; n++)
         pivot_int8_quantize_row(out + n * C, x + n * C, inv_scale[per_row ? n : 0], zp[per_row ? n : 0], C);
+    return PIVOT_OK;
+}
+
+int pivot_quantize_s8(int8_t *out, const float *x, float inv_scale, size_t N, size_t C) {
+    if (C == 0) return PIVOT_ERR_SHAPE;
+    if (N == 0) return PIVOT_OK;
+    if (!out || !x || !isfinite(inv_scale)) return PIVOT_ERR_VALUE;
+    size_t tmp;
+    if (pivot_mul_size(&tmp, N, C)) return PIVOT_ERR_OVERFLOW;
+    for (size_t n = 0; n < N; n++) pivot_int8_quantize_row_s8(out + n * C, x + n * C, inv_scale, C);
     return PIVOT_OK;
 }
 

@@ -76,6 +76,11 @@ int pivot_quantize_u8(uint8_t *out,            /* (N, C) */
                       const int32_t *zp,       /* (N) or (1) */
                       size_t N, size_t C, int per_row);
 
+/* Symmetric int8 quantization (attention's K and V): out = clamp(rint(x * inv_scale), -127, 127). */
+int pivot_quantize_s8(int8_t *out,      /* (N, C) */
+                      const float *x,   /* (N, C) */
+                      float inv_scale, size_t N, size_t C);
+
 /* Dynamic per-row (per-token) asymmetric parameters: lo = min(0, min x), hi = max(0, max x),
  * scale = (hi - lo) / 255 (1 when hi == lo), inv_scale = 1 / scale, zp = clamp(rint(-lo * inv_scale),
  * 0, 255), all in float32; then quantizes as pivot_quantize_u8. Non-finite values are ignored

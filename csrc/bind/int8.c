@@ -36,6 +36,23 @@ static PyObject *py_int8_pack(PyObject *self, PyObject *arg) {
     return (PyObject *)out;
 }
 
+/* int8_pack_t(wt int8 (K, N)) -> the packing of W = wt^T read in place (attention's V: columns contiguous) */
+static PyObject *py_int8_pack_t(PyObject *self, PyObject *arg) {
+    PyArrayObject *wt = pivot_py_array(arg, "wt", NPY_INT8, 2);
+    if (!wt) return NULL;
+    size_t K = (size_t)PyArray_DIM(wt, 0), N = (size_t)PyArray_DIM(wt, 1), bytes;
+    int st = pivot_int8_packed_bytes(&bytes, N, K);
+    if (st) return pivot_py_raise_status(st, "int8_pack_t (wt must have K >= 1 rows and N >= 1 columns)");
+    npy_intp dims[1] = {(npy_intp)bytes};
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(1, dims, NPY_INT8);
+    if (!out) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_int8_pack((int8_t *)PyArray_DATA(out), (const int8_t *)PyArray_DATA(wt), N, K, 1, N);
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); return pivot_py_raise_status(st, "int8_pack_t"); }
+    return (PyObject *)out;
+}
+
 /* int8_gemm(a uint8 (M, K), zero_point int32 (M), packed int8, N, kernel, threads) -> int32 (M, N) */
 static PyObject *py_int8_gemm(PyObject *self, PyObject *args) {
     PyObject *o_a, *o_zp, *o_packed;
@@ -95,6 +112,23 @@ static PyObject *py_quantize_u8(PyObject *self, PyObject *args) {
     return (PyObject *)out;
 }
 
+/* quantize_s8(x f32 (N, C), inv_scale float) -> int8 (N, C) */
+static PyObject *py_quantize_s8(PyObject *self, PyObject *args) {
+    PyObject *o_x;
+    float inv;
+    if (!PyArg_ParseTuple(args, "Of", &o_x, &inv)) return NULL;
+    PyArrayObject *x = pivot_py_array(o_x, "x", NPY_FLOAT32, 2);
+    if (!x) return NULL;
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(2, PyArray_DIMS(x), NPY_INT8);
+    if (!out) return NULL;
+    int st;
+    Py_BEGIN_ALLOW_THREADS
+    st = pivot_quantize_s8((int8_t *)PyArray_DATA(out), F32(x), inv, (size_t)PyArray_DIM(x, 0), (size_t)PyArray_DIM(x, 1));
+    Py_END_ALLOW_THREADS
+    if (st) { Py_DECREF(out); return pivot_py_raise_status(st, "quantize_s8 (finite inv_scale, C >= 1)"); }
+    return (PyObject *)out;
+}
+
 /* quantize_u8_rows(x f32 (N, C)) -> (uint8 (N, C), scale f32 (N), zp int32 (N)) */
 static PyObject *py_quantize_u8_rows(PyObject *self, PyObject *arg) {
     PyArrayObject *x = pivot_py_array(arg, "x", NPY_FLOAT32, 2);
@@ -128,8 +162,10 @@ PyMethodDef pivot_int8_methods[] = {
     {"int8_kernel_supported", py_int8_kernel_supported, METH_O, "int8_kernel_supported(kernel 1..4) -> bool"},
     {"int8_kernel_resolve", py_int8_kernel_resolve, METH_O, "int8_kernel_resolve(kernel 0..4) -> the kernel a call runs (0: best, capped by PIVOT_INT8_KERNEL)"},
     {"int8_pack", py_int8_pack, METH_O, "int8_pack(w int8 (N, K)) -> packed weight (panels + column sums)"},
+    {"int8_pack_t", py_int8_pack_t, METH_O, "int8_pack_t(wt int8 (K, N)) -> int8_pack(wt.T), read in place"},
     {"int8_gemm", py_int8_gemm, METH_VARARGS, "int8_gemm(a uint8 (M, K), zero_point int32 (M), packed, N, kernel, threads) -> int32 (M, N)"},
     {"quantize_u8", py_quantize_u8, METH_VARARGS, "quantize_u8(x f32 (N, C), inv_scale f32 (N|1), zp int32 (N|1)) -> uint8 (N, C)"},
+    {"quantize_s8", py_quantize_s8, METH_VARARGS, "quantize_s8(x f32 (N, C), inv_scale float) -> int8 (N, C) symmetric"},
     {"quantize_u8_rows", py_quantize_u8_rows, METH_O, "quantize_u8_rows(x f32 (N, C)) -> (uint8 (N, C), scale (N), zp (N)) per-row dynamic"},
     {"qblock_sizes", py_qblock_sizes, METH_VARARGS, "qblock_sizes(C, H) -> (floats per block, packed bytes per block, activation parameters per block)"},
     {NULL, NULL, 0, NULL},
