@@ -1,4 +1,4 @@
-/* pivot's int8 GEMM kernels (AMX, VNNI, AVX2, portable), their packing and the row quantizers.
+/* pivot's int8 GEMM kernels (AMX, VNNI, AVX-VNNI, AVX2, portable), their packing and the row quantizers.
  * See qgemm.h for the operand conventions and the packed weight layout.
  *
  * GEMM structure: a "tile" computes up to 8 rows x 2 panels (32 columns) of raw u8 x s8 dot
@@ -35,6 +35,9 @@ int pivot_int8_kernel_supported(int kernel) {
     case PIVOT_INT8_KERNEL_PORTABLE: return 1;
 #if PIVOT_X86_BUILD
     case PIVOT_INT8_KERNEL_AVX2: return __builtin_cpu_supports("avx2") ? 1 : 0;
+    /* libgcc reports avxvnni only where the OS saves the YMM state (as for avx2) */
+    case PIVOT_INT8_KERNEL_AVXVNNI:
+        return (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni")) ? 1 : 0;
     case PIVOT_INT8_KERNEL_VNNI:
         return (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                 __builtin_cpu_supports("avx512vnni")) ? 1 : 0;
@@ -45,26 +48,40 @@ int pivot_int8_kernel_supported(int kernel) {
     }
 }
 
+/* The kernels best first (auto's preference), the SIMD level (csrc/cpu.h) each needs, and the
+ * PIVOT_INT8_KERNEL name that caps at it. The codes' numeric order is not the preference order
+ * (AVXVNNI came last), so resolution walks this table. */
+static const struct {
+    int kernel, level;
+    const char *name;
+} kernel_order[] = {
+    {PIVOT_INT8_KERNEL_AMX, 3, "amx"},
+    {PIVOT_INT8_KERNEL_VNNI, 2, "vnni"},
+    {PIVOT_INT8_KERNEL_AVXVNNI, 1, "avxvnni"},
+    {PIVOT_INT8_KERNEL_AVX2, 1, "avx2"},
+    {PIVOT_INT8_KERNEL_PORTABLE, 0, "portable"},
+};
+#define N_KERNELS (int)(sizeof kernel_order / sizeof kernel_order[0])
+
 int pivot_int8_kernel_resolve(int *out, int kernel) {
     if (kernel != PIVOT_INT8_KERNEL_AUTO) {
         if (!pivot_int8_kernel_supported(kernel)) return PIVOT_ERR_VALUE;
         *out = kernel;
         return PIVOT_OK;
     }
-    int cap = PIVOT_INT8_KERNEL_AMX;
+    int first = 0; /* capped by PIVOT_INT8_KERNEL: that kernel or a lesser one */
     const char *env = getenv("PIVOT_INT8_KERNEL");
     if (env && *env) {
-        if (!strcmp(env, "portable")) cap = PIVOT_INT8_KERNEL_PORTABLE;
-        else if (!strcmp(env, "avx2")) cap = PIVOT_INT8_KERNEL_AVX2;
-        else if (!strcmp(env, "vnni")) cap = PIVOT_INT8_KERNEL_VNNI;
-        else if (!strcmp(env, "amx")) cap = PIVOT_INT8_KERNEL_AMX;
-        else return PIVOT_ERR_VALUE;
+        for (first = 0; first < N_KERNELS && strcmp(env, kernel_order[first].name); first++) {}
+        if (first == N_KERNELS) return PIVOT_ERR_VALUE;
     }
-    /* and by the SIMD level (PIVOT_SIMD, pivot_set_simd_level): portable, AVX2, AVX-512, AMX */
-    int level_cap = PIVOT_INT8_KERNEL_PORTABLE + pivot_simd_level();
-    if (cap > level_cap) cap = level_cap;
-    for (int k = cap; k > PIVOT_INT8_KERNEL_PORTABLE; k--)
-        if (pivot_int8_kernel_supported(k)) { *out = k; return PIVOT_OK; }
+    /* and by the SIMD level (PIVOT_SIMD, pivot_set_simd_level) */
+    int level = pivot_simd_level();
+    for (int i = first; i < N_KERNELS; i++)
+        if (kernel_order[i].level <= level && pivot_int8_kernel_supported(kernel_order[i].kernel)) {
+            *out = kernel_order[i].kernel;
+            return PIVOT_OK;
+        }
     *out = PIVOT_INT8_KERNEL_PORTABLE;
     return PIVOT_OK;
 }
@@ -342,6 +359,52 @@ static void tile_avx2(int32_t *acc, const uint8_t *a, size_t lda, const int8_t *
         }
 }
 
+#define AVXVNNI_TARGET __attribute__((target("avx2,avxvnni")))
+#define AVXVNNI_ROWS 4 /* rows per register tile: TILE_M = 2 tiles */
+
+/* AVX-VNNI (VEX vpdpbusd on ymm, Alder Lake and later, Zen 5): one instruction multiplies 32
+ * u8 x s8 pairs and adds each 4 into int32, exact for any int8 weights (no int16 step), so it
+ * needs neither 7-bit weights nor a wide fallback. A packed panel step (64 bytes = 16 columns x
+ * 4 k) is two ymm; 4 rows x 16 columns per register tile (8 accumulators, 2 weight vectors, the
+ * broadcast of A): measured ~10% faster on DeiT-S shapes than 6 rows x 16 (12 accumulators),
+ * whose 8-row calls end in a 2-row tile. */
+AVXVNNI_TARGET __attribute__((always_inline))
+static inline void avxvnni_tile_fixed(int32_t *acc, const uint8_t *a, size_t lda, const int8_t *panel, size_t K4,
+                                      const int MR) {
+    __m256i c[AVXVNNI_ROWS][2];
+    for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm256_setzero_si256();
+    for (size_t k = 0; k < K4; k++) {
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(panel + k * 64));
+        __m256i w1 = _mm256_loadu_si256((const __m256i *)(panel + k * 64 + 32));
+        for (int r = 0; r < MR; r++) {
+            __m256i av = _mm256_set1_epi32(load_a4(a + (size_t)r * lda + 4 * k));
+            c[r][0] = _mm256_dpbusd_avx_epi32(c[r][0], av, w0);
+            c[r][1] = _mm256_dpbusd_avx_epi32(c[r][1], av, w1);
+        }
+    }
+    for (int r = 0; r < MR; r++) {
+        _mm256_storeu_si256((__m256i *)(acc + (size_t)r * TILE_NP * PANEL), c[r][0]);
+        _mm256_storeu_si256((__m256i *)(acc + (size_t)r * TILE_NP * PANEL + 8), c[r][1]);
+    }
+}
+
+AVXVNNI_TARGET
+static void tile_avxvnni(int32_t *acc, const uint8_t *a, size_t lda, const int8_t *panels, size_t panel_bytes,
+                         size_t K4, int mr, int np) {
+    for (int j = 0; j < np; j++)
+        for (int r = 0; r < mr; r += AVXVNNI_ROWS) {
+            int32_t *out = acc + (size_t)r * TILE_NP * PANEL + (size_t)j * PANEL;
+            const int8_t *panel = panels + (size_t)j * panel_bytes;
+            const uint8_t *ar = a + (size_t)r * lda;
+            switch (mr - r >= AVXVNNI_ROWS ? AVXVNNI_ROWS : mr - r) {
+            case 4: avxvnni_tile_fixed(out, ar, lda, panel, K4, 4); break;
+            case 3: avxvnni_tile_fixed(out, ar, lda, panel, K4, 3); break;
+            case 2: avxvnni_tile_fixed(out, ar, lda, panel, K4, 2); break;
+            default: avxvnni_tile_fixed(out, ar, lda, panel, K4, 1); break;
+            }
+        }
+}
+
 #endif
 
 #if PIVOT_AMX_BUILD
@@ -362,6 +425,7 @@ static tile_fn tile_for(int kernel) {
 #endif
 #if PIVOT_X86_BUILD
     if (kernel == PIVOT_INT8_KERNEL_VNNI) return tile_vnni;
+    if (kernel == PIVOT_INT8_KERNEL_AVXVNNI) return tile_avxvnni;
     if (kernel == PIVOT_INT8_KERNEL_AVX2) return tile_avx2;
 #endif
     return tile_portable;

@@ -18,12 +18,14 @@
  * multiplied by zero padding), so A must be readable up to (M-1)*lda + Kp bytes.
  *
  * Kernels: PIVOT_INT8_KERNEL_AMX (AMX tiles, TDPBUSD, on products whose padded K is a multiple of
- * 64; the VNNI tile elsewhere), _VNNI (AVX-512 VNNI vpdpbusd), _AVX2 (vpmaddubsw + vpmaddwd on
+ * 64; the VNNI tile elsewhere), _VNNI (AVX-512 VNNI vpdpbusd), _AVXVNNI (VEX vpdpbusd on 256-bit
+ * registers: AVX-VNNI, which Alder Lake and later and Zen 5 have, also without AVX-512), _AVX2 (vpmaddubsw + vpmaddwd on
  * weights in [-63, 63], where the int16 pair sums cannot saturate; otherwise vpmaddwd on bytes
  * widened to int16) and _PORTABLE (plain C). All give the same int32 results bit for bit.
- * _AUTO picks the best one the CPU supports, capped by the SIMD level (csrc/cpu.h: level 0
- * portable, 1 AVX2, 2 VNNI, 3 AMX) and by the environment variable
- * PIVOT_INT8_KERNEL=portable|avx2|vnni|amx (read on every call). */
+ * _AUTO picks the best one the CPU supports (amx > vnni > avxvnni > avx2 > portable), capped by
+ * the SIMD level (csrc/cpu.h: level 0 portable, 1 AVX-VNNI and AVX2, 2 adds VNNI, 3 AMX) and by
+ * the environment variable PIVOT_INT8_KERNEL=portable|avx2|avxvnni|vnni|amx (that kernel or a
+ * lesser one in that order; read on every call). */
 #ifndef PIVOT_QGEMM_H
 #define PIVOT_QGEMM_H
 
@@ -40,6 +42,8 @@ enum {
     PIVOT_INT8_KERNEL_AVX2 = 2,
     PIVOT_INT8_KERNEL_VNNI = 3,
     PIVOT_INT8_KERNEL_AMX = 4,
+    PIVOT_INT8_KERNEL_AVXVNNI = 5,
+    PIVOT_INT8_KERNEL_MAX = PIVOT_INT8_KERNEL_AVXVNNI, /* the largest code (codes are not in preference order) */
 };
 
 /* 1 when this CPU can run `kernel` (PORTABLE always), else 0. */

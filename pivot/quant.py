@@ -32,8 +32,9 @@ patch embedding and the head (first and last layers, under 2% of DeiT-S's MACs).
 Non-finite values behave as in fp32: a NaN or infinite activation entering a quantized product
 makes that token's product NaN (rather than a silent zero code), so the logits become NaN where
 the fp32 model's would.
-The kernel (AMX tiles, AVX-512 VNNI, AVX2 or portable C) is picked at run time from the CPU's flags;
-the SIMD level (``PIVOT_SIMD``) and ``PIVOT_INT8_KERNEL=portable|avx2|vnni|amx`` cap it.
+The kernel (AMX tiles, AVX-512 VNNI, AVX-VNNI, AVX2 or portable C) is picked at run time from the
+CPU's flags; the SIMD level (``PIVOT_SIMD``) and ``PIVOT_INT8_KERNEL=portable|avx2|avxvnni|vnni|amx``
+cap it.
 """
 from __future__ import annotations
 
@@ -52,7 +53,7 @@ from .model import PRECISIONS, ViT, _path_text, prepare_images
 __all__ = ["quantize", "Int8Weights", "load", "KERNELS", "kernel_in_use", "ACT_FIELDS", "LINEARS", "SCALE_RANGE",
            "quantized_shapes"]
 
-KERNELS = {"auto": 0, "portable": 1, "avx2": 2, "vnni": 3, "amx": 4}
+KERNELS = {"auto": 0, "portable": 1, "avx2": 2, "vnni": 3, "amx": 4, "avxvnni": 5}
 _KERNEL_NAMES = {v: k for k, v in KERNELS.items()}
 LINEARS = ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")
 ACT_FIELDS = ("qkv_in_scale", "qkv_in_zp", "q_scale", "q_zp", "k_scale", "v_scale", "proj_in_scale",
@@ -66,7 +67,8 @@ _CAPTURE_BYTES = 256 << 20  # the most capture memory one calibration call holds
 
 
 def kernel_in_use(kernel: str = "auto") -> str:
-    """The GEMM kernel a call with ``kernel`` runs on this CPU ("amx", "vnni", "avx2" or "portable"):
+    """The GEMM kernel a call with ``kernel`` runs on this CPU ("amx", "vnni", "avxvnni", "avx2" or
+    "portable"):
     "auto" gives the best supported one, capped by the SIMD level and the ``PIVOT_INT8_KERNEL``
     environment variable.
     Raises ValueError when a named kernel is not supported here."""
@@ -218,7 +220,8 @@ def quantize(model, calibration_images, *, method: str = "minmax", percentile: f
     percentiles per batch of ``batch_size`` images, averaged; clips outliers). ``per_token=True``:
     the inputs of the four linear layers get per-token dynamic ranges at run time instead (q, k, v
     stay calibrated). ``activations``: ``"asymmetric"`` (uint8 with a zero point) or
-    ``"symmetric"`` (int8). ``kernel``: "auto", "vnni", "avx2" or "portable" (see ``kernel_in_use``).
+    ``"symmetric"`` (int8). ``kernel``: "auto", "amx", "vnni", "avxvnni", "avx2" or "portable" (see
+    ``kernel_in_use``).
     """
     if not isinstance(model, ViT):
         raise TypeError(f"quantize takes a pivot.ViT, got {type(model).__name__}")
@@ -387,7 +390,8 @@ class Int8Weights:
         return f"per_token={self.per_token}, kernel={kernel_in_use(self.kernel)}"
 
     def with_kernel(self, kernel: str) -> "Int8Weights":
-        """The same weights (shared) running on another GEMM kernel ("auto", "vnni", "avx2", "portable")."""
+        """The same weights (shared) running on another GEMM kernel ("auto", "amx", "vnni", "avxvnni",
+        "avx2", "portable")."""
         kernel_in_use(kernel)  # refuse a kernel this CPU lacks now, not at the first call
         out = Int8Weights.__new__(Int8Weights)
         out.__dict__.update(self.__dict__)

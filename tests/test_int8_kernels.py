@@ -1,11 +1,13 @@
-"""int8 GEMM kernels (VNNI, AVX2, portable) and quantizers: bit for bit against pivot.reference.quant."""
+"""int8 GEMM kernels (AMX, VNNI, AVX-VNNI, AVX2, portable) and quantizers: bit for bit against pivot.reference.quant."""
 import numpy as np
 import pytest
 
 from pivot import _core, quant
 from pivot.reference import quant as ref
 
-KERNELS = [name for name in ("portable", "avx2", "vnni", "amx") if _core.int8_kernel_supported(quant.KERNELS[name])]
+# in auto's order of preference, lowest first
+KERNELS = [name for name in ("portable", "avx2", "avxvnni", "vnni", "amx")
+           if _core.int8_kernel_supported(quant.KERNELS[name])]
 SHAPES = [(1, 1, 1), (1, 16, 4), (3, 5, 3), (8, 32, 64), (9, 33, 65), (17, 47, 7), (37, 50, 70), (130, 200, 384),
           (20, 16, 1536), (197, 64, 197)]
 
@@ -67,7 +69,8 @@ def test_simd_level_caps_the_kernel(monkeypatch):
     monkeypatch.delenv("PIVOT_INT8_KERNEL", raising=False)
     start = _core.simd_level()
     try:
-        for level, best in ((0, "portable"), (1, "avx2"), (2, "vnni"), (3, "amx")):
+        level1 = "avxvnni" if "avxvnni" in KERNELS else "avx2"
+        for level, best in ((0, "portable"), (1, level1), (2, "vnni"), (3, "amx")):
             if _core.set_simd_level(level) == level and best in KERNELS:
                 assert quant.kernel_in_use() == best
     finally:
@@ -138,6 +141,9 @@ def test_env_var_caps_the_kernel(monkeypatch):
     if "avx2" in KERNELS:
         monkeypatch.setenv("PIVOT_INT8_KERNEL", "avx2")
         assert quant.kernel_in_use() == "avx2"
+    if "avxvnni" in KERNELS:
+        monkeypatch.setenv("PIVOT_INT8_KERNEL", "avxvnni")
+        assert quant.kernel_in_use() == "avxvnni"
     if "vnni" in KERNELS:
         monkeypatch.setenv("PIVOT_INT8_KERNEL", "vnni")
         assert quant.kernel_in_use() == "vnni"
@@ -150,6 +156,38 @@ def test_env_var_caps_the_kernel(monkeypatch):
     assert quant.kernel_in_use() == KERNELS[-1]
     with pytest.raises(ValueError, match="kernel must be one of"):
         quant.kernel_in_use("avx512")
+
+
+@pytest.mark.parametrize("M,N,K", [(1, 1, 1), (3, 17, 5), (5, 31, 6), (7, 48, 7), (9, 50, 130), (12, 64, 383)])
+def test_gemm_8bit_edges_bit_exact(M, N, K, rng):
+    """Every kernel against portable and the reference on full 8-bit weights with -128 and 127
+    mixed in, zero points 0 and 255, K not a multiple of 4 and row / column tails."""
+    a = rng.integers(0, 256, (M, K), dtype=np.uint8)
+    a[0, :] = 255
+    w = rng.integers(-128, 128, (N, K), dtype=np.int8)
+    w[0, :], w[-1, ::2] = -128, 127
+    zp = np.where(np.arange(M) % 2 == 0, 0, 255)
+    want = ref.int8_gemm(a, zp, w)
+    np.testing.assert_array_equal(_gemm(a, zp, w, "portable"), want)
+    for kernel in KERNELS:
+        np.testing.assert_array_equal(_gemm(a, zp, w, kernel), want, err_msg=kernel)
+
+
+def test_level_1_kernels_and_caps(monkeypatch):
+    """At SIMD level 1 (AVX2) auto runs AVX-VNNI where the CPU has it, and
+    PIVOT_INT8_KERNEL=avx2 still picks the vpmaddubsw kernel; a higher cap falls to the level's best."""
+    monkeypatch.delenv("PIVOT_INT8_KERNEL", raising=False)
+    start = _core.simd_level()
+    try:
+        if _core.set_simd_level(1) != 1 or "avx2" not in KERNELS:
+            pytest.skip("CPU without AVX2")
+        best = "avxvnni" if "avxvnni" in KERNELS else "avx2"
+        assert quant.kernel_in_use() == best
+        for cap, want in (("amx", best), ("vnni", best), ("avxvnni", best), ("avx2", "avx2"), ("portable", "portable")):
+            monkeypatch.setenv("PIVOT_INT8_KERNEL", cap)
+            assert quant.kernel_in_use() == want, cap
+    finally:
+        _core.set_simd_level(start)
 
 
 def _float_edges(rng, shape):

@@ -12,7 +12,7 @@ import pivot
 from pivot import _core, quant
 from pivot.reference import quant as ref
 
-KERNELS = [k for k in ("portable", "avx2", "vnni", "amx") if _core.int8_kernel_supported(quant.KERNELS[k])]
+KERNELS = [k for k in ("portable", "avx2", "avxvnni", "vnni", "amx") if _core.int8_kernel_supported(quant.KERNELS[k])]
 
 CONFIGS = {
     # hd = 16; T = 50
@@ -380,3 +380,27 @@ def test_multi_effort_and_search(fmnist):
     delay = pivot.sim.simulate(efforts[3]).delay_ms
     result = pivot.search(efforts, x, labels, target_delay_ms=delay, tolerance=0.9, progress=False)
     assert result.low in efforts and result.high in efforts
+
+
+@pytest.mark.parametrize("eight_bit", [False, True])
+def test_deit_s_shaped_forward_every_kernel_equals_portable(eight_bit):
+    """DeiT-S's widths (C 384, 6 heads of 64, MLP 1536) at two blocks and 17 tokens: each kernel's
+    forward equals the portable kernel's and the NumPy reference bit for bit, with pivot.quantize's
+    7-bit weight codes and with full 8-bit codes, +-127 included (the AVX2 kernel's 16-bit tile,
+    AVX-VNNI's plain vpdpbusd; -128, which models refuse, is tested on the GEMM alone)."""
+    cfg = pivot.ViTConfig(img_size=64, patch_size=16, in_chans=3, num_classes=10, embed_dim=384, depth=2,
+                          num_heads=6, mlp_ratio=4.0)
+    m = pivot.ViT.random(cfg, seed=3)
+    qm = quant.quantize(m, _images(cfg, 4, seed=2), per_token=eight_bit)
+    if eight_bit:
+        w = qm.state_dict()
+        for name in [k for k, v in w.items() if v.dtype == np.int8]:
+            codes = np.clip(w[name].astype(np.int16) * 2, -127, 127).astype(np.int8)
+            codes[0, 0], codes[-1, -1] = -127, 127
+            w[name], w[name + "_scale"] = codes, w[name + "_scale"] / np.float32(2)
+        qm = quant.Int8Weights(cfg, w, per_token=True, kernel="auto").model()
+    x = _images(cfg, 3)
+    want = qm.with_precision("int8", kernel="portable")(x, threads=1)
+    np.testing.assert_array_equal(want, ref.forward_branches(qm, x)[0])
+    for kernel in KERNELS:
+        np.testing.assert_array_equal(qm.with_precision("int8", kernel=kernel)(x, threads=1), want, err_msg=kernel)

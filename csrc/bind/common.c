@@ -119,19 +119,23 @@ PyObject *pivot_py_private_arg(PyObject *self, PyObject *args, Py_ssize_t index,
 
 
 int pivot_py_int8_kernel(int kernel) {
-    if (kernel < PIVOT_INT8_KERNEL_AUTO || kernel > PIVOT_INT8_KERNEL_AMX) {
-        PyErr_Format(PyExc_ValueError, "int8 kernel must be 0 (auto), 1 (portable), 2 (avx2), 3 (vnni) or 4 (amx), got %d",
+    if (kernel < PIVOT_INT8_KERNEL_AUTO || kernel > PIVOT_INT8_KERNEL_MAX) {
+        PyErr_Format(PyExc_ValueError,
+                     "int8 kernel must be 0 (auto), 1 (portable), 2 (avx2), 3 (vnni), 4 (amx) or 5 (avxvnni), got %d",
                      kernel);
         return -1;
     }
     int resolved;
     if (pivot_int8_kernel_resolve(&resolved, kernel)) {
         if (kernel == PIVOT_INT8_KERNEL_AUTO)
-            PyErr_Format(PyExc_ValueError, "environment variable PIVOT_INT8_KERNEL=%s is not one of portable, avx2, vnni, amx",
+            PyErr_Format(PyExc_ValueError, "environment variable PIVOT_INT8_KERNEL=%s is not one of portable, avx2, avxvnni, vnni, amx",
                          getenv("PIVOT_INT8_KERNEL"));
         else
             PyErr_Format(PyExc_ValueError, "int8 kernel %d (%s) is not supported by this CPU", kernel,
-                         kernel == PIVOT_INT8_KERNEL_AVX2 ? "avx2" : kernel == PIVOT_INT8_KERNEL_VNNI ? "vnni" : "amx");
+                         kernel == PIVOT_INT8_KERNEL_AVX2      ? "avx2"
+                         : kernel == PIVOT_INT8_KERNEL_AVXVNNI ? "avxvnni"
+                         : kernel == PIVOT_INT8_KERNEL_VNNI    ? "vnni"
+                                                               : "amx");
         return -1;
     }
     return 0;

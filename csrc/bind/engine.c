@@ -514,8 +514,8 @@ static int bind_int8_blocks(PyObject *obj, const pivot_model_config *cfg, pivot_
     int per_token = PyObject_IsTrue(v[2]);
     long kernel = PyLong_Check(v[3]) ? PyLong_AsLong(v[3]) : -1;
     if (per_token < 0 || PyErr_Occurred()) goto fail;
-    if (!PyLong_Check(v[3]) || kernel < 0 || kernel > PIVOT_INT8_KERNEL_AMX) {
-        PyErr_Format(PyExc_ValueError, "int8.kernel_code must be an int in 0..%d, got %R", PIVOT_INT8_KERNEL_AMX, v[3]);
+    if (!PyLong_Check(v[3]) || kernel < 0 || kernel > PIVOT_INT8_KERNEL_MAX) {
+        PyErr_Format(PyExc_ValueError, "int8.kernel_code must be an int in 0..%d, got %R", PIVOT_INT8_KERNEL_MAX, v[3]);
         goto fail;
     }
     PyArrayObject *w = pivot_py_array(v[0], "int8.weights", NPY_INT8, 1);

@@ -6,13 +6,14 @@
 static PyObject *py_int8_kernel_supported(PyObject *self, PyObject *arg) {
     long k = PyLong_AsLong(arg);
     if (k == -1 && PyErr_Occurred()) return NULL;
-    return PyBool_FromLong(k >= 1 && k <= PIVOT_INT8_KERNEL_AMX ? pivot_int8_kernel_supported((int)k) : 0);
+    return PyBool_FromLong(k >= 1 && k <= PIVOT_INT8_KERNEL_MAX ? pivot_int8_kernel_supported((int)k) : 0);
 }
 
 static PyObject *py_int8_kernel_resolve(PyObject *self, PyObject *arg) {
     long k = PyLong_AsLong(arg);
     if (k == -1 && PyErr_Occurred()) return NULL;
-    if (k < 0 || k > PIVOT_INT8_KERNEL_AMX) return PyErr_Format(PyExc_ValueError, "int8 kernel must be in 0..4, got %ld", k);
+    if (k < 0 || k > PIVOT_INT8_KERNEL_MAX)
+        return PyErr_Format(PyExc_ValueError, "int8 kernel must be in 0..%d, got %ld", PIVOT_INT8_KERNEL_MAX, k);
     if (pivot_py_int8_kernel((int)k)) return NULL;
     int resolved;
     pivot_int8_kernel_resolve(&resolved, (int)k);
