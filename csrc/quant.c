@@ -99,7 +99,8 @@ typedef struct {
 struct pivot_qencoder {
     qplan pl;
     qblock *blocks;
-    void *workspace;
+    void *workspace;    /* from pivot_workspace_acquire: a call reuses the last call's pages */
+    size_t capacity;
 };
 
 typedef struct {
@@ -394,7 +395,7 @@ int pivot_qencoder_create(pivot_qencoder **out, float *x, const int8_t *weights,
     size_t at_keep = any_reuse ? carve(&o, B * NH * T * T + PAD_BYTES) : 0;
     size_t at_bad = carve(&o, BT);
     size_t at_scratch = carve(&o, pl->scratch_bytes * (size_t)nthreads);
-    if (posix_memalign(&q->workspace, 64, o) != 0) {
+    if (!(q->workspace = pivot_workspace_acquire(o, &q->capacity))) {
         free(blocks);
         free(q);
         return PIVOT_ERR_NOMEM;
@@ -418,7 +419,7 @@ int pivot_qencoder_create(pivot_qencoder **out, float *x, const int8_t *weights,
 
 void pivot_qencoder_destroy(pivot_qencoder *q) {
     if (!q) return;
-    free(q->workspace);
+    pivot_workspace_release(q->workspace, q->capacity);
     free(q->blocks);
     free(q);
 }
