@@ -238,25 +238,37 @@ static void tile_portable(int32_t *acc, const uint8_t *a, size_t lda, const int8
 #if PIVOT_X86_BUILD
 #define VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vnni")))
 
+/* Named accumulators, not an array: GCC kept c[r][j] arrays in registers only by copying them
+ * between registers on every k step (a move per product), which cost a third of the tile's
+ * speed; with names each row's two sums stay put (measured 313 -> ~480 GMAC/s on Zen 5). */
+#define VNNI_ACC(r) __m512i c##r##a = _mm512_setzero_si512(), c##r##b = _mm512_setzero_si512();
+#define VNNI_ROW(r)                                                                                         \
+    if (MR > r) {                                                                                           \
+        __m512i av = _mm512_set1_epi32(load_a4(a + (size_t)r * lda + 4 * k));                               \
+        c##r##a = _mm512_dpbusd_epi32(c##r##a, av, w0);                                                     \
+        if (NP > 1) c##r##b = _mm512_dpbusd_epi32(c##r##b, av, w1);                                         \
+    }
+#define VNNI_STORE(r)                                                                                       \
+    if (MR > r) {                                                                                           \
+        _mm512_storeu_si512((void *)(acc + (size_t)r * TILE_NP * PANEL), c##r##a);                          \
+        if (NP > 1) _mm512_storeu_si512((void *)(acc + (size_t)r * TILE_NP * PANEL + PANEL), c##r##b);       \
+    }
+
 VNNI_TARGET __attribute__((always_inline))
 static inline void vnni_tile_fixed(int32_t *acc, const uint8_t *a, size_t lda, const int8_t *panels,
                                    size_t panel_bytes, size_t K4, const int MR, const int NP) {
-    __m512i c[TILE_M][TILE_NP];
-    for (int r = 0; r < MR; r++)
-        for (int j = 0; j < NP; j++) c[r][j] = _mm512_setzero_si512();
+    VNNI_ACC(0) VNNI_ACC(1) VNNI_ACC(2) VNNI_ACC(3) VNNI_ACC(4) VNNI_ACC(5) VNNI_ACC(6) VNNI_ACC(7)
     const int8_t *p1 = panels + panel_bytes;
     for (size_t k = 0; k < K4; k++) {
         __m512i w0 = _mm512_loadu_si512((const void *)(panels + k * 64));
         __m512i w1 = NP > 1 ? _mm512_loadu_si512((const void *)(p1 + k * 64)) : w0;
-        for (int r = 0; r < MR; r++) {
-            __m512i av = _mm512_set1_epi32(load_a4(a + (size_t)r * lda + 4 * k));
-            c[r][0] = _mm512_dpbusd_epi32(c[r][0], av, w0);
-            if (NP > 1) c[r][1] = _mm512_dpbusd_epi32(c[r][1], av, w1);
-        }
+        VNNI_ROW(0) VNNI_ROW(1) VNNI_ROW(2) VNNI_ROW(3) VNNI_ROW(4) VNNI_ROW(5) VNNI_ROW(6) VNNI_ROW(7)
     }
-    for (int r = 0; r < MR; r++)
-        for (int j = 0; j < NP; j++) _mm512_storeu_si512((void *)(acc + (size_t)r * TILE_NP * PANEL + j * PANEL), c[r][j]);
+    VNNI_STORE(0) VNNI_STORE(1) VNNI_STORE(2) VNNI_STORE(3) VNNI_STORE(4) VNNI_STORE(5) VNNI_STORE(6) VNNI_STORE(7)
 }
+#undef VNNI_ACC
+#undef VNNI_ROW
+#undef VNNI_STORE
 
 VNNI_TARGET
 static void tile_vnni(int32_t *acc, const uint8_t *a, size_t lda, const int8_t *panels, size_t panel_bytes,
