@@ -216,7 +216,7 @@ static const float *block_params_at(block_params *bp, const float *p, size_t C, 
         bp->mn_w = p; p += H;
         bp->mn_b = p; p += H;
     }
-    bp->qkv_p = bp->proj_p = bp->fc1_p = bp->fc2_p = NULL; /* set by packed_layout */
+    bp->qkv_p = bp->proj_p = bp->fc1_p = bp->fc2_p = NULL; /* set by packed_walk */
     return p;
 }
 
@@ -998,12 +998,13 @@ int pivot_vit_num_params(size_t *out, const pivot_vit_config *cfg) {
     return model_layout(out, NULL, NULL, NULL, cfg, 1);
 }
 
-/* The packed weights of a model, in pivot_vit_pack's order. With blocks == NULL only the
+/* The packed weights of a model, in pivot_vit_pack's order; with_blocks = 0: the patch embedding's
+ * panels alone (pivot_vit_pack_stem, the int8 models' fp32 stem). With blocks == NULL only the
  * total size is computed (into *size); otherwise patch_p and the blocks' packed pointers are set. */
 static int packed_walk(size_t *size, const float **patch_p, block_params *blocks, const float *packed,
-                       const pivot_vit_config *cfg) {
+                       const pivot_vit_config *cfg, int with_blocks) {
     size_t C = cfg->embed_dim, H = cfg->mlp_hidden, k2 = cfg->in_chans * cfg->patch_size * cfg->patch_size;
-    size_t n_patch, n_qkv, n_proj, n_fc1, n_fc2, block, total, H1 = cfg->swiglu ? 2 * H : H;
+    size_t n_patch, n_qkv, n_proj, n_fc1, n_fc2, block, total = 0, H1 = cfg->swiglu ? 2 * H : H;
     if (pivot_gemm_packed_size(&n_patch, C, k2) || pivot_gemm_packed_size(&n_qkv, 3 * C, C) ||
         pivot_gemm_packed_size(&n_proj, C, C) || pivot_gemm_packed_size(&n_fc1, H1, C) ||
         pivot_gemm_packed_size(&n_fc2, C, H))
@@ -1011,13 +1012,14 @@ static int packed_walk(size_t *size, const float **patch_p, block_params *blocks
     block = n_qkv + n_proj; /* each term fits: the sum of four sizes that fit in memory is checked below */
     if (block < n_qkv || block + n_fc1 < block || block + n_fc1 + n_fc2 < block + n_fc1) return PIVOT_ERR_OVERFLOW;
     block += n_fc1 + n_fc2;
-    if (pivot_mul_size(&total, block, cfg->depth) || total > SIZE_MAX - n_patch) return PIVOT_ERR_OVERFLOW;
+    if (with_blocks && (pivot_mul_size(&total, block, cfg->depth) || total > SIZE_MAX - n_patch))
+        return PIVOT_ERR_OVERFLOW;
     total += n_patch;
     if (size) *size = total;
-    if (!blocks) return PIVOT_OK;
+    if (!patch_p) return PIVOT_OK;
     const float *q = packed;
     *patch_p = q; q += n_patch;
-    for (size_t i = 0; i < cfg->depth; i++) {
+    for (size_t i = 0; with_blocks && i < cfg->depth; i++) {
         blocks[i].qkv_p = q; q += n_qkv;
         blocks[i].proj_p = q; q += n_proj;
         blocks[i].fc1_p = q; q += n_fc1;
@@ -1026,20 +1028,23 @@ static int packed_walk(size_t *size, const float **patch_p, block_params *blocks
     return PIVOT_OK;
 }
 
-static int packed_layout(const float **patch_p, block_params *blocks, const float *packed,
-                         const pivot_vit_config *cfg) {
-    return packed_walk(NULL, patch_p, blocks, packed, cfg);
-}
-
 int pivot_vit_packed_size(size_t *out, const pivot_vit_config *cfg) {
     int st = check_config(cfg);
     if (st) return st;
-    return packed_walk(out, NULL, NULL, NULL, cfg);
+    return packed_walk(out, NULL, NULL, NULL, cfg, 1);
 }
 
-int pivot_vit_pack(float *packed, const float *params, const pivot_vit_config *cfg) {
+int pivot_vit_stem_packed_size(size_t *out, const pivot_vit_config *cfg) {
+    int st = check_config(cfg);
+    if (st) return st;
+    return packed_walk(out, NULL, NULL, NULL, cfg, 0);
+}
+
+/* pivot_vit_pack (with_blocks = 1, params of pivot_vit_num_params) or pivot_vit_pack_stem
+ * (with_blocks = 0, params without the blocks, as the int8 engine reads them). */
+static int vit_pack(float *packed, const float *params, const pivot_vit_config *cfg, int with_blocks) {
     size_t np;
-    int st = pivot_vit_num_params(&np, cfg);
+    int st = model_layout(&np, NULL, NULL, NULL, cfg, with_blocks);
     if (st) return st;
     if (!packed || !params) return PIVOT_ERR_VALUE;
     size_t C = cfg->embed_dim, H = cfg->mlp_hidden, D = cfg->depth, G = cfg->img_size / cfg->patch_size;
@@ -1049,10 +1054,10 @@ int pivot_vit_pack(float *packed, const float *params, const pivot_vit_config *c
     if (!blocks) return PIVOT_ERR_NOMEM;
     forward_plan pl;
     const float *patch_p = NULL;
-    st = model_layout(&np, &pl, blocks, params, cfg, 1);
-    if (!st) st = packed_layout(&patch_p, blocks, packed, cfg);
+    st = model_layout(&np, &pl, blocks, params, cfg, with_blocks);
+    if (!st) st = packed_walk(NULL, &patch_p, blocks, packed, cfg, with_blocks);
     if (!st) st = pivot_gemm_pack((float *)patch_p, pl.patch_w, C, k2);
-    for (size_t i = 0; i < D && !st; i++) {
+    for (size_t i = 0; with_blocks && i < D && !st; i++) {
         const block_params *bp = &blocks[i];
         if ((st = pivot_gemm_pack((float *)bp->qkv_p, bp->qkv_w, 3 * C, C)) ||
             (st = pivot_gemm_pack((float *)bp->proj_p, bp->proj_w, C, C)) ||
@@ -1062,6 +1067,14 @@ int pivot_vit_pack(float *packed, const float *params, const pivot_vit_config *c
     }
     free(blocks);
     return st;
+}
+
+int pivot_vit_pack(float *packed, const float *params, const pivot_vit_config *cfg) {
+    return vit_pack(packed, params, cfg, 1);
+}
+
+int pivot_vit_pack_stem(float *packed, const float *params, const pivot_vit_config *cfg) {
+    return vit_pack(packed, params, cfg, 0);
 }
 
 int pivot_vit_forward(float *logits, float *attn_capture, float *mlp_capture, const float *images,
@@ -1114,8 +1127,8 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     size_t used;
     st = model_layout(&used, &pl, blocks, params, cfg, !int8);
     if (!st && used != np) st = PIVOT_ERR_INTERNAL;
-    if (!st && extras && extras->packed && !int8 && pivot_simd_level() >= PIVOT_SIMD_AVX2)
-        st = packed_layout(&pl.patch_p, blocks, extras->packed, cfg);
+    if (!st && extras && extras->packed && pivot_simd_level() >= PIVOT_SIMD_AVX2)
+        st = packed_walk(NULL, &pl.patch_p, blocks, extras->packed, cfg, !int8);
     if (st) {
         free(blocks);
         return st;

@@ -136,11 +136,12 @@ typedef struct {
     int attention_kind;      /* PIVOT_ATTENTION_SOFTMAX (0) or PIVOT_ATTENTION_RELU_LINEAR (1) */
     float linear_eps;        /* >= 0, denominator epsilon of ReLU linear attention */
     float *probs_capture;    /* (n_active, B, NH, T, T) softmax outputs of the path-1 encoders, or NULL */
-    /* the model's Linear weights packed by pivot_vit_pack (csrc/gemm.h), or NULL. Used only
-     * from the AVX2 level up (csrc/cpu.h); below it OpenBLAS runs on the unpacked parameters. */
-    const float *packed;     /* (pivot_vit_packed_size) */
+    /* the model's Linear weights packed by pivot_vit_pack (csrc/gemm.h), or NULL; with int8,
+     * the patch embedding alone, packed by pivot_vit_pack_stem. Used only from the AVX2 level up
+     * (csrc/cpu.h); below it OpenBLAS runs on the unpacked parameters. */
+    const float *packed;     /* (pivot_vit_packed_size), with int8 (pivot_vit_stem_packed_size) */
     /* the encoders in int8 (csrc/quant.h), or NULL; params then hold no block parameters (the
-     * stem, tokens and heads stay fp32) and packed is not used; probs_capture then holds the
+     * stem, tokens and heads stay fp32, packed holds the stem only); probs_capture then holds the
      * dequantized uint8 probabilities the int8 attention applied; skip_lam must be 1 */
     const struct pivot_int8_blocks *int8;
     /* every encoder's Linear inputs, captured for int8 calibration, or NULL (fp32 softmax only) */
@@ -174,6 +175,16 @@ int pivot_vit_packed_size(size_t *out, const pivot_vit_config *cfg);
 int pivot_vit_pack(float *packed,        /* (pivot_vit_packed_size) */
                    const float *params,  /* (pivot_vit_num_params) */
                    const pivot_vit_config *cfg);
+
+/* Floats of the packed patch-embedding weight alone (the first part of pivot_vit_pack's layout):
+ * the fp32 stem of an int8 model, whose encoders carry their own int8 packing. */
+int pivot_vit_stem_packed_size(size_t *out, const pivot_vit_config *cfg);
+
+/* Fills packed (pivot_vit_stem_packed_size floats) from the parameters without the blocks (the
+ * int8 engine's params: tokens, patch embedding, final norm, heads). */
+int pivot_vit_pack_stem(float *packed,       /* (pivot_vit_stem_packed_size) */
+                        const float *params, /* (pivot_vit_num_params less the blocks) */
+                        const pivot_vit_config *cfg);
 
 int pivot_vit_forward_ex(float *logits,              /* (B, K) */
                          float *attn_capture,        /* (n_active, B, T, C) or NULL */

@@ -68,9 +68,10 @@ int pivot_model_stem_forward(float *out,         /* (B, stem_channels, img/2, im
 
 /* Full forward pass; logits, captures, packed weights and path as pivot_vit_forward_ex (the
  * captured branches are the attention / MLP outputs before the division by skip_lam). packed is
- * pivot_vit_pack of the engine config's parameters, or NULL. Batches are processed in chunks when
- * nothing is captured, so the stem's feature maps (stem_channels * (img/2)^2 floats an image, 5.3x
- * the image) never need more than a chunk's worth of memory. */
+ * pivot_vit_pack of the engine config's parameters (with int8: pivot_vit_pack_stem), or NULL.
+ * Batches are processed in chunks when nothing is captured, so the stem's feature maps
+ * (stem_channels * (img/2)^2 floats an image, 5.3x the image) never need more than a chunk's
+ * worth of memory. */
 int pivot_model_forward(float *logits,              /* (B, K) */
                         float *attn_capture,        /* (n_attention, B, T, C) or NULL */
                         float *mlp_capture,         /* (D, B, T, C) or NULL */
@@ -78,7 +79,7 @@ int pivot_model_forward(float *logits,              /* (B, K) */
                         const float *images,        /* (B, in_chans, img_size, img_size) */
                         const float *stem,          /* (stem floats) or NULL without a stem */
                         const float *params,        /* (params floats) */
-                        const float *packed,        /* (pivot_vit_packed_size) or NULL */
+                        const float *packed,        /* (pivot_vit_packed_size; int8: stem_packed_size) or NULL */
                         const pivot_int8_blocks *int8, /* int8 encoders, or NULL (params then hold no blocks) */
                         const pivot_model_config *cfg,
                         const uint8_t *path,        /* (D) */

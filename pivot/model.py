@@ -343,12 +343,14 @@ class ViT:
         """The Linear weights re-laid out for the engine's AVX2, AVX-512 or AMX GEMM (csrc/gemm.h),
         packed on first use and kept (about the size of the weights again); None at the portable
         level (``pivot._core.simd_level()`` 0), where the engine runs OpenBLAS on ``params``. The
-        layout depends on the level, so a level change (tests) packs again."""
+        layout depends on the level, so a level change (tests) packs again. An int8 model packs its
+        fp32 patch embedding alone (``vit_pack_stem``): its encoders carry their own int8 packing."""
         level = _core.simd_level()
-        if level < 1 or self._quant is not None:  # the int8 encoders carry their own packing
+        if level < 1:
             return None
         if self._pack_cell[0] is None or self._pack_cell[0][0] != level:
-            self._pack_cell[0] = (level, _core.vit_pack(self._params[:self._engine_floats], self._config))
+            pack = _core.vit_pack if self._quant is None else _core.vit_pack_stem
+            self._pack_cell[0] = (level, pack(self._params[:self._engine_floats], self._config))
         return self._pack_cell[0][1]
 
     # ------------------------------------------------------------------ weights

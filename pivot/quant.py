@@ -371,6 +371,9 @@ class Int8Weights:
             buf.flags.writeable = False
         self.weights, self.floats, self.stem_head = wbuf, fbuf, stem_head
         self.stem_head_floats = int(stem_head.size)
+        # (level, packed fp32 patch embedding) of ViT._packed, packed on first use and shared by
+        # every model of these weights (with_path, with_kernel)
+        self._stem_pack_cell = [None]
 
     def __reduce__(self):
         # Pickled as the constructor's arguments; the receiver validates and packs them again, so
@@ -379,7 +382,9 @@ class Int8Weights:
 
     def model(self, path=None) -> ViT:
         """A ``pivot.ViT`` of these weights (shared) and ``path``."""
-        return ViT._from_params(self._config, self.stem_head, path, self)
+        model = ViT._from_params(self._config, self.stem_head, path, self)
+        model._pack_cell = self._stem_pack_cell
+        return model
 
     @property
     def info(self) -> dict:

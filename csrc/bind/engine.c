@@ -433,20 +433,26 @@ static PyObject *py_model_num_params(PyObject *self, PyObject *config) {
     return Py_BuildValue("(nn)", (Py_ssize_t)np, (Py_ssize_t)ns);
 }
 
-/* vit_pack(params, config) -> the Linear weights packed for the SIMD level in effect. */
-static PyObject *py_vit_pack(PyObject *self, PyObject *args) {
+/* vit_pack(params, config) -> the Linear weights packed for the SIMD level in effect;
+ * vit_pack_stem(params, config) -> the patch embedding's alone, params without the blocks (an
+ * int8 model's fp32 rest, Int8Weights.stem_head). */
+static PyObject *vit_pack_run(PyObject *args, int with_blocks) {
+    const char *name = with_blocks ? "vit_pack" : "vit_pack_stem";
     PyObject *o_params, *o_cfg;
     if (!PyArg_ParseTuple(args, "OO", &o_params, &o_cfg)) return NULL;
     pivot_model_config model;
     pivot_vit_config cfg;
     if (pivot_py_model_config(o_cfg, &model)) return NULL;
     int st = pivot_model_engine_config(&cfg, &model);
-    if (st) return pivot_py_raise_status(st, "vit_pack");
+    if (st) return pivot_py_raise_status(st, name);
     PyArrayObject *params = pivot_py_array(o_params, "params", NPY_FLOAT32, 1);
     if (!params) return NULL;
-    size_t np, n;
-    if (!(st = pivot_vit_num_params(&np, &cfg))) st = pivot_vit_packed_size(&n, &cfg);
-    if (st) return pivot_py_raise_status(st, "vit_pack");
+    size_t np, n, block;
+    if (!(st = pivot_vit_num_params(&np, &cfg)))
+        st = with_blocks ? pivot_vit_packed_size(&n, &cfg) : pivot_vit_stem_packed_size(&n, &cfg);
+    if (!st && !with_blocks && !(st = pivot_block_num_params(&block, cfg.embed_dim, cfg.mlp_hidden)))
+        np -= block * cfg.depth; /* the int8 engine's params: plain timm blocks only (checked by the forward) */
+    if (st) return pivot_py_raise_status(st, name);
     if (PyArray_DIM(params, 0) < (npy_intp)np) { /* LV-ViT's aux head follows the engine's part */
         PyErr_Format(PyExc_ValueError, "params has %zd floats, the engine needs %zu", (Py_ssize_t)PyArray_DIM(params, 0), np);
         return NULL;
@@ -454,10 +460,14 @@ static PyObject *py_vit_pack(PyObject *self, PyObject *args) {
     npy_intp dims[1] = {(npy_intp)n};
     PyArrayObject *out = pivot_py_new_f32(1, dims);
     if (!out) return NULL;
-    PIVOT_PY_CALL(st, pivot_vit_pack(F32(out), F32(params), &cfg));
-    if (st) { Py_DECREF(out); return pivot_py_raise_status(st, "vit_pack"); }
+    PIVOT_PY_CALL(st, with_blocks ? pivot_vit_pack(F32(out), F32(params), &cfg)
+                                  : pivot_vit_pack_stem(F32(out), F32(params), &cfg));
+    if (st) { Py_DECREF(out); return pivot_py_raise_status(st, name); }
     return (PyObject *)out;
 }
+
+static PyObject *py_vit_pack(PyObject *self, PyObject *args) { return vit_pack_run(args, 1); }
+static PyObject *py_vit_pack_stem(PyObject *self, PyObject *args) { return vit_pack_run(args, 0); }
 
 /* Images (B, in_chans, img, img) against a config; returns B or -1. */
 static npy_intp check_images(PyArrayObject *img, const pivot_model_config *cfg) {
@@ -593,7 +603,7 @@ static PyObject *forward_inputs(PyArrayObject *img, PyArrayObject *params, PyArr
  * (D, B, T, C), probs (n_active, B, NH, T, T) or None); with capture_inputs a dict
  * (forward_inputs). The one forward of every model, path, precision and attention kind: config is
  * a pivot.ViTConfig; params the flat engine array (LV-ViT: then its aux head); stem LV-ViT's
- * folded stem; packed vit_pack(params, config) or None; int8 the quantized encoders
+ * folded stem; packed vit_pack(params, config) (with int8: vit_pack_stem) or None; int8 the quantized encoders
  * (bind_int8_blocks; params then hold no block parameters); path uint8 of 0 skip, 1 active,
  * 2 reuse. Called through the private-path wrapper below. */
 static PyObject *vit_forward_run(PyObject *o_img, PyObject *o_params, PyObject *o_cfg, PyObject *o_path, int threads,
@@ -609,7 +619,8 @@ static PyObject *vit_forward_run(PyObject *o_img, PyObject *o_params, PyObject *
     pivot_vit_config t;
     int st = pivot_model_num_params(&np, &ns, &cfg);
     if (!st) st = pivot_model_engine_config(&t, &cfg);
-    if (!st && o_packed != Py_None) st = pivot_vit_packed_size(&n_packed, &t);
+    if (!st && o_packed != Py_None) /* int8: the stem alone (vit_pack_stem), its encoders carry their packing */
+        st = o_int8 != Py_None ? pivot_vit_stem_packed_size(&n_packed, &t) : pivot_vit_packed_size(&n_packed, &t);
     if (st) return pivot_py_raise_status(st, "vit_forward");
     pivot_int8_blocks int8;
     if (o_int8 != Py_None) {
@@ -627,7 +638,6 @@ static PyObject *vit_forward_run(PyObject *o_img, PyObject *o_params, PyObject *
         if ((st = pivot_block_num_params(&block, cfg.vit.embed_dim, cfg.vit.mlp_hidden)))
             return pivot_py_raise_status(st, "vit_forward");
         np -= block * cfg.vit.depth; /* the stem, tokens and heads only */
-        o_packed = Py_None;
     }
     npy_intp B = check_images(img, &cfg);
     if (B < 0 || pivot_py_dim(params, "params", 0, (npy_intp)np) ||
@@ -735,6 +745,8 @@ PyMethodDef pivot_engine_methods[] = {
      "capturing, or a dict of the Linear inputs with capture_inputs"},
     {"model_num_params", py_model_num_params, METH_O, "model_num_params(config) -> (params floats, stem floats)"},
     {"vit_pack", py_vit_pack, METH_VARARGS, "vit_pack(params, config) -> packed Linear weights for vit_forward(..., packed=)"},
+    {"vit_pack_stem", py_vit_pack_stem, METH_VARARGS, "vit_pack_stem(params without the blocks, config) -> the packed "
+     "patch embedding for vit_forward(..., packed=, int8=)"},
     {"stem_forward", py_stem_forward, METH_VARARGS, "stem_forward(images, stem, config, threads) -> (B, stem_channels, img/2, img/2)"},
     {"blas_set_num_threads", py_blas_set_num_threads, METH_O, "Set the OpenBLAS thread count used by pivot."},
     {"blas_get_num_threads", py_blas_get_num_threads, METH_NOARGS, "OpenBLAS thread count used by pivot."},

@@ -160,13 +160,22 @@ def forward_branches(qmodel, images, path=None):
 
 def embed_tokens(c, w, images) -> np.ndarray:
     """Float32 tokens (B, T, C): patch embedding, class (and dist) tokens, position embedding, in
-    the engine's order of operations (csrc/engine.c embed_phase: the patch product by pivot's
-    OpenBLAS in chunks of 256 patches of one image, then + (bias + position)), so that the int8
-    forward can be held equal to it."""
+    the engine's order of operations (csrc/engine.c embed_phase: the patch product in chunks of
+    256 patches of one image, by pivot's packed GEMM from the AVX2 level (``_core.simd_level()``
+    1 up, the layout of ``_core.vit_pack_stem``) or its OpenBLAS below, then + (bias +
+    position)), so that the int8 forward can be held equal to it."""
     B, P, G = images.shape[0], c.patch_size, c.img_size // c.patch_size
     patches = images.reshape(B, c.in_chans, G, P, G, P).transpose(0, 2, 4, 1, 3, 5).reshape(B, G * G, -1)
     weight = np.ascontiguousarray(w["patch_embed.proj.weight"].reshape(c.embed_dim, -1), _F)
-    chunks = [_core.sgemm_nt(np.ascontiguousarray(patches[b, p0:p0 + 256], _F), weight)
+    if _core.simd_level() >= 1:
+        packed = _core.gemm_pack(weight)
+
+        def product(rows):
+            return _core.linear_forward(rows, None, None, 0, None, False, 1.0, packed, c.embed_dim)
+    else:
+        def product(rows):
+            return _core.sgemm_nt(rows, weight)
+    chunks = [product(np.ascontiguousarray(patches[b, p0:p0 + 256], _F))
               for b in range(B) for p0 in range(0, G * G, 256)]
     x = np.concatenate(chunks).reshape(B, G * G, c.embed_dim)
     n = c.num_prefix_tokens
