@@ -227,7 +227,8 @@ KERNELS = {0: "OpenBLAS, portable row kernels", 1: "OpenBLAS, AVX2 row kernels",
 
 
 def bench_engine_skip(quick):
-    """Speedup from skipping attention (12 -> 9, 6, 3 active encoders) over the FLOP ratio.
+    """Speedup from skipping attention (12 -> 9, 6, 3 active encoders) over the FLOP ratio, at fp32
+    and at int8 (``pivot.quantize`` on 8 of the images; keys ``skip_speedup_vs_ideal_int8*``).
 
     The ratio uses the calling thread's CPU time at threads=1 (the engine then computes on that
     thread alone): it measures the work saved and stays meaningful on a busy shared machine, where
@@ -241,20 +242,22 @@ def bench_engine_skip(quick):
     depth = model.config.depth
     repeat = 4 if quick else 15
     paths = {k: [1] * k + [0] * (depth - k) for k in (12, 9, 6, 3)}
-    cpu = dict(zip(paths, interleaved_best([lambda p=p: model(images, path=p, threads=1) for p in paths.values()],
-                                           repeat, clock=time.thread_time)))
-    wall = dict(zip(paths, interleaved_best([lambda p=p: model(images, path=p, threads=threads)
-                                             for p in paths.values()], 2 if quick else repeat)))
     full_flops = pivot.flops(model.config)
+    qmodel = pivot.quantize(model, _images(model.config, 8))
     results = []
-    for k in (9, 6, 3):
-        speedup = cpu[12] / cpu[k]
-        ideal = full_flops / pivot.flops(model.config, paths[k])
-        name = "skip_speedup_vs_ideal" if k == 6 else f"skip_speedup_vs_ideal_{k}of12"
-        results.append(Result(name, speedup / ideal, speedup, ideal, "x",
-                              f"{k}/12 active, batch {batch}: 1-thread CPU {cpu[12] * 1e3:.1f} -> {cpu[k] * 1e3:.1f} ms; "
-                              f"{threads}-thread wall {wall[12] * 1e3:.1f} -> {wall[k] * 1e3:.1f} ms "
-                              f"({wall[12] / wall[k]:.3f}x); peer = FLOP ratio"))
+    for prec, m in (("", model), ("_int8", qmodel)):
+        cpu = dict(zip(paths, interleaved_best([lambda p=p: m(images, path=p, threads=1) for p in paths.values()],
+                                               repeat, clock=time.thread_time)))
+        wall = dict(zip(paths, interleaved_best([lambda p=p: m(images, path=p, threads=threads)
+                                                 for p in paths.values()], 2 if quick else repeat)))
+        for k in (9, 6, 3):
+            speedup = cpu[12] / cpu[k]
+            ideal = full_flops / pivot.flops(model.config, paths[k])
+            name = f"skip_speedup_vs_ideal{prec}" + ("" if k == 6 else f"_{k}of12")
+            results.append(Result(name, speedup / ideal, speedup, ideal, "x",
+                                  f"{m.precision}, {k}/12 active, batch {batch}: 1-thread CPU {cpu[12] * 1e3:.1f} -> "
+                                  f"{cpu[k] * 1e3:.1f} ms; {threads}-thread wall {wall[12] * 1e3:.1f} -> "
+                                  f"{wall[k] * 1e3:.1f} ms ({wall[12] / wall[k]:.3f}x); peer = FLOP ratio"))
     return results
 
 

@@ -32,7 +32,7 @@ def bench_int8_vs_fp32(quick):
               f"int8 {t_int8 * 1e3:.0f} ms; top-1 agreement {agree:.3f}, max|dlogit|/max|logit| {rel:.3f}")
     results = [Result("int8_vs_fp32", t_fp32 / t_int8, 32 / t_int8, 32 / t_fp32, "images/s", detail)]
     if not quick:
-        for kernel in ("avx2", "portable"):
+        for kernel in ("avxvnni", "avx2", "portable"):
             if not pivot._core.int8_kernel_supported(quant.KERNELS[kernel]):
                 continue
             km = qmodel.with_precision("int8", kernel=kernel)
