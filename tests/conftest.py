@@ -23,3 +23,17 @@ def _torch_on_one_thread():
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(params=[0, 1, 2])
+def vector_simd_level(request):
+    """Runs a test at SIMD level 0 (portable), 1 (AVX2) and 2 (AVX-512), each skipped where the CPU
+    lacks it, and restores the level the run started with."""
+    from pivot import _core
+    start = _core.simd_level()
+    if request.param > _core.set_simd_level(3):
+        _core.set_simd_level(start)
+        pytest.skip(f"CPU without SIMD level {request.param}")
+    _core.set_simd_level(request.param)
+    yield request.param
+    _core.set_simd_level(start)

@@ -6,19 +6,6 @@ import pytest
 from pivot import _core
 from pivot.reference import quant as ref
 
-START_LEVEL = _core.simd_level()
-MAX_LEVEL = _core.set_simd_level(3)
-_core.set_simd_level(START_LEVEL)
-
-
-@pytest.fixture(params=[0, 1, 2])
-def level(request):
-    if request.param > MAX_LEVEL:
-        pytest.skip(f"CPU without SIMD level {request.param}")
-    _core.set_simd_level(request.param)
-    yield request.param
-    _core.set_simd_level(START_LEVEL)
-
 
 def _edges(rng, shape):
     """Random values with NaN, infinities, ties of rint, huge values and every tail length."""
@@ -30,7 +17,7 @@ def _edges(rng, shape):
 
 
 @pytest.mark.parametrize("C", [1, 7, 8, 15, 16, 17, 31, 33, 197, 384])
-def test_quantize_u8_every_level(level, C, rng):
+def test_quantize_u8_every_level(vector_simd_level, C, rng):
     x = _edges(rng, (5, C))
     for inv, zp in ((1.0, 0), (1.0, 255), (np.float32(1 / 0.05), 128), (np.float32(0.37), 17)):
         got = _core.quantize_u8(x, np.array([inv], np.float32), np.array([zp], np.int32))
@@ -38,7 +25,7 @@ def test_quantize_u8_every_level(level, C, rng):
 
 
 @pytest.mark.parametrize("C", [1, 7, 8, 15, 16, 17, 64, 197])
-def test_quantize_s8_every_level(level, C, rng):
+def test_quantize_s8_every_level(vector_simd_level, C, rng):
     x = _edges(rng, (5, C))
     for inv in (1.0, np.float32(1 / 0.05), np.float32(0.37)):
         got = _core.quantize_s8(x, float(inv))
@@ -46,7 +33,7 @@ def test_quantize_s8_every_level(level, C, rng):
         assert got.min() >= -127
 
 
-def test_quantize_u8_rows_every_level(level, rng):
+def test_quantize_u8_rows_every_level(vector_simd_level, rng):
     x = _edges(rng, (9, 45))
     codes, scale, zp = _core.quantize_u8_rows(x)
     r_codes, r_scale, r_zp = ref.quantize_u8_rows(x)

@@ -37,16 +37,7 @@ def models(request):
     return m, quant.quantize(m, _images(cfg, 4, seed=2))
 
 
-@pytest.fixture(params=[0, 1, 2])
-def level(request):
-    if request.param > MAX_LEVEL:
-        pytest.skip(f"CPU without SIMD level {request.param}")
-    _core.set_simd_level(request.param)
-    yield request.param
-    _core.set_simd_level(START_LEVEL)
-
-
-def test_forward_equals_reference_at_every_level(models, level):
+def test_forward_equals_reference_at_every_level(models, vector_simd_level):
     _, qm = models
     x = _images(qm.config, 3)
     want = ref.forward_branches(qm, x)[0]
@@ -56,10 +47,10 @@ def test_forward_equals_reference_at_every_level(models, level):
         np.testing.assert_array_equal(model(x, threads=2), want, err_msg=kernel)
 
 
-def test_stem_packed_once_and_shared(models, level):
+def test_stem_packed_once_and_shared(models, vector_simd_level):
     m, qm = models
     packed = qm._packed()
-    if level == 0:  # OpenBLAS on the unpacked weight
+    if vector_simd_level == 0:  # OpenBLAS on the unpacked weight
         assert packed is None
         return
     c = qm.config
