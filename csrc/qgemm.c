@@ -695,41 +695,56 @@ static inline int32_t quant_code(float x, float inv, int32_t zp, int32_t lo, int
 
 /* The row quantizers' one formula: byte c = clamp(rint(x[c] * inv) + zp, lo, hi) (NaN -> 0 before
  * the zero point, |x * inv| clamped to 512 first); u8 codes are (zp, 0, 255), symmetric s8 ones
- * (0, -127, 127). Portable, AVX2 and AVX-512 versions by the SIMD level give the same bytes (the
+ * (0, -127, 127). Returns 1 when every x[c] is finite (the int8 encoder's NaN rows; checked in
+ * the same pass). Portable, AVX2 and AVX-512 versions by the SIMD level give the same bytes (the
  * vector ones round with the explicit nearest-even mode, not MXCSR's). */
-static void quantize_codes_portable(uint8_t *out, const float *x, float inv, int32_t zp, int32_t lo, int32_t hi,
-                                    size_t C) {
-    for (size_t c = 0; c < C; c++) out[c] = (uint8_t)quant_code(x[c], inv, zp, lo, hi);
+static int quantize_codes_portable(uint8_t *out, const float *x, float inv, int32_t zp, int32_t lo, int32_t hi,
+                                   size_t C) {
+    uint32_t bad = 0;
+    for (size_t c = 0; c < C; c++) {
+        uint32_t u;
+        memcpy(&u, x + c, sizeof u);
+        bad |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
+        out[c] = (uint8_t)quant_code(x[c], inv, zp, lo, hi);
+    }
+    return !bad;
 }
 
 #if PIVOT_X86_BUILD
-__attribute__((target("avx512f,avx512bw"))) static void quantize_codes_avx512(uint8_t *out, const float *x, float inv,
-                                                                              int32_t zp, int32_t lo, int32_t hi,
-                                                                              size_t C) {
+__attribute__((target("avx512f,avx512bw"))) static int quantize_codes_avx512(uint8_t *out, const float *x, float inv,
+                                                                             int32_t zp, int32_t lo, int32_t hi,
+                                                                             size_t C) {
     const __m512 vinv = _mm512_set1_ps(inv), big = _mm512_set1_ps(512.0f), nbig = _mm512_set1_ps(-512.0f);
     const __m512i vzp = _mm512_set1_epi32(zp), vlo = _mm512_set1_epi32(lo), vhi = _mm512_set1_epi32(hi);
+    __mmask16 finite = 0xFFFF;
     for (size_t c = 0; c < C; c += 16) {
         __mmask16 m = C - c >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (C - c)) - 1u);
-        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + c), vinv);
+        __m512 xv = _mm512_maskz_loadu_ps(m, x + c);
+        finite &= _mm512_cmp_ps_mask(_mm512_sub_ps(xv, xv), _mm512_setzero_ps(), _CMP_EQ_OQ); /* inf - inf: NaN */
+        __m512 v = _mm512_mul_ps(xv, vinv);
         v = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(v, v, _CMP_ORD_Q), v);
         v = _mm512_min_ps(_mm512_max_ps(v, nbig), big);
         __m512i q = _mm512_add_epi32(_mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), vzp);
         q = _mm512_min_epi32(_mm512_max_epi32(q, vlo), vhi);
         _mm512_mask_cvtepi32_storeu_epi8(out + c, m, q);
     }
+    return finite == 0xFFFF;
 }
 
-__attribute__((target("avx2"))) static void quantize_codes_avx2(uint8_t *out, const float *x, float inv, int32_t zp, int32_t lo,
-                                                  int32_t hi, size_t C) {
+__attribute__((target("avx2"))) static int quantize_codes_avx2(uint8_t *out, const float *x, float inv, int32_t zp,
+                                                               int32_t lo, int32_t hi, size_t C) {
     const __m256 vinv = _mm256_set1_ps(inv), big = _mm256_set1_ps(512.0f), nbig = _mm256_set1_ps(-512.0f);
     const __m256i vzp = _mm256_set1_epi32(zp), vlo = _mm256_set1_epi32(lo), vhi = _mm256_set1_epi32(hi);
     /* byte 0 of each int32 to the front of its 128-bit lane, then the two lanes' first dwords together */
     const __m256i pick = _mm256_setr_epi8(0, 4, 8, 12, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 0, 4, 8, 12, -1,
                                           -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1);
     const __m256i join = _mm256_setr_epi32(0, 4, 1, 1, 1, 1, 1, 1);
+    __m256 finite = _mm256_castsi256_ps(_mm256_set1_epi32(-1));
     size_t c = 0;
     for (; c + 8 <= C; c += 8) {
-        __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x + c), vinv);
+        __m256 xv = _mm256_loadu_ps(x + c);
+        finite = _mm256_and_ps(finite, _mm256_cmp_ps(_mm256_sub_ps(xv, xv), _mm256_setzero_ps(), _CMP_EQ_OQ));
+        __m256 v = _mm256_mul_ps(xv, vinv);
         v = _mm256_and_ps(v, _mm256_cmp_ps(v, v, _CMP_ORD_Q));
         v = _mm256_min_ps(_mm256_max_ps(v, nbig), big);
         v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -738,32 +753,28 @@ __attribute__((target("avx2"))) static void quantize_codes_avx2(uint8_t *out, co
         q = _mm256_permutevar8x32_epi32(_mm256_shuffle_epi8(q, pick), join);
         _mm_storel_epi64((__m128i *)(void *)(out + c), _mm256_castsi256_si128(q));
     }
-    if (c < C) quantize_codes_portable(out + c, x + c, inv, zp, lo, hi, C - c);
+    int ok = _mm256_movemask_ps(finite) == 0xFF;
+    if (c < C) ok &= quantize_codes_portable(out + c, x + c, inv, zp, lo, hi, C - c);
+    return ok;
 }
 #endif
 
-static void quantize_codes(uint8_t *out, const float *x, float inv, int32_t zp, int32_t lo, int32_t hi, size_t C) {
+static int quantize_codes(uint8_t *out, const float *x, float inv, int32_t zp, int32_t lo, int32_t hi, size_t C) {
 #if PIVOT_X86_BUILD
     int level = pivot_simd_level();
-    if (level >= PIVOT_SIMD_AVX512) {
-        quantize_codes_avx512(out, x, inv, zp, lo, hi, C);
-        return;
-    }
-    if (level >= PIVOT_SIMD_AVX2) {
-        quantize_codes_avx2(out, x, inv, zp, lo, hi, C);
-        return;
-    }
+    if (level >= PIVOT_SIMD_AVX512) return quantize_codes_avx512(out, x, inv, zp, lo, hi, C);
+    if (level >= PIVOT_SIMD_AVX2) return quantize_codes_avx2(out, x, inv, zp, lo, hi, C);
 #endif
-    quantize_codes_portable(out, x, inv, zp, lo, hi, C);
+    return quantize_codes_portable(out, x, inv, zp, lo, hi, C);
 }
 
-void pivot_int8_quantize_row(uint8_t *out, const float *x, float inv, int32_t zp, size_t C) {
-    quantize_codes(out, x, inv, zp, 0, 255, C);
+int pivot_int8_quantize_row(uint8_t *out, const float *x, float inv, int32_t zp, size_t C) {
+    return quantize_codes(out, x, inv, zp, 0, 255, C);
 }
 
 /* int8 symmetric: clamp(rint(x * inv), -127, 127), stored as int8. */
-void pivot_int8_quantize_row_s8(int8_t *out, const float *x, float inv, size_t C) {
-    quantize_codes((uint8_t *)out, x, inv, 0, -127, 127, C);
+int pivot_int8_quantize_row_s8(int8_t *out, const float *x, float inv, size_t C) {
+    return quantize_codes((uint8_t *)out, x, inv, 0, -127, 127, C);
 }
 
 /* Per-row dynamic range -> scale, zero point (see quant.h). */

@@ -121,11 +121,12 @@ void pivot_int8_gemm_rows(const uint8_t *a,        /* (M, lda), readable up to K
                           size_t N, size_t K, size_t p_begin, size_t p_end, size_t M, size_t m0,
                           const pivot_int8_epilogue *e, int kernel, int a_pairs_bounded);
 
-/* One row: out = clamp(rint(x * inv) + zp, 0, 255) (round half to even; NaN -> zp). */
-void pivot_int8_quantize_row(uint8_t *out, /* (C) */ const float *x, /* (C) */ float inv, int32_t zp, size_t C);
+/* One row: out = clamp(rint(x * inv) + zp, 0, 255) (round half to even; NaN -> zp). Returns 1
+ * when every x is finite, else 0. */
+int pivot_int8_quantize_row(uint8_t *out, /* (C) */ const float *x, /* (C) */ float inv, int32_t zp, size_t C);
 
-/* One row, int8 symmetric: out = clamp(rint(x * inv), -127, 127). */
-void pivot_int8_quantize_row_s8(int8_t *out, /* (C) */ const float *x, /* (C) */ float inv, size_t C);
+/* One row, int8 symmetric: out = clamp(rint(x * inv), -127, 127). Returns 1 when every x is finite. */
+int pivot_int8_quantize_row_s8(int8_t *out, /* (C) */ const float *x, /* (C) */ float inv, size_t C);
 
 /* One row's dynamic asymmetric parameters (see pivot_quantize_u8_rows). */
 void pivot_int8_row_params(float *scale, float *inv, int32_t *zp, const float *x, /* (C) */ size_t C);

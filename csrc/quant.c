@@ -165,34 +165,16 @@ void pivot_qencoder_thread_init(const pivot_qencoder *q, int tid) {
     memset(s.probs, 0, pl->T * pl->T + PAD_BYTES);
 }
 
-/* 1 when every value of the row is finite (an exponent test, so the loop vectorizes). */
-PIVOT_MULTIVERSION
-static int row_finite(const float *x, size_t C) {
-    uint32_t bad = 0;
-    for (size_t c = 0; c < C; c++) {
-        uint32_t u;
-        memcpy(&u, x + c, sizeof u);
-        bad |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
-    }
-    return !bad;
-}
-
 /* Quantizes row r of x (width C, x at that row) into row r of s->a8 with per-tensor (scale, zp)
  * or per-token parameters, leaving the dequantization row scale in s->row_scale[r] and the zero
  * point in s->zp[r]. A row with a NaN or infinity gets a NaN row scale, so its product is NaN as
  * in fp32 (not the finite product of the zero point its codes would give). */
 static void quantize_row_at(qscratch *s, const float *x, size_t r, size_t C, float scale, float zp_f,
                             int per_token) {
-    if (per_token) {
-        float inv;
-        pivot_int8_row_params(&s->row_scale[r], &inv, &s->zp[r], x, C);
-        pivot_int8_quantize_row(s->a8 + r * C, x, inv, s->zp[r], C);
-        if (!row_finite(x, C)) s->row_scale[r] = NAN;
-        return;
-    }
-    s->row_scale[r] = row_finite(x, C) ? scale : NAN;
-    s->zp[r] = (int32_t)zp_f;
-    pivot_int8_quantize_row(s->a8 + r * C, x, 1.0f / scale, s->zp[r], C);
+    float inv = 1.0f / scale;
+    if (per_token) pivot_int8_row_params(&scale, &inv, &s->zp[r], x, C);
+    else s->zp[r] = (int32_t)zp_f;
+    s->row_scale[r] = pivot_int8_quantize_row(s->a8 + r * C, x, inv, s->zp[r], C) ? scale : NAN;
 }
 
 /* quantize_row_at over n rows of x (n, C). */
@@ -227,15 +209,16 @@ static void qkv_rows(const qplan *pl, qscratch *s, const qblock *qb, size_t r0, 
         quantize_input(s, s->ln, n, C, act[PIVOT_QACT_QKV_IN_SCALE], act[PIVOT_QACT_QKV_IN_ZP], pl->per_token);
         float *qkv = pl->qkv + t0 * C3;
         linear_q(pl, s, qkv, C3, qb->qkv_w, qb->qkv_s, qb->qkv_b, n, C3, C, p_begin, p_end);
-        for (size_t r = 0; r < n; r++) {
+        for (size_t r = 0; r < n; r++) { /* bad: a non-finite value among the q, k, v this encoder uses */
             const float *row = qkv + r * C3;
             size_t at = (t0 + r) * C;
-            pl->bad[t0 + r] = mode == PIVOT_PATH_REUSE ? !row_finite(row + 2 * C, C) : !row_finite(row, C3);
+            int ok = 1;
             if (mode != PIVOT_PATH_REUSE) {
-                pivot_int8_quantize_row(pl->q8 + at, row, q_inv, q_zp, C);
-                pivot_int8_quantize_row_s8(pl->k8 + at, row + C, k_inv, C);
+                ok &= pivot_int8_quantize_row(pl->q8 + at, row, q_inv, q_zp, C);
+                ok &= pivot_int8_quantize_row_s8(pl->k8 + at, row + C, k_inv, C);
             }
-            pivot_int8_quantize_row_s8(pl->v8 + at, row + 2 * C, v_inv, C);
+            ok &= pivot_int8_quantize_row_s8(pl->v8 + at, row + 2 * C, v_inv, C);
+            pl->bad[t0 + r] = (uint8_t)!ok;
         }
     }
 }
