@@ -247,7 +247,8 @@ PIVOT_AVX2 static inline void epilogue8(float *out, float *capture, __m256 acc, 
 #else
 #define PIVOT_SCHEDULE __attribute__((noinline))
 #endif
-PIVOT_AVX2 PIVOT_SCHEDULE static void gelu_tile_avx2(float *out, int rows, size_t ldo, size_t nc) {
+PIVOT_AVX2 PIVOT_SCHEDULE static void gelu_tile_avx2(float *out /* (rows, ldo), nc columns */, int rows, size_t ldo,
+                                                      size_t nc) {
     int i = 0;
     if (nc == 16)
         for (; i + 1 < rows; i += 2) {
