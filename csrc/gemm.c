@@ -112,8 +112,22 @@ AVX512 static inline void epilogue16(float *out, float *capture, __m512 acc, __m
 /* GELU in place on a stored (rows x 32) tile, still in L1. A loop of independent iterations
  * rather than GELU on the accumulators: the out-of-order core then overlaps the long dependency
  * chains of several vectors (measured: 2x less epilogue time on the fc1 shape). */
-AVX512 static void gelu_tile(float *out, int rows, size_t ldo, __mmask16 m0, __mmask16 m1) {
-    for (int i = 0; i < rows; i++) {
+AVX512 PIVOT_SCHEDULE static void gelu_tile(float *out, int rows, size_t ldo, __mmask16 m0, __mmask16 m1) {
+    int i = 0;
+    for (; i + 1 < rows; i += 2) { /* two rows: four vectors in flight */
+        float *r0 = out + (size_t)i * ldo, *r1 = r0 + ldo;
+        __m512 v0 = _mm512_maskz_loadu_ps(m0, r0), v1 = _mm512_maskz_loadu_ps(m1, r0 + 16);
+        __m512 v2 = _mm512_maskz_loadu_ps(m0, r1), v3 = _mm512_maskz_loadu_ps(m1, r1 + 16);
+        v0 = gelu_avx512(v0);
+        v1 = gelu_avx512(v1);
+        v2 = gelu_avx512(v2);
+        v3 = gelu_avx512(v3);
+        _mm512_mask_storeu_ps(r0, m0, v0);
+        _mm512_mask_storeu_ps(r0 + 16, m1, v1);
+        _mm512_mask_storeu_ps(r1, m0, v2);
+        _mm512_mask_storeu_ps(r1 + 16, m1, v3);
+    }
+    for (; i < rows; i++) {
         float *row = out + (size_t)i * ldo;
         __m512 v0 = _mm512_maskz_loadu_ps(m0, row), v1 = _mm512_maskz_loadu_ps(m1, row + 16);
         _mm512_mask_storeu_ps(row, m0, gelu_avx512(v0));
@@ -238,15 +252,8 @@ PIVOT_AVX2 static inline void epilogue8(float *out, float *capture, __m256 acc, 
     else _mm256_maskstore_ps(out, m, v);
 }
 
-/* GELU in place on a stored (rows x nc) tile, nc <= 16, still in L1. gelu_avx2 is one ~120-cycle
- * dependency chain per vector; four vectors at a time with GCC's pre-allocation scheduler on
- * interleave four chains in program order, which the out-of-order core alone does not reach
- * (measured on Zen 5: 6.5 instead of 9.0 ns per vector; 2 or 8 at a time: 8.1 / 9.2 ns). */
-#if defined(__GNUC__) && !defined(__clang__)
-#define PIVOT_SCHEDULE __attribute__((noinline, optimize("schedule-insns", "sched-pressure")))
-#else
-#define PIVOT_SCHEDULE __attribute__((noinline))
-#endif
+/* GELU in place on a stored (rows x nc) tile, nc <= 16, still in L1: four vectors at a time,
+ * interleaved by PIVOT_SCHEDULE (simd_math.h). */
 PIVOT_AVX2 PIVOT_SCHEDULE static void gelu_tile_avx2(float *out /* (rows, ldo), nc columns */, int rows, size_t ldo,
                                                       size_t nc) {
     int i = 0;

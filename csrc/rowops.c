@@ -166,10 +166,24 @@ PIVOT_AVX2 static void softmax_avx2(float *x, size_t N, size_t C, size_t ld) {
     }
 }
 
-PIVOT_AVX2 static void gelu_avx2_rows(float *x, const float *bias, size_t N, size_t C) {
+PIVOT_AVX2 PIVOT_SCHEDULE static void gelu_avx2_rows(float *x, const float *bias, size_t N, size_t C) {
     for (size_t n = 0; n < N; n++) {
         float *row = x + n * C;
-        for (size_t c = 0; c < C; c += 8) {
+        size_t c = 0;
+        if (!bias)
+            for (; c + 32 <= C; c += 32) { /* four vectors in flight (PIVOT_SCHEDULE) */
+                __m256 v0 = _mm256_loadu_ps(row + c), v1 = _mm256_loadu_ps(row + c + 8);
+                __m256 v2 = _mm256_loadu_ps(row + c + 16), v3 = _mm256_loadu_ps(row + c + 24);
+                v0 = gelu_avx2(v0);
+                v1 = gelu_avx2(v1);
+                v2 = gelu_avx2(v2);
+                v3 = gelu_avx2(v3);
+                _mm256_storeu_ps(row + c, v0);
+                _mm256_storeu_ps(row + c + 8, v1);
+                _mm256_storeu_ps(row + c + 16, v2);
+                _mm256_storeu_ps(row + c + 24, v3);
+            }
+        for (; c < C; c += 8) {
             __m256 v = avx2_load(row + c, C - c, 0.0f);
             if (bias) v = _mm256_add_ps(v, avx2_load(bias + c, C - c, 0.0f));
             avx2_store(row + c, C - c, gelu_avx2(v));
@@ -183,10 +197,24 @@ PIVOT_AVX512 static inline __mmask16 tail_mask(size_t left) {
     return (__mmask16)(left >= 16 ? 0xFFFF : (1u << left) - 1u);
 }
 
-PIVOT_AVX512 static void gelu_avx512_rows(float *x, const float *bias, size_t N, size_t C) {
+PIVOT_AVX512 PIVOT_SCHEDULE static void gelu_avx512_rows(float *x, const float *bias, size_t N, size_t C) {
     for (size_t n = 0; n < N; n++) {
         float *row = x + n * C;
-        for (size_t c = 0; c < C; c += 16) {
+        size_t c = 0;
+        if (!bias)
+            for (; c + 64 <= C; c += 64) { /* four vectors in flight (PIVOT_SCHEDULE) */
+                __m512 v0 = _mm512_loadu_ps(row + c), v1 = _mm512_loadu_ps(row + c + 16);
+                __m512 v2 = _mm512_loadu_ps(row + c + 32), v3 = _mm512_loadu_ps(row + c + 48);
+                v0 = gelu_avx512(v0);
+                v1 = gelu_avx512(v1);
+                v2 = gelu_avx512(v2);
+                v3 = gelu_avx512(v3);
+                _mm512_storeu_ps(row + c, v0);
+                _mm512_storeu_ps(row + c + 16, v1);
+                _mm512_storeu_ps(row + c + 32, v2);
+                _mm512_storeu_ps(row + c + 48, v3);
+            }
+        for (; c < C; c += 16) {
             __mmask16 m = tail_mask(C - c);
             __m512 v = _mm512_maskz_loadu_ps(m, row + c);
             if (bias) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, bias + c));

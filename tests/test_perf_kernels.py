@@ -198,6 +198,15 @@ def test_gelu_epilogue_agrees_with_engine_gelu(rng, vector_level):
     np.testing.assert_allclose(_gelu_through_kernel(x), _core.gelu_forward(x), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("C", [1, 15, 16, 31, 63, 64, 65, 200, 1536])
+def test_gelu_rows_equal_the_epilogue_gelu(rng, vector_level, C):
+    """The row kernel (the int8 MLP's GELU; four vectors at a time where a row allows) gives the
+    bits of the fp32 GEMM's GELU epilogue at every level and row width."""
+    x = (rng.standard_normal((3, C)) * 4).astype(np.float32)  # finite: the identity product mixes columns
+    x.reshape(-1)[:4] = [-30.0, 30.0, 0.0, -0.0][:x.size]
+    np.testing.assert_array_equal(_core.gelu_fast(x), _gelu_through_kernel(x.ravel()).reshape(x.shape))
+
+
 def test_linear_rejects_bad_arguments(rng):
     inp = rng.standard_normal((4, 8), dtype=np.float32)
     w = rng.standard_normal((16, 8), dtype=np.float32)
