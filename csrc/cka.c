@@ -7,6 +7,7 @@
 
 #include "cka.h"
 #include "pivot_blas.h"
+#include "threads.h"
 
 /* ------------------------------------------------------------------------------- Gram matrices */
 
@@ -23,9 +24,34 @@ static void pack_shifted_chunk(float* dst,          // (N, w)
     }
 }
 
+typedef struct {
+    double* gram;        // (Na, Nb)
+    float* partial;      // (Na, Nb) one chunk's float32 product
+    const float *a, *b;  // the chunk's rows, ld apart; b == a for a self Gram
+    size_t Na, Nb, w;
+    int ld, self;
+} gram_chunk;
+
+/* Row blocks i = tid, tid + nthreads, ...: block rows [r0, r1) times b's rows (a self Gram: from
+ * column r0 on, the upper triangle and the diagonal block), added to the float64 Gram. */
+static void gram_chunk_blocks(void* arg, pivot_team* team, int tid, int nthreads) {
+    const gram_chunk* g = (const gram_chunk*)arg;
+    size_t blocks = (g->Na + PIVOT_CKA_GRAM_ROWS - 1) / PIVOT_CKA_GRAM_ROWS;
+    for (size_t blk = (size_t)tid; blk < blocks; blk += (size_t)nthreads) {
+        size_t r0 = blk * PIVOT_CKA_GRAM_ROWS;
+        size_t rows = g->Na - r0 < PIVOT_CKA_GRAM_ROWS ? g->Na - r0 : PIVOT_CKA_GRAM_ROWS;
+        size_t c0 = g->self ? r0 : 0, cols = g->Nb - c0;
+        float* part = g->partial + r0 * g->Nb + c0;
+        pivot_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, (int)g->w, 1.0f,
+                          g->a + r0 * (size_t)g->ld, g->ld, g->b + c0 * (size_t)g->ld, g->ld, 0.0f, part, (int)g->Nb);
+        for (size_t i = 0; i < rows; i++)
+            for (size_t j = 0; j < cols; j++) g->gram[(r0 + i) * g->Nb + c0 + j] += (double)part[i * g->Nb + j];
+    }
+}
+
 int pivot_cka_gram(double* gram, const float* xa, const float* xb, const float* shift,
-                   size_t Na, size_t Nb, size_t P) {
-    if (gram == NULL || xa == NULL || Na == 0 || Nb == 0) return PIVOT_ERR_VALUE;
+                   size_t Na, size_t Nb, size_t P, int threads) {
+    if (gram == NULL || xa == NULL || Na == 0 || Nb == 0 || pivot_clamp_threads(threads) < 0) return PIVOT_ERR_VALUE;
     if (xb == NULL && Nb != Na) return PIVOT_ERR_SHAPE;
     size_t gram_size;
     if (pivot_mul_size(&gram_size, Na, Nb) || gram_size > SIZE_MAX / sizeof(double)) return PIVOT_ERR_OVERFLOW;
@@ -41,7 +67,7 @@ int pivot_cka_gram(double* gram, const float* xa, const float* xb, const float* 
     if (a_size > SIZE_MAX / sizeof(float) || b_size > SIZE_MAX / sizeof(float)) return PIVOT_ERR_OVERFLOW;
     float* a_buf = shift ? malloc(a_size * sizeof(float)) : NULL;
     float* b_buf = (shift && xb) ? malloc(b_size * sizeof(float)) : NULL;
-    float* partial = calloc(gram_size, sizeof(float));  // one chunk's float32 product
+    float* partial = malloc(gram_size * sizeof(float));
     int status = PIVOT_OK;
     if (partial == NULL || (shift && a_buf == NULL) || (shift && xb && b_buf == NULL)) {
         status = PIVOT_ERR_NOMEM;
@@ -62,18 +88,10 @@ int pivot_cka_gram(double* gram, const float* xa, const float* xb, const float* 
             }
             ld = (int)w;
         }
-        if (xb) {
-            pivot_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Na, (int)Nb, (int)w,
-                              1.0f, a, ld, b, ld, 0.0f, partial, (int)Nb);
-            for (size_t k = 0; k < gram_size; k++) gram[k] += (double)partial[k];
-        } else {
-            pivot_cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)Na, (int)w,
-                              1.0f, a, ld, 0.0f, partial, (int)Na);
-            for (size_t i = 0; i < Na; i++)
-                for (size_t j = i; j < Na; j++) gram[i * Na + j] += (double)partial[i * Na + j];
-        }
+        gram_chunk job = {gram, partial, a, b ? b : a, Na, Nb, w, ld, xb == NULL};
+        if ((status = pivot_team_run(gram_chunk_blocks, &job, threads))) goto done;
     }
-    if (xb == NULL) {  // syrk filled the upper triangle
+    if (xb == NULL) {  // the blocks filled the upper triangle
         for (size_t i = 0; i < Na; i++)
             for (size_t j = 0; j < i; j++) gram[i * Na + j] = gram[j * Na + i];
     }
@@ -141,9 +159,12 @@ int pivot_cka_hsic(double* hsic, const double* grams_x, const double* grams_y,
     size_t nn;
     if (pivot_mul_size(&nn, N, N)) return PIVOT_ERR_OVERFLOW;
     if (nn > INT_MAX || Dx > INT_MAX || Dy > INT_MAX) return PIVOT_ERR_OVERFLOW;
-    // All pairs at once: (Dx, N*N) x (Dy, N*N)^T.
+    // All pairs at once: (Dx, N*N) x (Dy, N*N)^T, on one OpenBLAS thread (its sums then never
+    // depend on the pool size other calls set).
+    pivot_blas_guard_enter(1);
     pivot_cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)Dx, (int)Dy, (int)nn,
                       scale, grams_x, (int)nn, grams_y, (int)nn, 0.0, hsic, (int)Dy);
+    pivot_blas_guard_leave();
     return PIVOT_OK;
 }
 

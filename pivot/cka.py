@@ -41,6 +41,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+import threading
 import warnings
 from typing import Sequence
 
@@ -48,6 +49,7 @@ import numpy as np
 
 from . import _validate
 from ._native import _core
+from .model import default_threads
 
 from .path_scoring import (MAX_ENUMERATED_PATHS, MAX_RANKED_PATHS, ScoredPath,  # noqa: F401  (re-exported)
                          _check_effort, best_paths, path_score, rank_paths)
@@ -60,21 +62,22 @@ FEATURE_MODES = ("flatten", "cls", "mean")
 
 # ----------------------------------------------------------------------------------- helpers
 
+_call = threading.local()  # the thread count of the CKA call running on this Python thread
+
+
 @contextlib.contextmanager
 def _blas_threads(threads):
-    """Runs the block with pivot's OpenBLAS pool at `threads` threads (None: unchanged)."""
+    """Runs the block with this call's Gram products on `threads` threads (None: pivot's default,
+    ``pivot.model.default_threads``). The C core splits each Gram into fixed row blocks, each a
+    single-threaded OpenBLAS product, so the result is the same bits for any thread count and any
+    calls running beside it."""
     threads = _validate.threads(threads)
-    if threads is None:
-        yield
-        return
-    # The C core's one reference-counted guard (csrc/threads.h), shared with the engine's calls: the
-    # first caller to enter saves the user's pool size and the last to leave restores it, however
-    # CKA calls and forwards on other threads interleave.
-    _core.blas_guard_enter(int(threads))
+    previous = getattr(_call, "threads", None)
+    _call.threads = default_threads() if threads is None else int(threads)
     try:
         yield
     finally:
-        _core.blas_guard_leave()
+        _call.threads = previous
 
 
 def _min_samples(debiased: bool) -> int:
@@ -156,7 +159,7 @@ def _scaled(feats: np.ndarray, e: int) -> np.ndarray:
 def _gram(fa: np.ndarray, fb, shift: np.ndarray, e: int) -> np.ndarray:
     """The float64 Gram (fa - shift)(fb - shift)^T of features that ``_scaled`` scaled by 2**-e,
     in the features' own units: the C kernel sees magnitudes near 1, the result is scaled back."""
-    gram = _core.cka_gram(fa, fb, shift)
+    gram = _core.cka_gram(fa, fb, shift, getattr(_call, "threads", None) or default_threads())
     if e:
         gram *= 2.0 ** (2 * e)  # float64: exact, and far from its range limits for any float32 input
     return gram
@@ -204,7 +207,8 @@ def cka(x, y, debiased: bool = False, features: str = "flatten", *, threads=None
             unbiased one (N >= 4, result in [-1, 1]); see the module docstring.
         features: "flatten" (each sample's whole array), "cls" (token 0 of (N, T, C)) or
             "mean" (mean over the T tokens of (N, T, C)).
-        threads: OpenBLAS threads for this call (None: pivot's current setting).
+        threads: threads for this call's Gram products (None: ``pivot.model.default_threads()``); the
+            result is bit-identical for any count.
 
     Returns:
         CKA as a Python float; symmetric in x and y, invariant to orthogonal transforms and
@@ -450,7 +454,7 @@ def model_cka(model, images, batch_size: int = 64, path=None, debiased: bool = F
         progress: show a tqdm progress bar of model calls.
         minibatch: see above.
         memory_limit: bytes of float32 features kept between model calls in the exact mode.
-        threads: OpenBLAS threads, also passed to the model when not None.
+        threads: threads of the Gram products (as in ``cka``), also passed to the model when not None.
 
     Returns:
         (D_mlp, D_attn) float64 array.

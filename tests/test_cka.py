@@ -202,12 +202,12 @@ def test_gram_kernel_blocks_and_shift(rng):
     xb = rng.normal(size=(5, 4100)).astype(np.float32)
     shift = rng.normal(size=4100).astype(np.float32)
     a64, b64, s64 = xa.astype(np.float64), xb.astype(np.float64), shift.astype(np.float64)
-    np.testing.assert_allclose(_core.cka_gram(xa, None, None), a64 @ a64.T, rtol=1e-5, atol=1e-3)
-    np.testing.assert_allclose(_core.cka_gram(xa, xb, shift), (a64 - s64) @ (b64 - s64).T, rtol=1e-5, atol=1e-3)
-    g = _core.cka_gram(xa, None, shift)
+    np.testing.assert_allclose(_core.cka_gram(xa, None, None, 1), a64 @ a64.T, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(_core.cka_gram(xa, xb, shift, 2), (a64 - s64) @ (b64 - s64).T, rtol=1e-5, atol=1e-3)
+    g = _core.cka_gram(xa, None, shift, 1)
     assert np.array_equal(g, g.T)
     # the symmetric block and the general block give the same Gram
-    np.testing.assert_allclose(g, _core.cka_gram(xa, xa, shift), rtol=1e-6, atol=1e-3)
+    np.testing.assert_allclose(g, _core.cka_gram(xa, xa, shift, 2), rtol=1e-6, atol=1e-3)
 
 
 @pytest.mark.parametrize("debiased", [False, True])
@@ -231,13 +231,13 @@ def test_center_and_hsic_kernels_match_the_formulas(rng, debiased):
 def test_kernel_bindings_validate():
     x = np.ones((4, 3), dtype=np.float32)
     with pytest.raises(TypeError, match="dtype"):
-        _core.cka_gram(x.astype(np.float64), None, None)
+        _core.cka_gram(x.astype(np.float64), None, None, 1)
     with pytest.raises(ValueError, match="features per sample"):
-        _core.cka_gram(x, np.ones((4, 2), dtype=np.float32), None)
+        _core.cka_gram(x, np.ones((4, 2), dtype=np.float32), None, 1)
     with pytest.raises(ValueError, match="shift"):
-        _core.cka_gram(x, None, np.ones(2, dtype=np.float32))
+        _core.cka_gram(x, None, np.ones(2, dtype=np.float32), 1)
     with pytest.raises(ValueError, match="C-contiguous"):
-        _core.cka_gram(np.ones((3, 4), dtype=np.float32).T, None, None)
+        _core.cka_gram(np.ones((3, 4), dtype=np.float32).T, None, None, 1)
     with pytest.raises(ValueError, match="at least 4"):
         _core.cka_center_gram(np.ones((3, 3)), True)
     with pytest.raises(ValueError, match="square"):
@@ -248,6 +248,21 @@ def test_kernel_bindings_validate():
         _core.cka_center_gram(g, False)
     with pytest.raises(ValueError, match="samples"):
         _core.cka_hsic(np.ones((1, 5, 5)), np.ones((1, 6, 6)), False)
+
+
+def test_gram_is_bit_identical_for_any_thread_count():
+    """Fixed row blocks, each a single-threaded product: the same bits on 1, 2, 3 or 8 threads
+    (OpenBLAS's own threading changed the sums with the pool size on an AMD EPYC Zen 5)."""
+    rng = np.random.default_rng(3)
+    xa = rng.standard_normal((150, 2500)).astype(np.float32)
+    xb = rng.standard_normal((70, 2500)).astype(np.float32)
+    shift = xa.mean(axis=0).astype(np.float32)
+    for xb_, shift_ in ((None, shift), (xb, shift), (None, None)):
+        grams = [_core.cka_gram(xa, xb_, shift_, t) for t in (1, 2, 3, 8)]
+        for g in grams[1:]:
+            np.testing.assert_array_equal(g, grams[0])
+    g = _core.cka_gram(xa, None, shift, 2)
+    np.testing.assert_array_equal(g, g.T)
 
 
 def test_linear_cka_from_eight_threads_is_bit_identical_to_one_call():

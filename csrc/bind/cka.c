@@ -12,10 +12,11 @@ static int optional_float_array(PyObject *obj, const char *name, int ndim, PyArr
     return *out == NULL ? -1 : 0;
 }
 
-/* cka_gram(xa, xb, shift) -> (Na, Nb) float64: (xa - shift)(xb - shift)^T; xb None = xa. */
+/* cka_gram(xa, xb, shift, threads) -> (Na, Nb) float64: (xa - shift)(xb - shift)^T; xb None = xa. */
 static PyObject *py_cka_gram(PyObject *self, PyObject *args) {
     PyObject *xa_obj, *xb_obj, *shift_obj;
-    if (!PyArg_ParseTuple(args, "OOO", &xa_obj, &xb_obj, &shift_obj)) return NULL;
+    int threads;
+    if (!PyArg_ParseTuple(args, "OOOi", &xa_obj, &xb_obj, &shift_obj, &threads) || pivot_py_threads(threads)) return NULL;
     PyArrayObject *xa = pivot_py_array(xa_obj, "xa", NPY_FLOAT32, 2), *xb, *shift;
     if (xa == NULL || optional_float_array(xb_obj, "xb", 2, &xb) || optional_float_array(shift_obj, "shift", 1, &shift))
         return NULL;
@@ -42,7 +43,7 @@ static PyObject *py_cka_gram(PyObject *self, PyObject *args) {
     status = pivot_cka_gram((double *)PyArray_DATA(gram), (const float *)PyArray_DATA(xa),
                             xb ? (const float *)PyArray_DATA(xb) : NULL,
                             shift ? (const float *)PyArray_DATA(shift) : NULL,
-                            (size_t)Na, (size_t)Nb, (size_t)P);
+                            (size_t)Na, (size_t)Nb, (size_t)P, threads);
     Py_END_ALLOW_THREADS
     if (status != PIVOT_OK) {
         Py_DECREF(gram);
@@ -285,7 +286,7 @@ static PyObject *py_softmax_entropy(PyObject *self, PyObject *args) {
 }
 
 PyMethodDef pivot_cka_methods[] = {
-    {"cka_gram", py_cka_gram, METH_VARARGS, "cka_gram(xa, xb, shift) -> (Na, Nb) float64 Gram block (xa - shift)(xb - shift)^T; xb None: xa's own Gram."},
+    {"cka_gram", py_cka_gram, METH_VARARGS, "cka_gram(xa, xb, shift, threads) -> (Na, Nb) float64 Gram block (xa - shift)(xb - shift)^T; xb None: xa's own Gram; bit-identical for any threads."},
     {"cka_center_gram", py_cka_center_gram, METH_VARARGS, "cka_center_gram(gram, unbiased): center a (N, N) float64 Gram in place (H K H, or U-centering)."},
     {"cka_hsic", py_cka_hsic, METH_VARARGS, "cka_hsic(grams_x, grams_y, unbiased) -> (Dx, Dy) HSIC of every pair of centered Grams."},
     {"cka_hsic_self", py_cka_hsic_self, METH_VARARGS, "cka_hsic_self(grams, unbiased) -> (D,) HSIC of each centered Gram with itself."},

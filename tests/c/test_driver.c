@@ -187,11 +187,11 @@ static void test_cka(void) {
     const size_t N = 6, P = 10, D = 4;
     float *xa = random_floats(N * P, 1.0f), *xb = random_floats(N * P, 1.0f), *shift = random_floats(P, 0.1f);
     double *gram = calloc(N * N, sizeof(double));
-    CHECK(pivot_cka_gram(gram, xa, xb, shift, N, N, P) == PIVOT_OK);
-    CHECK(pivot_cka_gram(gram, xa, NULL, NULL, N, N, P) == PIVOT_OK);
-    CHECK(pivot_cka_gram(gram, xa, NULL, NULL, N, N + 1, P) != PIVOT_OK);
-    CHECK(pivot_cka_gram(gram, xa, xb, NULL, SIZE_MAX / 2, 4, P) == PIVOT_ERR_OVERFLOW);
-    CHECK(pivot_cka_gram(gram, xa, xb, NULL, (size_t)1 << 32, (size_t)1 << 29, P) == PIVOT_ERR_OVERFLOW); /* *8 wraps */
+    CHECK(pivot_cka_gram(gram, xa, xb, shift, N, N, P, 2) == PIVOT_OK);
+    CHECK(pivot_cka_gram(gram, xa, NULL, NULL, N, N, P, 1) == PIVOT_OK);
+    CHECK(pivot_cka_gram(gram, xa, NULL, NULL, N, N + 1, P, 1) != PIVOT_OK);
+    CHECK(pivot_cka_gram(gram, xa, xb, NULL, SIZE_MAX / 2, 4, P, 1) == PIVOT_ERR_OVERFLOW);
+    CHECK(pivot_cka_gram(gram, xa, xb, NULL, (size_t)1 << 32, (size_t)1 << 29, P, 1) == PIVOT_ERR_OVERFLOW); /* *8 wraps */
     CHECK(pivot_cka_center_gram(gram, N, 1) == PIVOT_OK);
     CHECK(pivot_cka_center_gram(gram, 3, 1) != PIVOT_OK);
     CHECK(pivot_cka_center_gram(gram, SIZE_MAX / 2, 0) == PIVOT_ERR_OVERFLOW);
