@@ -25,27 +25,59 @@ static void pack_shifted_chunk(float* dst,          // (N, w)
 }
 
 typedef struct {
-    double* gram;        // (Na, Nb)
-    float* partial;      // (Na, Nb) one chunk's float32 product
-    const float *a, *b;  // the chunk's rows, ld apart; b == a for a self Gram
-    size_t Na, Nb, w;
-    int ld, self;
-} gram_chunk;
+    double* gram;           // (Na, Nb)
+    float* partials;        // (threads, Na, Nb): one chunk's float32 product per thread
+    float *a_bufs, *b_bufs; // (threads, Na, chunk), (threads, Nb, chunk): shifted chunks, or unused
+    const float *xa, *xb, *shift;
+    size_t Na, Nb, P, chunk, nchunks;
+} gram_job;
 
-/* Row blocks i = tid, tid + nthreads, ...: block rows [r0, r1) times b's rows (a self Gram: from
- * column r0 on, the upper triangle and the diagonal block), added to the float64 Gram. */
-static void gram_chunk_blocks(void* arg, pivot_team* team, int tid, int nthreads) {
-    const gram_chunk* g = (const gram_chunk*)arg;
-    size_t blocks = (g->Na + PIVOT_CKA_GRAM_ROWS - 1) / PIVOT_CKA_GRAM_ROWS;
-    for (size_t blk = (size_t)tid; blk < blocks; blk += (size_t)nthreads) {
-        size_t r0 = blk * PIVOT_CKA_GRAM_ROWS;
-        size_t rows = g->Na - r0 < PIVOT_CKA_GRAM_ROWS ? g->Na - r0 : PIVOT_CKA_GRAM_ROWS;
-        size_t c0 = g->self ? r0 : 0, cols = g->Nb - c0;
-        float* part = g->partial + r0 * g->Nb + c0;
-        pivot_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, (int)cols, (int)g->w, 1.0f,
-                          g->a + r0 * (size_t)g->ld, g->ld, g->b + c0 * (size_t)g->ld, g->ld, 0.0f, part, (int)g->Nb);
-        for (size_t i = 0; i < rows; i++)
-            for (size_t j = 0; j < cols; j++) g->gram[(r0 + i) * g->Nb + c0 + j] += (double)part[i * g->Nb + j];
+/* One chunk of features [c0, c0 + w) into part: a float32 product on one OpenBLAS thread (the
+ * upper triangle by syrk for a self Gram). */
+static void gram_chunk(float* part, float* a_buf, float* b_buf, const gram_job* g, size_t c0, size_t w) {
+    const float* a = g->xa + c0;
+    const float* b = g->xb ? g->xb + c0 : NULL;
+    int ld = (int)g->P;
+    if (g->shift) {
+        pack_shifted_chunk(a_buf, g->xa, g->shift, g->Na, g->P, c0, w);
+        a = a_buf;
+        if (b) {
+            pack_shifted_chunk(b_buf, g->xb, g->shift, g->Nb, g->P, c0, w);
+            b = b_buf;
+        }
+        ld = (int)w;
+    }
+    if (b)
+        pivot_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)g->Na, (int)g->Nb, (int)w, 1.0f, a, ld, b, ld,
+                          0.0f, part, (int)g->Nb);
+    else
+        pivot_cblas_ssyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)g->Na, (int)w, 1.0f, a, ld, 0.0f, part,
+                          (int)g->Na);
+}
+
+/* Rounds of one chunk per thread (chunk = round * nthreads + tid), each on one OpenBLAS thread;
+ * then every thread adds its share of rows of the round's products in chunk order. Each value
+ * is thus the same sum, in the same order, for any thread count. */
+static void gram_team(void* arg, pivot_team* team, int tid, int nthreads) {
+    const gram_job* g = (const gram_job*)arg;
+    size_t gram_size = g->Na * g->Nb, r0, r1;
+    pivot_split_range(g->Na, tid, nthreads, &r0, &r1);
+    float* part = g->partials + (size_t)tid * gram_size;
+    for (size_t first = 0; first < g->nchunks; first += (size_t)nthreads) {
+        size_t c = first + (size_t)tid;
+        if (c < g->nchunks) {
+            size_t c0 = c * g->chunk, w = g->P - c0 < g->chunk ? g->P - c0 : g->chunk;
+            gram_chunk(part, g->a_bufs + (size_t)tid * g->Na * g->chunk, g->b_bufs + (size_t)tid * g->Nb * g->chunk,
+                       g, c0, w);
+        }
+        pivot_team_barrier(team);
+        size_t count = g->nchunks - first < (size_t)nthreads ? g->nchunks - first : (size_t)nthreads;
+        for (size_t t = 0; t < count; t++) {
+            const float* p = g->partials + t * gram_size;
+            for (size_t i = r0; i < r1; i++)
+                for (size_t j = g->xb ? 0 : i; j < g->Nb; j++) g->gram[i * g->Nb + j] += (double)p[i * g->Nb + j];
+        }
+        pivot_team_barrier(team);
     }
 }
 
@@ -60,45 +92,30 @@ int pivot_cka_gram(double* gram, const float* xa, const float* xb, const float* 
     // BLAS takes int sizes; a chunk is at most PIVOT_CKA_GRAM_CHUNK wide, P itself is a leading dimension.
     if (Na > INT_MAX || Nb > INT_MAX || P > INT_MAX) return PIVOT_ERR_OVERFLOW;
 
-    size_t chunk = P < PIVOT_CKA_GRAM_CHUNK ? P : PIVOT_CKA_GRAM_CHUNK;
-    size_t a_size, b_size;
-    if (pivot_mul_size(&a_size, Na, chunk) || pivot_mul_size(&b_size, Nb, chunk)) return PIVOT_ERR_OVERFLOW;
+    size_t chunk = P < PIVOT_CKA_GRAM_CHUNK ? P : PIVOT_CKA_GRAM_CHUNK, nchunks = (P + chunk - 1) / chunk;
+    size_t nt = (size_t)threads < nchunks ? (size_t)threads : nchunks;  // more threads than chunks idle
+    size_t a_size, b_size, p_size;
+    if (pivot_mul_size(&a_size, Na, chunk) || pivot_mul_size(&b_size, Nb, chunk) ||
+        pivot_mul_size(&a_size, a_size, nt) || pivot_mul_size(&b_size, b_size, nt) ||
+        pivot_mul_size(&p_size, gram_size, nt))
+        return PIVOT_ERR_OVERFLOW;
     // Without a shift the chunks are read in place (leading dimension P); with one they are packed.
-    if (a_size > SIZE_MAX / sizeof(float) || b_size > SIZE_MAX / sizeof(float)) return PIVOT_ERR_OVERFLOW;
-    float* a_buf = shift ? malloc(a_size * sizeof(float)) : NULL;
-    float* b_buf = (shift && xb) ? malloc(b_size * sizeof(float)) : NULL;
-    float* partial = malloc(gram_size * sizeof(float));
+    if (a_size > SIZE_MAX / sizeof(float) || b_size > SIZE_MAX / sizeof(float) || p_size > SIZE_MAX / sizeof(float))
+        return PIVOT_ERR_OVERFLOW;
+    gram_job job = {gram, malloc(p_size * sizeof(float)), shift ? malloc(a_size * sizeof(float)) : NULL,
+                    (shift && xb) ? malloc(b_size * sizeof(float)) : NULL, xa, xb, shift, Na, Nb, P, chunk, nchunks};
     int status = PIVOT_OK;
-    if (partial == NULL || (shift && a_buf == NULL) || (shift && xb && b_buf == NULL)) {
+    if (job.partials == NULL || (shift && job.a_bufs == NULL) || (shift && xb && job.b_bufs == NULL))
         status = PIVOT_ERR_NOMEM;
-        goto done;
-    }
-
-    for (size_t c0 = 0; c0 < P; c0 += chunk) {
-        size_t w = P - c0 < chunk ? P - c0 : chunk;
-        const float* a = xa + c0;
-        const float* b = xb ? xb + c0 : NULL;
-        int ld = (int)P;
-        if (shift) {
-            pack_shifted_chunk(a_buf, xa, shift, Na, P, c0, w);
-            a = a_buf;
-            if (xb) {
-                pack_shifted_chunk(b_buf, xb, shift, Nb, P, c0, w);
-                b = b_buf;
-            }
-            ld = (int)w;
-        }
-        gram_chunk job = {gram, partial, a, b ? b : a, Na, Nb, w, ld, xb == NULL};
-        if ((status = pivot_team_run(gram_chunk_blocks, &job, threads))) goto done;
-    }
-    if (xb == NULL) {  // the blocks filled the upper triangle
+    else
+        status = pivot_team_run(gram_team, &job, (int)nt);
+    if (status == PIVOT_OK && xb == NULL) {  // syrk filled the upper triangle
         for (size_t i = 0; i < Na; i++)
             for (size_t j = 0; j < i; j++) gram[i * Na + j] = gram[j * Na + i];
     }
-done:
-    free(a_buf);
-    free(b_buf);
-    free(partial);
+    free(job.a_bufs);
+    free(job.b_bufs);
+    free(job.partials);
     return status;
 }
 

@@ -19,15 +19,12 @@
 /* Features summed per float32 BLAS product before the partial Gram is added in float64. */
 #define PIVOT_CKA_GRAM_CHUNK 2048
 
-/* Rows of a Gram per float32 BLAS product: fixed, so that the blocks, and with them every value,
- * do not depend on the thread count. */
-#define PIVOT_CKA_GRAM_ROWS 64
-
 /* gram = (xa - shift)(xb - shift)^T, or (xa - shift)(xa - shift)^T when xb is NULL (then Nb
  * must equal Na and the symmetric result is filled completely). shift may be NULL (no shift).
- * Blocks of PIVOT_CKA_GRAM_ROWS rows run on `threads` threads, each product on single-threaded
- * OpenBLAS: the result is bit-identical for any thread count and any concurrent calls (OpenBLAS's
- * own threading changes its sums with the number of threads on some CPUs). */
+ * Chunks of PIVOT_CKA_GRAM_CHUNK features run side by side on `threads` threads, each product on
+ * one OpenBLAS thread, and are added in chunk order: the result is bit-identical for any thread
+ * count and any concurrent calls (OpenBLAS's own threading changes its sums with the number of
+ * threads on some CPUs). */
 int pivot_cka_gram(double* gram,        // (Na, Nb) out
                    const float* xa,     // (Na, P)
                    const float* xb,     // (Nb, P) or NULL

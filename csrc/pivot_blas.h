@@ -9,11 +9,13 @@
 
 #ifdef PIVOT_BLAS_SYSTEM
 #define pivot_cblas_sgemm cblas_sgemm
+#define pivot_cblas_ssyrk cblas_ssyrk
 #define pivot_cblas_dgemm cblas_dgemm
 #define pivot_blas_set_num_threads openblas_set_num_threads
 #define pivot_blas_get_num_threads openblas_get_num_threads
 #else
 #define pivot_cblas_sgemm scipy_cblas_sgemm
+#define pivot_cblas_ssyrk scipy_cblas_ssyrk
 #define pivot_cblas_dgemm scipy_cblas_dgemm
 #define pivot_blas_set_num_threads scipy_openblas_set_num_threads
 #define pivot_blas_get_num_threads scipy_openblas_get_num_threads

@@ -251,11 +251,12 @@ def test_kernel_bindings_validate():
 
 
 def test_gram_is_bit_identical_for_any_thread_count():
-    """Fixed row blocks, each a single-threaded product: the same bits on 1, 2, 3 or 8 threads
-    (OpenBLAS's own threading changed the sums with the pool size on an AMD EPYC Zen 5)."""
+    """Feature chunks, each a single-threaded product, added in chunk order: the same bits on 1, 2,
+    3 or 8 threads (OpenBLAS's own threading changed the sums with the pool size on an AMD EPYC
+    Zen 5). 7000 features: 4 chunks, the last one partial."""
     rng = np.random.default_rng(3)
-    xa = rng.standard_normal((150, 2500)).astype(np.float32)
-    xb = rng.standard_normal((70, 2500)).astype(np.float32)
+    xa = rng.standard_normal((150, 7000)).astype(np.float32)
+    xb = rng.standard_normal((70, 7000)).astype(np.float32)
     shift = xa.mean(axis=0).astype(np.float32)
     for xb_, shift_ in ((None, shift), (xb, shift), (None, None)):
         grams = [_core.cka_gram(xa, xb_, shift_, t) for t in (1, 2, 3, 8)]
