@@ -56,12 +56,12 @@ def test_pack_in_place_transposed_equals_pack(N, K, rng):
     w = rng.integers(-128, 128, (N, K)).astype(np.int8)
     w.reshape(-1)[:2] = [-128, 127][:w.size]
     packed = _core.int8_pack(w)
-    np.testing.assert_array_equal(_core.int8_pack_t(np.ascontiguousarray(w.T)), packed)
+    np.testing.assert_array_equal(_core.int8_pack(np.ascontiguousarray(w.T), True), packed)
     Np, Kp = -(-N // 16) * 16, -(-K // 4) * 4
     tail = packed[Np * Kp:].view(np.int32)
     np.testing.assert_array_equal(tail[:N], w.astype(np.int32).sum(axis=1))
     assert (tail[N:Np] == 0).all() and tail[Np] == np.abs(w.astype(np.int32)).max()
     a = rng.integers(0, 256, (5, K)).astype(np.uint8)
     zp = rng.integers(0, 256, 5).astype(np.int32)
-    got = _core.int8_gemm(a, zp, _core.int8_pack_t(np.ascontiguousarray(w.T)), N, 0, 1)
+    got = _core.int8_gemm(a, zp, _core.int8_pack(np.ascontiguousarray(w.T), True), N, 0, 1)
     np.testing.assert_array_equal(got, ref.int8_gemm(a, zp, w))

@@ -20,37 +20,26 @@ static PyObject *py_int8_kernel_resolve(PyObject *self, PyObject *arg) {
     return PyLong_FromLong(resolved);
 }
 
-/* int8_pack(w int8 (N, K)) -> packed int8 (pivot_int8_packed_bytes) */
-static PyObject *py_int8_pack(PyObject *self, PyObject *arg) {
-    PyArrayObject *w = pivot_py_array(arg, "w", NPY_INT8, 2);
+/* int8_pack(w int8 (N, K), transposed=False) -> packed int8 (pivot_int8_packed_bytes); transposed:
+ * w is W^T (K, N), read in place (attention's V, columns contiguous) */
+static PyObject *py_int8_pack(PyObject *self, PyObject *args) {
+    PyObject *o_w;
+    int transposed = 0;
+    if (!PyArg_ParseTuple(args, "O|p", &o_w, &transposed)) return NULL;
+    PyArrayObject *w = pivot_py_array(o_w, "w", NPY_INT8, 2);
     if (!w) return NULL;
-    size_t N = (size_t)PyArray_DIM(w, 0), K = (size_t)PyArray_DIM(w, 1), bytes;
+    size_t rows = (size_t)PyArray_DIM(w, 0), cols = (size_t)PyArray_DIM(w, 1), bytes;
+    size_t N = transposed ? cols : rows, K = transposed ? rows : cols;
     int st = pivot_int8_packed_bytes(&bytes, N, K);
-    if (st) return pivot_py_raise_status(st, "int8_pack (w must have N >= 1 rows and K >= 1 columns)");
+    if (st) return pivot_py_raise_status(st, "int8_pack (w must have at least one row and one column)");
     npy_intp dims[1] = {(npy_intp)bytes};
     PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(1, dims, NPY_INT8);
     if (!out) return NULL;
     Py_BEGIN_ALLOW_THREADS
-    st = pivot_int8_pack((int8_t *)PyArray_DATA(out), (const int8_t *)PyArray_DATA(w), N, K, K, 1);
+    st = pivot_int8_pack((int8_t *)PyArray_DATA(out), (const int8_t *)PyArray_DATA(w), N, K, transposed ? 1 : K,
+                         transposed ? N : 1);
     Py_END_ALLOW_THREADS
     if (st) { Py_DECREF(out); return pivot_py_raise_status(st, "int8_pack"); }
-    return (PyObject *)out;
-}
-
-/* int8_pack_t(wt int8 (K, N)) -> the packing of W = wt^T read in place (attention's V: columns contiguous) */
-static PyObject *py_int8_pack_t(PyObject *self, PyObject *arg) {
-    PyArrayObject *wt = pivot_py_array(arg, "wt", NPY_INT8, 2);
-    if (!wt) return NULL;
-    size_t K = (size_t)PyArray_DIM(wt, 0), N = (size_t)PyArray_DIM(wt, 1), bytes;
-    int st = pivot_int8_packed_bytes(&bytes, N, K);
-    if (st) return pivot_py_raise_status(st, "int8_pack_t (wt must have K >= 1 rows and N >= 1 columns)");
-    npy_intp dims[1] = {(npy_intp)bytes};
-    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(1, dims, NPY_INT8);
-    if (!out) return NULL;
-    Py_BEGIN_ALLOW_THREADS
-    st = pivot_int8_pack((int8_t *)PyArray_DATA(out), (const int8_t *)PyArray_DATA(wt), N, K, 1, N);
-    Py_END_ALLOW_THREADS
-    if (st) { Py_DECREF(out); return pivot_py_raise_status(st, "int8_pack_t"); }
     return (PyObject *)out;
 }
 
@@ -162,8 +151,7 @@ static PyObject *py_qblock_sizes(PyObject *self, PyObject *args) {
 PyMethodDef pivot_int8_methods[] = {
     {"int8_kernel_supported", py_int8_kernel_supported, METH_O, "int8_kernel_supported(kernel 1..4) -> bool"},
     {"int8_kernel_resolve", py_int8_kernel_resolve, METH_O, "int8_kernel_resolve(kernel 0..4) -> the kernel a call runs (0: best, capped by PIVOT_INT8_KERNEL)"},
-    {"int8_pack", py_int8_pack, METH_O, "int8_pack(w int8 (N, K)) -> packed weight (panels + column sums)"},
-    {"int8_pack_t", py_int8_pack_t, METH_O, "int8_pack_t(wt int8 (K, N)) -> int8_pack(wt.T), read in place"},
+    {"int8_pack", py_int8_pack, METH_VARARGS, "int8_pack(w int8 (N, K), transposed=False) -> packed weight (panels + column sums); transposed: w is W^T (K, N), read in place"},
     {"int8_gemm", py_int8_gemm, METH_VARARGS, "int8_gemm(a uint8 (M, K), zero_point int32 (M), packed, N, kernel, threads) -> int32 (M, N)"},
     {"quantize_u8", py_quantize_u8, METH_VARARGS, "quantize_u8(x f32 (N, C), inv_scale f32 (N|1), zp int32 (N|1)) -> uint8 (N, C)"},
     {"quantize_s8", py_quantize_s8, METH_VARARGS, "quantize_s8(x f32 (N, C), inv_scale float) -> int8 (N, C) symmetric"},
