@@ -66,7 +66,7 @@ _call = threading.local()  # the thread count of the CKA call running on this Py
 
 
 @contextlib.contextmanager
-def _blas_threads(threads):
+def _gram_threads(threads):
     """Runs the block with this call's Gram products on `threads` threads (None: pivot's default,
     ``pivot.model.default_threads``). The C core splits each Gram into fixed row blocks, each a
     single-threaded OpenBLAS product, so the result is the same bits for any thread count and any
@@ -223,7 +223,7 @@ def cka(x, y, debiased: bool = False, features: str = "flatten", *, threads=None
     if fx.shape[0] != fy.shape[0]:
         raise ValueError(f"x and y must hold the same samples, got N = {fx.shape[0]} and N = {fy.shape[0]}")
     _check_sample_count(fx.shape[0], debiased, "x")
-    with _blas_threads(threads):
+    with _gram_threads(threads):
         gx = _centered_gram(fx, debiased, "x")[None]
         gy = _centered_gram(fy, debiased, "y")[None]
         out = _cka_from_hsic(_core.cka_hsic(gx, gy, debiased), _core.cka_hsic_self(gx, debiased),
@@ -270,7 +270,7 @@ def cka_matrix(mlp_outputs, attn_outputs, debiased: bool = False, features: str 
             raise ValueError(f"all activations must hold the same samples: {name} has N = {f.shape[0]}, "
                              f"the first array has N = {n}")
     _check_sample_count(n, debiased, "the activations")
-    with _blas_threads(threads):
+    with _gram_threads(threads):
         grams = np.stack([_centered_gram(f, debiased, name) for f, name in present])
         return layout.cka_matrix(grams, debiased)
 
@@ -366,7 +366,7 @@ class MinibatchCKA:
         batch_n = int(np.shape(first)[0])
         _check_sample_count(batch_n, self.debiased, "a minibatch")
         feats = layout.features(mlp_outputs, attn_outputs, self.features, batch_n)
-        with _blas_threads(self.threads):
+        with _gram_threads(self.threads):
             grams = []
             for f in feats:
                 e = _scale_exponent(f)
@@ -489,7 +489,7 @@ def model_cka(model, images, batch_size: int = 64, path=None, debiased: bool = F
             acc.update(mlp, attn)
         return acc.result()
 
-    with _blas_threads(threads), tqdm(total=len(bounds), desc="CKA", unit="batch", disable=not progress) as bar:
+    with _gram_threads(threads), tqdm(total=len(bounds), desc="CKA", unit="batch", disable=not progress) as bar:
         # The first batch fixes the layers present, the shifts and the plan of passes.
         mlp, attn, batch_n = run(0)
         bar.update()
