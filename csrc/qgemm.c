@@ -101,49 +101,47 @@ int pivot_int8_packed_bytes(size_t *out, size_t N, size_t K) {
 /* Column sums (PANEL) and largest |w| of one packed panel, Kp bytes deep. */
 static void panel_sums(int32_t *sums, int32_t *wmax, const int8_t *panel, size_t Kp) {
     int32_t big = 0;
-    {
 #if PIVOT_X86_BUILD
-        /* SSE2 (x86-64 baseline): a 16-byte quarter of a step is 4 columns x 4 k; bytes widen to
-         * int16 and vpmaddwd by ones leaves (k0+k1, k2+k3) of two columns per half */
-        __m128i acc[4][2], hi8 = _mm_setzero_si128(), lo8 = _mm_set1_epi8((char)0xFF);
-        const __m128i ones = _mm_set1_epi16(1), flip = _mm_set1_epi8((char)0x80);
-        for (int q = 0; q < 4; q++) acc[q][0] = acc[q][1] = _mm_setzero_si128();
-        for (size_t k4 = 0; k4 < Kp / 4; k4++)
-            for (int q = 0; q < 4; q++) {
-                __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(panel + k4 * 4 * PANEL + 16 * q));
-                __m128i lo = _mm_srai_epi16(_mm_unpacklo_epi8(x, x), 8), hi = _mm_srai_epi16(_mm_unpackhi_epi8(x, x), 8);
-                acc[q][0] = _mm_add_epi32(acc[q][0], _mm_madd_epi16(lo, ones));
-                acc[q][1] = _mm_add_epi32(acc[q][1], _mm_madd_epi16(hi, ones));
-                __m128i u = _mm_xor_si128(x, flip); /* signed order as unsigned */
-                hi8 = _mm_max_epu8(hi8, u);
-                lo8 = _mm_min_epu8(lo8, u);
-            }
-        for (int q = 0; q < 4; q++)
-            for (int h = 0; h < 2; h++) {
-                int32_t l[4];
-                _mm_storeu_si128((__m128i *)(void *)l, acc[q][h]);
-                sums[4 * q + 2 * h] = l[0] + l[1];
-                sums[4 * q + 2 * h + 1] = l[2] + l[3];
-            }
-        uint8_t mx[16], mn[16];
-        _mm_storeu_si128((__m128i *)(void *)mx, hi8);
-        _mm_storeu_si128((__m128i *)(void *)mn, lo8);
-        for (int i = 0; i < 16; i++) {
-            int32_t a = (int32_t)mx[i] - 128, b = 128 - (int32_t)mn[i];
-            big = a > big ? a : big;
-            big = b > big ? b : big;
+    /* SSE2 (x86-64 baseline): a 16-byte quarter of a step is 4 columns x 4 k; bytes widen to
+     * int16 and vpmaddwd by ones leaves (k0+k1, k2+k3) of two columns per half */
+    __m128i acc[4][2], hi8 = _mm_setzero_si128(), lo8 = _mm_set1_epi8((char)0xFF);
+    const __m128i ones = _mm_set1_epi16(1), flip = _mm_set1_epi8((char)0x80);
+    for (int q = 0; q < 4; q++) acc[q][0] = acc[q][1] = _mm_setzero_si128();
+    for (size_t k4 = 0; k4 < Kp / 4; k4++)
+        for (int q = 0; q < 4; q++) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(panel + k4 * 4 * PANEL + 16 * q));
+            __m128i lo = _mm_srai_epi16(_mm_unpacklo_epi8(x, x), 8), hi = _mm_srai_epi16(_mm_unpackhi_epi8(x, x), 8);
+            acc[q][0] = _mm_add_epi32(acc[q][0], _mm_madd_epi16(lo, ones));
+            acc[q][1] = _mm_add_epi32(acc[q][1], _mm_madd_epi16(hi, ones));
+            __m128i u = _mm_xor_si128(x, flip); /* signed order as unsigned */
+            hi8 = _mm_max_epu8(hi8, u);
+            lo8 = _mm_min_epu8(lo8, u);
         }
-#else
-        for (int c = 0; c < PANEL; c++) sums[c] = 0;
-        for (size_t k4 = 0; k4 < Kp / 4; k4++)
-            for (int c = 0; c < PANEL; c++)
-                for (int i = 0; i < 4; i++) {
-                    int32_t v = panel[(k4 * PANEL + (size_t)c) * 4 + (size_t)i];
-                    sums[c] += v;
-                    big = v > big ? v : (-v > big ? -v : big);
-                }
-#endif
+    for (int q = 0; q < 4; q++)
+        for (int h = 0; h < 2; h++) {
+            int32_t l[4];
+            _mm_storeu_si128((__m128i *)(void *)l, acc[q][h]);
+            sums[4 * q + 2 * h] = l[0] + l[1];
+            sums[4 * q + 2 * h + 1] = l[2] + l[3];
+        }
+    uint8_t mx[16], mn[16];
+    _mm_storeu_si128((__m128i *)(void *)mx, hi8);
+    _mm_storeu_si128((__m128i *)(void *)mn, lo8);
+    for (int i = 0; i < 16; i++) {
+        int32_t a = (int32_t)mx[i] - 128, b = 128 - (int32_t)mn[i];
+        big = a > big ? a : big;
+        big = b > big ? b : big;
     }
+#else
+    for (int c = 0; c < PANEL; c++) sums[c] = 0;
+    for (size_t k4 = 0; k4 < Kp / 4; k4++)
+        for (int c = 0; c < PANEL; c++)
+            for (int i = 0; i < 4; i++) {
+                int32_t v = panel[(k4 * PANEL + (size_t)c) * 4 + (size_t)i];
+                sums[c] += v;
+                big = v > big ? v : (-v > big ? -v : big);
+            }
+#endif
     *wmax = big;
 }
 
