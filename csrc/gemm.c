@@ -111,7 +111,8 @@ AVX512 static inline void epilogue16(float *out, float *capture, __m512 acc, __m
 
 /* GELU in place on a stored (rows x 32) tile, still in L1. A loop of independent iterations
  * rather than GELU on the accumulators: the out-of-order core then overlaps the long dependency
- * chains of several vectors (measured: 2x less epilogue time on the fc1 shape). */
+ * chains of several vectors (measured: 2x less epilogue time on the fc1 shape); two rows (four
+ * vectors) at a time, interleaved by PIVOT_SCHEDULE (simd_math.h). */
 AVX512 PIVOT_SCHEDULE static void gelu_tile(float *out, int rows, size_t ldo, __mmask16 m0, __mmask16 m1) {
     int i = 0;
     for (; i + 1 < rows; i += 2) { /* two rows: four vectors in flight */
@@ -193,6 +194,12 @@ typedef void (*tile_fn)(float *, float *, const float *, const float *, const fl
 static const tile_fn tile_kernels[MR + 1] = {NULL,    tile_1, tile_2, tile_3,  tile_4,  tile_5, tile_6,
                                               tile_7, tile_8, tile_9, tile_10, tile_11, tile_12};
 
+/* Row block `block` of `blocks` prefetches its share of the next panel (`bytes` long) into L2. */
+static inline void prefetch_share(const char *next, size_t bytes, size_t block, size_t blocks) {
+    size_t lo = bytes * block / blocks, hi = bytes * (block + 1) / blocks;
+    for (size_t off = lo & ~(size_t)63; off < hi; off += 64) _mm_prefetch(next + off, _MM_HINT_T1);
+}
+
 /* out (N, OC) <- epilogue(inp (N, IC) @ B) where B's 32-column panel starting at column p0 is at
  * b + (p0 / 32) * panel_step with rows ldb apart: packed weights (panel_step = 32 IC, ldb = 32) or
  * a row-major (IC, OC) matrix with row stride ldb (panel_step = 32). packed_b: b is gemm_pack's
@@ -213,11 +220,7 @@ AVX512 static void gemm_panels_avx512(float *out, float *capture, const float *i
         size_t next_bytes = PANEL * IC * sizeof(float), blocks = (N + MR - 1) / MR, block = 0;
         for (size_t r = 0; r < N; r += MR) {
             size_t rows = N - r < MR ? N - r : MR;
-            if (next) {
-                size_t lo = next_bytes * block / blocks, hi = next_bytes * (block + 1) / blocks;
-                for (size_t off = lo & ~(size_t)63; off < hi; off += 64) _mm_prefetch(next + off, _MM_HINT_T1);
-                block++;
-            }
+            if (next) prefetch_share(next, next_bytes, block++, blocks);
             tile_kernels[rows](out + r * ldo + p0, capture ? capture + r * OC + p0 : NULL, inp + r * ldi, panel,
                                bias ? bias + p0 : NULL, IC, ldi, ldb, ldo, OC, m0, m1, packed_b, epilogue, scale);
         }
@@ -352,11 +355,7 @@ PIVOT_AVX2 static void gemm_panels_avx2(float *out, float *capture, const float 
             size_t nc = OC - c0 < 16 ? OC - c0 : 16;
             for (size_t r = 0, rows; r < N; r += rows) {
                 rows = avx2_block_rows(N - r);
-                if (next) {
-                    size_t lo = next_bytes * block / blocks, hi = next_bytes * (block + 1) / blocks;
-                    for (size_t off = lo & ~(size_t)63; off < hi; off += 64) _mm_prefetch(next + off, _MM_HINT_T1);
-                    block++;
-                }
+                if (next) prefetch_share(next, next_bytes, block++, blocks);
                 tile2_kernels[rows](out + r * ldo + c0, capture ? capture + r * OC + c0 : NULL, inp + r * ldi,
                                     panel + (c0 - p0), bias ? bias + c0 : NULL, IC, ldi, PANEL, ldo, OC, nc, epilogue,
                                     scale);
