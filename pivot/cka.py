@@ -38,10 +38,8 @@ re-exported here for existing imports). docs/cka.md shows the whole workflow.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
-import threading
 import warnings
 from typing import Sequence
 
@@ -62,22 +60,12 @@ FEATURE_MODES = ("flatten", "cls", "mean")
 
 # ----------------------------------------------------------------------------------- helpers
 
-_call = threading.local()  # the thread count of the CKA call running on this Python thread
-
-
-@contextlib.contextmanager
-def _gram_threads(threads):
-    """Runs the block with this call's Gram products on `threads` threads (None: pivot's default,
-    ``pivot.model.default_threads``). The C core splits each Gram into fixed row blocks, each a
-    single-threaded OpenBLAS product, so the result is the same bits for any thread count and any
-    calls running beside it."""
+def _gram_threads(threads) -> int:
+    """The threads of a call's Gram products (None: ``pivot.model.default_threads()``). The C core
+    runs each Gram's feature chunks side by side, each a single-threaded OpenBLAS product, and adds
+    them in chunk order, so the result is the same bits for any thread count and any calls beside it."""
     threads = _validate.threads(threads)
-    previous = getattr(_call, "threads", None)
-    _call.threads = default_threads() if threads is None else int(threads)
-    try:
-        yield
-    finally:
-        _call.threads = previous
+    return default_threads() if threads is None else int(threads)
 
 
 def _min_samples(debiased: bool) -> int:
@@ -156,19 +144,19 @@ def _scaled(feats: np.ndarray, e: int) -> np.ndarray:
     return feats if e == 0 else np.ldexp(feats, np.int32(-e)).astype(np.float32, copy=False)
 
 
-def _gram(fa: np.ndarray, fb, shift: np.ndarray, e: int) -> np.ndarray:
+def _gram(fa: np.ndarray, fb, shift: np.ndarray, e: int, threads: int) -> np.ndarray:
     """The float64 Gram (fa - shift)(fb - shift)^T of features that ``_scaled`` scaled by 2**-e,
     in the features' own units: the C kernel sees magnitudes near 1, the result is scaled back."""
-    gram = _core.cka_gram(fa, fb, shift, getattr(_call, "threads", None) or default_threads())
+    gram = _core.cka_gram(fa, fb, shift, threads)
     if e:
         gram *= 2.0 ** (2 * e)  # float64: exact, and far from its range limits for any float32 input
     return gram
 
 
-def _centered_gram(feats: np.ndarray, debiased: bool, name: str) -> np.ndarray:
+def _centered_gram(feats: np.ndarray, debiased: bool, name: str, threads: int) -> np.ndarray:
     e = _scale_exponent(feats)
     feats = _scaled(feats, e)
-    gram = _gram(feats, None, _mean_shift(feats), e)
+    gram = _gram(feats, None, _mean_shift(feats), e, threads)
     _check_finite_diagonal(gram, name)
     _core.cka_center_gram(gram, debiased)
     return gram
@@ -223,11 +211,11 @@ def cka(x, y, debiased: bool = False, features: str = "flatten", *, threads=None
     if fx.shape[0] != fy.shape[0]:
         raise ValueError(f"x and y must hold the same samples, got N = {fx.shape[0]} and N = {fy.shape[0]}")
     _check_sample_count(fx.shape[0], debiased, "x")
-    with _gram_threads(threads):
-        gx = _centered_gram(fx, debiased, "x")[None]
-        gy = _centered_gram(fy, debiased, "y")[None]
-        out = _cka_from_hsic(_core.cka_hsic(gx, gy, debiased), _core.cka_hsic_self(gx, debiased),
-                             _core.cka_hsic_self(gy, debiased), debiased)
+    threads = _gram_threads(threads)
+    gx = _centered_gram(fx, debiased, "x", threads)[None]
+    gy = _centered_gram(fy, debiased, "y", threads)[None]
+    out = _cka_from_hsic(_core.cka_hsic(gx, gy, debiased), _core.cka_hsic_self(gx, debiased),
+                         _core.cka_hsic_self(gy, debiased), debiased)
     return float(out[0, 0])
 
 
@@ -270,9 +258,9 @@ def cka_matrix(mlp_outputs, attn_outputs, debiased: bool = False, features: str 
             raise ValueError(f"all activations must hold the same samples: {name} has N = {f.shape[0]}, "
                              f"the first array has N = {n}")
     _check_sample_count(n, debiased, "the activations")
-    with _gram_threads(threads):
-        grams = np.stack([_centered_gram(f, debiased, name) for f, name in present])
-        return layout.cka_matrix(grams, debiased)
+    threads = _gram_threads(threads)
+    grams = np.stack([_centered_gram(f, debiased, name, threads) for f, name in present])
+    return layout.cka_matrix(grams, debiased)
 
 
 class _LayerLayout:
@@ -366,20 +354,13 @@ class MinibatchCKA:
         batch_n = int(np.shape(first)[0])
         _check_sample_count(batch_n, self.debiased, "a minibatch")
         feats = layout.features(mlp_outputs, attn_outputs, self.features, batch_n)
-        with _gram_threads(self.threads):
-            grams = []
-            for f in feats:
-                e = _scale_exponent(f)
-                f = _scaled(f, e)
-                gram = _gram(f, None, _mean_shift(f), e)
-                _check_finite_diagonal(gram, "a minibatch's activations")
-                _core.cka_center_gram(gram, self.debiased)
-                grams.append(gram)
-            n_x = sum(layout.mlp_present)
-            gx, gy = np.stack(grams[:n_x]), np.stack(grams[n_x:])
-            hsic_xy = _core.cka_hsic(gx, gy, self.debiased)  # HSICs, not yet CKA: they are averaged first
-            hsic_x = _core.cka_hsic_self(gx, self.debiased)
-            hsic_y = _core.cka_hsic_self(gy, self.debiased)
+        threads = _gram_threads(self.threads)
+        grams = [_centered_gram(f, self.debiased, "a minibatch's activations", threads) for f in feats]
+        n_x = sum(layout.mlp_present)
+        gx, gy = np.stack(grams[:n_x]), np.stack(grams[n_x:])
+        hsic_xy = _core.cka_hsic(gx, gy, self.debiased)  # HSICs, not yet CKA: they are averaged first
+        hsic_x = _core.cka_hsic_self(gx, self.debiased)
+        hsic_y = _core.cka_hsic_self(gy, self.debiased)
         if self._layout is None:
             self._layout = layout
             self._hsic_xy, self._hsic_x, self._hsic_y = hsic_xy, hsic_x, hsic_y
@@ -489,7 +470,8 @@ def model_cka(model, images, batch_size: int = 64, path=None, debiased: bool = F
             acc.update(mlp, attn)
         return acc.result()
 
-    with _gram_threads(threads), tqdm(total=len(bounds), desc="CKA", unit="batch", disable=not progress) as bar:
+    gram_threads = _gram_threads(threads)
+    with tqdm(total=len(bounds), desc="CKA", unit="batch", disable=not progress) as bar:
         # The first batch fixes the layers present, the shifts and the plan of passes.
         mlp, attn, batch_n = run(0)
         bar.update()
@@ -519,13 +501,13 @@ def model_cka(model, images, batch_size: int = 64, path=None, debiased: bool = F
                 b0, b1 = bounds[batch]
                 if pass_start == 0:  # each batch's own block, on its first visit
                     for layer, f in enumerate(feats):
-                        block = _gram(f, None, shifts[layer], scales[layer])
+                        block = _gram(f, None, shifts[layer], scales[layer], gram_threads)
                         _check_finite_diagonal(block, "the model's activations")
                         grams[layer, b0:b1, b0:b1] = block
                 for a, kept_feats in kept.items():  # blocks with the kept batches before this one
                     a0, a1 = bounds[a]
                     for layer, (fa, fb) in enumerate(zip(kept_feats, feats)):
-                        block = _gram(fa, fb, shifts[layer], scales[layer])
+                        block = _gram(fa, fb, shifts[layer], scales[layer], gram_threads)
                         grams[layer, a0:a1, b0:b1] = block
                         grams[layer, b0:b1, a0:a1] = block.T
                 if batch < kept_end:
