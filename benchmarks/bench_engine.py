@@ -74,7 +74,6 @@ class Peers:
         self.module = pt.from_vit(model).eval()
         self.config = model.config
         self._onnx_path = None
-        self._sessions = {}
 
     def torch_fn(self, images, threads):
         torch = self.torch
@@ -86,33 +85,48 @@ class Peers:
         return run
 
     def onnx_fn(self, images, threads):
-        import onnxruntime as ort
         if self._onnx_path is None:
             self._export()
-        if threads not in self._sessions:
-            opts = ort.SessionOptions()
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-            opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-            opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            self._sessions[threads] = ort.InferenceSession(self._onnx_path, opts, providers=["CPUExecutionProvider"])
-        session = self._sessions[threads]
-        name = session.get_inputs()[0].name
-        return lambda: session.run(None, {name: images})
+        return ort_fn(self._onnx_path, images, threads)
 
     def _export(self):
         import warnings
         torch = self.torch
-        fd, path = tempfile.mkstemp(suffix=".onnx", prefix="pivot_bench_")
-        os.close(fd)
+        path = temp_path(".onnx")
         x = torch.from_numpy(_images(self.config, 1))
         with warnings.catch_warnings(), torch.inference_mode():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
             torch.onnx.export(self.module, (x,), path, dynamo=False, input_names=["images"], output_names=["logits"],
                               dynamic_axes={"images": {0: "batch"}, "logits": {0: "batch"}}, opset_version=17)
         self._onnx_path = path
-        import atexit
-        atexit.register(lambda: os.path.exists(path) and os.remove(path))
+
+
+def temp_path(suffix):
+    """A fresh temporary file's path, removed at exit (exported and quantized ONNX models)."""
+    import atexit
+    fd, path = tempfile.mkstemp(suffix=suffix, prefix="pivot_bench_")
+    os.close(fd)
+    atexit.register(lambda: os.path.exists(path) and os.remove(path))
+    return path
+
+
+@functools.lru_cache(maxsize=16)
+def ort_session(path, threads):
+    """One ONNX Runtime session per model file and thread count: intra-op threads, sequential, all
+    graph optimizations."""
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+
+
+def ort_fn(path, images, threads):
+    session = ort_session(path, threads)
+    name = session.get_inputs()[0].name
+    return lambda: session.run(None, {name: images})
 
 
 @functools.lru_cache(maxsize=1)

@@ -36,12 +36,11 @@ speed-up from 1 to N threads at batch 1 (ratio = that speed-up, peer = ONNX Runt
 """
 import functools
 import os
-import tempfile
 
 import numpy as np
 
 import pivot
-from bench_engine import PRESET, _images, _model, _peers, interleaved_best
+from bench_engine import PRESET, _images, _model, _peers, interleaved_best, ort_fn, temp_path
 from common import Result
 from pivot import quant
 from pivot.model import default_threads
@@ -67,37 +66,12 @@ def _onnx_path():
     return peers._onnx_path
 
 
-def _temp_path(suffix):
-    fd, path = tempfile.mkstemp(suffix=suffix, prefix="pivot_bench_")
-    os.close(fd)
-    import atexit
-    atexit.register(lambda: os.path.exists(path) and os.remove(path))
-    return path
-
-
 @functools.lru_cache(maxsize=1)
 def _onnx_int8_path():
     from onnxruntime.quantization import QuantType, quantize_dynamic
-    path = _temp_path(".onnx")
+    path = temp_path(".onnx")
     quantize_dynamic(_onnx_path(), path, weight_type=QuantType.QInt8)
     return path
-
-
-@functools.lru_cache(maxsize=8)
-def _ort_session(path, threads):
-    import onnxruntime as ort
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-
-
-def _ort_fn(path, images, threads):
-    session = _ort_session(path, threads)
-    name = session.get_inputs()[0].name
-    return lambda: session.run(None, {name: images})
 
 
 @functools.lru_cache(maxsize=1)
@@ -158,8 +132,8 @@ def bench_frontier(quick):
         contenders = {
             "pivot_fp32": lambda: model(images, threads=n),
             "pivot_int8": lambda: qmodel(images, threads=n),
-            "onnxruntime": _ort_fn(_onnx_path(), images, n),
-            "onnxruntime_int8": _ort_fn(_onnx_int8_path(), images, n),
+            "onnxruntime": ort_fn(_onnx_path(), images, n),
+            "onnxruntime_int8": ort_fn(_onnx_int8_path(), images, n),
         }
         for kind in ov_kinds:
             contenders[f"openvino_{kind}"] = _ov_fn(kind, images, n)
