@@ -1,13 +1,15 @@
 /* Threads, the OpenBLAS guard and the workspace cache (see threads.h). */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* sched_getcpu, cpu_set_t and pthread_setaffinity_np for the pool's placement */
 #include "threads.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pivot_blas.h"
 #include "pivot_status.h"
@@ -107,9 +109,15 @@ typedef struct {
     pthread_cond_t cond;
 } team_barrier;
 
-/* ~50 us of spinning: covers the usual imbalance between threads without burning a core that
- * another process (or an oversubscribed team) needs. */
-#define BARRIER_SPINS 2000
+/* How long a waiting thread stays awake before it sleeps on its condition variable. Inside a call
+ * (a barrier) 1 ms: on a VM a sleeping thread's idle vCPU can take milliseconds to run it again,
+ * and a forward has hundreds of barriers (DeiT-S, batch 1, 2 threads, after a 0.2 s pause: median
+ * 41 ms with 50 us of spinning, 24 ms with 1 ms; 9.5 ms at int8 instead of 17). The first 50 us spin
+ * on `pause`; the rest call sched_yield, which hands the CPU to any other runnable thread (an
+ * oversubscribed team's laggard) and otherwise returns at once. Between calls (a parked worker,
+ * the owner waiting for the workers to leave) 50 us of `pause` only: no core is held after a call. */
+#define PAUSE_SPIN_NS 50000L
+#define BARRIER_SPIN_NS 1000000L
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -117,23 +125,47 @@ static inline void cpu_relax(void) {
 #endif
 }
 
+static long elapsed_ns(const struct timespec *since) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (now.tv_sec - since->tv_sec) * 1000000000L + (now.tv_nsec - since->tv_nsec);
+}
+
+/* Waits until *word != old and returns it: spins up to spin_ns (see above), then sleeps. The
+ * waker changes *word and then broadcasts cond under mutex. */
+static unsigned wait_change(atomic_uint *word, unsigned old, pthread_mutex_t *mutex, pthread_cond_t *cond,
+                            long spin_ns) {
+    unsigned now;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (long waited = 0; waited < spin_ns; waited = elapsed_ns(&start))
+        for (int spin = 0; spin < 32; spin++) { /* a clock read per ~1 us */
+            if ((now = atomic_load_explicit(word, memory_order_acquire)) != old) return now;
+            if (waited < PAUSE_SPIN_NS) cpu_relax();
+            else sched_yield();
+        }
+    pthread_mutex_lock(mutex);
+    while ((now = atomic_load_explicit(word, memory_order_acquire)) == old) pthread_cond_wait(cond, mutex);
+    pthread_mutex_unlock(mutex);
+    return now;
+}
+
+static void post_change(atomic_uint *word, pthread_mutex_t *mutex, pthread_cond_t *cond) {
+    pthread_mutex_lock(mutex);
+    atomic_fetch_add_explicit(word, 1, memory_order_release);
+    pthread_cond_broadcast(cond);
+    pthread_mutex_unlock(mutex);
+}
+
 static void barrier_wait(team_barrier *bar) {
     if (bar->count <= 1) return;
     unsigned gen = atomic_load(&bar->generation);
     if (atomic_fetch_add(&bar->arrived, 1) + 1 == bar->count) {
         atomic_store(&bar->arrived, 0);
-        pthread_mutex_lock(&bar->mutex);
-        atomic_fetch_add(&bar->generation, 1);
-        pthread_cond_broadcast(&bar->cond);
-        pthread_mutex_unlock(&bar->mutex);
+        post_change(&bar->generation, &bar->mutex, &bar->cond);
         return;
     }
-    for (int spin = 0; spin < BARRIER_SPINS; spin++)
-        if (atomic_load_explicit(&bar->generation, memory_order_acquire) != gen) return;
-        else cpu_relax();
-    pthread_mutex_lock(&bar->mutex);
-    while (atomic_load(&bar->generation) == gen) pthread_cond_wait(&bar->cond, &bar->mutex);
-    pthread_mutex_unlock(&bar->mutex);
+    wait_change(&bar->generation, gen, &bar->mutex, &bar->cond, BARRIER_SPIN_NS);
 }
 
 struct pivot_team {
@@ -155,26 +187,6 @@ static void barrier_destroy(team_barrier *bar) {
     pthread_cond_destroy(&bar->cond);
 }
 
-/* Waits, spinning ~50 us before it sleeps, until *word != old. The waker changes *word and then
- * broadcasts cond under mutex. */
-static unsigned wait_change(atomic_uint *word, unsigned old, pthread_mutex_t *mutex, pthread_cond_t *cond) {
-    unsigned now;
-    for (int spin = 0; spin < BARRIER_SPINS; spin++)
-        if ((now = atomic_load_explicit(word, memory_order_acquire)) != old) return now;
-        else cpu_relax();
-    pthread_mutex_lock(mutex);
-    while ((now = atomic_load_explicit(word, memory_order_acquire)) == old) pthread_cond_wait(cond, mutex);
-    pthread_mutex_unlock(mutex);
-    return now;
-}
-
-static void post_change(atomic_uint *word, pthread_mutex_t *mutex, pthread_cond_t *cond) {
-    pthread_mutex_lock(mutex);
-    atomic_fetch_add_explicit(word, 1, memory_order_release);
-    pthread_cond_broadcast(cond);
-    pthread_mutex_unlock(mutex);
-}
-
 /* ------------------------------------------------------------------ the persistent pool
  *
  * Instead of creating and joining threads on every call, the pool keeps its workers parked between
@@ -184,7 +196,14 @@ static void post_change(atomic_uint *word, pthread_mutex_t *mutex, pthread_cond_
  * than the pool keeps, runs its own team of fresh threads, as every call did before the pool.
  * Workers exist only in the process that started them: a forked child finds an empty pool
  * (pthread_atfork) and starts its own on its first call. At exit the parked workers end with the
- * process; they hold no resource that needs a clean-up. */
+ * process; they hold no resource that needs a clean-up.
+ *
+ * Placement: the caller computes tid 0's share, so a worker on the caller's CPU halves the team.
+ * Linux does put them there: a caller woken after an idle pause (a VM's idle vCPU does not count as
+ * idle to the wake-up path) can land on the parked worker's CPU, and the pair then shares that CPU
+ * for the whole call while the other stays idle (DeiT-S, batch 1, 2 threads: 48 ms instead of 23).
+ * So each call keeps the workers off the caller's current CPU: their affinity is the caller's own
+ * minus that CPU, set again only when either changes. */
 
 #define POOL_MAX_WORKERS 63 /* beyond 64 threads a call runs its own team */
 
@@ -197,6 +216,12 @@ typedef struct {
 static struct {
     pthread_mutex_t owner_mutex;
     int workers;                       /* started workers, tids 1..workers */
+    pthread_t handle[POOL_MAX_WORKERS + 1];
+#ifdef __linux__
+    int placed_cpu;                    /* the caller's CPU the workers were last kept off; -1: none */
+    int placed_workers;
+    cpu_set_t placed_mask;             /* the caller's affinity then */
+#endif
     pool_slot slot[POOL_MAX_WORKERS + 1];
     pivot_team team;                   /* the owner's team, read by the workers it woke */
     atomic_uint done;                  /* bumped by each worker when it leaves fn */
@@ -215,10 +240,16 @@ static void pool_atfork_child(void) {
     pthread_cond_init(&pool.done_cond, NULL);
     barrier_init(&pool.team.barrier);
     pool.workers = 0;
+#ifdef __linux__
+    pool.placed_cpu = -1;
+#endif
 }
 
 static void pool_register(void) {
     barrier_init(&pool.team.barrier);
+#ifdef __linux__
+    pool.placed_cpu = -1;
+#endif
     pthread_atfork(NULL, NULL, pool_atfork_child);
 }
 
@@ -227,7 +258,7 @@ static void *pool_worker(void *p) {
     pool_slot *sl = &pool.slot[tid];
     unsigned seen = 0; /* the slot starts at 0 and moves by one per call that this worker serves */
     for (;;) {
-        seen = wait_change(&sl->job, seen, &sl->mutex, &sl->cond);
+        seen = wait_change(&sl->job, seen, &sl->mutex, &sl->cond, PAUSE_SPIN_NS);
         pivot_team *tm = &pool.team;
         tm->fn(tm->arg, tm, tid, tm->nthreads);
         post_change(&pool.done, &pool.done_mutex, &pool.done_cond);
@@ -257,6 +288,7 @@ static int pool_grow(int want) {
             pthread_cond_destroy(&sl->cond);
             break;
         }
+        pool.handle[tid] = handle;
         pool.workers = tid;
     }
     pthread_attr_destroy(&attr);
@@ -264,9 +296,32 @@ static int pool_grow(int want) {
     return pool.workers;
 }
 
+/* Keeps workers 1..nthreads-1 off the caller's CPU (pool owner only; see "Placement" above).
+ * Costs a sched_getaffinity per call, and affinity calls only when the caller moved. Where that
+ * would leave no CPU (the caller may use one only) the workers keep what they have. */
+static void pool_place(int nthreads) {
+#ifdef __linux__
+    int cpu = sched_getcpu();
+    cpu_set_t mask;
+    if (cpu < 0 || sched_getaffinity(0, sizeof mask, &mask) != 0) return;
+    if (cpu == pool.placed_cpu && nthreads - 1 <= pool.placed_workers && CPU_EQUAL(&mask, &pool.placed_mask))
+        return;
+    cpu_set_t others = mask;
+    CPU_CLR(cpu, &others);
+    if (CPU_COUNT(&others) == 0) return;
+    for (int t = 1; t < nthreads; t++) pthread_setaffinity_np(pool.handle[t], sizeof others, &others);
+    pool.placed_cpu = cpu;
+    pool.placed_workers = nthreads - 1;
+    pool.placed_mask = mask;
+#else
+    (void)nthreads;
+#endif
+}
+
 static void pool_run(pivot_team_fn fn, void *arg, int threads) {
     int nthreads = pool_grow(threads - 1) + 1;
     if (nthreads > threads) nthreads = threads;
+    pool_place(nthreads);
     pivot_team *tm = &pool.team;
     tm->fn = fn;
     tm->arg = arg;
@@ -277,7 +332,7 @@ static void pool_run(pivot_team_fn fn, void *arg, int threads) {
     for (int t = 1; t < nthreads; t++) post_change(&pool.slot[t].job, &pool.slot[t].mutex, &pool.slot[t].cond);
     fn(arg, tm, 0, nthreads);
     unsigned now = done0;
-    while (now != target) now = wait_change(&pool.done, now, &pool.done_mutex, &pool.done_cond);
+    while (now != target) now = wait_change(&pool.done, now, &pool.done_mutex, &pool.done_cond, PAUSE_SPIN_NS);
 }
 
 /* ------------------------------------------------------------------ one call's own team */

@@ -270,3 +270,38 @@ def test_interpreter_exits_with_parked_pool_workers():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "done"
+
+
+def test_pool_workers_kept_off_the_callers_cpu():
+    """The caller computes tid 0's share, so the pool keeps its worker off the caller's CPU (two
+    threads on one CPU would halve the team; Linux's wake-up placement does that on a VM after an
+    idle pause). Run in a child whose calling thread may use two CPUs: after a call the worker's
+    affinity is those two less the CPU the caller is on."""
+    import os
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("the placement needs two CPUs in this process's affinity")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = (f"import os, sys; sys.path[:0] = [{root!r}, {os.path.join(root, 'tests')!r}]\n"
+              "import pivot; from rel_util import CONFIGS, images\n"
+              "two = set(sorted(os.sched_getaffinity(0))[:2]); os.sched_setaffinity(0, two)\n"
+              "c = CONFIGS[sorted(CONFIGS)[0]]; m = pivot.ViT.random(c, seed=0); x = images(c, batch=2, seed=0)\n"
+              "m(x, threads=1)\n"
+              "before = set(os.listdir('/proc/self/task'))\n"
+              "m(x, threads=2)\n"
+              "(worker,) = set(os.listdir('/proc/self/task')) - before\n"
+              "def cpu():\n"
+              "    s = open('/proc/thread-self/stat').read()\n"
+              "    return int(s[s.rindex(')') + 2:].split()[36])\n"
+              "seen = []\n"
+              "for _ in range(5):  # the caller may move between the call and the read; the next call follows it\n"
+              "    m(x, threads=2); here = cpu(); mask = os.sched_getaffinity(int(worker))\n"
+              "    seen.append((here, sorted(mask)))\n"
+              "    if mask == two - {here}: break\n"
+              "else:\n"
+              "    sys.exit(f'worker affinity never excluded the caller: {seen}')\n"
+              "os.sched_setaffinity(0, {here})  # a caller on one CPU leaves the workers where they are\n"
+              "m(x, threads=2); assert os.sched_getaffinity(int(worker)) == two - {here}\n"
+              "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
