@@ -148,22 +148,39 @@ PIVOT_AVX2 static void rmsnorm_avx2(float *out, const float *inp, const float *w
     }
 }
 
-PIVOT_AVX2 static void softmax_avx2(float *x, size_t N, size_t C, size_t ld) {
-    for (size_t n = 0; n < N; n++) {
-        float *row = x + n * ld;
-        __m256 vmax = _mm256_set1_ps(-INFINITY);
-        for (size_t c = 0; c < C; c += 8) vmax = _mm256_max_ps(vmax, avx2_load(row + c, C - c, -INFINITY));
-        __m256 m = _mm256_set1_ps(avx2_hmax(vmax));
-        __m256 vsum = _mm256_setzero_ps();
-        for (size_t c = 0; c < C; c += 8) {
-            __m256 e = exp_avx2(_mm256_sub_ps(avx2_load(row + c, C - c, -INFINITY), m)); /* padding: exp(-inf) = 0 */
-            vsum = _mm256_add_ps(vsum, e);
-            avx2_store(row + c, C - c, e);
-        }
-        /* a NaN was skipped by max but made its exp, so the sum, NaN: the whole row becomes NaN */
-        __m256 inv = _mm256_set1_ps(1.0f / avx2_hsum(vsum));
-        for (size_t c = 0; c < C; c += 8) avx2_store(row + c, C - c, _mm256_mul_ps(avx2_load(row + c, C - c, 0.0f), inv));
+/* R rows at a time, as softmax_avx512 below (and for the same reason): DeiT-S's 197-wide rows on
+ * Zen 5, R = 4: 3.3 -> 3.0 ns per 8 floats. */
+#define SOFTMAX_AVX2_ROWS(R)                                                                                \
+    PIVOT_AVX2 PIVOT_SCHEDULE static void softmax_avx2_##R(float *x, size_t C, size_t ld) {                 \
+        __m256 vmax[R], vsum[R], m[R], inv[R];                                                              \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) vmax[r] = _mm256_set1_ps(-INFINITY);            \
+        for (size_t c = 0; c < C; c += 8)                                                                   \
+            _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                             \
+                vmax[r] = _mm256_max_ps(vmax[r], avx2_load(x + r * ld + c, C - c, -INFINITY));              \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) {                                               \
+            m[r] = _mm256_set1_ps(avx2_hmax(vmax[r]));                                                      \
+            vsum[r] = _mm256_setzero_ps();                                                                  \
+        }                                                                                                   \
+        for (size_t c = 0; c < C; c += 8)                                                                   \
+            _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) {                                           \
+                /* padding: exp(-inf) = 0 */                                                                \
+                __m256 e = exp_avx2(_mm256_sub_ps(avx2_load(x + r * ld + c, C - c, -INFINITY), m[r]));      \
+                vsum[r] = _mm256_add_ps(vsum[r], e);                                                        \
+                avx2_store(x + r * ld + c, C - c, e);                                                       \
+            }                                                                                               \
+        /* a NaN was skipped by max but made its exp, so the sum, NaN: the whole row becomes NaN */        \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) inv[r] = _mm256_set1_ps(1.0f / avx2_hsum(vsum[r])); \
+        for (size_t c = 0; c < C; c += 8)                                                                   \
+            _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) avx2_store(                                 \
+                x + r * ld + c, C - c, _mm256_mul_ps(avx2_load(x + r * ld + c, C - c, 0.0f), inv[r]));      \
     }
+SOFTMAX_AVX2_ROWS(4)
+SOFTMAX_AVX2_ROWS(1)
+
+PIVOT_AVX2 static void softmax_avx2(float *x, size_t N, size_t C, size_t ld) {
+    size_t n = 0;
+    for (; n + 4 <= N; n += 4) softmax_avx2_4(x + n * ld, C, ld);
+    for (; n < N; n++) softmax_avx2_1(x + n * ld, C, ld);
 }
 
 PIVOT_AVX2 PIVOT_SCHEDULE static void gelu_avx2_rows(float *x, const float *bias, size_t N, size_t C) {
@@ -223,28 +240,49 @@ PIVOT_AVX512 PIVOT_SCHEDULE static void gelu_avx512_rows(float *x, const float *
     }
 }
 
-PIVOT_AVX512 static void softmax_avx512(float *x, size_t N, size_t C, size_t ld) {
-    for (size_t n = 0; n < N; n++) {
-        float *row = x + n * ld;
-        __m512 vmax = _mm512_set1_ps(-INFINITY);
-        for (size_t c = 0; c < C; c += 16)
-            vmax = _mm512_max_ps(vmax, _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), tail_mask(C - c), row + c));
-        __m512 m = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
-        __m512 vsum = _mm512_setzero_ps();
-        for (size_t c = 0; c < C; c += 16) {
-            __mmask16 k = tail_mask(C - c);
-            __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, row + c), m));
-            e = _mm512_maskz_mov_ps(k, e);
-            vsum = _mm512_add_ps(vsum, e);
-            _mm512_mask_storeu_ps(row + c, k, e);
-        }
-        /* a NaN was skipped by max but made its exp, so the sum, NaN: the whole row becomes NaN */
-        __m512 inv = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum));
-        for (size_t c = 0; c < C; c += 16) {
-            __mmask16 k = tail_mask(C - c);
-            _mm512_mask_storeu_ps(row + c, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, row + c), inv));
-        }
+/* Softmax of `R` rows together (R a compile-time constant): each row's passes are chains of
+ * dependent steps (the running max, its horizontal reduction, the running sum, the reciprocal) that
+ * leave the core idle, and R independent rows fill it (DeiT-S's 197-wide rows on Zen 5, R = 4: 5.8 ->
+ * 3.5 ns per 16 floats; AVX2: see softmax_avx2). Each row's arithmetic is that of one row alone, in
+ * the same order as before. */
+#define SOFTMAX_AVX512_ROWS(R)                                                                              \
+    PIVOT_AVX512 PIVOT_SCHEDULE static void softmax_avx512_##R(float *x, size_t C, size_t ld) {             \
+        __m512 vmax[R], vsum[R], m[R], inv[R];                                                              \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) vmax[r] = _mm512_set1_ps(-INFINITY);            \
+        for (size_t c = 0; c < C; c += 16) {                                                                \
+            __mmask16 k = tail_mask(C - c);                                                                 \
+            _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) vmax[r] = _mm512_max_ps(                    \
+                vmax[r], _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), k, x + r * ld + c));               \
+        }                                                                                                   \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) {                                               \
+            m[r] = _mm512_set1_ps(_mm512_reduce_max_ps(vmax[r]));                                           \
+            vsum[r] = _mm512_setzero_ps();                                                                  \
+        }                                                                                                   \
+        for (size_t c = 0; c < C; c += 16) {                                                                \
+            __mmask16 k = tail_mask(C - c);                                                                 \
+            _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) {                                           \
+                __m512 e = exp_avx512(_mm512_sub_ps(_mm512_maskz_loadu_ps(k, x + r * ld + c), m[r]));       \
+                e = _mm512_maskz_mov_ps(k, e);                                                              \
+                vsum[r] = _mm512_add_ps(vsum[r], e);                                                        \
+                _mm512_mask_storeu_ps(x + r * ld + c, k, e);                                                \
+            }                                                                                               \
+        }                                                                                                   \
+        /* a NaN was skipped by max but made its exp, so the sum, NaN: the whole row becomes NaN */        \
+        _Pragma("GCC unroll 4") for (int r = 0; r < R; r++)                                                 \
+            inv[r] = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(vsum[r]));                                 \
+        for (size_t c = 0; c < C; c += 16) {                                                                \
+            __mmask16 k = tail_mask(C - c);                                                                 \
+            _Pragma("GCC unroll 4") for (int r = 0; r < R; r++) _mm512_mask_storeu_ps(                      \
+                x + r * ld + c, k, _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + r * ld + c), inv[r]));         \
+        }                                                                                                   \
     }
+SOFTMAX_AVX512_ROWS(4)
+SOFTMAX_AVX512_ROWS(1)
+
+PIVOT_AVX512 static void softmax_avx512(float *x, size_t N, size_t C, size_t ld) {
+    size_t n = 0;
+    for (; n + 4 <= N; n += 4) softmax_avx512_4(x + n * ld, C, ld);
+    for (; n < N; n++) softmax_avx512_1(x + n * ld, C, ld);
 }
 
 PIVOT_AVX512 static void layernorm_avx512(float *out, const float *inp, const float *weight, const float *bias,
