@@ -30,7 +30,8 @@
 #define PIVOT_SCHEDULE __attribute__((noinline))
 #endif
 
-PIVOT_AVX2 static inline __m256 exp_avx2(__m256 x_in) {
+/* exp without the NaN: a NaN input gives a finite value (GELU's NaN propagates through x instead) */
+PIVOT_AVX2 static inline __m256 exp_finite_avx2(__m256 x_in) {
     const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f), shifter = _mm256_set1_ps(12582912.0f);
     __m256 x = _mm256_min_ps(_mm256_max_ps(x_in, lo), hi);
     __m256 kd = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), shifter);
@@ -47,15 +48,20 @@ PIVOT_AVX2 static inline __m256 exp_avx2(__m256 x_in) {
     p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(kd), _mm256_set1_epi32(127)), 23);
     __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-    /* below -87: 0; NaN: min/max above returned the bound, so restore NaN from the input */
-    y = _mm256_and_ps(y, _mm256_cmp_ps(x_in, lo, _CMP_NLT_UQ));
-    return _mm256_blendv_ps(y, x_in, _mm256_cmp_ps(x_in, x_in, _CMP_UNORD_Q));
+    return _mm256_and_ps(y, _mm256_cmp_ps(x_in, lo, _CMP_NLT_UQ)); /* below -87: 0 */
 }
 
-PIVOT_AVX2 static inline __m256 gelu_avx2(__m256 x) {
+PIVOT_AVX2 static inline __m256 exp_avx2(__m256 x_in) {
+    /* NaN: min/max returned the bound, so restore NaN from the input */
+    return _mm256_blendv_ps(exp_finite_avx2(x_in), x_in, _mm256_cmp_ps(x_in, x_in, _CMP_UNORD_Q));
+}
+
+PIVOT_AVX2 static inline __m256 gelu_avx2(__m256 x_in) {
     const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
+    /* infinite inputs as in gelu_avx512 below: no special case after the formula */
+    __m256 x = _mm256_max_ps(_mm256_set1_ps(-1e4f), x_in);
     __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(-0.70710678118654752440f));
-    __m256 az = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), z);
+    __m256 az = _mm256_min_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), z), _mm256_set1_ps(1e4f));
     __m256 d = _mm256_fmadd_ps(_mm256_set1_ps(0.5f), az, one);
     __m256 t = _mm256_rcp_ps(d);                                       /* relative error < 1.5 * 2^-12 */
     t = _mm256_mul_ps(t, _mm256_fnmadd_ps(d, t, _mm256_set1_ps(2.0f))); /* Newton: ~2^-23 */
@@ -68,17 +74,14 @@ PIVOT_AVX2 static inline __m256 gelu_avx2(__m256 x) {
     __m256 p89 = _mm256_fmadd_ps(t, _mm256_set1_ps(0.17087277f), _mm256_set1_ps(-0.82215223f));
     __m256 q0 = _mm256_fmadd_ps(p23, t2, p01), q1 = _mm256_fmadd_ps(p67, t2, p45);
     __m256 poly = _mm256_fmadd_ps(p89, t8, _mm256_fmadd_ps(q1, t4, q0));
-    __m256 erfc_az = _mm256_mul_ps(t, exp_avx2(_mm256_fnmadd_ps(az, az, poly)));
+    __m256 erfc_az = _mm256_mul_ps(t, exp_finite_avx2(_mm256_fnmadd_ps(az, az, poly)));
     __m256 z_nonneg = _mm256_cmp_ps(z, zero, _CMP_GE_OQ);
     __m256 erfc_z = _mm256_blendv_ps(_mm256_sub_ps(_mm256_set1_ps(2.0f), erfc_az), erfc_az, z_nonneg);
-    __m256 y = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), erfc_z);
-    /* the reciprocal of +inf is 0 and the Newton step gives NaN: keep the portable result for
-     * infinite inputs, gelu(+inf) = +inf and gelu(-inf) = -0 (NaN stays NaN) */
-    __m256 inf = _mm256_cmp_ps(az, _mm256_set1_ps(INFINITY), _CMP_EQ_OQ);
-    return _mm256_blendv_ps(y, _mm256_and_ps(x, _mm256_cmp_ps(x, zero, _CMP_GT_OQ)), inf);
+    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), erfc_z);
 }
 
-PIVOT_AVX512 static inline __m512 exp_avx512(__m512 x_in) {
+/* exp without the NaN: a NaN input gives a finite value (GELU's NaN propagates through x instead) */
+PIVOT_AVX512 static inline __m512 exp_finite_avx512(__m512 x_in) {
     const __m512 lo = _mm512_set1_ps(-87.0f), hi = _mm512_set1_ps(88.0f), shifter = _mm512_set1_ps(12582912.0f);
     __m512 x = _mm512_min_ps(_mm512_max_ps(x_in, lo), hi);
     __m512 kd = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter);
@@ -95,15 +98,22 @@ PIVOT_AVX512 static inline __m512 exp_avx512(__m512 x_in) {
     p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(kd), _mm512_set1_epi32(127)), 23);
     __m512 y = _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
-    /* below -87: 0; NaN: min/max above returned the bound, so restore NaN from the input */
-    y = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x_in, lo, _CMP_NLT_UQ), y);
-    return _mm512_mask_mov_ps(y, _mm512_cmp_ps_mask(x_in, x_in, _CMP_UNORD_Q), x_in);
+    return _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x_in, lo, _CMP_NLT_UQ), y); /* below -87: 0 */
 }
 
-PIVOT_AVX512 static inline __m512 gelu_avx512(__m512 x) {
+PIVOT_AVX512 static inline __m512 exp_avx512(__m512 x_in) {
+    /* NaN: min/max returned the bound, so restore NaN from the input */
+    return _mm512_mask_mov_ps(exp_finite_avx512(x_in), _mm512_cmp_ps_mask(x_in, x_in, _CMP_UNORD_Q), x_in);
+}
+
+PIVOT_AVX512 static inline __m512 gelu_avx512(__m512 x_in) {
     const __m512 zero = _mm512_setzero_ps(), one = _mm512_set1_ps(1.0f);
+    /* infinite inputs: -inf as -1e4 and |z| at most 1e4 give the portable gelu(-inf) = -0 and
+     * gelu(+inf) = +inf through the formula (rcp14 of +inf would be 0 and its Newton step NaN);
+     * every finite input gives the bits it would without them. max(c, x) keeps a NaN x. */
+    __m512 x = _mm512_max_ps(_mm512_set1_ps(-1e4f), x_in);
     __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(-0.70710678118654752440f));
-    __m512 az = _mm512_abs_ps(z);
+    __m512 az = _mm512_min_ps(_mm512_abs_ps(z), _mm512_set1_ps(1e4f));
     __m512 d = _mm512_fmadd_ps(_mm512_set1_ps(0.5f), az, one);
     __m512 t = _mm512_rcp14_ps(d);                               /* relative error < 2^-14 */
     t = _mm512_mul_ps(t, _mm512_fnmadd_ps(d, t, _mm512_set1_ps(2.0f))); /* Newton: ~2^-28 */
@@ -116,14 +126,10 @@ PIVOT_AVX512 static inline __m512 gelu_avx512(__m512 x) {
     __m512 p89 = _mm512_fmadd_ps(t, _mm512_set1_ps(0.17087277f), _mm512_set1_ps(-0.82215223f));
     __m512 q0 = _mm512_fmadd_ps(p23, t2, p01), q1 = _mm512_fmadd_ps(p67, t2, p45);
     __m512 poly = _mm512_fmadd_ps(p89, t8, _mm512_fmadd_ps(q1, t4, q0));
-    __m512 erfc_az = _mm512_mul_ps(t, exp_avx512(_mm512_fnmadd_ps(az, az, poly)));
+    __m512 erfc_az = _mm512_mul_ps(t, exp_finite_avx512(_mm512_fnmadd_ps(az, az, poly)));
     __mmask16 z_nonneg = _mm512_cmp_ps_mask(z, zero, _CMP_GE_OQ);
     __m512 erfc_z = _mm512_mask_mov_ps(_mm512_sub_ps(_mm512_set1_ps(2.0f), erfc_az), z_nonneg, erfc_az);
-    __m512 y = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), erfc_z);
-    /* rcp14 of +inf is 0 and the Newton step gives NaN (0 * inf): gelu(-inf) = -0 * 0 -> keep the
-     * portable result for infinite inputs: gelu(+inf) = +inf, gelu(-inf) = -0 (NaN stays NaN) */
-    __mmask16 inf = _mm512_cmp_ps_mask(az, _mm512_set1_ps(INFINITY), _CMP_EQ_OQ);
-    return _mm512_mask_mov_ps(y, inf, _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(x, zero, _CMP_GT_OQ), x));
+    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), erfc_z);
 }
 
 #endif /* PIVOT_X86_BUILD */
