@@ -200,6 +200,15 @@ static inline void prefetch_share(const char *next, size_t bytes, size_t block, 
     for (size_t off = lo & ~(size_t)63; off < hi; off += 64) _mm_prefetch(next + off, _MM_HINT_T1);
 }
 
+/* Rows of the next row block when `left` rows remain: 12, except that a remainder of 1-3 rows
+ * after a full block is shared with it (13-15 rows as 7+6, 7+7, 8+7), for the reason given at
+ * avx2_block_rows below: a 2-row tile keeps 4 FMA chains, half the FMA rate. Batch 1 on 2 threads
+ * splits 197 rows as 98 + 99, and attention's query chunks likewise. */
+static inline size_t avx512_block_rows(size_t left) {
+    if (left > MR && left <= MR + 3) return (left + 1) / 2;
+    return left < MR ? left : MR;
+}
+
 /* out (N, OC) <- epilogue(inp (N, IC) @ B) where B's 32-column panel starting at column p0 is at
  * b + (p0 / 32) * panel_step with rows ldb apart: packed weights (panel_step = 32 IC, ldb = 32) or
  * a row-major (IC, OC) matrix with row stride ldb (panel_step = 32). packed_b: b is gemm_pack's
@@ -218,9 +227,9 @@ AVX512 static void gemm_panels_avx512(float *out, float *capture, const float *i
          * cold weights). */
         const char *next = packed_b && p0 + PANEL < OC ? (const char *)(panel + panel_step) : NULL;
         size_t next_bytes = PANEL * IC * sizeof(float), blocks = (N + MR - 1) / MR, block = 0;
-        for (size_t r = 0; r < N; r += MR) {
-            size_t rows = N - r < MR ? N - r : MR;
-            if (next) prefetch_share(next, next_bytes, block++, blocks);
+        for (size_t r = 0, rows; r < N; r += rows) {
+            rows = avx512_block_rows(N - r);
+            if (next) prefetch_share(next, next_bytes, block++, blocks); /* as many blocks as ceil(N / 12) */
             tile_kernels[rows](out + r * ldo + p0, capture ? capture + r * OC + p0 : NULL, inp + r * ldi, panel,
                                bias ? bias + p0 : NULL, IC, ldi, ldb, ldo, OC, m0, m1, packed_b, epilogue, scale);
         }

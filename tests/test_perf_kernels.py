@@ -119,10 +119,12 @@ def test_amx_pack_layout_is_bf16_hi_lo_vnni_tiles(rng):
     assert np.abs(split - wp).max() <= 2.0 ** -16 * np.abs(wp).max()
 
 
-# rows 7-9 / 13-14 / 98 / 99: the AVX2 path shares a 1-3 row remainder with the block before it
-# (4+3, 4+4, 5+4); columns not multiples of 16 and odd row counts reach its masked GELU rows
+# rows 7-9 / 13-15 / 25-27 / 98 / 99: the AVX2 path shares a 1-3 row remainder with the block before
+# it (4+3, 4+4, 5+4), the AVX-512 path with its 12-row block (7+6, 7+7, 8+7); columns not multiples
+# of 16 and odd row counts reach the masked GELU rows
 @pytest.mark.parametrize("N, IC, OC", [(1, 1, 1), (5, 7, 33), (13, 16, 32), (25, 64, 70), (197, 384, 96), (12, 40, 17),
-                                       (7, 33, 48), (8, 5, 16), (9, 24, 80), (14, 1, 40), (98, 96, 72), (99, 40, 20)])
+                                       (7, 33, 48), (8, 5, 16), (9, 24, 80), (14, 1, 40), (15, 24, 40), (27, 32, 64),
+                                       (98, 96, 72), (99, 40, 20)])
 @pytest.mark.parametrize("epilogue", [STORE, GELU, RESIDUAL])
 def test_linear_matches_reference_on_every_path(rng, level, N, IC, OC, epilogue):
     inp = rng.standard_normal((N, IC), dtype=np.float32)
