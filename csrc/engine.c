@@ -32,6 +32,7 @@
 
 #define TILE_ROWS 256    /* token rows per sgemm in token-wise phases (keeps activations in L2) */
 #define ALIGN_FLOATS 16  /* 64-byte alignment of workspace sub-buffers */
+#define CHUNK_BYTES ((size_t)12 << 20) /* activations of one chunk of a large batch (see pivot_vit_forward_ex) */
 
 /* ================================================================== elementwise kernels */
 
@@ -1160,7 +1161,27 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     pl.probs_capture = extras ? extras->probs_capture : NULL;
     pl.int8 = int8;
     pl.lin = lin;
-    st = run_plan(&pl, threads, NULL, NULL);
+    /* A large batch runs in chunks of images, each through every encoder, so that the encoder's
+     * activations (x, qkv, attention output: ~5 C floats per token) stay in the last-level cache
+     * instead of streaming from memory in every phase (DeiT-S batch 32 on Zen 5, 32 MiB L3: per
+     * image 20.5 ms at 2 threads, 41.3 ms at 1, in one piece; 19.9 / 39.5 ms in chunks of 8). The
+     * logits of a chunk are those of a call with that chunk alone; against the whole batch in one
+     * piece they differ in rounding only, as between any two batch sizes (the head's OpenBLAS
+     * product rounds by its row count). Captures keep the whole batch in one piece: their layouts
+     * are per batch. */
+    size_t chunk = B;
+    if (!attn_capture && !mlp_capture && !pl.probs_capture && !lin) {
+        size_t per_image = T * C * 5 * sizeof(float);
+        chunk = CHUNK_BYTES / per_image;
+        if (chunk < 1) chunk = 1;
+    }
+    size_t image_floats = cfg->in_chans * cfg->img_size * cfg->img_size, out_floats = pl.K ? pl.K : C;
+    for (size_t b0 = 0; !st && b0 < B; b0 += chunk) {
+        pl.B = B - b0 < chunk ? B - b0 : chunk;
+        pl.images = images + b0 * image_floats;
+        pl.logits = logits + b0 * out_floats;
+        st = run_plan(&pl, threads, NULL, NULL);
+    }
     free(blocks);
     return st;
 }

@@ -96,6 +96,28 @@ def test_batch_one_equals_row_of_batch(models):
         np.testing.assert_allclose(model(images[i:i + 1]), full[i:i + 1], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_large_batch_in_chunks_equals_images_alone(precision):
+    """A large batch runs in chunks of images (their activations fit the last-level cache): 1600
+    SMALL images are a few chunks. Features are per-row arithmetic, the same bits whatever the
+    batch (fp32; int8 needs a head); logits differ from one image's call in rounding only."""
+    import dataclasses
+    images = random_images(SMALL, 1600)
+    headed = pivot.ViT(SMALL, random_weights(SMALL))
+    if precision == "int8":
+        headed = pivot.quantize(headed, images[:8])
+    else:
+        bare = dataclasses.replace(SMALL, num_classes=0)
+        headless = pivot.ViT(bare, random_weights(bare))
+        features = headless(images, threads=2)
+    logits = headed(images, threads=2)
+    for i in (0, 1, 770, 771, 772, 1541, 1542, 1599):
+        np.testing.assert_allclose(logits[i], headed(images[i:i + 1], threads=2)[0], rtol=1e-5, atol=1e-6,
+                                   err_msg=f"image {i}")
+        if precision == "fp32":
+            np.testing.assert_array_equal(features[i], headless(images[i:i + 1], threads=2)[0], err_msg=f"image {i}")
+
+
 @pytest.mark.parametrize("path", [None, [0, 1, 0, 1]])
 def test_threads_agree(models, path):
     model, _ = models["small"]
