@@ -265,6 +265,8 @@ typedef struct {
     float *scratch;           /* (threads, scratch_stride) */
     size_t scratch_stride;
     size_t q_chunks;          /* query chunks per (b, h) attention item */
+    size_t last_rows;         /* query and MLP rows per image of the last encoder when only the pooled
+                               * tokens (1, or 2 distilled) are read from it; 0: every row */
     int fast;                 /* attention products on the packed GEMM's micro-tiles (AVX2 up) */
     const pivot_int8_blocks *int8; /* int8 encoders, or NULL */
     const pivot_linear_inputs *lin; /* Linear inputs captured for calibration, or NULL */
@@ -459,16 +461,26 @@ static void qk_norm_rows(const forward_plan *pl, const block_params *bp, float *
 }
 
 /* norm1 + qkv for rows [r0, r1). A reuse encoder (mode 2) computes only the V third
- * (into the V columns); linear attention applies phi = ReLU to Q and K (after qk_norm). */
+ * (into the V columns); linear attention applies phi = ReLU to Q and K (after qk_norm). With
+ * `queries` < T (the last encoder, pooled tokens only) Q is computed for the first `queries`
+ * tokens of each image alone, where the packed panels allow it. */
 static void qkv_rows(const forward_plan *pl, const thread_scratch *s, const block_params *bp, size_t r0,
-                     size_t r1, int mode, float *in_cap, float *qkv_cap) {
-    size_t C = pl->C;
+                     size_t r1, int mode, float *in_cap, float *qkv_cap, size_t queries) {
+    size_t C = pl->C, T = pl->T;
     size_t first = mode == PIVOT_PATH_REUSE ? 2 * C : 0;
+    if (!first && queries < T && bp->qkv_p && !bp->qn_w && C % PIVOT_GEMM_PANEL == 0) first = C;
     for (size_t r = r0; r < r1; r += TILE_ROWS) {
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
         float *q = pl->qkv + r * 3 * C;
         norm_rows(pl, s->xn, pl->x + r * C, bp->norm1_w, bp->norm1_b, m, C, pl->eps);
         if (in_cap) memcpy(in_cap + r * C, s->xn, m * C * sizeof(float));
+        if (first == C) /* Q of the pooled tokens among these rows; K and V below */
+            for (size_t b = r / T; b * T < r + m; b++) {
+                size_t lo = b * T > r ? b * T : r, hi = b * T + queries < r + m ? b * T + queries : r + m;
+                if (lo < hi)
+                    pivot_linear_forward(pl->qkv + lo * 3 * C, NULL, s->xn + (lo - r) * C, NULL, bp->qkv_p, bp->qkv_b,
+                                         hi - lo, C, C, C, 3 * C, PIVOT_EPI_STORE, 1.0f);
+            }
         if (bp->qkv_p && first % PIVOT_GEMM_PANEL == 0) { /* packed GEMM, bias fused */
             const float *panels = bp->qkv_p + first * pivot_gemm_padded_k(C); /* panel first / 32 */
             pivot_linear_forward(q + first, NULL, s->xn, NULL, panels, bp->qkv_b + first, m, C, 3 * C - first, C,
@@ -557,13 +569,13 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
  * (reuse) reads it from probs instead of computing q k^T and softmax; linear attention replaces
  * both by pivot_linear_attention_item. */
 static void attention_phase(const forward_plan *pl, const thread_scratch *s, int tid, int nthreads, int mode,
-                            float *probs) {
-    size_t QC = pl->q_chunks, T = pl->T;
+                            float *probs, size_t rows /* query rows per (b, h): T, or the pooled tokens */) {
+    size_t QC = rows < pl->T ? 1 : pl->q_chunks, T = pl->T;
     size_t i0, i1;
     pivot_split_range(pl->B * pl->NH * QC, tid, nthreads, &i0, &i1);
     for (size_t i = i0; i < i1; i++) {
         size_t qc = i % QC, bh = i / QC, h = bh % pl->NH, b = bh / pl->NH;
-        size_t q0 = T * qc / QC, q1 = T * (qc + 1) / QC;
+        size_t q0 = rows * qc / QC, q1 = rows * (qc + 1) / QC;
         if (q1 <= q0) continue;
         float *rows = probs ? probs + (bh * T + q0) * T : NULL; /* (q1 - q0, T) of (b, h) */
         if (mode == PIVOT_PATH_REUSE)
@@ -729,6 +741,7 @@ static void forward_team(void *arg, pivot_team *tm, int tid, int nthreads) {
     float *last_probs = NULL; /* probabilities that a reuse encoder reads */
     for (size_t i = 0; i < pl->D; i++) {
         int mode = pl->path[i]; /* 0 skip, 1 active, 2 reuse */
+        size_t rows = i + 1 == pl->D && pl->last_rows ? pl->last_rows : pl->T; /* query rows per image */
         int active = mode != 0;
         float *attn_cap = NULL;
         if (active || pl->lin) { /* a skipped encoder's attention runs only for the calibration capture */
@@ -748,23 +761,31 @@ static void forward_team(void *arg, pivot_team *tm, int tid, int nthreads) {
             } else {
                 float *in_cap = pl->lin ? pl->lin->qkv_in + i * BTC : NULL;
                 float *qkv_cap = pl->lin ? pl->lin->qkv + i * 3 * BTC : NULL;
-                qkv_rows(pl, &s, &pl->blocks[i], r0, r1, pl->lin ? PIVOT_PATH_ACTIVE : mode, in_cap, qkv_cap);
+                qkv_rows(pl, &s, &pl->blocks[i], r0, r1, pl->lin ? PIVOT_PATH_ACTIVE : mode, in_cap, qkv_cap, rows);
             }
             pivot_team_barrier(tm);
             if (pl->q)
                 pivot_qencoder_attention(pl->q, tid, nthreads, i, mode, keep,
                                          mode == PIVOT_PATH_ACTIVE ? probs : NULL);
             else
-                attention_phase(pl, &s, tid, nthreads, active ? mode : PIVOT_PATH_ACTIVE, probs);
+                attention_phase(pl, &s, tid, nthreads, active ? mode : PIVOT_PATH_ACTIVE, probs, rows);
             pivot_team_barrier(tm);
             if (pl->attn_capture && active) attn_cap = pl->attn_capture + active_seen * BTC;
             active_seen += active;
         }
         float *mlp_cap = pl->mlp_capture ? pl->mlp_capture + i * BTC : NULL;
-        if (pl->q)
+        if (pl->q) {
             pivot_qencoder_post_rows(pl->q, tid, i, active, attn_cap, mlp_cap, r0, r1);
-        else
+        } else if (rows < pl->T) {
+            /* the pooled tokens among this thread's rows: a row stays with the thread that updated
+             * it in the encoder before (a skipped encoder has no barrier in between) */
+            for (size_t b = r0 / pl->T; b * pl->T < r1; b++) {
+                size_t lo = b * pl->T > r0 ? b * pl->T : r0, hi = b * pl->T + rows < r1 ? b * pl->T + rows : r1;
+                if (lo < hi) post_attention_rows(pl, &s, &pl->blocks[i], active, NULL, NULL, lo, hi, i);
+            }
+        } else {
             post_attention_rows(pl, &s, &pl->blocks[i], active, attn_cap, mlp_cap, r0, r1, i);
+        }
     }
     if (pl->logits) {
         if (pl->aux_w) aux_head_rows(pl, &s, tid, r0, r1);
@@ -1161,6 +1182,16 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     pl.probs_capture = extras ? extras->probs_capture : NULL;
     pl.int8 = int8;
     pl.lin = lin;
+    /* Only the pooled tokens of the last encoder reach the head (class pooling): its queries,
+     * attention output, proj and MLP run on those rows alone (K and V on every token), 6.3% of a
+     * DeiT-S forward's MACs. Where every kernel of that encoder is per-row arithmetic (packed
+     * GEMMs, pivot's attention tiles: AVX2 up, softmax attention) the logits are the same bits;
+     * captures, LV-ViT's token head, the int8 encoders and OpenBLAS paths take every row. */
+    const block_params *last = &blocks[D - 1];
+    if (cfg->pool == PIVOT_POOL_TOKEN && !pl.aux_w && !attn_capture && !mlp_capture && !pl.probs_capture && !lin &&
+        !int8 && attention_kind == PIVOT_ATTENTION_SOFTMAX && pivot_simd_level() >= PIVOT_SIMD_AVX2 && last->qkv_p &&
+        last->proj_p && last->fc1_p && last->fc2_p)
+        pl.last_rows = cfg->distilled ? 2 : 1;
     /* A large batch runs in chunks of images, each through every encoder, so that the encoder's
      * activations (x, qkv, attention output: ~5 C floats per token) stay in the last-level cache
      * instead of streaming from memory in every phase (DeiT-S batch 32 on Zen 5, 32 MiB L3: per

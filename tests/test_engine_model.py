@@ -96,6 +96,23 @@ def test_batch_one_equals_row_of_batch(models):
         np.testing.assert_allclose(model(images[i:i + 1]), full[i:i + 1], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("cfg", [SMALL, ODD, DISTILLED], ids=["small", "odd", "distilled"])
+@pytest.mark.parametrize("path_name", ["all", "last_skipped", "last_reuses", "mixed"])
+def test_last_encoder_on_pooled_tokens_gives_the_same_bits(vector_simd_level, cfg, path_name):
+    """Class pooling reads only the pooled tokens of the last encoder, so from AVX2 up a forward
+    computes that encoder's queries, attention output and MLP for those rows alone; a forward that
+    captures the branches computes every row. The logits are the same bits, at any thread count."""
+    depth = cfg.depth
+    path = {"all": None, "last_skipped": [1] * (depth - 1) + [0], "last_reuses": [1] * (depth - 1) + [2],
+            "mixed": [1, 0] + [2] * (depth - 2)}[path_name]
+    model = pivot.ViT(cfg, random_weights(cfg))
+    x = random_images(cfg, 5)
+    for threads in (1, 2, 3):
+        np.testing.assert_array_equal(model(x, path=path, threads=threads),
+                                      model.forward_branches(x, path=path, threads=threads)[0],
+                                      err_msg=f"threads={threads}")
+
+
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_large_batch_in_chunks_equals_images_alone(precision):
     """A large batch runs in chunks of images (their activations fit the last-level cache): 1600
