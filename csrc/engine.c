@@ -716,6 +716,13 @@ static void head_phase(const forward_plan *pl, int nthreads) {
     }
 }
 
+/* Phase 3 of encoder i on rows [r0, r1), at the plan's precision. */
+static void post_phase(const forward_plan *pl, const thread_scratch *s, int tid, size_t i, int active, float *attn_cap,
+                       float *mlp_cap, size_t r0, size_t r1) {
+    if (pl->q) pivot_qencoder_post_rows(pl->q, tid, i, active, attn_cap, mlp_cap, r0, r1);
+    else post_attention_rows(pl, s, &pl->blocks[i], active, attn_cap, mlp_cap, r0, r1, i);
+}
+
 /* The one encoder loop: per encoder its mode (0 skip, 1 active, 2 reuse), the probabilities an
  * active encoder keeps for the reuse encoders after it, the captures, and the precision's three
  * phases with the two barriers of an encoder with attention. */
@@ -766,7 +773,7 @@ static void forward_team(void *arg, pivot_team *tm, int tid, int nthreads) {
             pivot_team_barrier(tm);
             if (pl->q)
                 pivot_qencoder_attention(pl->q, tid, nthreads, i, mode, keep,
-                                         mode == PIVOT_PATH_ACTIVE ? probs : NULL);
+                                         mode == PIVOT_PATH_ACTIVE ? probs : NULL, rows);
             else
                 attention_phase(pl, &s, tid, nthreads, active ? mode : PIVOT_PATH_ACTIVE, probs, rows);
             pivot_team_barrier(tm);
@@ -774,17 +781,15 @@ static void forward_team(void *arg, pivot_team *tm, int tid, int nthreads) {
             active_seen += active;
         }
         float *mlp_cap = pl->mlp_capture ? pl->mlp_capture + i * BTC : NULL;
-        if (pl->q) {
-            pivot_qencoder_post_rows(pl->q, tid, i, active, attn_cap, mlp_cap, r0, r1);
-        } else if (rows < pl->T) {
-            /* the pooled tokens among this thread's rows: a row stays with the thread that updated
-             * it in the encoder before (a skipped encoder has no barrier in between) */
-            for (size_t b = r0 / pl->T; b * pl->T < r1; b++) {
-                size_t lo = b * pl->T > r0 ? b * pl->T : r0, hi = b * pl->T + rows < r1 ? b * pl->T + rows : r1;
-                if (lo < hi) post_attention_rows(pl, &s, &pl->blocks[i], active, NULL, NULL, lo, hi, i);
-            }
-        } else {
-            post_attention_rows(pl, &s, &pl->blocks[i], active, attn_cap, mlp_cap, r0, r1, i);
+        if (rows == pl->T) {
+            post_phase(pl, &s, tid, i, active, attn_cap, mlp_cap, r0, r1);
+            continue;
+        }
+        /* the pooled tokens among this thread's rows: a row stays with the thread that updated it
+         * in the encoder before (a skipped encoder has no barrier in between) */
+        for (size_t b = r0 / pl->T; b * pl->T < r1; b++) {
+            size_t lo = b * pl->T > r0 ? b * pl->T : r0, hi = b * pl->T + rows < r1 ? b * pl->T + rows : r1;
+            if (lo < hi) post_phase(pl, &s, tid, i, active, NULL, NULL, lo, hi);
         }
     }
     if (pl->logits) {
@@ -1185,12 +1190,12 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     /* Only the pooled tokens of the last encoder reach the head (class pooling): its queries,
      * attention output, proj and MLP run on those rows alone (K and V on every token), 6.3% of a
      * DeiT-S forward's MACs. Where every kernel of that encoder is per-row arithmetic (packed
-     * GEMMs, pivot's attention tiles: AVX2 up, softmax attention) the logits are the same bits;
-     * captures, LV-ViT's token head, the int8 encoders and OpenBLAS paths take every row. */
+     * GEMMs, pivot's attention tiles, the int8 encoders: AVX2 up, softmax attention) the logits
+     * are the same bits; captures, LV-ViT's token head and OpenBLAS paths take every row. */
     const block_params *last = &blocks[D - 1];
     if (cfg->pool == PIVOT_POOL_TOKEN && !pl.aux_w && !attn_capture && !mlp_capture && !pl.probs_capture && !lin &&
-        !int8 && attention_kind == PIVOT_ATTENTION_SOFTMAX && pivot_simd_level() >= PIVOT_SIMD_AVX2 && last->qkv_p &&
-        last->proj_p && last->fc1_p && last->fc2_p)
+        attention_kind == PIVOT_ATTENTION_SOFTMAX && pivot_simd_level() >= PIVOT_SIMD_AVX2 &&
+        (int8 || (last->qkv_p && last->proj_p && last->fc1_p && last->fc2_p)))
         pl.last_rows = cfg->distilled ? 2 : 1;
     /* A large batch runs in chunks of images, each through every encoder, so that the encoder's
      * activations (x, qkv, attention output: ~5 C floats per token) stay in the last-level cache

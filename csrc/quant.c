@@ -229,7 +229,7 @@ static void qkv_rows(const qplan *pl, qscratch *s, const qblock *qb, size_t r0, 
  * with a non-finite q, k or v row gets NaN outputs (and captured probabilities), as softmax
  * attention over a NaN gives in fp32. */
 static void attention_items(const qplan *pl, qscratch *s, const qblock *qb, int tid, int nthreads, int mode,
-                            uint8_t *probs_keep, float *probs_cap) {
+                            uint8_t *probs_keep, float *probs_cap, size_t rows /* query rows: T, or fewer */) {
     size_t T = pl->T, C = pl->C, NH = pl->NH, hd = C / NH, TT = T * T, i0, i1;
     const float *act = qb->act;
     float score_scale = act[PIVOT_QACT_Q_SCALE] * act[PIVOT_QACT_K_SCALE] * (1.0f / sqrtf((float)hd));
@@ -252,17 +252,18 @@ static void attention_items(const qplan *pl, qscratch *s, const qblock *qb, int 
         if (mode != PIVOT_PATH_REUSE) {
             pivot_int8_pack(s->kpack, pl->k8 + base, T, hd, C, 1);
             pivot_int8_epilogue e = {NULL, s->scores, T, s->row_scale, &score_scale, 1, NULL};
-            pivot_int8_gemm_rows(pl->q8 + base, C, s->zp, s->kpack, T, hd, 0, round_up(T, PANEL) / PANEL, T, 0, &e,
+            pivot_int8_gemm_rows(pl->q8 + base, C, s->zp, s->kpack, T, hd, 0, round_up(T, PANEL) / PANEL, rows, 0, &e,
                                  pl->kernel, 0);
-            pivot_softmax_rows(s->scores, T, T, T);
-            for (size_t r = 0; r < T; r++) pivot_int8_quantize_row(probs + r * T, s->scores + r * T, inv255, 0, T);
+            pivot_softmax_rows(s->scores, rows, T, T);
+            for (size_t r = 0; r < rows; r++) pivot_int8_quantize_row(probs + r * T, s->scores + r * T, inv255, 0, T);
             if (probs_cap)
                 for (size_t i = 0; i < TT; i++) probs_cap[item * TT + i] = (float)probs[i] * (1.0f / 255.0f);
         }
         pivot_int8_pack(s->vpack, pl->v8 + base, hd, T, 1, C);
         pivot_int8_epilogue e = {NULL, pl->cat + b * T * C + h * hd, C, s->row_scale, &pv_scale, 1, NULL};
         /* probabilities in steps of 1/255: two neighbours sum to at most 256 */
-        pivot_int8_gemm_rows(probs, T, s->zero, s->vpack, hd, T, 0, round_up(hd, PANEL) / PANEL, T, 0, &e, pl->kernel, 1);
+        pivot_int8_gemm_rows(probs, T, s->zero, s->vpack, hd, T, 0, round_up(hd, PANEL) / PANEL, rows, 0, &e, pl->kernel,
+                             1);
     }
 }
 
@@ -301,9 +302,9 @@ void pivot_qencoder_qkv_rows(const pivot_qencoder *q, int tid, size_t i, int mod
 }
 
 void pivot_qencoder_attention(const pivot_qencoder *q, int tid, int nthreads, size_t i, int mode, int keep,
-                              float *probs_cap) {
+                              float *probs_cap, size_t rows) {
     qscratch s = scratch_for(&q->pl, tid);
-    attention_items(&q->pl, &s, &q->blocks[i], tid, nthreads, mode, keep ? q->pl.probs_keep : NULL, probs_cap);
+    attention_items(&q->pl, &s, &q->blocks[i], tid, nthreads, mode, keep ? q->pl.probs_keep : NULL, probs_cap, rows);
 }
 
 void pivot_qencoder_post_rows(const pivot_qencoder *q, int tid, size_t i, int active, float *attn_cap, float *mlp_cap,

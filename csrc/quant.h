@@ -61,9 +61,11 @@ int pivot_qencoder_create(pivot_qencoder **out,
 void pivot_qencoder_destroy(pivot_qencoder *q);
 void pivot_qencoder_thread_init(const pivot_qencoder *q, int tid);
 void pivot_qencoder_qkv_rows(const pivot_qencoder *q, int tid, size_t i, int mode, size_t r0, size_t r1);
-/* probs_cap: (B, NH, T, T) the probabilities this path-1 encoder applies, dequantized, or NULL. */
+/* probs_cap: (B, NH, T, T) the probabilities this path-1 encoder applies, dequantized, or NULL;
+ * rows: the query rows of each image to compute (T; fewer for the pooled tokens of the last
+ * encoder, the other rows' outputs are then left unwritten). */
 void pivot_qencoder_attention(const pivot_qencoder *q, int tid, int nthreads, size_t i, int mode, int keep,
-                              float *probs_cap);
+                              float *probs_cap, size_t rows);
 void pivot_qencoder_post_rows(const pivot_qencoder *q, int tid, size_t i, int active, float *attn_cap, float *mlp_cap,
                               size_t r0, size_t r1);
 

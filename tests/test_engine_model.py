@@ -98,7 +98,8 @@ def test_batch_one_equals_row_of_batch(models):
 
 @pytest.mark.parametrize("cfg", [SMALL, ODD, DISTILLED], ids=["small", "odd", "distilled"])
 @pytest.mark.parametrize("path_name", ["all", "last_skipped", "last_reuses", "mixed"])
-def test_last_encoder_on_pooled_tokens_gives_the_same_bits(vector_simd_level, cfg, path_name):
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_last_encoder_on_pooled_tokens_gives_the_same_bits(vector_simd_level, cfg, path_name, precision):
     """Class pooling reads only the pooled tokens of the last encoder, so from AVX2 up a forward
     computes that encoder's queries, attention output and MLP for those rows alone; a forward that
     captures the branches computes every row. The logits are the same bits, at any thread count."""
@@ -107,6 +108,8 @@ def test_last_encoder_on_pooled_tokens_gives_the_same_bits(vector_simd_level, cf
             "mixed": [1, 0] + [2] * (depth - 2)}[path_name]
     model = pivot.ViT(cfg, random_weights(cfg))
     x = random_images(cfg, 5)
+    if precision == "int8":
+        model = pivot.quantize(model, x)
     for threads in (1, 2, 3):
         np.testing.assert_array_equal(model(x, path=path, threads=threads),
                                       model.forward_branches(x, path=path, threads=threads)[0],
