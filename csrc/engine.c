@@ -468,7 +468,9 @@ static void qkv_rows(const forward_plan *pl, const thread_scratch *s, const bloc
                      size_t r1, int mode, float *in_cap, float *qkv_cap, size_t queries) {
     size_t C = pl->C, T = pl->T;
     size_t first = mode == PIVOT_PATH_REUSE ? 2 * C : 0;
-    if (!first && queries < T && bp->qkv_p && !bp->qn_w && C % PIVOT_GEMM_PANEL == 0) first = C;
+    if (!first && queries < T && bp->qkv_p && !bp->qn_w && pl->attention_kind == PIVOT_ATTENTION_SOFTMAX &&
+        C % PIVOT_GEMM_PANEL == 0)
+        first = C;
     for (size_t r = r0; r < r1; r += TILE_ROWS) {
         size_t m = r1 - r < TILE_ROWS ? r1 - r : TILE_ROWS;
         float *q = pl->qkv + r * 3 * C;
@@ -581,7 +583,8 @@ static void attention_phase(const forward_plan *pl, const thread_scratch *s, int
         if (mode == PIVOT_PATH_REUSE)
             reuse_item(pl->attn, rows, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH, pl->fast);
         else if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR)
-            pivot_linear_attention_item(pl->attn, s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH, pl->linear_eps);
+            pivot_linear_attention_item(pl->attn, s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH, pl->linear_eps,
+                                        pl->fast);
         else
             attention_item(pl->attn, rows, s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH, pl->fast);
     }
@@ -1190,11 +1193,11 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     /* Only the pooled tokens of the last encoder reach the head (class pooling): its queries,
      * attention output, proj and MLP run on those rows alone (K and V on every token), 6.3% of a
      * DeiT-S forward's MACs. Where every kernel of that encoder is per-row arithmetic (packed
-     * GEMMs, pivot's attention tiles, the int8 encoders: AVX2 up, softmax attention) the logits
-     * are the same bits; captures, LV-ViT's token head and OpenBLAS paths take every row. */
+     * GEMMs, pivot's attention tiles, the int8 encoders: AVX2 up) the logits are the same bits;
+     * captures, LV-ViT's token head and OpenBLAS paths take every row. */
     const block_params *last = &blocks[D - 1];
     if (cfg->pool == PIVOT_POOL_TOKEN && !pl.aux_w && !attn_capture && !mlp_capture && !pl.probs_capture && !lin &&
-        attention_kind == PIVOT_ATTENTION_SOFTMAX && pivot_simd_level() >= PIVOT_SIMD_AVX2 &&
+        pivot_simd_level() >= PIVOT_SIMD_AVX2 &&
         (int8 || (last->qkv_p && last->proj_p && last->fc1_p && last->fc2_p)))
         pl.last_rows = cfg->distilled ? 2 : 1;
     /* A large batch runs in chunks of images, each through every encoder, so that the encoder's

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "pivot_blas.h"
 
 int pivot_modes_check_path(const uint8_t *path, size_t D, int attention_kind) {
@@ -32,7 +33,7 @@ size_t pivot_linear_attention_scratch(size_t head_dim, size_t query_rows) {
 }
 
 void pivot_linear_attention_item(float *attn, float *scratch, const float *qkv, size_t b, size_t h, size_t q0,
-                                 size_t q1, size_t T, size_t C, size_t NH, float eps) {
+                                 size_t q1, size_t T, size_t C, size_t NH, float eps, int fast) {
     size_t hd = C / NH, ld = 3 * C, M = q1 - q0;
     const float *base = qkv + b * T * ld;
     const float *q = base + q0 * ld + h * hd, *k = base + C + h * hd, *v = base + 2 * C + h * hd;
@@ -47,8 +48,11 @@ void pivot_linear_attention_item(float *attn, float *scratch, const float *qkv, 
     for (size_t j = 0; j < hd; j++) ksum[j] = 0.0f;
     for (size_t t = 0; t < T; t++)
         for (size_t j = 0; j < hd; j++) ksum[j] += k[t * ld + j];
-    pivot_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)hd, (int)hd, 1.0f, q, (int)ld, kv,
-                      (int)hd, 0.0f, out, (int)C);
+    if (fast) /* per-row arithmetic: a row's output does not depend on the query range */
+        pivot_gemm_nn_fast(out, q, kv, M, hd, hd, ld, hd, C);
+    else
+        pivot_cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)hd, (int)hd, 1.0f, q, (int)ld, kv,
+                          (int)hd, 0.0f, out, (int)C);
     for (size_t m = 0; m < M; m++) {
         float s = 0.0f;
         for (size_t j = 0; j < hd; j++) s += q[m * ld + j] * ksum[j];
@@ -127,7 +131,7 @@ int pivot_linear_attention_forward(float *out, const float *inp, const float *qk
     linear_bias(qkv, inp, qkv_w, qkv_b, BT, C, 3 * C, 3 * C);
     pivot_relu_qk_rows(qkv, BT, C);
     for (size_t b = 0; b < B; b++)
-        for (size_t h = 0; h < NH; h++) pivot_linear_attention_item(cat, scratch, qkv, b, h, 0, T, T, C, NH, eps);
+        for (size_t h = 0; h < NH; h++) pivot_linear_attention_item(cat, scratch, qkv, b, h, 0, T, T, C, NH, eps, 0);
     linear_bias(out, cat, proj_w, proj_b, BT, C, C, C);
     free(qkv);
     return PIVOT_OK;

@@ -34,12 +34,14 @@ void pivot_reuse_attention_item(float *attn,        /* (B, T, C) concatenated he
 size_t pivot_linear_attention_scratch(size_t head_dim, size_t query_rows);
 
 /* Query rows [q0, q1) of head h of image b, linear attention on Q and K that are ALREADY ReLU'd
- * (pivot_relu_qk_rows): attn = (phi(Q) (phi(K)^T V)) / (phi(Q) (phi(K)^T 1) + eps), row-wise. */
+ * (pivot_relu_qk_rows): attn = (phi(Q) (phi(K)^T V)) / (phi(Q) (phi(K)^T 1) + eps), row-wise.
+ * fast: phi(Q) (phi(K)^T V) on pivot_gemm_nn_fast (a row's bits whatever the query range; the
+ * engine at AVX2 up), else OpenBLAS. */
 void pivot_linear_attention_item(float *attn,      /* (B, T, C) concatenated heads */
                                  float *scratch,   /* (pivot_linear_attention_scratch) */
                                  const float *qkv, /* (B, T, 3C) */
                                  size_t b, size_t h, size_t q0, size_t q1, size_t T, size_t C, size_t NH,
-                                 float eps);
+                                 float eps, int fast);
 
 /* phi = ReLU on the Q and K columns (the first 2C of each 3C row), in place. */
 void pivot_relu_qk_rows(float *qkv, /* (N, 3C) */

@@ -1,4 +1,5 @@
 """pivot.ViT: whole model against the NumPy float64 reference, paths, branch outputs, edge cases."""
+import dataclasses
 import threading
 
 import numpy as np
@@ -96,13 +97,21 @@ def test_batch_one_equals_row_of_batch(models):
         np.testing.assert_allclose(model(images[i:i + 1]), full[i:i + 1], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("cfg", [SMALL, ODD, DISTILLED], ids=["small", "odd", "distilled"])
-@pytest.mark.parametrize("path_name", ["all", "last_skipped", "last_reuses", "mixed"])
-@pytest.mark.parametrize("precision", ["fp32", "int8"])
-def test_last_encoder_on_pooled_tokens_gives_the_same_bits(vector_simd_level, cfg, path_name, precision):
+LINEAR = dataclasses.replace(SMALL, attention="relu_linear")
+
+
+# linear attention has neither an int8 encoder nor reuse
+POOLED_CASES = [(name, path_name, precision) for name in ("small", "odd", "distilled", "linear")
+                for path_name in ("all", "last_skipped", "last_reuses", "mixed") for precision in ("fp32", "int8")
+                if name != "linear" or (precision == "fp32" and path_name in ("all", "last_skipped"))]
+
+
+@pytest.mark.parametrize("name, path_name, precision", POOLED_CASES)
+def test_last_encoder_on_pooled_tokens_gives_the_same_bits(vector_simd_level, name, path_name, precision):
     """Class pooling reads only the pooled tokens of the last encoder, so from AVX2 up a forward
     computes that encoder's queries, attention output and MLP for those rows alone; a forward that
     captures the branches computes every row. The logits are the same bits, at any thread count."""
+    cfg = {"small": SMALL, "odd": ODD, "distilled": DISTILLED, "linear": LINEAR}[name]
     depth = cfg.depth
     path = {"all": None, "last_skipped": [1] * (depth - 1) + [0], "last_reuses": [1] * (depth - 1) + [2],
             "mixed": [1, 0] + [2] * (depth - 2)}[path_name]
@@ -121,7 +130,6 @@ def test_large_batch_in_chunks_equals_images_alone(precision):
     """A large batch runs in chunks of images (their activations fit the last-level cache): 1600
     SMALL images are a few chunks. Features are per-row arithmetic, the same bits whatever the
     batch (fp32; int8 needs a head); logits differ from one image's call in rounding only."""
-    import dataclasses
     images = random_images(SMALL, 1600)
     headed = pivot.ViT(SMALL, random_weights(SMALL))
     if precision == "int8":
