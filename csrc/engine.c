@@ -117,11 +117,23 @@ static void activation_rows(float *x, const float *bias, size_t N, size_t C, int
  * qkv rows are timm's (3, NH, hd) layout, so q, k, v of head h are column blocks of width hd at
  * offsets h*hd, C + h*hd, 2C + h*hd with row stride 3C: no gather or transpose is needed.
  * The probabilities go to `probs` when it is given (kept for reuse or captured), else to the
- * scratch. From the AVX-512 level q k^T and probabilities @ V run on the packed GEMM's
- * micro-tiles (csrc/gemm.h) against a scaled K^T in the scratch. */
+ * scratch. From AVX2 up q k^T and probabilities @ V run on the packed GEMM's micro-tiles
+ * (csrc/gemm.h) against kt, the head's K^T scaled by hd^-0.5 (scaled_kt; the caller builds it
+ * once for the query chunks of a head that follow each other on a thread). */
+/* kt (hd, T) <- K^T hd^-0.5 of head h of image b. */
+static void scaled_kt(float *kt, const float *qkv /* (B, T, 3C) */, size_t b, size_t h, size_t T, size_t C,
+                      size_t NH) {
+    size_t hd = C / NH, ld = 3 * C;
+    const float *k = qkv + b * T * ld + C + h * hd;
+    float scale = 1.0f / sqrtf((float)hd);
+    for (size_t t = 0; t < T; t++)
+        for (size_t d = 0; d < hd; d++) kt[d * T + t] = k[t * ld + d] * scale;
+}
+
 static void attention_item(float *attn,      /* (B, T, C) concatenated heads */
                            float *probs,     /* (q1 - q0, T) or NULL */
-                           float *scratch,   /* (q1 - q0 + hd, T) */
+                           float *scratch,   /* (q1 - q0, T) */
+                           const float *kt,  /* (hd, T) scaled_kt of (b, h) when fast, else unread */
                            const float *qkv, /* (B, T, 3C) */
                            size_t b, size_t h, size_t q0, size_t q1, size_t T, size_t C, size_t NH, int fast) {
     size_t hd = C / NH, ld = 3 * C;
@@ -134,9 +146,6 @@ static void attention_item(float *attn,      /* (B, T, C) concatenated heads */
     float *scores = probs ? probs : scratch;
     float *out = attn + (b * T + q0) * C + h * hd;
     if (fast) {
-        float *kt = probs ? scratch : scratch + M * T; /* (hd, T): K^T * scale */
-        for (size_t t = 0; t < T; t++)
-            for (size_t d = 0; d < hd; d++) kt[d * T + t] = k[t * ld + d] * scale;
         pivot_gemm_nn_fast(scores, q, kt, M, hd, T, ld, T, T);
         pivot_softmax_rows(scores, M, T, T);
         pivot_gemm_nn_fast(out, scores, v, M, T, hd, T, ld, C);
@@ -571,22 +580,28 @@ static void post_attention_rows(const forward_plan *pl, const thread_scratch *s,
  * (reuse) reads it from probs instead of computing q k^T and softmax; linear attention replaces
  * both by pivot_linear_attention_item. */
 static void attention_phase(const forward_plan *pl, const thread_scratch *s, int tid, int nthreads, int mode,
-                            float *probs, size_t rows /* query rows per (b, h): T, or the pooled tokens */) {
-    size_t QC = rows < pl->T ? 1 : pl->q_chunks, T = pl->T;
-    size_t i0, i1;
+                            float *probs, size_t queries /* query rows per (b, h): T, or the pooled tokens */) {
+    size_t QC = queries < pl->T ? 1 : pl->q_chunks, T = pl->T;
+    float *kt = s->scores + round_up((T + pl->q_chunks - 1) / pl->q_chunks * T); /* see scratch_sizes */
+    size_t i0, i1, kt_of = SIZE_MAX; /* the (b, h) whose K^T is in kt */
     pivot_split_range(pl->B * pl->NH * QC, tid, nthreads, &i0, &i1);
     for (size_t i = i0; i < i1; i++) {
         size_t qc = i % QC, bh = i / QC, h = bh % pl->NH, b = bh / pl->NH;
-        size_t q0 = rows * qc / QC, q1 = rows * (qc + 1) / QC;
+        size_t q0 = queries * qc / QC, q1 = queries * (qc + 1) / QC;
         if (q1 <= q0) continue;
         float *rows = probs ? probs + (bh * T + q0) * T : NULL; /* (q1 - q0, T) of (b, h) */
-        if (mode == PIVOT_PATH_REUSE)
+        if (mode == PIVOT_PATH_REUSE) {
             reuse_item(pl->attn, rows, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH, pl->fast);
-        else if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR)
+        } else if (pl->attention_kind == PIVOT_ATTENTION_RELU_LINEAR) {
             pivot_linear_attention_item(pl->attn, s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH, pl->linear_eps,
                                         pl->fast);
-        else
-            attention_item(pl->attn, rows, s->scores, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH, pl->fast);
+        } else {
+            if (pl->fast && kt_of != bh) {
+                scaled_kt(kt, pl->qkv, b, h, T, pl->C, pl->NH);
+                kt_of = bh;
+            }
+            attention_item(pl->attn, rows, s->scores, kt, pl->qkv, b, h, q0, q1, T, pl->C, pl->NH, pl->fast);
+        }
     }
 }
 
@@ -854,7 +869,7 @@ int pivot_attention_forward(float *out, const float *inp, const float *qkv_w, co
     linear_nobias(qkv, inp, qkv_w, BT, C, 3 * C, C, 3 * C);
     add_bias_rows(qkv, qkv_b, BT, 3 * C);
     for (size_t b = 0; b < B; b++)
-        for (size_t h = 0; h < NH; h++) attention_item(cat, NULL, scores, qkv, b, h, 0, T, T, C, NH, 0);
+        for (size_t h = 0; h < NH; h++) attention_item(cat, NULL, scores, NULL, qkv, b, h, 0, T, T, C, NH, 0);
     linear_nobias(out, cat, proj_w, BT, C, C, C, C);
     add_bias_rows(out, proj_b, BT, C);
     pivot_blas_guard_leave();
