@@ -258,18 +258,23 @@ def test_forked_child_starts_its_own_pool():
     np.testing.assert_array_equal(model(x, threads=2), want)
 
 
-def test_interpreter_exits_with_parked_pool_workers():
+def _child(body):
+    """Runs `body` in a fresh interpreter that imports pivot and tests/ from this checkout; returns
+    its stdout, stripped (fails with its stderr when it exits non-zero)."""
     import os
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    script = (f"import sys, threading; sys.path[:0] = [{root!r}, {os.path.join(root, 'tests')!r}]\n"
-              "import pivot; from rel_util import CONFIGS, images\n"
-              "c = CONFIGS[sorted(CONFIGS)[0]]; m = pivot.ViT.random(c, seed=0); x = images(c, batch=2, seed=0)\n"
-              "m(x, threads=3)\n"
-              "t = threading.Thread(target=lambda: [m(x, threads=2) for _ in range(50)], daemon=True); t.start()\n"
-              "print('done')\n")
+    script = f"import sys; sys.path[:0] = [{root!r}, {os.path.join(root, 'tests')!r}]\n" + body
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "done"
+    return out.stdout.strip()
+
+
+def test_interpreter_exits_with_parked_pool_workers():
+    assert _child("import threading, pivot; from rel_util import CONFIGS, images\n"
+                  "c = CONFIGS[sorted(CONFIGS)[0]]; m = pivot.ViT.random(c, seed=0); x = images(c, batch=2, seed=0)\n"
+                  "m(x, threads=3)\n"
+                  "t = threading.Thread(target=lambda: [m(x, threads=2) for _ in range(50)], daemon=True); t.start()\n"
+                  "print('done')\n") == "done"
 
 
 def test_pool_workers_kept_off_the_callers_cpu():
@@ -280,28 +285,23 @@ def test_pool_workers_kept_off_the_callers_cpu():
     import os
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("the placement needs two CPUs in this process's affinity")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    script = (f"import os, sys; sys.path[:0] = [{root!r}, {os.path.join(root, 'tests')!r}]\n"
-              "import pivot; from rel_util import CONFIGS, images\n"
-              "two = set(sorted(os.sched_getaffinity(0))[:2]); os.sched_setaffinity(0, two)\n"
-              "c = CONFIGS[sorted(CONFIGS)[0]]; m = pivot.ViT.random(c, seed=0); x = images(c, batch=2, seed=0)\n"
-              "m(x, threads=1)\n"
-              "before = set(os.listdir('/proc/self/task'))\n"
-              "m(x, threads=2)\n"
-              "(worker,) = set(os.listdir('/proc/self/task')) - before\n"
-              "def cpu():\n"
-              "    s = open('/proc/thread-self/stat').read()\n"
-              "    return int(s[s.rindex(')') + 2:].split()[36])\n"
-              "seen = []\n"
-              "for _ in range(5):  # the caller may move between the call and the read; the next call follows it\n"
-              "    m(x, threads=2); here = cpu(); mask = os.sched_getaffinity(int(worker))\n"
-              "    seen.append((here, sorted(mask)))\n"
-              "    if mask == two - {here}: break\n"
-              "else:\n"
-              "    sys.exit(f'worker affinity never excluded the caller: {seen}')\n"
-              "os.sched_setaffinity(0, {here})  # a caller on one CPU leaves the workers where they are\n"
-              "m(x, threads=2); assert os.sched_getaffinity(int(worker)) == two - {here}\n"
-              "print('ok')\n")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    assert _child("import os, pivot; from rel_util import CONFIGS, images\n"
+                  "two = set(sorted(os.sched_getaffinity(0))[:2]); os.sched_setaffinity(0, two)\n"
+                  "c = CONFIGS[sorted(CONFIGS)[0]]; m = pivot.ViT.random(c, seed=0); x = images(c, batch=2, seed=0)\n"
+                  "m(x, threads=1)\n"
+                  "before = set(os.listdir('/proc/self/task'))\n"
+                  "m(x, threads=2)\n"
+                  "(worker,) = set(os.listdir('/proc/self/task')) - before\n"
+                  "def cpu():\n"
+                  "    s = open('/proc/thread-self/stat').read()\n"
+                  "    return int(s[s.rindex(')') + 2:].split()[36])\n"
+                  "seen = []\n"
+                  "for _ in range(5):  # the caller may move between the call and the read; the next call follows it\n"
+                  "    m(x, threads=2); here = cpu(); mask = os.sched_getaffinity(int(worker))\n"
+                  "    seen.append((here, sorted(mask)))\n"
+                  "    if mask == two - {here}: break\n"
+                  "else:\n"
+                  "    sys.exit(f'worker affinity never excluded the caller: {seen}')\n"
+                  "os.sched_setaffinity(0, {here})  # a caller on one CPU leaves the workers where they are\n"
+                  "m(x, threads=2); assert os.sched_getaffinity(int(worker)) == two - {here}\n"
+                  "print('ok')\n") == "ok"
