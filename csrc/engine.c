@@ -113,13 +113,6 @@ static void activation_rows(float *x, const float *bias, size_t N, size_t C, int
     else act_rows(x, bias, N, C, act);
 }
 
-/* One attention work item: query rows [q0, q1) of head h of image b.
- * qkv rows are timm's (3, NH, hd) layout, so q, k, v of head h are column blocks of width hd at
- * offsets h*hd, C + h*hd, 2C + h*hd with row stride 3C: no gather or transpose is needed.
- * The probabilities go to `probs` when it is given (kept for reuse or captured), else to the
- * scratch. From AVX2 up q k^T and probabilities @ V run on the packed GEMM's micro-tiles
- * (csrc/gemm.h) against kt, the head's K^T scaled by hd^-0.5 (scaled_kt; the caller builds it
- * once for the query chunks of a head that follow each other on a thread). */
 /* kt (hd, T) <- K^T hd^-0.5 of head h of image b. */
 static void scaled_kt(float *kt, const float *qkv /* (B, T, 3C) */, size_t b, size_t h, size_t T, size_t C,
                       size_t NH) {
@@ -130,6 +123,13 @@ static void scaled_kt(float *kt, const float *qkv /* (B, T, 3C) */, size_t b, si
         for (size_t d = 0; d < hd; d++) kt[d * T + t] = k[t * ld + d] * scale;
 }
 
+/* One attention work item: query rows [q0, q1) of head h of image b.
+ * qkv rows are timm's (3, NH, hd) layout, so q, k, v of head h are column blocks of width hd at
+ * offsets h*hd, C + h*hd, 2C + h*hd with row stride 3C: no gather or transpose is needed.
+ * The probabilities go to `probs` when it is given (kept for reuse or captured), else to the
+ * scratch. From AVX2 up q k^T and probabilities @ V run on the packed GEMM's micro-tiles
+ * (csrc/gemm.h) against kt, the head's K^T scaled by hd^-0.5 (scaled_kt; the caller builds it
+ * once for the query chunks of a head that follow each other on a thread). */
 static void attention_item(float *attn,      /* (B, T, C) concatenated heads */
                            float *probs,     /* (q1 - q0, T) or NULL */
                            float *scratch,   /* (q1 - q0, T) */
