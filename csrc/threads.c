@@ -203,7 +203,8 @@ static void barrier_destroy(team_barrier *bar) {
  * idle to the wake-up path) can land on the parked worker's CPU, and the pair then shares that CPU
  * for the whole call while the other stays idle (DeiT-S, batch 1, 2 threads: 48 ms instead of 23).
  * So each call keeps the workers off the caller's current CPU: their affinity is the caller's own
- * minus that CPU, set again only when either changes. */
+ * minus that CPU, set again only when either changes (a team larger than the caller's CPUs gets
+ * them all). */
 
 #define POOL_MAX_WORKERS 63 /* beyond 64 threads a call runs its own team */
 
@@ -219,7 +220,7 @@ static struct {
     pthread_t handle[POOL_MAX_WORKERS + 1];
 #ifdef __linux__
     int placed_cpu;                    /* the caller's CPU the workers were last kept off; -1: none */
-    int placed_workers;
+    int placed_workers;                /* how many were placed (0: none yet) */
     cpu_set_t placed_mask;             /* the caller's affinity then */
 #endif
     pool_slot slot[POOL_MAX_WORKERS + 1];
@@ -297,20 +298,22 @@ static int pool_grow(int want) {
 }
 
 /* Keeps workers 1..nthreads-1 off the caller's CPU (pool owner only; see "Placement" above).
- * Costs a sched_getaffinity per call, and affinity calls only when the caller moved. Where that
- * would leave no CPU (the caller may use one only) the workers keep what they have. */
+ * Costs a sched_getaffinity per call, and affinity calls only when the caller moved. The caller's
+ * affinity is the call's CPUs: with more threads than those, the workers get all of them and the
+ * scheduler shares them out (a caller on one CPU runs its whole team there). */
 static void pool_place(int nthreads) {
 #ifdef __linux__
     int cpu = sched_getcpu();
     cpu_set_t mask;
     if (cpu < 0 || sched_getaffinity(0, sizeof mask, &mask) != 0) return;
-    if (cpu == pool.placed_cpu && nthreads - 1 <= pool.placed_workers && CPU_EQUAL(&mask, &pool.placed_mask))
+    int off = nthreads <= CPU_COUNT(&mask) ? cpu : -1; /* the CPU the workers keep off, or none */
+    if (off == pool.placed_cpu && nthreads - 1 <= pool.placed_workers && CPU_EQUAL(&mask, &pool.placed_mask))
         return;
-    cpu_set_t others = mask;
-    CPU_CLR(cpu, &others);
-    if (CPU_COUNT(&others) == 0) return;
-    for (int t = 1; t < nthreads; t++) pthread_setaffinity_np(pool.handle[t], sizeof others, &others);
-    pool.placed_cpu = cpu;
+    cpu_set_t workers = mask;
+    if (off >= 0) CPU_CLR(off, &workers);
+    if (CPU_COUNT(&workers) == 0) return;
+    for (int t = 1; t < nthreads; t++) pthread_setaffinity_np(pool.handle[t], sizeof workers, &workers);
+    pool.placed_cpu = off;
     pool.placed_workers = nthreads - 1;
     pool.placed_mask = mask;
 #else

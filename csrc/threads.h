@@ -21,6 +21,8 @@ void pivot_split_range(size_t n, int tid, int nthreads, size_t *begin, size_t *e
  * held single-threaded (the team already fills the cores). The workers come from a persistent
  * pool, parked between calls (up to 64 threads; one call owns it at a time); a call that finds the
  * pool busy, or wants more threads, starts its own team. A forked child starts a fresh pool.
+ * The pool's workers run on the caller's CPUs (its affinity), off the caller's own CPU when the
+ * team fits in the others (Linux, csrc/threads.c "Placement").
  * pivot_team_barrier waits for every thread of the team: it spins up to 1 ms, then sleeps. */
 typedef struct pivot_team pivot_team;
 typedef void (*pivot_team_fn)(void *arg, pivot_team *team, int tid, int nthreads);

@@ -281,7 +281,8 @@ def test_pool_workers_kept_off_the_callers_cpu():
     """The caller computes tid 0's share, so the pool keeps its worker off the caller's CPU (two
     threads on one CPU would halve the team; Linux's wake-up placement does that on a VM after an
     idle pause). Run in a child whose calling thread may use two CPUs: after a call the worker's
-    affinity is those two less the CPU the caller is on."""
+    affinity is those two less the CPU the caller is on; a team larger than the caller's CPUs
+    gets all of them."""
     import os
     if len(os.sched_getaffinity(0)) < 2:
         pytest.skip("the placement needs two CPUs in this process's affinity")
@@ -302,6 +303,9 @@ def test_pool_workers_kept_off_the_callers_cpu():
                   "    if mask == two - {here}: break\n"
                   "else:\n"
                   "    sys.exit(f'worker affinity never excluded the caller: {seen}')\n"
-                  "os.sched_setaffinity(0, {here})  # a caller on one CPU leaves the workers where they are\n"
-                  "m(x, threads=2); assert os.sched_getaffinity(int(worker)) == two - {here}\n"
+                  "os.sched_setaffinity(0, {here})  # the caller's CPUs are the call's: more threads share them\n"
+                  "m(x, threads=2); assert os.sched_getaffinity(int(worker)) == {here}\n"
+                  "os.sched_setaffinity(0, two)\n"
+                  "m(x, threads=3)\n"
+                  "assert all(os.sched_getaffinity(int(t)) == two for t in set(os.listdir('/proc/self/task')) - before)\n"
                   "print('ok')\n") == "ok"
