@@ -422,6 +422,11 @@ static void embed_phase(const forward_plan *pl, int tid, int nthreads) {
     thread_scratch s = scratch_for(pl, tid);
     size_t C = pl->C, T = pl->T, P = pl->patch, G = pl->grid, NP = G * G, img = pl->img;
     size_t K2 = pl->in_chans * P * P, chunks = (NP + EMBED_ROWS - 1) / EMBED_ROWS;
+    /* On the packed GEMM (per-row arithmetic) a small batch's patches split among all threads: at
+     * batch 1 one 256-row chunk kept the other threads waiting (2 threads: 0.7 ms of a 20 ms call).
+     * On OpenBLAS the chunks stay fixed: its kernels, so the rounding, follow the product's size. */
+    if (pl->patch_p && pl->B * chunks < (size_t)nthreads) chunks = ((size_t)nthreads + pl->B - 1) / pl->B;
+    size_t rows = (NP + chunks - 1) / chunks; /* <= EMBED_ROWS */
     size_t b0, b1, i0, i1;
     pivot_split_range(pl->B, tid, nthreads, &b0, &b1);
     for (size_t b = b0; b < b1; b++) {
@@ -431,8 +436,9 @@ static void embed_phase(const forward_plan *pl, int tid, int nthreads) {
     }
     pivot_split_range(pl->B * chunks, tid, nthreads, &i0, &i1);
     for (size_t item = i0; item < i1; item++) {
-        size_t b = item / chunks, p0 = item % chunks * EMBED_ROWS;
-        size_t m = NP - p0 < EMBED_ROWS ? NP - p0 : EMBED_ROWS;
+        size_t b = item / chunks, p0 = item % chunks * rows;
+        if (p0 >= NP) continue;
+        size_t m = NP - p0 < rows ? NP - p0 : rows;
         const float *image = pl->images + b * pl->in_chans * img * img;
         for (size_t i = 0; i < m; i++) {
             size_t p = p0 + i, gy = p / G, gx = p % G;

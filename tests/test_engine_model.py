@@ -125,6 +125,27 @@ def test_last_encoder_on_pooled_tokens_gives_the_same_bits(vector_simd_level, na
                                       err_msg=f"threads={threads}")
 
 
+@pytest.mark.parametrize("name", ["small", "odd", "distilled"])
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_small_batches_same_bits_at_every_thread_count(vector_simd_level, name, precision):
+    """From AVX2 up every split among threads is of per-row arithmetic (token rows, attention query
+    chunks, and at batch sizes below the thread count the patches of the stem), so the logits are
+    the same bits at any thread count; the portable level's OpenBLAS products round by their size."""
+    cfg = {"small": SMALL, "odd": ODD, "distilled": DISTILLED}[name]
+    model = pivot.ViT(cfg, random_weights(cfg))
+    x = random_images(cfg, 2)
+    if precision == "int8":
+        model = pivot.quantize(model, x)
+    for batch in (1, 2):
+        one = model(x[:batch], threads=1)
+        for threads in (2, 3, 5):
+            got = model(x[:batch], threads=threads)
+            if vector_simd_level:
+                np.testing.assert_array_equal(got, one, err_msg=f"batch {batch}, {threads} threads")
+            else:
+                np.testing.assert_allclose(got, one, rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("precision", ["fp32", "int8"])
 def test_large_batch_in_chunks_equals_images_alone(precision):
     """A large batch runs in chunks of images (their activations fit the last-level cache): 1600
