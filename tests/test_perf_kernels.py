@@ -39,14 +39,6 @@ def level(request):
     _core.set_simd_level(MAX_LEVEL)
 
 
-@pytest.fixture(params=["avx512", "avx2", "portable"])
-def vector_level(request):
-    """The elementwise kernels (GELU epilogue, softmax, LayerNorm) exist at these three levels; the
-    GELU tests multiply by an identity weight, exact only outside AMX's bf16x3 split."""
-    yield _at_level(request.param)
-    _core.set_simd_level(MAX_LEVEL)
-
-
 def _assert_linear_close(got, want, inp, weight, level, err_msg=""):
     """AMX (bf16x3) is held to 2e-5 of sum |a||w| per output (csrc/gemm.c: ~2^-16 per product);
     the fp32 paths to 2e-5 relative and absolute."""
@@ -155,7 +147,8 @@ def test_linear_without_bias_and_residual_scale_one(rng, level):
 
 
 def _gelu_through_kernel(x):
-    """GELU of x by the packed kernel's epilogue: an identity weight makes the product exact."""
+    """GELU of x by the packed kernel's epilogue: an identity weight makes the product exact (the
+    elementwise tests run at levels 0-2, `vector_simd_level`: under AMX's bf16x3 split it is not)."""
     n = x.size
     cols = 32
     rows = -(-n // cols)
@@ -166,7 +159,7 @@ def _gelu_through_kernel(x):
     return out.ravel()[:n]
 
 
-def test_gelu_epilogue_accuracy_dense_grid(vector_level):
+def test_gelu_epilogue_accuracy_dense_grid(vector_simd_level):
     """The documented accuracy (csrc/gemm.c) against float64 erf GELU on every float of [-10, 10)
     with step 2^-12: abs error <= 4e-7; relative <= 1.5e-6 for x >= -3, <= 1e-5 below (where
     |gelu| < 4e-3 and float32 rounding of the exp argument dominates); the engine's own GELU
@@ -184,7 +177,7 @@ def test_gelu_epilogue_accuracy_dense_grid(vector_level):
     assert np.abs(_gelu_through_kernel(tail) - tail_want).max() < 1e-37
 
 
-def test_gelu_epilogue_special_values(vector_level):
+def test_gelu_epilogue_special_values(vector_simd_level):
     # one value per row through a 1x1 identity: a NaN or inf must not meet another column
     x = np.array([np.nan, np.inf, 0.0, -0.0, 60.0, -60.0, 1e-30, -np.inf], np.float32)
     got = _core.linear_forward(x.reshape(-1, 1), None, None, GELU, None, False, 1.0,
@@ -195,13 +188,13 @@ def test_gelu_epilogue_special_values(vector_level):
     assert np.isnan(got[7]) or got[7] == 0.0  # as the engine's gelu_forward: never a finite nonzero
 
 
-def test_gelu_epilogue_agrees_with_engine_gelu(rng, vector_level):
+def test_gelu_epilogue_agrees_with_engine_gelu(rng, vector_simd_level):
     x = (rng.standard_normal(4096) * 4).astype(np.float32)
     np.testing.assert_allclose(_gelu_through_kernel(x), _core.gelu_forward(x), rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("C", [1, 15, 16, 31, 63, 64, 65, 200, 1536])
-def test_gelu_rows_equal_the_epilogue_gelu(rng, vector_level, C):
+def test_gelu_rows_equal_the_epilogue_gelu(rng, vector_simd_level, C):
     """The row kernel (the int8 MLP's GELU; four vectors at a time where a row allows) gives the
     bits of the fp32 GEMM's GELU epilogue at every level and row width."""
     x = (rng.standard_normal((3, C)) * 4).astype(np.float32)  # finite: the identity product mixes columns
@@ -237,19 +230,19 @@ def test_sgemm_nt_matches_numpy(rng):
 
 
 @pytest.mark.parametrize("N, C", [(1, 1), (3, 15), (4, 16), (7, 197), (2, 384)])
-def test_softmax_fast_matches_reference(rng, vector_level, N, C):
+def test_softmax_fast_matches_reference(rng, vector_simd_level, N, C):
     x = (rng.standard_normal((N, C)) * 5).astype(np.float32)
     np.testing.assert_allclose(_core.softmax_fast(x), ref.softmax(x), rtol=2e-6, atol=1e-8)
 
 
-def test_softmax_fast_large_values_and_nan(vector_level):
+def test_softmax_fast_large_values_and_nan(vector_simd_level):
     x = np.array([[1000.0, 999.0, -1000.0] + [0.0] * 14, [1.0, np.nan] + [0.0] * 15], np.float32)
     got = _core.softmax_fast(x)
     np.testing.assert_allclose(got[0], ref.softmax(x[:1])[0], atol=1e-7)
     assert np.isnan(got[1]).all()
 
 
-def test_softmax_fast_rows_together_equal_rows_alone(rng, vector_level):
+def test_softmax_fast_rows_together_equal_rows_alone(rng, vector_simd_level):
     """The vector kernels take rows four at a time; each row's result is bit for bit that of the
     row alone, and a NaN row inside a block of four leaves the other three finite."""
     x = (rng.standard_normal((11, 197)) * 5).astype(np.float32)
@@ -265,14 +258,14 @@ def test_softmax_fast_rows_together_equal_rows_alone(rng, vector_level):
 
 
 @pytest.mark.parametrize("N, C", [(1, 1), (3, 15), (5, 33), (4, 384)])
-def test_layernorm_fast_matches_reference(rng, vector_level, N, C):
+def test_layernorm_fast_matches_reference(rng, vector_simd_level, N, C):
     x = rng.standard_normal((N, C), dtype=np.float32)
     w = rng.standard_normal(C, dtype=np.float32)
     b = rng.standard_normal(C, dtype=np.float32)
     np.testing.assert_allclose(_core.layernorm_fast(x, w, b, 1e-6), ref.layernorm(x, w, b, 1e-6), rtol=1e-5, atol=1e-5)
 
 
-def test_layernorm_fast_offset_rows_and_constant_row(rng, vector_level):
+def test_layernorm_fast_offset_rows_and_constant_row(rng, vector_simd_level):
     # two-pass statistics: a large common offset does not cancel the variance away
     x = (rng.standard_normal((3, 384)) + 1000.0).astype(np.float32)
     w, b = np.ones(384, np.float32), np.zeros(384, np.float32)
