@@ -200,13 +200,16 @@ static inline void prefetch_share(const char *next, size_t bytes, size_t block, 
     for (size_t off = lo & ~(size_t)63; off < hi; off += 64) _mm_prefetch(next + off, _MM_HINT_T1);
 }
 
-/* Rows of the next row block when `left` rows remain: 12, except that a remainder of 1-3 rows
- * after a full block is shared with it (13-15 rows as 7+6, 7+7, 8+7), for the reason given at
- * avx2_block_rows below: a 2-row tile keeps 4 FMA chains, half the FMA rate. Batch 1 on 2 threads
- * splits 197 rows as 98 + 99, and attention's query chunks likewise. */
-static inline size_t avx512_block_rows(size_t left) {
-    if (left > MR && left <= MR + 3) return (left + 1) / 2;
-    return left < MR ? left : MR;
+/* Rows of the next row block of a `full`-row tile when `left` rows remain: full, except that a
+ * remainder of 1-3 rows after a full block is shared with it (AVX-512, 12 rows: 13-15 as 7+6,
+ * 7+7, 8+7; AVX2, 6 rows: 7-9 as 4+3, 4+4, 5+4). A tile of r rows keeps 2r independent FMA
+ * chains; with 4-cycle FMA latency and two FMA pipes a 1-, 2- or 3-row tile runs at 1/4, 1/2 or
+ * 3/4 of the FMA rate (measured on Zen 5 at AVX2, 1152 columns: 7 / 8 / 13 / 14 rows 5-10%
+ * faster, 98 rows 1.7%; 10 rows as 5+5 were 2% slower than 6+4). Batch 1 on 2 threads splits 197
+ * rows as 98 + 99, and attention's query chunks likewise. */
+static inline size_t block_rows(size_t left, size_t full) {
+    if (left > full && left <= full + 3) return (left + 1) / 2;
+    return left < full ? left : full;
 }
 
 /* out (N, OC) <- epilogue(inp (N, IC) @ B) where B's 32-column panel starting at column p0 is at
@@ -228,7 +231,7 @@ AVX512 static void gemm_panels_avx512(float *out, float *capture, const float *i
         const char *next = packed_b && p0 + PANEL < OC ? (const char *)(panel + panel_step) : NULL;
         size_t next_bytes = PANEL * IC * sizeof(float), blocks = (N + MR - 1) / MR, block = 0;
         for (size_t r = 0, rows; r < N; r += rows) {
-            rows = avx512_block_rows(N - r);
+            rows = block_rows(N - r, MR);
             if (next) prefetch_share(next, next_bytes, block++, blocks); /* as many blocks as ceil(N / 12) */
             tile_kernels[rows](out + r * ldo + p0, capture ? capture + r * OC + p0 : NULL, inp + r * ldi, panel,
                                bias ? bias + p0 : NULL, IC, ldi, ldb, ldo, OC, m0, m1, packed_b, epilogue, scale);
@@ -335,16 +338,6 @@ typedef void (*tile2_fn)(float *, float *, const float *, const float *, const f
                          size_t, size_t, size_t, int, float);
 static const tile2_fn tile2_kernels[MR2 + 1] = {NULL, tile2_1, tile2_2, tile2_3, tile2_4, tile2_5, tile2_6};
 
-/* Rows of the next row block when `left` rows remain: 6, except that a remainder of 1-3 rows
- * after a full block is shared with it (7-9 rows as 4+3, 4+4, 5+4). A tile of r rows keeps 2r
- * independent FMA chains; with 4-cycle FMA latency and two FMA pipes a 1-, 2- or 3-row tile runs
- * at 1/4, 1/2 or 3/4 of the FMA rate (measured on Zen 5, 1152 columns: 7 / 8 / 13 / 14 rows 5-10%
- * faster, 98 rows (2 threads at batch 1) 1.7%; 10 rows as 5+5 were 2% slower than 6+4). */
-static inline size_t avx2_block_rows(size_t left) {
-    if (left > MR2 && left <= MR2 + 3) return (left + 1) / 2;
-    return left < MR2 ? left : MR2;
-}
-
 /* out (N, OC) <- epilogue(inp (N, IC) @ packed^T): panel (32 columns) outer, then half panel
  * (16 columns: its (IC, 16) weights stay in L1 over the row blocks), row blocks of 6 inner, full
  * K in the micro-kernel. As on the AVX-512 path, each row block prefetches its share of the NEXT
@@ -363,7 +356,7 @@ PIVOT_AVX2 static void gemm_panels_avx2(float *out, float *capture, const float 
         for (size_t c0 = p0; c0 < p0 + PANEL && c0 < OC; c0 += 16) {
             size_t nc = OC - c0 < 16 ? OC - c0 : 16;
             for (size_t r = 0, rows; r < N; r += rows) {
-                rows = avx2_block_rows(N - r);
+                rows = block_rows(N - r, MR2);
                 if (next) prefetch_share(next, next_bytes, block++, blocks);
                 tile2_kernels[rows](out + r * ldo + c0, capture ? capture + r * OC + c0 : NULL, inp + r * ldi,
                                     panel + (c0 - p0), bias ? bias + c0 : NULL, IC, ldi, PANEL, ldo, OC, nc, epilogue,
@@ -390,7 +383,7 @@ PIVOT_AVX2 static void gemm_nn_avx2(float *out, const float *a, const float *b, 
     for (size_t c = 0; c < N; c += 16) {
         size_t c0 = c + 16 <= N ? c : N - 16;
         for (size_t r = 0, rows; r < M; r += rows) {
-            rows = avx2_block_rows(M - r);
+            rows = block_rows(M - r, MR2);
             tile2_kernels[rows](out + r * ldo + c0, NULL, a + r * lda, b + c0, NULL, K, lda, ldb, ldo, 0, 16,
                                 PIVOT_EPI_STORE, 1.0f);
         }
