@@ -13,6 +13,7 @@
 #include <math.h>
 
 #include "cpu.h"
+#include "fast_math.h"
 
 #if PIVOT_X86_BUILD
 #include <immintrin.h>
@@ -32,18 +33,18 @@
 
 /* exp without the NaN: a NaN input gives a finite value (GELU's NaN propagates through x instead) */
 PIVOT_AVX2 static inline __m256 exp_finite_avx2(__m256 x_in) {
-    const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f), shifter = _mm256_set1_ps(12582912.0f);
+    const __m256 lo = _mm256_set1_ps(-87.0f), hi = _mm256_set1_ps(88.0f), shifter = _mm256_set1_ps(PIVOT_EXP_SHIFTER);
     __m256 x = _mm256_min_ps(_mm256_max_ps(x_in, lo), hi);
-    __m256 kd = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), shifter);
+    __m256 kd = _mm256_fmadd_ps(x, _mm256_set1_ps(PIVOT_EXP_LOG2E), shifter);
     __m256 n = _mm256_sub_ps(kd, shifter);
-    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(PIVOT_EXP_LN2_HI), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(PIVOT_EXP_LN2_LO), r);
     /* the polynomial by Estrin's scheme (pairs, then powers of r^2): a third of Horner's
      * dependency chain, which is what bounds GELU and softmax here */
     __m256 r2 = _mm256_mul_ps(r, r);
-    __m256 a = _mm256_fmadd_ps(_mm256_set1_ps(1.6666665459e-1f), r, _mm256_set1_ps(5.0000001201e-1f));
-    __m256 b = _mm256_fmadd_ps(_mm256_set1_ps(8.3334519073e-3f), r, _mm256_set1_ps(4.1665795894e-2f));
-    __m256 c = _mm256_fmadd_ps(_mm256_set1_ps(1.9875691500e-4f), r, _mm256_set1_ps(1.3981999507e-3f));
+    __m256 a = _mm256_fmadd_ps(_mm256_set1_ps(PIVOT_EXP_C1), r, _mm256_set1_ps(PIVOT_EXP_C0));
+    __m256 b = _mm256_fmadd_ps(_mm256_set1_ps(PIVOT_EXP_C3), r, _mm256_set1_ps(PIVOT_EXP_C2));
+    __m256 c = _mm256_fmadd_ps(_mm256_set1_ps(PIVOT_EXP_C5), r, _mm256_set1_ps(PIVOT_EXP_C4));
     __m256 p = _mm256_fmadd_ps(_mm256_fmadd_ps(c, r2, b), r2, a);
     p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
     __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_castps_si256(kd), _mm256_set1_epi32(127)), 23);
@@ -60,18 +61,18 @@ PIVOT_AVX2 static inline __m256 gelu_avx2(__m256 x_in) {
     const __m256 zero = _mm256_setzero_ps(), one = _mm256_set1_ps(1.0f);
     /* infinite inputs as in gelu_avx512 below: no special case after the formula */
     __m256 x = _mm256_max_ps(_mm256_set1_ps(-1e4f), x_in);
-    __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(-0.70710678118654752440f));
+    __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(-PIVOT_RSQRT2));
     __m256 az = _mm256_min_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), z), _mm256_set1_ps(1e4f));
     __m256 d = _mm256_fmadd_ps(_mm256_set1_ps(0.5f), az, one);
     __m256 t = _mm256_rcp_ps(d);                                       /* relative error < 1.5 * 2^-12 */
     t = _mm256_mul_ps(t, _mm256_fnmadd_ps(d, t, _mm256_set1_ps(2.0f))); /* Newton: ~2^-23 */
     /* erfcc's degree-9 polynomial in t by Estrin's scheme (depth 4 instead of 9) */
     __m256 t2 = _mm256_mul_ps(t, t), t4 = _mm256_mul_ps(t2, t2), t8 = _mm256_mul_ps(t4, t4);
-    __m256 p01 = _mm256_fmadd_ps(t, _mm256_set1_ps(1.00002368f), _mm256_set1_ps(-1.26551223f));
-    __m256 p23 = _mm256_fmadd_ps(t, _mm256_set1_ps(0.09678418f), _mm256_set1_ps(0.37409196f));
-    __m256 p45 = _mm256_fmadd_ps(t, _mm256_set1_ps(0.27886807f), _mm256_set1_ps(-0.18628806f));
-    __m256 p67 = _mm256_fmadd_ps(t, _mm256_set1_ps(1.48851587f), _mm256_set1_ps(-1.13520398f));
-    __m256 p89 = _mm256_fmadd_ps(t, _mm256_set1_ps(0.17087277f), _mm256_set1_ps(-0.82215223f));
+    __m256 p01 = _mm256_fmadd_ps(t, _mm256_set1_ps(PIVOT_ERFCC_C1), _mm256_set1_ps(PIVOT_ERFCC_C0));
+    __m256 p23 = _mm256_fmadd_ps(t, _mm256_set1_ps(PIVOT_ERFCC_C3), _mm256_set1_ps(PIVOT_ERFCC_C2));
+    __m256 p45 = _mm256_fmadd_ps(t, _mm256_set1_ps(PIVOT_ERFCC_C5), _mm256_set1_ps(PIVOT_ERFCC_C4));
+    __m256 p67 = _mm256_fmadd_ps(t, _mm256_set1_ps(PIVOT_ERFCC_C7), _mm256_set1_ps(PIVOT_ERFCC_C6));
+    __m256 p89 = _mm256_fmadd_ps(t, _mm256_set1_ps(PIVOT_ERFCC_C9), _mm256_set1_ps(PIVOT_ERFCC_C8));
     __m256 q0 = _mm256_fmadd_ps(p23, t2, p01), q1 = _mm256_fmadd_ps(p67, t2, p45);
     __m256 poly = _mm256_fmadd_ps(p89, t8, _mm256_fmadd_ps(q1, t4, q0));
     __m256 erfc_az = _mm256_mul_ps(t, exp_finite_avx2(_mm256_fnmadd_ps(az, az, poly)));
@@ -82,18 +83,18 @@ PIVOT_AVX2 static inline __m256 gelu_avx2(__m256 x_in) {
 
 /* exp without the NaN: a NaN input gives a finite value (GELU's NaN propagates through x instead) */
 PIVOT_AVX512 static inline __m512 exp_finite_avx512(__m512 x_in) {
-    const __m512 lo = _mm512_set1_ps(-87.0f), hi = _mm512_set1_ps(88.0f), shifter = _mm512_set1_ps(12582912.0f);
+    const __m512 lo = _mm512_set1_ps(-87.0f), hi = _mm512_set1_ps(88.0f), shifter = _mm512_set1_ps(PIVOT_EXP_SHIFTER);
     __m512 x = _mm512_min_ps(_mm512_max_ps(x_in, lo), hi);
-    __m512 kd = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), shifter);
+    __m512 kd = _mm512_fmadd_ps(x, _mm512_set1_ps(PIVOT_EXP_LOG2E), shifter);
     __m512 n = _mm512_sub_ps(kd, shifter);
-    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(PIVOT_EXP_LN2_HI), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(PIVOT_EXP_LN2_LO), r);
     /* the polynomial by Estrin's scheme (pairs, then powers of r^2): a third of Horner's
      * dependency chain, which is what bounds GELU and softmax here */
     __m512 r2 = _mm512_mul_ps(r, r);
-    __m512 a = _mm512_fmadd_ps(_mm512_set1_ps(1.6666665459e-1f), r, _mm512_set1_ps(5.0000001201e-1f));
-    __m512 b = _mm512_fmadd_ps(_mm512_set1_ps(8.3334519073e-3f), r, _mm512_set1_ps(4.1665795894e-2f));
-    __m512 c = _mm512_fmadd_ps(_mm512_set1_ps(1.9875691500e-4f), r, _mm512_set1_ps(1.3981999507e-3f));
+    __m512 a = _mm512_fmadd_ps(_mm512_set1_ps(PIVOT_EXP_C1), r, _mm512_set1_ps(PIVOT_EXP_C0));
+    __m512 b = _mm512_fmadd_ps(_mm512_set1_ps(PIVOT_EXP_C3), r, _mm512_set1_ps(PIVOT_EXP_C2));
+    __m512 c = _mm512_fmadd_ps(_mm512_set1_ps(PIVOT_EXP_C5), r, _mm512_set1_ps(PIVOT_EXP_C4));
     __m512 p = _mm512_fmadd_ps(_mm512_fmadd_ps(c, r2, b), r2, a);
     p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
     __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(kd), _mm512_set1_epi32(127)), 23);
@@ -112,18 +113,18 @@ PIVOT_AVX512 static inline __m512 gelu_avx512(__m512 x_in) {
      * gelu(+inf) = +inf through the formula (rcp14 of +inf would be 0 and its Newton step NaN);
      * every finite input gives the bits it would without them. max(c, x) keeps a NaN x. */
     __m512 x = _mm512_max_ps(_mm512_set1_ps(-1e4f), x_in);
-    __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(-0.70710678118654752440f));
+    __m512 z = _mm512_mul_ps(x, _mm512_set1_ps(-PIVOT_RSQRT2));
     __m512 az = _mm512_min_ps(_mm512_abs_ps(z), _mm512_set1_ps(1e4f));
     __m512 d = _mm512_fmadd_ps(_mm512_set1_ps(0.5f), az, one);
     __m512 t = _mm512_rcp14_ps(d);                               /* relative error < 2^-14 */
     t = _mm512_mul_ps(t, _mm512_fnmadd_ps(d, t, _mm512_set1_ps(2.0f))); /* Newton: ~2^-28 */
     /* erfcc's degree-9 polynomial in t by Estrin's scheme (depth 4 instead of 9) */
     __m512 t2 = _mm512_mul_ps(t, t), t4 = _mm512_mul_ps(t2, t2), t8 = _mm512_mul_ps(t4, t4);
-    __m512 p01 = _mm512_fmadd_ps(t, _mm512_set1_ps(1.00002368f), _mm512_set1_ps(-1.26551223f));
-    __m512 p23 = _mm512_fmadd_ps(t, _mm512_set1_ps(0.09678418f), _mm512_set1_ps(0.37409196f));
-    __m512 p45 = _mm512_fmadd_ps(t, _mm512_set1_ps(0.27886807f), _mm512_set1_ps(-0.18628806f));
-    __m512 p67 = _mm512_fmadd_ps(t, _mm512_set1_ps(1.48851587f), _mm512_set1_ps(-1.13520398f));
-    __m512 p89 = _mm512_fmadd_ps(t, _mm512_set1_ps(0.17087277f), _mm512_set1_ps(-0.82215223f));
+    __m512 p01 = _mm512_fmadd_ps(t, _mm512_set1_ps(PIVOT_ERFCC_C1), _mm512_set1_ps(PIVOT_ERFCC_C0));
+    __m512 p23 = _mm512_fmadd_ps(t, _mm512_set1_ps(PIVOT_ERFCC_C3), _mm512_set1_ps(PIVOT_ERFCC_C2));
+    __m512 p45 = _mm512_fmadd_ps(t, _mm512_set1_ps(PIVOT_ERFCC_C5), _mm512_set1_ps(PIVOT_ERFCC_C4));
+    __m512 p67 = _mm512_fmadd_ps(t, _mm512_set1_ps(PIVOT_ERFCC_C7), _mm512_set1_ps(PIVOT_ERFCC_C6));
+    __m512 p89 = _mm512_fmadd_ps(t, _mm512_set1_ps(PIVOT_ERFCC_C9), _mm512_set1_ps(PIVOT_ERFCC_C8));
     __m512 q0 = _mm512_fmadd_ps(p23, t2, p01), q1 = _mm512_fmadd_ps(p67, t2, p45);
     __m512 poly = _mm512_fmadd_ps(p89, t8, _mm512_fmadd_ps(q1, t4, q0));
     __m512 erfc_az = _mm512_mul_ps(t, exp_finite_avx512(_mm512_fnmadd_ps(az, az, poly)));
