@@ -63,6 +63,12 @@ static const struct {
 };
 #define N_KERNELS (int)(sizeof kernel_order / sizeof kernel_order[0])
 
+const char *pivot_int8_kernel_name(int kernel) {
+    for (int i = 0; i < N_KERNELS; i++)
+        if (kernel_order[i].kernel == kernel) return kernel_order[i].name;
+    return NULL;
+}
+
 int pivot_int8_kernel_resolve(int *out, int kernel) {
     if (kernel != PIVOT_INT8_KERNEL_AUTO) {
         if (!pivot_int8_kernel_supported(kernel)) return PIVOT_ERR_VALUE;

@@ -54,6 +54,10 @@ int pivot_int8_kernel_supported(int kernel);
  * unknown or unsupported, or the environment variable has an unknown value. */
 int pivot_int8_kernel_resolve(int *out, int kernel);
 
+/* The PIVOT_INT8_KERNEL name of a kernel code ("portable", "avx2", "avxvnni", "vnni", "amx"), or
+ * NULL for AUTO or an unknown code. */
+const char *pivot_int8_kernel_name(int kernel);
+
 /* Bytes of a packed (N, K) weight (panels + column sums). */
 int pivot_int8_packed_bytes(size_t *out, size_t N, size_t K);
 

@@ -132,10 +132,7 @@ int pivot_py_int8_kernel(int kernel) {
                          getenv("PIVOT_INT8_KERNEL"));
         else
             PyErr_Format(PyExc_ValueError, "int8 kernel %d (%s) is not supported by this CPU", kernel,
-                         kernel == PIVOT_INT8_KERNEL_AVX2      ? "avx2"
-                         : kernel == PIVOT_INT8_KERNEL_AVXVNNI ? "avxvnni"
-                         : kernel == PIVOT_INT8_KERNEL_VNNI    ? "vnni"
-                                                               : "amx");
+                         pivot_int8_kernel_name(kernel));
         return -1;
     }
     return 0;

@@ -149,8 +149,8 @@ static PyObject *py_qblock_sizes(PyObject *self, PyObject *args) {
 }
 
 PyMethodDef pivot_int8_methods[] = {
-    {"int8_kernel_supported", py_int8_kernel_supported, METH_O, "int8_kernel_supported(kernel 1..4) -> bool"},
-    {"int8_kernel_resolve", py_int8_kernel_resolve, METH_O, "int8_kernel_resolve(kernel 0..4) -> the kernel a call runs (0: best, capped by PIVOT_INT8_KERNEL)"},
+    {"int8_kernel_supported", py_int8_kernel_supported, METH_O, "int8_kernel_supported(kernel 1..5) -> bool"},
+    {"int8_kernel_resolve", py_int8_kernel_resolve, METH_O, "int8_kernel_resolve(kernel 0..5) -> the kernel a call runs (0: best, capped by PIVOT_INT8_KERNEL)"},
     {"int8_pack", py_int8_pack, METH_VARARGS, "int8_pack(w int8 (N, K), transposed=False) -> packed weight (panels + column sums); transposed: w is W^T (K, N), read in place"},
     {"int8_gemm", py_int8_gemm, METH_VARARGS, "int8_gemm(a uint8 (M, K), zero_point int32 (M), packed, N, kernel, threads) -> int32 (M, N)"},
     {"quantize_u8", py_quantize_u8, METH_VARARGS, "quantize_u8(x f32 (N, C), inv_scale f32 (N|1), zp int32 (N|1)) -> uint8 (N, C)"},
