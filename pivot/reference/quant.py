@@ -162,8 +162,9 @@ def embed_tokens(c, w, images) -> np.ndarray:
     """Float32 tokens (B, T, C): patch embedding, class (and dist) tokens, position embedding, in
     the engine's order of operations (csrc/engine.c embed_phase: the patch product in chunks of
     256 patches of one image, by pivot's packed GEMM from the AVX2 level (``_core.simd_level()``
-    1 up, the layout of ``_core.vit_pack_stem``) or its OpenBLAS below, then + (bias +
-    position)), so that the int8 forward can be held equal to it."""
+    1 up, the layout of ``_core.vit_pack_stem``; per-row arithmetic, so the engine's finer split
+    of a batch smaller than its thread count gives the same bits) or its OpenBLAS below, then +
+    (bias + position)), so that the int8 forward can be held equal to it."""
     B, P, G = images.shape[0], c.patch_size, c.img_size // c.patch_size
     patches = images.reshape(B, c.in_chans, G, P, G, P).transpose(0, 2, 4, 1, 3, 5).reshape(B, G * G, -1)
     weight = np.ascontiguousarray(w["patch_embed.proj.weight"].reshape(c.embed_dim, -1), _F)
