@@ -423,8 +423,8 @@ static void embed_phase(const forward_plan *pl, int tid, int nthreads) {
     size_t C = pl->C, T = pl->T, P = pl->patch, G = pl->grid, NP = G * G, img = pl->img;
     size_t K2 = pl->in_chans * P * P, chunks = (NP + EMBED_ROWS - 1) / EMBED_ROWS;
     /* On the packed GEMM (per-row arithmetic) a small batch's patches split among all threads: at
-     * batch 1 one 256-row chunk kept the other threads waiting (2 threads: 0.7 ms of a 20 ms call).
-     * On OpenBLAS the chunks stay fixed: its kernels, so the rounding, follow the product's size. */
+     * batch 1 one 256-row chunk kept the other threads waiting at the first barrier. On OpenBLAS
+     * the chunks stay fixed: its kernels, so the rounding, follow the product's size. */
     if (pl->patch_p && pl->B * chunks < (size_t)nthreads) chunks = ((size_t)nthreads + pl->B - 1) / pl->B;
     size_t rows = (NP + chunks - 1) / chunks; /* <= EMBED_ROWS */
     size_t b0, b1, i0, i1;
@@ -1212,8 +1212,8 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
     pl.int8 = int8;
     pl.lin = lin;
     /* Only the pooled tokens of the last encoder reach the head (class pooling): its queries,
-     * attention output, proj and MLP run on those rows alone (K and V on every token), 6.3% of a
-     * DeiT-S forward's MACs. Where every kernel of that encoder is per-row arithmetic (packed
+     * attention output, proj and MLP run on those rows alone (K and V on every token), which
+     * saves most of that encoder's multiply-adds. Where every kernel of that encoder is per-row arithmetic (packed
      * GEMMs, pivot's attention tiles, the int8 encoders: AVX2 up) the logits are the same bits;
      * captures, LV-ViT's token head and OpenBLAS paths take every row. */
     const block_params *last = &blocks[D - 1];
@@ -1223,8 +1223,7 @@ int pivot_vit_forward_ex(float *logits, float *attn_capture, float *mlp_capture,
         pl.last_rows = cfg->distilled ? 2 : 1;
     /* A large batch runs in chunks of images, each through every encoder, so that the encoder's
      * activations (x, qkv, attention output: ~5 C floats per token) stay in the last-level cache
-     * instead of streaming from memory in every phase (DeiT-S batch 32 on Zen 5, 32 MiB L3: per
-     * image 20.5 ms at 2 threads, 41.3 ms at 1, in one piece; 19.9 / 39.5 ms in chunks of 8). The
+     * instead of streaming from memory in every phase (figures: docs/performance.md). The
      * logits of a chunk are those of a call with that chunk alone; against the whole batch in one
      * piece they differ in rounding only, as between any two batch sizes (the head's OpenBLAS
      * product rounds by its row count). Captures keep the whole batch in one piece: their layouts

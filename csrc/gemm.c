@@ -204,9 +204,8 @@ static inline void prefetch_share(const char *next, size_t bytes, size_t block, 
  * remainder of 1-3 rows after a full block is shared with it (AVX-512, 12 rows: 13-15 as 7+6,
  * 7+7, 8+7; AVX2, 6 rows: 7-9 as 4+3, 4+4, 5+4). A tile of r rows keeps 2r independent FMA
  * chains; with 4-cycle FMA latency and two FMA pipes a 1-, 2- or 3-row tile runs at 1/4, 1/2 or
- * 3/4 of the FMA rate (measured on Zen 5 at AVX2, 1152 columns: 7 / 8 / 13 / 14 rows 5-10%
- * faster, 98 rows 1.7%; 10 rows as 5+5 were 2% slower than 6+4). Batch 1 on 2 threads splits 197
- * rows as 98 + 99, and attention's query chunks likewise. */
+ * 3/4 of the FMA rate (sharing a remainder of 4 or more measured slower: docs/performance.md).
+ * Batch 1 on 2 threads splits 197 rows as 98 + 99, and attention's query chunks likewise. */
 static inline size_t block_rows(size_t left, size_t full) {
     if (left > full && left <= full + 3) return (left + 1) / 2;
     return left < full ? left : full;
@@ -342,8 +341,7 @@ static const tile2_fn tile2_kernels[MR2 + 1] = {NULL, tile2_1, tile2_2, tile2_3,
  * (16 columns: its (IC, 16) weights stay in L1 over the row blocks), row blocks of 6 inner, full
  * K in the micro-kernel. As on the AVX-512 path, each row block prefetches its share of the NEXT
  * panel into L2: the weights of a forward stream from DRAM and the hardware prefetchers stop at
- * 4 KiB pages (measured on Zen 5 at this level: 3-4% faster on cold qkv / fc1 weights, 1-3%
- * slower when they are already cached; DeiT-S batch 1 forward 3% faster). */
+ * 4 KiB pages (a gain on cold weights, a small loss on cached ones: docs/performance.md). */
 PIVOT_AVX2 static void gemm_panels_avx2(float *out, float *capture, const float *inp, const float *packed,
                                         const float *bias, size_t N, size_t IC, size_t OC, size_t ldi, size_t ldo,
                                         int epilogue, float scale) {

@@ -244,7 +244,7 @@ static void tile_portable(int32_t *acc, const uint8_t *a, size_t lda, const int8
 
 /* Named accumulators, not an array: GCC kept c[r][j] arrays in registers only by copying them
  * between registers on every k step (a move per product), which cost a third of the tile's
- * speed; with names each row's two sums stay put (measured 313 -> ~480 GMAC/s on Zen 5). */
+ * speed; with names each row's two sums stay put (docs/performance.md). */
 #define VNNI_ACC(r) __m512i c##r##a = _mm512_setzero_si512(), c##r##b = _mm512_setzero_si512();
 #define VNNI_ROW(r)                                                                                         \
     if (MR > r) {                                                                                           \
@@ -383,8 +383,8 @@ DEFINE_BYTE_TILE(tile_avx2, AVX2_TARGET, AVX2_MULADD)
 
 /* AVX-VNNI (VEX vpdpbusd on ymm, Alder Lake and later, Zen 5): one instruction multiplies 32
  * u8 x s8 pairs and adds each 4 into int32, exact for any int8 weights (no int16 step), so it
- * needs neither 7-bit weights nor a wide fallback. 4 rows x 16 columns measured ~10% faster on
- * DeiT-S shapes than 6 rows x 16 (12 accumulators), whose 8-row calls end in a 2-row tile. */
+ * needs neither 7-bit weights nor a wide fallback. 4 rows x 16 columns rather than 6 x 16 (12
+ * accumulators), whose 8-row calls end in a 2-row tile (measured slower: docs/int8.md). */
 #define AVXVNNI_TARGET __attribute__((target("avx2,avxvnni")))
 #define AVXVNNI_MULADD(c, av, w) _mm256_dpbusd_avx_epi32((c), (av), (w))
 DEFINE_BYTE_TILE(tile_avxvnni, AVXVNNI_TARGET, AVXVNNI_MULADD)

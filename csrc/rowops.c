@@ -148,8 +148,7 @@ PIVOT_AVX2 static void rmsnorm_avx2(float *out, const float *inp, const float *w
     }
 }
 
-/* R rows at a time, as softmax_avx512 below (and for the same reason): DeiT-S's 197-wide rows on
- * Zen 5, R = 4: 3.3 -> 3.0 ns per 8 floats. */
+/* R rows at a time, as softmax_avx512 below (and for the same reason). */
 #define SOFTMAX_AVX2_ROWS(R)                                                                                \
     PIVOT_AVX2 PIVOT_SCHEDULE static void softmax_avx2_##R(float *x, size_t C, size_t ld) {                 \
         __m256 vmax[R], vsum[R], m[R], inv[R];                                                              \
@@ -242,9 +241,8 @@ PIVOT_AVX512 PIVOT_SCHEDULE static void gelu_avx512_rows(float *x, const float *
 
 /* Softmax of `R` rows together (R a compile-time constant): each row's passes are chains of
  * dependent steps (the running max, its horizontal reduction, the running sum, the reciprocal) that
- * leave the core idle, and R independent rows fill it (DeiT-S's 197-wide rows on Zen 5, R = 4: 5.8 ->
- * 3.5 ns per 16 floats; AVX2: see softmax_avx2). Each row's arithmetic is that of one row alone, in
- * the same order as before. */
+ * leave the core idle, and R independent rows fill it (figures: docs/performance.md). Each row's
+ * arithmetic is that of the row alone, in the same order. */
 #define SOFTMAX_AVX512_ROWS(R)                                                                              \
     PIVOT_AVX512 PIVOT_SCHEDULE static void softmax_avx512_##R(float *x, size_t C, size_t ld) {             \
         __m512 vmax[R], vsum[R], m[R], inv[R];                                                              \

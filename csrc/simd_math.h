@@ -1,8 +1,7 @@
 /* exp and exact GELU on AVX2 (8 lanes) and AVX-512 (16 lanes): the formulas of fast_math.h,
  * evaluated with fused multiply-adds, their polynomials by Estrin's scheme rather than Horner's
- * (same coefficients, a shorter dependency chain: 40 -> 32 cycles per AVX-512 GELU vector on Zen 5,
- * with the same worst errors below), and 1/(1 + z/2) as a reciprocal estimate refined by one
- * Newton step (a division costs ~16 cycles per vector, more than the rest of GELU). Accuracy
+ * (same coefficients, a shorter dependency chain, the same worst errors below), and 1/(1 + z/2) as
+ * a reciprocal estimate refined by one Newton step (a division was no faster on Zen 5). Accuracy
  * against float64 erf on every float of [-10, 10) with step 2^-12 (tests/test_perf_kernels.py):
  * absolute error <= 4e-7; relative error <= 1.5e-6 for x >= -3 and <= 1e-5 below (|gelu| < 4e-3
  * there; float32 rounding of the exp argument dominates), no worse than the portable version.
@@ -23,8 +22,8 @@
 
 /* For loops that evaluate GELU on four vectors at a time: each GELU is one long dependency chain
  * (~120 cycles), and the out-of-order core does not overlap four of them in program order by
- * itself; GCC's pre-allocation scheduler interleaves them (measured on Zen 5, ns per vector:
- * AVX2 9.0 -> 6.5, AVX-512 8.4 -> 6.8; two or eight at a time gained less). */
+ * itself; GCC's pre-allocation scheduler interleaves them (two or eight at a time gained less;
+ * figures: docs/performance.md). */
 #if defined(__GNUC__) && !defined(__clang__)
 #define PIVOT_SCHEDULE __attribute__((noinline, optimize("schedule-insns", "sched-pressure")))
 #else

@@ -111,8 +111,8 @@ typedef struct {
 
 /* How long a waiting thread stays awake before it sleeps on its condition variable. Inside a call
  * (a barrier) 1 ms: on a VM a sleeping thread's idle vCPU can take milliseconds to run it again,
- * and a forward has hundreds of barriers (DeiT-S, batch 1, 2 threads, after a 0.2 s pause: median
- * 41 ms with 50 us of spinning, 24 ms with 1 ms; 9.5 ms at int8 instead of 17). The first 50 us spin
+ * and a forward has hundreds of barriers (after an idle pause, 50 us of spinning nearly doubled a
+ * 2-thread forward: docs/performance.md). The first 50 us spin
  * on `pause`; the rest call sched_yield, which hands the CPU to any other runnable thread (an
  * oversubscribed team's laggard) and otherwise returns at once. Between calls (a parked worker,
  * the owner waiting for the workers to leave) 50 us of `pause` only: no core is held after a call. */
@@ -201,7 +201,7 @@ static void barrier_destroy(team_barrier *bar) {
  * Placement: the caller computes tid 0's share, so a worker on the caller's CPU halves the team.
  * Linux does put them there: a caller woken after an idle pause (a VM's idle vCPU does not count as
  * idle to the wake-up path) can land on the parked worker's CPU, and the pair then shares that CPU
- * for the whole call while the other stays idle (DeiT-S, batch 1, 2 threads: 48 ms instead of 23).
+ * for the whole call while the other stays idle.
  * So each call keeps the workers off the caller's current CPU: their affinity is the caller's own
  * minus that CPU, set again only when either changes (a team larger than the caller's CPUs gets
  * them all). */
